@@ -1,0 +1,72 @@
+#include "autograd/functions.h"
+
+#include <string>
+
+#include "core/error.h"
+
+namespace lldl {
+
+Tensor apply(OpKind kind, const Tensor* inputs, int n_in, OpAttr attr) {
+  const OpMeta& m = op_meta(kind);
+  if (n_in < 1 || !inputs[0].g) throw ValueError(std::string(m.name) + ": input 0 is empty");
+  for (int i = 1; i < n_in; ++i)
+    if (inputs[i].g != inputs[0].g)
+      throw ValueError(std::string(m.name) + ": inputs belong to different graphs");
+  return inputs[0].g->record(kind, inputs, n_in, attr);
+}
+
+namespace {
+Tensor unary(OpKind k, Tensor x, OpAttr a = no_attr()) { return apply(k, &x, 1, a); }
+Tensor binary(OpKind k, Tensor x, Tensor y, OpAttr a = no_attr()) {
+  Tensor in[2] = {x, y};
+  return apply(k, in, 2, a);
+}
+OpAttr reduce_attr(int axis) {
+  OpAttr a{};
+  a.reduce.axis = axis;
+  return a;
+}
+}  // namespace
+
+Tensor matmul(Tensor a, Tensor b, bool trans_a, bool trans_b) {
+  OpAttr at{};
+  at.matmul.trans_a = trans_a;
+  at.matmul.trans_b = trans_b;
+  return binary(OpKind::MatMul, a, b, at);
+}
+Tensor bias_add(Tensor x, Tensor bias) { return binary(OpKind::BiasAdd, x, bias); }
+Tensor add(Tensor a, Tensor b) { return binary(OpKind::Add, a, b); }
+Tensor sub(Tensor a, Tensor b) { return binary(OpKind::Sub, a, b); }
+Tensor mul(Tensor a, Tensor b) { return binary(OpKind::Mul, a, b); }
+Tensor scale(Tensor x, float alpha) {
+  OpAttr a{};
+  a.scale.alpha = alpha;
+  return unary(OpKind::Scale, x, a);
+}
+Tensor sum(Tensor x, int axis) { return unary(OpKind::Sum, x, reduce_attr(axis)); }
+Tensor mean(Tensor x, int axis) { return unary(OpKind::Mean, x, reduce_attr(axis)); }
+Tensor sigmoid(Tensor x) { return unary(OpKind::Sigmoid, x); }
+Tensor tanh(Tensor x) { return unary(OpKind::Tanh, x); }
+Tensor relu(Tensor x) { return unary(OpKind::Relu, x); }
+Tensor identity(Tensor x) { return unary(OpKind::Identity, x); }
+Tensor softmax(Tensor x) { return unary(OpKind::Softmax, x); }
+Tensor log_softmax(Tensor x) { return unary(OpKind::LogSoftmax, x); }
+Tensor mse_loss(Tensor pred, Tensor target) { return binary(OpKind::MseLoss, pred, target); }
+
+Tensor cross_entropy(Tensor logits, Tensor targets) {
+  if (!targets.g) throw ValueError("cross_entropy: targets are empty");
+  const TensorDesc& t = targets.g->desc(targets);
+  if (t.dtype != DType::I32) return binary(OpKind::CrossEntropy, logits, targets);
+  const Shape& ls = logits.g ? logits.g->shape(logits) : Shape{};
+  if (ls.ndim == 2) {
+    const int32_t* y = static_cast<const int32_t*>(t.data);
+    for (int64_t i = 0; i < t.shape.numel(); ++i)
+      if (y[i] < 0 || y[i] >= ls[1])
+        throw ValueError("cross_entropy: label " + std::to_string(y[i]) + " at row " +
+                         std::to_string(i) + " is out of range for " + std::to_string(ls[1]) +
+                         " classes (logits are " + ls.str() + ")");
+  }
+  return binary(OpKind::CrossEntropyLabels, logits, targets);
+}
+
+}  // namespace lldl

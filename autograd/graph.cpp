@@ -1,0 +1,279 @@
+#include "autograd/graph.h"
+
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "core/error.h"
+
+namespace lldl {
+
+Graph::Graph(DType dtype, Backend backend, size_t arena_block_bytes)
+    : dtype_(dtype), backend_(backend), arena_(arena_block_bytes) {
+  if (dtype != DType::F32 && dtype != DType::F64)
+    throw TypeError(std::string("graph: compute dtype must be float32 or float64, got ") +
+                    dtype_name(dtype));
+  if (backend != Backend::CPU)
+    throw UnavailableError(std::string("graph: backend '") + backend_name(backend) +
+                           "' is not available in this build");
+  tape_.reserve(256);
+  step_tensors_.reserve(256);
+}
+
+// ---- tensors ---------------------------------------------------------------
+
+Tensor Graph::new_tensor(const Shape& s, DType t, Region r, bool zero) {
+  TensorDesc d;
+  d.shape = s;
+  d.dtype = t;
+  d.region = r;
+  size_t bytes = static_cast<size_t>(s.numel()) * dtype_size(t);
+  d.data = arena_.alloc(r, bytes, &d.offset);
+  if (zero) std::memset(d.data, 0, bytes);
+  if (r == Region::Persistent) {
+    persistent_.push_back(std::move(d));
+    return {this, -static_cast<int32_t>(persistent_.size()), 0};
+  }
+  step_tensors_.push_back(std::move(d));
+  return {this, static_cast<int32_t>(step_tensors_.size() - 1), step_};
+}
+
+Tensor Graph::param(const Shape& s, const std::string& name) {
+  Tensor t = new_tensor(s, dtype_, Region::Persistent, true);
+  TensorDesc& d = by_id(t.id);
+  d.is_param = true;
+  d.requires_grad = true;
+  d.name = name.empty() ? "param" + std::to_string(persistent_.size() - 1) : name;
+  ensure_grad(d);
+  return t;
+}
+
+Tensor Graph::buffer(const Shape& s, DType t) { return new_tensor(s, t, Region::Persistent, true); }
+
+Tensor Graph::input(const Shape& s, DType t) { return new_tensor(s, t, Region::Step, true); }
+
+Tensor Graph::input(const Shape& s, const void* data, DType t) {
+  Tensor h = new_tensor(s, t, Region::Step, false);
+  std::memcpy(by_id(h.id).data, data, static_cast<size_t>(s.numel()) * dtype_size(t));
+  return h;
+}
+
+Tensor Graph::external(const Shape& s, void* data, DType t) {
+  if (!data && s.numel() > 0) throw ValueError("external: data pointer is null");
+  TensorDesc d;
+  d.shape = s;
+  d.dtype = t;
+  d.region = Region::External;
+  d.data = data;
+  step_tensors_.push_back(std::move(d));
+  return {this, static_cast<int32_t>(step_tensors_.size() - 1), step_};
+}
+
+void Graph::set_requires_grad(Tensor t) {
+  TensorDesc& d = desc_mut(t);
+  if (d.dtype == DType::I32) throw TypeError("set_requires_grad: an int32 tensor has no gradient");
+  d.requires_grad = true;
+}
+
+const TensorDesc& Graph::desc(Tensor t) const { return const_cast<Graph*>(this)->desc_mut(t); }
+
+TensorDesc& Graph::desc_mut(Tensor t) {
+  if (t.g != this)
+    throw ValueError(t.g ? "tensor belongs to another graph" : "tensor handle is empty");
+  if (t.id >= 0) {
+    if (t.step != step_ || t.id >= static_cast<int32_t>(step_tensors_.size()))
+      throw ValueError("tensor " + std::to_string(t.id) + " is from step " +
+                       std::to_string(t.step) + " but the graph is at step " +
+                       std::to_string(step_) + ": it was released by reset()");
+    return step_tensors_[t.id];
+  }
+  if (t.id == kNoTensor || -t.id - 1 >= static_cast<int32_t>(persistent_.size()))
+    throw ValueError("unknown tensor id " + std::to_string(t.id));
+  return persistent_[-t.id - 1];
+}
+
+void* Graph::checked_data(Tensor t, size_t elem) {
+  TensorDesc& d = desc_mut(t);
+  if (elem != dtype_size(d.dtype))
+    throw TypeError(std::string("data: tensor is ") + dtype_name(d.dtype) +
+                    ", read with an element of " + std::to_string(elem) + " bytes");
+  return d.data;
+}
+
+void* Graph::checked_grad(Tensor t, size_t elem) {
+  TensorDesc& d = desc_mut(t);
+  if (elem != dtype_size(d.dtype))
+    throw TypeError(std::string("grad: tensor is ") + dtype_name(d.dtype) +
+                    ", read with an element of " + std::to_string(elem) + " bytes");
+  if (!d.grad) throw ValueError("grad: tensor " + d.shape.str() + " has no gradient (it does not "
+                                "require grad, or backward() has not reached it)");
+  return d.grad;
+}
+
+double Graph::item(Tensor t) const {
+  const TensorDesc& d = desc(t);
+  if (d.shape.numel() != 1)
+    throw ShapeError("item: tensor has " + std::to_string(d.shape.numel()) +
+                     " elements (" + d.shape.str() + "), needs exactly one");
+  if (d.dtype == DType::F32) return *static_cast<const float*>(d.data);
+  if (d.dtype == DType::F64) return *static_cast<const double*>(d.data);
+  return *static_cast<const int32_t*>(d.data);
+}
+
+std::vector<Tensor> Graph::params() const {
+  std::vector<Tensor> out;
+  for (size_t i = 0; i < persistent_.size(); ++i)
+    if (persistent_[i].is_param)
+      out.push_back({const_cast<Graph*>(this), -static_cast<int32_t>(i) - 1, 0});
+  return out;
+}
+
+Tensor Graph::param_by_name(const std::string& name) const {
+  for (size_t i = 0; i < persistent_.size(); ++i)
+    if (persistent_[i].is_param && persistent_[i].name == name)
+      return {const_cast<Graph*>(this), -static_cast<int32_t>(i) - 1, 0};
+  throw ValueError("no parameter named '" + name + "'");
+}
+
+void Graph::ensure_grad(TensorDesc& d) {
+  if (d.grad) return;
+  size_t bytes = static_cast<size_t>(d.shape.numel()) * dtype_size(d.dtype);
+  Region r = d.region == Region::Persistent ? Region::Persistent : Region::Step;
+  d.grad = arena_.alloc(r, bytes);
+  std::memset(d.grad, 0, bytes);
+}
+
+// ---- ops -------------------------------------------------------------------
+
+void Graph::check_finite(const char* what, const TapeEntry& e, const void* p, int64_t n) const {
+  bool bad = false;
+  if (dtype_ == DType::F32) {
+    const float* f = static_cast<const float*>(p);
+    for (int64_t i = 0; i < n && !bad; ++i) bad = !std::isfinite(f[i]);
+  } else {
+    const double* f = static_cast<const double*>(p);
+    for (int64_t i = 0; i < n && !bad; ++i) bad = !std::isfinite(f[i]);
+  }
+  if (!bad) return;
+  std::string msg = std::string("anomaly: op '") + op_name(e.kind) + "' (tape entry " +
+                    std::to_string(&e - tape_.data()) + ") produced NaN or Inf in its " + what +
+                    "; inputs:";
+  for (int i = 0; i < e.n_in; ++i)
+    msg += " " + const_cast<Graph*>(this)->by_id(e.in[i]).shape.str();
+  throw ValueError(msg);
+}
+
+Tensor Graph::record(OpKind kind, const Tensor* inputs, int n_in, OpAttr attr) {
+  const OpMeta& m = op_meta(kind);
+  if (n_in != m.arity)
+    throw ValueError(std::string(m.name) + ": takes " + std::to_string(m.arity) +
+                     " input(s), got " + std::to_string(n_in));
+  KernelArgs a{};
+  a.kind = kind;
+  a.attr = attr;
+  a.n_in = n_in;
+  TapeEntry e{};
+  e.kind = kind;
+  e.n_in = static_cast<uint8_t>(n_in);
+  e.attr = attr;
+  bool needs_grad = false;
+  for (int i = 0; i < n_in; ++i) {
+    const TensorDesc& d = desc(inputs[i]);
+    // Only the labels of cross_entropy_labels are integers.
+    DType want = (kind == OpKind::CrossEntropyLabels && i == 1) ? DType::I32 : dtype_;
+    if (d.dtype != want)
+      throw TypeError(std::string(m.name) + ": input " + std::to_string(i) + " is " +
+                      dtype_name(d.dtype) + ", expected " + dtype_name(want));
+    a.in[i] = d.data;
+    a.in_shape[i] = d.shape;
+    e.in[i] = inputs[i].id;
+    needs_grad |= d.requires_grad;
+  }
+  for (int i = n_in; i < kMaxInputs; ++i) e.in[i] = kNoTensor;
+  a.out_shape = m.shape(a.in_shape, attr);
+  const KernelPair& k = kernels(backend_, dtype_, kind);
+
+  Tensor out = new_tensor(a.out_shape, dtype_, Region::Step, false);
+  TensorDesc& od = by_id(out.id);
+  od.requires_grad = needs_grad;
+  a.out = od.data;
+  e.out = out.id;
+  k.forward(a);
+  tape_.push_back(e);
+  if (anomaly_) check_finite("output", tape_.back(), od.data, a.out_shape.numel());
+  return out;
+}
+
+// ---- autodiff --------------------------------------------------------------
+
+void Graph::backward(Tensor loss) {
+  const TensorDesc& d = desc(loss);
+  if (d.shape.numel() != 1)
+    throw ShapeError("backward: loss must have one element, got " + d.shape.str() +
+                     " (pass an upstream gradient for a non-scalar output)");
+  double one64 = 1.0;
+  float one32 = 1.0f;
+  backward(loss, dtype_ == DType::F64 ? static_cast<const void*>(&one64) : &one32);
+}
+
+void Graph::backward(Tensor out, const void* seed) {
+  TensorDesc& od = desc_mut(out);
+  if (od.region == Region::Persistent || out.id < 0)
+    throw ValueError("backward: the output must be a tensor computed in this step");
+  if (!od.requires_grad)
+    throw ValueError("backward: output " + od.shape.str() +
+                     " does not depend on any parameter or input that requires grad");
+  // Intermediate gradients start from zero on every backward call; leaf
+  // gradients (parameters, inputs) accumulate across calls until zero_grad.
+  for (const TapeEntry& e : tape_) {
+    TensorDesc& t = by_id(e.out);
+    if (t.grad) std::memset(t.grad, 0, static_cast<size_t>(t.shape.numel()) * dtype_size(dtype_));
+  }
+  ensure_grad(od);
+  std::memcpy(od.grad, seed, static_cast<size_t>(od.shape.numel()) * dtype_size(dtype_));
+
+  for (size_t idx = tape_.size(); idx-- > 0;) {
+    const TapeEntry& e = tape_[idx];
+    TensorDesc& o = by_id(e.out);
+    if (!o.requires_grad || !o.grad) continue;  // not on the path to `out`
+    if (e.out > out.id) continue;               // recorded after `out`
+    KernelArgs a{};
+    a.kind = e.kind;
+    a.attr = e.attr;
+    a.n_in = e.n_in;
+    bool any = false;
+    for (int i = 0; i < e.n_in; ++i) {
+      TensorDesc& in = by_id(e.in[i]);
+      a.in[i] = in.data;
+      a.in_shape[i] = in.shape;
+      if (in.requires_grad) {
+        ensure_grad(in);
+        a.gin[i] = in.grad;
+        any = true;
+      }
+    }
+    if (!any) continue;
+    a.out = o.data;
+    a.out_shape = o.shape;
+    a.gout = o.grad;
+    kernels(backend_, dtype_, e.kind).backward(a);
+    if (anomaly_)
+      for (int i = 0; i < e.n_in; ++i)
+        if (a.gin[i]) check_finite("input gradient", e, a.gin[i], a.in_shape[i].numel());
+  }
+}
+
+void Graph::zero_grad() {
+  for (TensorDesc& d : persistent_)
+    if (d.grad) std::memset(d.grad, 0, static_cast<size_t>(d.shape.numel()) * dtype_size(d.dtype));
+}
+
+void Graph::reset(bool keep_grads) {
+  step_tensors_.clear();
+  tape_.clear();
+  arena_.reset_step();
+  ++step_;
+  if (!keep_grads) zero_grad();
+}
+
+}  // namespace lldl

@@ -1,0 +1,129 @@
+// Graph: owns the arena, the tensor table and the tape of one model.
+//
+// Ops run eagerly as they are recorded (define-by-run); backward(loss) walks
+// the tape in reverse. Per step: inputs, ops, loss, backward, optimiser step,
+// reset(). reset() rewinds the step region of the arena and invalidates every
+// step tensor; parameters persist.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "autograd/tape.h"
+#include "backends/backend.h"
+#include "core/arena.h"
+#include "core/dtype.h"
+#include "core/shape.h"
+
+namespace lldl {
+
+class Graph;
+
+// A handle: which graph, which tensor, and the step it belongs to. Copyable,
+// 16 bytes; using a handle after its step was reset raises ValueError.
+struct Tensor {
+  Graph* g = nullptr;
+  int32_t id = kNoTensor;
+  uint32_t step = 0;
+  bool valid() const { return g != nullptr; }
+};
+
+struct TensorDesc {
+  Shape shape;
+  DType dtype = DType::F32;
+  Region region = Region::Step;
+  bool requires_grad = false;
+  bool is_param = false;
+  void* data = nullptr;
+  void* grad = nullptr;   // allocated when first needed
+  size_t offset = 0;      // byte offset in its arena region
+  std::string name;       // parameters only
+};
+
+class Graph {
+ public:
+  explicit Graph(DType dtype = DType::F32, Backend backend = Backend::CPU,
+                 size_t arena_block_bytes = size_t(16) << 20);
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+
+  DType dtype() const { return dtype_; }
+  Backend backend() const { return backend_; }
+
+  // ---- tensors ---------------------------------------------------------
+  // A trainable parameter in the persistent region, zero-filled, with a
+  // persistent zero-filled gradient.
+  Tensor param(const Shape& s, const std::string& name = "");
+  // A persistent tensor without gradient (optimiser state, running stats).
+  Tensor buffer(const Shape& s, DType t);
+  // A step tensor in the arena, zero-filled, for the caller to fill.
+  Tensor input(const Shape& s, DType t);
+  Tensor input(const Shape& s) { return input(s, dtype_); }
+  // A step tensor holding a copy of `data` (numel elements of type t).
+  Tensor input(const Shape& s, const void* data, DType t);
+  // A step tensor over caller-owned memory, no copy. The memory must stay
+  // valid and unchanged until reset().
+  Tensor external(const Shape& s, void* data, DType t);
+  // Makes a step leaf (an input) collect a gradient in backward().
+  void set_requires_grad(Tensor t);
+
+  const TensorDesc& desc(Tensor t) const;  // validates the handle
+  const Shape& shape(Tensor t) const { return desc(t).shape; }
+  template <class T = float>
+  T* data(Tensor t) { return static_cast<T*>(checked_data(t, sizeof(T))); }
+  template <class T = float>
+  T* grad(Tensor t) { return static_cast<T*>(checked_grad(t, sizeof(T))); }
+  // Reads the scalar value of a one-element tensor as double.
+  double item(Tensor t) const;
+
+  std::vector<Tensor> params() const;
+  Tensor param_by_name(const std::string& name) const;
+
+  // ---- ops ---------------------------------------------------------------
+  // Records one op: validates the inputs with its shape rule, allocates the
+  // output in the step region, runs the forward kernel, appends a tape entry.
+  Tensor record(OpKind kind, const Tensor* inputs, int n_in, OpAttr attr);
+
+  // ---- autodiff ----------------------------------------------------------
+  // Reverse walk from a one-element loss with seed gradient 1.
+  void backward(Tensor loss);
+  // Reverse walk from any output with the given upstream gradient (numel
+  // elements of the graph's dtype).
+  void backward(Tensor out, const void* seed);
+  // Zeroes every parameter gradient.
+  void zero_grad();
+  // Ends the step: rewinds the step region, clears the tape, zeroes
+  // parameter gradients unless keep_grads.
+  void reset(bool keep_grads = false);
+
+  // Anomaly mode: after every kernel, look for NaN/Inf in what it wrote and
+  // raise ValueError naming the first op that produced one.
+  void set_anomaly_mode(bool on) { anomaly_ = on; }
+  bool anomaly_mode() const { return anomaly_; }
+
+  const std::vector<TapeEntry>& tape() const { return tape_; }
+  Arena& arena() { return arena_; }
+  const Arena& arena() const { return arena_; }
+  uint32_t step() const { return step_; }
+  size_t num_step_tensors() const { return step_tensors_.size(); }
+
+ private:
+  TensorDesc& desc_mut(Tensor t);
+  TensorDesc& by_id(int32_t id) { return id >= 0 ? step_tensors_[id] : persistent_[-id - 1]; }
+  Tensor new_tensor(const Shape& s, DType t, Region r, bool zero);
+  void* checked_data(Tensor t, size_t elem);
+  void* checked_grad(Tensor t, size_t elem);
+  void ensure_grad(TensorDesc& d);
+  void check_finite(const char* what, const TapeEntry& e, const void* p, int64_t n) const;
+
+  DType dtype_;
+  Backend backend_;
+  Arena arena_;
+  std::vector<TensorDesc> persistent_;
+  std::vector<TensorDesc> step_tensors_;
+  std::vector<TapeEntry> tape_;
+  uint32_t step_ = 1;
+  bool anomaly_ = false;
+};
+
+}  // namespace lldl

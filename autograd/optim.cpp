@@ -1,0 +1,91 @@
+#include "autograd/optim.h"
+
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "core/error.h"
+
+namespace lldl {
+
+Optimizer::Optimizer(Graph& graph, OptimConfig c) : g(&graph), cfg(c) {
+  if (!(c.lr > 0) || !std::isfinite(c.lr))
+    throw ValueError("optimizer: learning rate must be a positive finite number, got " +
+                     std::to_string(c.lr));
+  if (c.momentum < 0 || c.momentum >= 1)
+    throw ValueError("optimizer: momentum must be in [0, 1), got " + std::to_string(c.momentum));
+  if (c.beta1 < 0 || c.beta1 >= 1 || c.beta2 < 0 || c.beta2 >= 1)
+    throw ValueError("optimizer: betas must be in [0, 1), got " + std::to_string(c.beta1) + ", " +
+                     std::to_string(c.beta2));
+  if (c.weight_decay < 0)
+    throw ValueError("optimizer: weight_decay must be >= 0, got " + std::to_string(c.weight_decay));
+}
+
+void Optimizer::reset_state() {
+  for (std::vector<Tensor>* s : {&m, &v})
+    for (Tensor x : *s) {
+      const TensorDesc& d = g->desc(x);
+      std::memset(d.data, 0, static_cast<size_t>(d.shape.numel()) * dtype_size(d.dtype));
+    }
+  t = 0;
+}
+
+namespace {
+
+template <class T>
+void update(const OptimConfig& c, int64_t t, int64_t n, T* p, const T* grad, T* m, T* v) {
+  const T lr = c.lr, wd = c.weight_decay;
+  switch (c.kind) {
+    case OptimKind::SGD:
+      for (int64_t i = 0; i < n; ++i) p[i] -= lr * (grad[i] + wd * p[i]);
+      return;
+    case OptimKind::Momentum: {  // buf = mu buf + g; p -= lr buf (PyTorch's form)
+      const T mu = c.momentum;
+      for (int64_t i = 0; i < n; ++i) {
+        m[i] = mu * m[i] + grad[i] + wd * p[i];
+        p[i] -= lr * m[i];
+      }
+      return;
+    }
+    case OptimKind::Adam:
+    case OptimKind::AdamW: {
+      const T b1 = c.beta1, b2 = c.beta2, eps = c.eps;
+      const T bc1 = T(1) - std::pow(b1, T(t)), bc2 = T(1) - std::pow(b2, T(t));
+      const bool decoupled = c.kind == OptimKind::AdamW;
+      for (int64_t i = 0; i < n; ++i) {
+        T gi = decoupled ? grad[i] : grad[i] + wd * p[i];
+        if (decoupled) p[i] -= lr * wd * p[i];
+        m[i] = b1 * m[i] + (T(1) - b1) * gi;
+        v[i] = b2 * v[i] + (T(1) - b2) * gi * gi;
+        p[i] -= lr * (m[i] / bc1) / (std::sqrt(v[i] / bc2) + eps);
+      }
+      return;
+    }
+  }
+}
+
+}  // namespace
+
+void Optimizer::step() {
+  std::vector<Tensor> all = g->params();
+  for (size_t i = params.size(); i < all.size(); ++i) {
+    const Shape& s = g->shape(all[i]);
+    params.push_back(all[i]);
+    m.push_back(g->buffer(s, g->dtype()));
+    v.push_back(g->buffer(cfg.kind == OptimKind::Adam || cfg.kind == OptimKind::AdamW ? s : Shape{},
+                          g->dtype()));
+  }
+  ++t;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const TensorDesc& d = g->desc(params[i]);
+    int64_t n = d.shape.numel();
+    if (g->dtype() == DType::F32)
+      update(cfg, t, n, g->data<float>(params[i]), g->grad<float>(params[i]),
+             g->data<float>(m[i]), g->data<float>(v[i]));
+    else
+      update(cfg, t, n, g->data<double>(params[i]), g->grad<double>(params[i]),
+             g->data<double>(m[i]), g->data<double>(v[i]));
+  }
+}
+
+}  // namespace lldl

@@ -1,0 +1,37 @@
+// Optimisers: SGD, SGD with momentum, Adam and AdamW, updating parameters in
+// place from their gradients. State (momentum, moments) lives in the graph's
+// persistent arena region, created at the first step.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "autograd/graph.h"
+
+namespace lldl {
+
+enum class OptimKind : uint8_t { SGD, Momentum, Adam, AdamW };
+
+struct OptimConfig {
+  OptimKind kind = OptimKind::SGD;
+  float lr = 0.01f;
+  float momentum = 0.9f;        // Momentum
+  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;  // Adam, AdamW
+  // SGD/Momentum/Adam: L2 term added to the gradient; AdamW: decoupled decay.
+  float weight_decay = 0.0f;
+};
+
+struct Optimizer {
+  Graph* g;
+  OptimConfig cfg;
+  std::vector<Tensor> params, m, v;  // m: momentum / first moment, v: second moment
+  int64_t t = 0;                      // steps taken
+
+  Optimizer(Graph& graph, OptimConfig c);
+  // One update of every parameter of the graph (parameters created after the
+  // last step join with fresh state).
+  void step();
+  // Forgets the state (momentum, moments, step count); parameters unchanged.
+  void reset_state();
+};
+
+}  // namespace lldl

@@ -1,0 +1,45 @@
+// The backend table: [backend][dtype][op kind] -> forward and backward kernel.
+//
+// A kernel is a plain function over raw arena pointers. Backward kernels
+// ACCUMULATE (+=) into the input gradients, so a tensor used twice gets both
+// contributions; a null gradient pointer means that input needs none.
+// Adding a backend means filling its column; no op code changes.
+#pragma once
+#include "core/dtype.h"
+#include "ops/op.h"
+
+namespace lldl {
+
+enum class Backend : uint8_t { CPU, CUDA, Count };
+constexpr int kBackendCount = static_cast<int>(Backend::Count);
+inline const char* backend_name(Backend b) { return b == Backend::CPU ? "cpu" : "cuda"; }
+
+struct KernelArgs {
+  OpKind kind;
+  OpAttr attr;
+  int n_in;
+  const void* in[kMaxInputs];
+  Shape in_shape[kMaxInputs];
+  void* out;
+  Shape out_shape;
+  // backward only
+  const void* gout;          // gradient of the output
+  void* gin[kMaxInputs];     // gradients to accumulate into, or null
+};
+
+using KernelFn = void (*)(const KernelArgs&);
+struct KernelPair {
+  KernelFn forward = nullptr;
+  KernelFn backward = nullptr;
+};
+
+// Returns the kernels for (backend, dtype, kind), or throws UnavailableError
+// naming what is missing (e.g. a backend not compiled in).
+const KernelPair& kernels(Backend b, DType t, OpKind k);
+// True when the table holds both kernels.
+bool has_kernels(Backend b, DType t, OpKind k);
+
+// Filled by each backend (backends/<name>/table.cpp).
+void cpu_fill_table(KernelPair (&f32)[kOpCount], KernelPair (&f64)[kOpCount]);
+
+}  // namespace lldl

@@ -1,0 +1,54 @@
+// Shared helpers for the CPU kernels: Eigen maps over arena memory (no
+// copies) and the OpenMP threshold below which a loop stays serial.
+#pragma once
+#include <Eigen/Core>
+#include <cstdint>
+
+#include "backends/backend.h"
+
+namespace lldl::cpu {
+
+template <class T>
+using MatR = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T>
+using Map = Eigen::Map<MatR<T>>;  // unaligned: external (NumPy) memory may be
+template <class T>
+using CMap = Eigen::Map<const MatR<T>>;
+template <class T>
+using VecMap = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+template <class T>
+using CVecMap = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+
+// Forking threads costs microseconds; below this many elements a loop runs
+// on the calling thread.
+constexpr int64_t kParallelMin = 1 << 15;
+
+template <class T>
+const T* in(const KernelArgs& a, int i) { return static_cast<const T*>(a.in[i]); }
+template <class T>
+T* gin(const KernelArgs& a, int i) { return static_cast<T*>(a.gin[i]); }
+template <class T>
+T* out(const KernelArgs& a) { return static_cast<T*>(a.out); }
+template <class T>
+const T* gout(const KernelArgs& a) { return static_cast<const T*>(a.gout); }
+
+// Runs f(i) for i in [0, n), on OpenMP threads when n is large enough.
+template <class F>
+inline void pfor(int64_t n, F&& f) {
+#pragma omp parallel for if (n >= kParallelMin) schedule(static)
+  for (int64_t i = 0; i < n; ++i) f(i);
+}
+
+// Log-sum-exp of one row with the row maximum subtracted, so exp never
+// overflows: lse = m + log(sum exp(x - m)). (softmax.cpp)
+template <class T>
+T row_logsumexp(const T* x, int64_t n);
+
+// Each kernel file registers its kernels for one scalar type.
+template <class T> void register_matmul(KernelPair* t);
+template <class T> void register_elementwise(KernelPair* t);
+template <class T> void register_reduce(KernelPair* t);
+template <class T> void register_softmax(KernelPair* t);
+template <class T> void register_loss(KernelPair* t);
+
+}  // namespace lldl::cpu

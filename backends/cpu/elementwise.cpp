@@ -1,0 +1,160 @@
+// Elementwise ops and activations. x, y, out and their gradients all have
+// the same shape (n elements); bias_add broadcasts a (cols) vector over rows.
+#include <cmath>
+
+#include "backends/cpu/common.h"
+
+namespace lldl::cpu {
+
+namespace {
+
+int64_t numel(const KernelArgs& a) { return a.out_shape.numel(); }
+
+template <class T>
+void add_forward(const KernelArgs& a) {
+  const T *x = in<T>(a, 0), *y = in<T>(a, 1);
+  T* o = out<T>(a);
+  pfor(numel(a), [&](int64_t i) { o[i] = x[i] + y[i]; });
+}
+template <class T>
+void add_backward(const KernelArgs& a) {
+  const T* g = gout<T>(a);
+  for (int k = 0; k < 2; ++k)
+    if (T* d = gin<T>(a, k)) pfor(numel(a), [&](int64_t i) { d[i] += g[i]; });
+}
+
+template <class T>
+void sub_forward(const KernelArgs& a) {
+  const T *x = in<T>(a, 0), *y = in<T>(a, 1);
+  T* o = out<T>(a);
+  pfor(numel(a), [&](int64_t i) { o[i] = x[i] - y[i]; });
+}
+template <class T>
+void sub_backward(const KernelArgs& a) {
+  const T* g = gout<T>(a);
+  if (T* d = gin<T>(a, 0)) pfor(numel(a), [&](int64_t i) { d[i] += g[i]; });
+  if (T* d = gin<T>(a, 1)) pfor(numel(a), [&](int64_t i) { d[i] -= g[i]; });
+}
+
+template <class T>
+void mul_forward(const KernelArgs& a) {
+  const T *x = in<T>(a, 0), *y = in<T>(a, 1);
+  T* o = out<T>(a);
+  pfor(numel(a), [&](int64_t i) { o[i] = x[i] * y[i]; });
+}
+template <class T>
+void mul_backward(const KernelArgs& a) {
+  const T *x = in<T>(a, 0), *y = in<T>(a, 1), *g = gout<T>(a);
+  if (T* d = gin<T>(a, 0)) pfor(numel(a), [&](int64_t i) { d[i] += g[i] * y[i]; });
+  if (T* d = gin<T>(a, 1)) pfor(numel(a), [&](int64_t i) { d[i] += g[i] * x[i]; });
+}
+
+template <class T>
+void scale_forward(const KernelArgs& a) {
+  const T* x = in<T>(a, 0);
+  T* o = out<T>(a);
+  T s = static_cast<T>(a.attr.scale.alpha);
+  pfor(numel(a), [&](int64_t i) { o[i] = s * x[i]; });
+}
+template <class T>
+void scale_backward(const KernelArgs& a) {
+  const T* g = gout<T>(a);
+  T s = static_cast<T>(a.attr.scale.alpha);
+  if (T* d = gin<T>(a, 0)) pfor(numel(a), [&](int64_t i) { d[i] += s * g[i]; });
+}
+
+// x is (rows, n), b is (n): out[r, j] = x[r, j] + b[j].
+template <class T>
+void bias_forward(const KernelArgs& a) {
+  int64_t n = a.out_shape.last(), rows = a.out_shape.rows();
+  CMap<T> X(in<T>(a, 0), rows, n);
+  Map<T> O(out<T>(a), rows, n);
+  Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>> b(in<T>(a, 1), n);
+  O = X.rowwise() + b;
+}
+// db[j] = sum over rows of g[r, j]; dx = g.
+template <class T>
+void bias_backward(const KernelArgs& a) {
+  int64_t n = a.out_shape.last(), rows = a.out_shape.rows();
+  CMap<T> G(gout<T>(a), rows, n);
+  if (T* d = gin<T>(a, 0)) Map<T>(d, rows, n) += G;
+  if (T* d = gin<T>(a, 1))
+    Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(d, n) += G.colwise().sum();
+}
+
+// Activations: the backward uses the forward output where that is cheaper.
+template <class T>
+void sigmoid_forward(const KernelArgs& a) {
+  const T* x = in<T>(a, 0);
+  T* o = out<T>(a);
+  // Split on the sign so exp never overflows.
+  pfor(numel(a), [&](int64_t i) {
+    T v = x[i];
+    if (v >= 0) {
+      o[i] = T(1) / (T(1) + std::exp(-v));
+    } else {
+      T e = std::exp(v);
+      o[i] = e / (T(1) + e);
+    }
+  });
+}
+template <class T>
+void sigmoid_backward(const KernelArgs& a) {  // dy/dx = y (1 - y)
+  const T *y = out<T>(a), *g = gout<T>(a);
+  if (T* d = gin<T>(a, 0)) pfor(numel(a), [&](int64_t i) { d[i] += g[i] * y[i] * (T(1) - y[i]); });
+}
+
+template <class T>
+void tanh_forward(const KernelArgs& a) {
+  const T* x = in<T>(a, 0);
+  T* o = out<T>(a);
+  pfor(numel(a), [&](int64_t i) { o[i] = std::tanh(x[i]); });
+}
+template <class T>
+void tanh_backward(const KernelArgs& a) {  // dy/dx = 1 - y^2
+  const T *y = out<T>(a), *g = gout<T>(a);
+  if (T* d = gin<T>(a, 0)) pfor(numel(a), [&](int64_t i) { d[i] += g[i] * (T(1) - y[i] * y[i]); });
+}
+
+template <class T>
+void relu_forward(const KernelArgs& a) {
+  const T* x = in<T>(a, 0);
+  T* o = out<T>(a);
+  pfor(numel(a), [&](int64_t i) { o[i] = x[i] > T(0) ? x[i] : T(0); });
+}
+template <class T>
+void relu_backward(const KernelArgs& a) {  // gradient 0 at the kink
+  const T *x = in<T>(a, 0), *g = gout<T>(a);
+  if (T* d = gin<T>(a, 0)) pfor(numel(a), [&](int64_t i) { d[i] += x[i] > T(0) ? g[i] : T(0); });
+}
+
+template <class T>
+void identity_forward(const KernelArgs& a) {
+  const T* x = in<T>(a, 0);
+  T* o = out<T>(a);
+  pfor(numel(a), [&](int64_t i) { o[i] = x[i]; });
+}
+template <class T>
+void identity_backward(const KernelArgs& a) {
+  const T* g = gout<T>(a);
+  if (T* d = gin<T>(a, 0)) pfor(numel(a), [&](int64_t i) { d[i] += g[i]; });
+}
+
+}  // namespace
+
+template <class T>
+void register_elementwise(KernelPair* t) {
+  t[int(OpKind::Add)] = {add_forward<T>, add_backward<T>};
+  t[int(OpKind::Sub)] = {sub_forward<T>, sub_backward<T>};
+  t[int(OpKind::Mul)] = {mul_forward<T>, mul_backward<T>};
+  t[int(OpKind::Scale)] = {scale_forward<T>, scale_backward<T>};
+  t[int(OpKind::BiasAdd)] = {bias_forward<T>, bias_backward<T>};
+  t[int(OpKind::Sigmoid)] = {sigmoid_forward<T>, sigmoid_backward<T>};
+  t[int(OpKind::Tanh)] = {tanh_forward<T>, tanh_backward<T>};
+  t[int(OpKind::Relu)] = {relu_forward<T>, relu_backward<T>};
+  t[int(OpKind::Identity)] = {identity_forward<T>, identity_backward<T>};
+}
+template void register_elementwise<float>(KernelPair*);
+template void register_elementwise<double>(KernelPair*);
+
+}  // namespace lldl::cpu

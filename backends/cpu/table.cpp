@@ -1,0 +1,23 @@
+// The CPU column of the backend table, in float32 (the engine) and float64
+// (the same kernels, for gradient checks in double precision).
+#include "backends/cpu/common.h"
+
+namespace lldl {
+
+namespace {
+template <class T>
+void fill(KernelPair* t) {
+  cpu::register_matmul<T>(t);
+  cpu::register_elementwise<T>(t);
+  cpu::register_reduce<T>(t);
+  cpu::register_softmax<T>(t);
+  cpu::register_loss<T>(t);
+}
+}  // namespace
+
+void cpu_fill_table(KernelPair (&f32)[kOpCount], KernelPair (&f64)[kOpCount]) {
+  fill<float>(f32);
+  fill<double>(f64);
+}
+
+}  // namespace lldl

@@ -1,0 +1,37 @@
+#include <string>
+
+#include "backends/backend.h"
+#include "core/error.h"
+
+namespace lldl {
+
+namespace {
+struct Table {
+  KernelPair k[kBackendCount][kDTypeCount][kOpCount] = {};
+  Table() {
+    cpu_fill_table(k[int(Backend::CPU)][int(DType::F32)], k[int(Backend::CPU)][int(DType::F64)]);
+  }
+};
+const Table& table() {
+  static const Table t;
+  return t;
+}
+}  // namespace
+
+bool has_kernels(Backend b, DType t, OpKind k) {
+  int bi = int(b), ti = int(t), ki = int(k);
+  if (bi < 0 || bi >= kBackendCount || ti < 0 || ti >= kDTypeCount || ki < 0 || ki >= kOpCount)
+    return false;
+  const KernelPair& p = table().k[bi][ti][ki];
+  return p.forward && p.backward;
+}
+
+const KernelPair& kernels(Backend b, DType t, OpKind k) {
+  const OpMeta& m = op_meta(k);  // throws for an unknown kind
+  if (!has_kernels(b, t, k))
+    throw UnavailableError(std::string(m.name) + ": no " + dtype_name(t) + " kernel on backend '" +
+                           backend_name(b) + "'");
+  return table().k[int(b)][int(t)][int(k)];
+}
+
+}  // namespace lldl

@@ -1,0 +1,86 @@
+#include "core/arena.h"
+
+#include <cstdlib>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+#include "core/error.h"
+
+namespace lldl {
+
+namespace {
+void* host_alloc(size_t bytes) {
+  bytes = (bytes + kArenaAlign - 1) / kArenaAlign * kArenaAlign;
+  return std::aligned_alloc(kArenaAlign, bytes);
+}
+void host_free(void* p) { std::free(p); }
+size_t round_up(size_t n) { return (n + kArenaAlign - 1) / kArenaAlign * kArenaAlign; }
+}  // namespace
+
+ArenaAllocator host_allocator() { return {host_alloc, host_free}; }
+
+Arena::Arena(size_t block_bytes, ArenaAllocator a)
+    : block_bytes_(round_up(block_bytes ? block_bytes : kArenaAlign)), alloc_(a) {}
+
+Arena::~Arena() {
+  for (Pool* p : {&persistent_, &step_})
+    for (Block& b : p->blocks) alloc_.free(b.base);
+}
+
+Arena::Pool& Arena::pool(Region r) {
+  if (r == Region::Persistent) return persistent_;
+  if (r == Region::Step) return step_;
+  throw ValueError("arena: region External is not arena memory");
+}
+const Arena::Pool& Arena::pool(Region r) const { return const_cast<Arena*>(this)->pool(r); }
+
+void Arena::add_block(Pool& p, size_t min_bytes) {
+  size_t size = round_up(min_bytes > block_bytes_ ? min_bytes : block_bytes_);
+  void* mem = alloc_.alloc(size);
+  if (!mem) throw std::bad_alloc();
+  p.blocks.push_back({static_cast<char*>(mem), size});
+  p.st.reserved += size;
+  p.st.blocks = p.blocks.size();
+  p.st.system_allocs++;
+}
+
+void* Arena::alloc(Region r, size_t bytes, size_t* offset) {
+  Pool& p = pool(r);
+  size_t need = round_up(bytes ? bytes : 1);
+  // Move on to the next block (or a new one) when the current one is full.
+  while (p.cur < p.blocks.size() && p.used + need > p.blocks[p.cur].size) {
+    p.before += p.blocks[p.cur].size;
+    p.st.in_use += p.blocks[p.cur].size - p.used;  // the tail is lost until reset
+    p.cur++;
+    p.used = 0;
+  }
+  if (p.cur == p.blocks.size()) add_block(p, need);
+  char* ptr = p.blocks[p.cur].base + p.used;
+  if (offset) *offset = p.before + p.used;
+  p.used += need;
+  p.st.in_use += need;
+  if (p.st.in_use > p.st.high_water) p.st.high_water = p.st.in_use;
+  return ptr;
+}
+
+void Arena::reset_step() {
+  Pool& p = step_;
+  if (p.blocks.size() > 1) {
+    // The step did not fit one block: replace them with one block big enough
+    // for the whole step, so the next step is a single bump region.
+    size_t total = p.st.high_water;
+    for (Block& b : p.blocks) alloc_.free(b.base);
+    p.blocks.clear();
+    p.st.reserved = 0;
+    add_block(p, total);
+  }
+  p.cur = 0;
+  p.used = 0;
+  p.before = 0;
+  p.st.in_use = 0;
+}
+
+ArenaStats Arena::stats(Region r) const { return pool(r).st; }
+
+}  // namespace lldl
