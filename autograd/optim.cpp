@@ -8,17 +8,23 @@
 
 namespace lldl {
 
-Optimizer::Optimizer(Graph& graph, OptimConfig c) : g(&graph), cfg(c) {
+Optimizer::Optimizer(Graph& graph, OptimConfig c) : g(&graph), cfg(c) { validate(c); }
+
+void validate(const OptimConfig& c) {
   if (!(c.lr > 0) || !std::isfinite(c.lr))
     throw ValueError("optimizer: learning rate must be a positive finite number, got " +
                      std::to_string(c.lr));
-  if (c.momentum < 0 || c.momentum >= 1)
+  // Written as !(in range) so that NaN, which fails every comparison, is refused.
+  if (!(c.momentum >= 0 && c.momentum < 1))
     throw ValueError("optimizer: momentum must be in [0, 1), got " + std::to_string(c.momentum));
-  if (c.beta1 < 0 || c.beta1 >= 1 || c.beta2 < 0 || c.beta2 >= 1)
+  if (!(c.beta1 >= 0 && c.beta1 < 1 && c.beta2 >= 0 && c.beta2 < 1))
     throw ValueError("optimizer: betas must be in [0, 1), got " + std::to_string(c.beta1) + ", " +
                      std::to_string(c.beta2));
-  if (c.weight_decay < 0)
-    throw ValueError("optimizer: weight_decay must be >= 0, got " + std::to_string(c.weight_decay));
+  if (!(c.eps >= 0) || !std::isfinite(c.eps))
+    throw ValueError("optimizer: eps must be a finite number >= 0, got " + std::to_string(c.eps));
+  if (!(c.weight_decay >= 0) || !std::isfinite(c.weight_decay))
+    throw ValueError("optimizer: weight_decay must be a finite number >= 0, got " +
+                     std::to_string(c.weight_decay));
 }
 
 void Optimizer::reset_state() {
@@ -69,11 +75,11 @@ void update(const OptimConfig& c, int64_t t, int64_t n, T* p, const T* grad, T* 
 void Optimizer::step() {
   std::vector<Tensor> all = g->params();
   for (size_t i = params.size(); i < all.size(); ++i) {
-    const Shape& s = g->shape(all[i]);
+    Shape s = g->shape(all[i]);  // a copy: buffer() grows the table it points into
     params.push_back(all[i]);
-    m.push_back(g->buffer(s, g->dtype()));
-    v.push_back(g->buffer(cfg.kind == OptimKind::Adam || cfg.kind == OptimKind::AdamW ? s : Shape{},
-                          g->dtype()));
+    bool adam = cfg.kind == OptimKind::Adam || cfg.kind == OptimKind::AdamW;
+    m.push_back(g->buffer(cfg.kind == OptimKind::SGD ? Shape{} : s, g->dtype()));
+    v.push_back(g->buffer(adam ? s : Shape{}, g->dtype()));
   }
   ++t;
   for (size_t i = 0; i < params.size(); ++i) {

@@ -20,6 +20,9 @@ struct OptimConfig {
   float weight_decay = 0.0f;
 };
 
+// Throws ValueError naming the setting that is out of range.
+void validate(const OptimConfig& c);
+
 struct Optimizer {
   Graph* g;
   OptimConfig cfg;

@@ -1,0 +1,275 @@
+// The graph API for notebooks: Graph, Tensor, one function per op, Optimizer.
+//
+//   g = cppapi.Graph()
+//   W = g.param((10, 16), name="W", init="xavier_uniform", seed=0)
+//   x = g.input(X)                      # float32 C-contiguous: no copy
+//   loss = cppapi.mse_loss(cppapi.sigmoid(x @ W) ..., y)
+//   g.backward(loss); opt.step(); g.reset()
+#include <pybind11/stl.h>
+
+#include <memory>
+
+#include "autograd/functions.h"
+#include "autograd/init.h"
+#include "autograd/optim.h"
+#include "bindings/arrays.h"
+#include "bindings/module.h"
+#include "core/error.h"
+
+namespace lldl::py_bind {
+
+namespace {
+
+// The graph plus the arrays whose memory its step tensors borrow; those are
+// released by reset().
+struct PyGraph {
+  explicit PyGraph(DType t) : g(t) {}
+  Graph g;
+  std::vector<py::object> borrowed;
+};
+using GraphPtr = std::shared_ptr<PyGraph>;
+
+// A tensor handle that keeps its graph alive.
+struct PyTensor {
+  GraphPtr owner;
+  Tensor t;
+};
+
+py::array to_numpy(const TensorDesc& d, const void* src) {
+  std::vector<py::ssize_t> shape(d.shape.d, d.shape.d + d.shape.ndim);
+  if (d.dtype == DType::I32) {
+    py::array_t<int32_t> a(shape);
+    std::copy_n(static_cast<const int32_t*>(src), d.shape.numel(), a.mutable_data());
+    return a;
+  }
+  if (d.dtype == DType::F64) {
+    py::array_t<double> a(shape);
+    std::copy_n(static_cast<const double*>(src), d.shape.numel(), a.mutable_data());
+    return a;
+  }
+  py::array_t<float> a(shape);
+  std::copy_n(static_cast<const float*>(src), d.shape.numel(), a.mutable_data());
+  return a;
+}
+
+Shape shape_from(const std::vector<int64_t>& dims, const char* what) {
+  return make_shape(dims.data(), static_cast<int>(dims.size()), what);
+}
+
+Init init_from(const std::string& s) {
+  if (s == "zeros") return Init::Zeros;
+  if (s == "xavier_uniform") return Init::XavierUniform;
+  if (s == "xavier_normal") return Init::XavierNormal;
+  if (s == "he_uniform") return Init::HeUniform;
+  if (s == "he_normal") return Init::HeNormal;
+  throw ValueError("param: unknown init '" + s +
+                   "' (zeros, xavier_uniform, xavier_normal, he_uniform, he_normal)");
+}
+
+PyTensor wrap(const PyTensor& like, Tensor t) { return {like.owner, t}; }
+
+// Ops: each takes PyTensors and records on their graph.
+PyTensor op1(Tensor (*f)(Tensor), const PyTensor& x) { return wrap(x, f(x.t)); }
+PyTensor op2(Tensor (*f)(Tensor, Tensor), const PyTensor& a, const PyTensor& b) {
+  return wrap(a, f(a.t, b.t));
+}
+
+void copy_into(PyGraph& pg, Tensor t, const py::handle& value, const char* name) {
+  const TensorDesc& d = pg.g.desc(t);
+  py::array a = as_tensor_array(value, name, d.dtype == DType::I32);
+  if (a.ndim() != d.shape.ndim || a.size() != d.shape.numel())
+    throw ValueError(std::string(name) + ": shape " + shape_str(a) + " does not match tensor " +
+                     d.shape.str());
+  for (int i = 0; i < d.shape.ndim; ++i)
+    if (a.shape(i) != d.shape[i])
+      throw ValueError(std::string(name) + ": shape " + shape_str(a) + " does not match tensor " +
+                       d.shape.str());
+  std::memcpy(d.data, a.data(), static_cast<size_t>(d.shape.numel()) * dtype_size(d.dtype));
+}
+
+}  // namespace
+
+void bind_graph(py::module_& m) {
+  py::class_<PyTensor>(m, "Tensor", "A handle to a tensor of a Graph.")
+      .def_property_readonly("shape",
+                             [](const PyTensor& t) {
+                               const Shape& s = t.owner->g.shape(t.t);
+                               return std::vector<int64_t>(s.d, s.d + s.ndim);
+                             })
+      .def_property_readonly("name", [](const PyTensor& t) { return t.owner->g.desc(t.t).name; })
+      .def_property_readonly("requires_grad",
+                             [](const PyTensor& t) { return t.owner->g.desc(t.t).requires_grad; })
+      .def("numpy", [](const PyTensor& t) {
+             const TensorDesc& d = t.owner->g.desc(t.t);
+             return to_numpy(d, d.data);
+           }, "A copy of the values as a NumPy array.")
+      .def_property_readonly("grad", [](const PyTensor& t) -> py::object {
+             const TensorDesc& d = t.owner->g.desc(t.t);
+             if (!d.grad) return py::none();
+             return to_numpy(d, d.grad);
+           }, "A copy of the gradient, or None before backward reached it.")
+      .def("item", [](const PyTensor& t) { return t.owner->g.item(t.t); })
+      .def("assign", [](PyTensor& t, const py::handle& v) { copy_into(*t.owner, t.t, v, "value"); },
+           py::arg("value"), "Copies an array of the same shape into the tensor.")
+      .def("__add__", [](const PyTensor& a, const PyTensor& b) { return op2(add, a, b); })
+      .def("__sub__", [](const PyTensor& a, const PyTensor& b) { return op2(sub, a, b); })
+      .def("__mul__", [](const PyTensor& a, const PyTensor& b) { return op2(mul, a, b); })
+      .def("__mul__", [](const PyTensor& a, float s) { return wrap(a, scale(a.t, s)); })
+      .def("__rmul__", [](const PyTensor& a, float s) { return wrap(a, scale(a.t, s)); })
+      .def("__neg__", [](const PyTensor& a) { return wrap(a, scale(a.t, -1.0f)); })
+      .def("__matmul__", [](const PyTensor& a, const PyTensor& b) { return wrap(a, matmul(a.t, b.t)); })
+      .def("__repr__", [](const PyTensor& t) {
+        const TensorDesc& d = t.owner->g.desc(t.t);
+        return "Tensor(" + d.shape.str() + ", " + dtype_name(d.dtype) +
+               (d.name.empty() ? "" : ", name='" + d.name + "'") +
+               (d.requires_grad ? ", requires_grad" : "") + ")";
+      });
+
+  py::class_<PyGraph, GraphPtr>(m, "Graph",
+                                "Owns the arena, tensors and tape of a model. Ops run as they "
+                                "are called; backward() walks the tape in reverse.")
+      .def(py::init([](const std::string& dtype) {
+             if (dtype != "float32" && dtype != "float64")
+               throw TypeError("Graph: dtype must be 'float32' or 'float64', got '" + dtype + "'");
+             return std::make_shared<PyGraph>(dtype == "float32" ? DType::F32 : DType::F64);
+           }),
+           py::arg("dtype") = "float32")
+      .def("param",
+           [](const GraphPtr& pg, std::vector<int64_t> shape, const std::string& name,
+              const std::string& init, uint64_t seed) {
+             Tensor t = pg->g.param(shape_from(shape, "param"), name);
+             init_param(pg->g, t, init_from(init), seed);
+             return PyTensor{pg, t};
+           },
+           py::arg("shape"), py::arg("name") = "", py::arg("init") = "xavier_uniform",
+           py::arg("seed") = 0,
+           "A trainable parameter (persistent), initialised from a seed.")
+      .def("input",
+           [](const GraphPtr& pg, const py::handle& value, bool requires_grad) {
+             bool ints = !requires_grad;
+             py::array a = as_tensor_array(value, "input", ints);
+             std::vector<int64_t> dims(a.shape(), a.shape() + a.ndim());
+             Shape s = shape_from(dims, "input");
+             DType t = a.dtype().kind() == 'i' ? DType::I32 : DType::F32;
+             if (t == DType::F32 && pg->g.dtype() == DType::F64) {
+               // A float64 graph (for checks) gets its own copy in double.
+               auto d = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(value);
+               Tensor h = pg->g.input(s, d.data(), DType::F64);
+               if (requires_grad) pg->g.set_requires_grad(h);
+               return PyTensor{pg, h};
+             }
+             // No copy: the graph borrows the array's memory until reset().
+             Tensor h = pg->g.external(s, a.mutable_data(), t);
+             pg->borrowed.push_back(a);
+             if (requires_grad) pg->g.set_requires_grad(h);
+             return PyTensor{pg, h};
+           },
+           py::arg("value"), py::arg("requires_grad") = false,
+           "A step input over the array (float32 C-contiguous arrays are borrowed without a "
+           "copy until reset(); others are converted once; integer arrays become int32 labels).")
+      .def("backward",
+           [](const GraphPtr& pg, const PyTensor& out, const py::object& grad) {
+             if (grad.is_none()) return pg->g.backward(out.t);
+             const TensorDesc& d = pg->g.desc(out.t);
+             py::array_t<double, py::array::c_style | py::array::forcecast> seed(grad);
+             if (seed.size() != d.shape.numel())
+               throw ValueError("backward: grad has " + std::to_string(seed.size()) +
+                                " elements, output " + d.shape.str() + " has " +
+                                std::to_string(d.shape.numel()));
+             if (pg->g.dtype() == DType::F64) return pg->g.backward(out.t, seed.data());
+             std::vector<float> f(seed.data(), seed.data() + seed.size());
+             pg->g.backward(out.t, f.data());
+           },
+           py::arg("output"), py::arg("grad") = py::none(),
+           "Reverse walk from a one-element loss (or from any output with an upstream grad).")
+      .def("reset",
+           [](const GraphPtr& pg, bool keep_grads) {
+             pg->g.reset(keep_grads);
+             pg->borrowed.clear();
+           },
+           py::arg("keep_grads") = false,
+           "Ends the step: step tensors are released, parameter gradients zeroed.")
+      .def("zero_grad", [](const GraphPtr& pg) { pg->g.zero_grad(); })
+      .def("params",
+           [](const GraphPtr& pg) {
+             std::vector<PyTensor> out;
+             for (Tensor t : pg->g.params()) out.push_back({pg, t});
+             return out;
+           })
+      .def("param_by_name",
+           [](const GraphPtr& pg, const std::string& n) { return PyTensor{pg, pg->g.param_by_name(n)}; })
+      .def_property("anomaly_mode", [](const GraphPtr& pg) { return pg->g.anomaly_mode(); },
+                    [](const GraphPtr& pg, bool on) { pg->g.set_anomaly_mode(on); })
+      .def("tape",
+           [](const GraphPtr& pg) {
+             py::list l;
+             for (const TapeEntry& e : pg->g.tape()) {
+               py::dict d;
+               d["op"] = op_name(e.kind);
+               std::vector<int32_t> ins(e.in, e.in + e.n_in);
+               d["inputs"] = ins;
+               d["output"] = e.out;
+               l.append(d);
+             }
+             return l;
+           },
+           "The recorded ops of this step, in order.")
+      .def("stats", [](const GraphPtr& pg) {
+        py::dict d;
+        for (auto [name, r] : {std::pair{"persistent", Region::Persistent}, {"step", Region::Step}}) {
+          ArenaStats s = pg->g.arena().stats(r);
+          py::dict x;
+          x["in_use"] = s.in_use;
+          x["high_water"] = s.high_water;
+          x["reserved"] = s.reserved;
+          x["blocks"] = s.blocks;
+          x["system_allocs"] = s.system_allocs;
+          d[name] = x;
+        }
+        d["tape_length"] = pg->g.tape().size();
+        d["step"] = pg->g.step();
+        return d;
+      }, "Arena bytes per region (in use, high-water mark, reserved) and tape length.");
+
+  m.def("matmul", [](const PyTensor& a, const PyTensor& b, bool ta, bool tb) {
+    return wrap(a, matmul(a.t, b.t, ta, tb));
+  }, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false);
+  m.def("bias_add", [](const PyTensor& x, const PyTensor& b) { return op2(bias_add, x, b); });
+  m.def("add", [](const PyTensor& a, const PyTensor& b) { return op2(add, a, b); });
+  m.def("sub", [](const PyTensor& a, const PyTensor& b) { return op2(sub, a, b); });
+  m.def("mul", [](const PyTensor& a, const PyTensor& b) { return op2(mul, a, b); });
+  m.def("scale", [](const PyTensor& x, float s) { return wrap(x, scale(x.t, s)); });
+  m.def("sum", [](const PyTensor& x, int axis) { return wrap(x, sum(x.t, axis)); },
+        py::arg("x"), py::arg("axis") = -1);
+  m.def("mean", [](const PyTensor& x, int axis) { return wrap(x, mean(x.t, axis)); },
+        py::arg("x"), py::arg("axis") = -1);
+  m.def("sigmoid", [](const PyTensor& x) { return op1(sigmoid, x); });
+  m.def("tanh", [](const PyTensor& x) { return op1(lldl::tanh, x); });
+  m.def("relu", [](const PyTensor& x) { return op1(relu, x); });
+  m.def("identity", [](const PyTensor& x) { return op1(identity, x); });
+  m.def("softmax", [](const PyTensor& x) { return op1(softmax, x); });
+  m.def("log_softmax", [](const PyTensor& x) { return op1(log_softmax, x); });
+  m.def("mse_loss", [](const PyTensor& p, const PyTensor& t) { return op2(mse_loss, p, t); });
+  m.def("cross_entropy", [](const PyTensor& l, const PyTensor& t) { return op2(cross_entropy, l, t); },
+        "Cross-entropy of logits against one-hot/soft float targets or int32 labels.");
+  m.def("op_names", [] {
+    std::vector<std::string> n;
+    for (int i = 0; i < kOpCount; ++i) n.push_back(op_name(static_cast<OpKind>(i)));
+    return n;
+  });
+
+  py::class_<Optimizer>(m, "Optimizer", "Updates a graph's parameters from their gradients.")
+      .def(py::init([](const GraphPtr& pg, OptimKind kind, float lr, float momentum, float beta1,
+                       float beta2, float eps, float weight_decay) {
+             OptimConfig c{kind, lr, momentum, beta1, beta2, eps, weight_decay};
+             return std::make_unique<Optimizer>(pg->g, c);
+           }),
+           py::keep_alive<1, 2>(), py::arg("graph"), py::arg("kind"), py::arg("lr") = 0.01f,
+           py::arg("momentum") = 0.9f, py::arg("beta1") = 0.9f, py::arg("beta2") = 0.999f,
+           py::arg("eps") = 1e-8f, py::arg("weight_decay") = 0.0f)
+      .def("step", &Optimizer::step)
+      .def("reset_state", &Optimizer::reset_state)
+      .def_readonly("steps", &Optimizer::t);
+}
+
+}  // namespace lldl::py_bind

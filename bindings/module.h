@@ -1,0 +1,8 @@
+// Shared declarations of the cppapi module's parts (one file per area).
+#pragma once
+#include <pybind11/pybind11.h>
+
+namespace lldl::py_bind {
+void bind_seed(pybind11::module_& m);   // NeuralNetwork2, Layer2, Trainer and enums
+void bind_graph(pybind11::module_& m);  // Graph, Tensor, ops, Optimizer
+}  // namespace lldl::py_bind

@@ -1,0 +1,176 @@
+// The seed's API: LayerType, ActivationType, LossType, OptimiserType,
+// Layer2, NeuralNetwork2, Trainer.
+#include <pybind11/functional.h>
+#include <pybind11/stl.h>
+
+#include "bindings/arrays.h"
+#include "bindings/module.h"
+#include "core/error.h"
+
+namespace lldl::py_bind {
+
+namespace {
+
+py::array predict(NeuralNetwork2& nn, const py::handle& X) {
+  py::array keep;
+  Matrix x = as_matrix(X, "X", keep);
+  std::vector<float> y;
+  {
+    py::gil_scoped_release nogil;
+    y = nn.predict(x);
+  }
+  py::array_t<float> out({x.rows, nn.output_features()});
+  std::copy(y.begin(), y.end(), out.mutable_data());
+  return out;
+}
+
+py::dict history_dict(const History& h) {
+  py::list epoch, train_loss, test_loss, train_acc, test_acc, elapsed, rate;
+  for (const EvalRecord& r : h) {
+    epoch.append(r.epoch);
+    train_loss.append(r.train_loss);
+    test_loss.append(r.test_loss);
+    train_acc.append(r.train_accuracy < 0 ? py::none() : py::cast(r.train_accuracy));
+    test_acc.append(r.test_accuracy < 0 ? py::none() : py::cast(r.test_accuracy));
+    elapsed.append(r.elapsed_s);
+    rate.append(r.samples_per_s);
+  }
+  py::dict d;
+  d["epoch"] = epoch;
+  d["train_loss"] = train_loss;
+  d["test_loss"] = test_loss;
+  d["train_accuracy"] = train_acc;
+  d["test_accuracy"] = test_acc;
+  d["elapsed_s"] = elapsed;
+  d["samples_per_s"] = rate;
+  return d;
+}
+
+py::dict fit(Trainer& t, const py::handle& X, const py::handle& Y, const py::handle& Xt,
+             const py::handle& Yt, int64_t epochs, int64_t eval_every, const py::object& batch,
+             bool restart, int verbose) {
+  bool ce = t.network().loss() == LossType::CrossEntropy;
+  py::array kx, ky, kxt, kyt;
+  Matrix x = as_matrix(X, "X_train", kx);
+  Targets y = as_targets(Y, "Y_train", ce, ky);
+  Matrix xt;
+  Targets yt;
+  if (Xt.is_none() != Yt.is_none())
+    throw ValueError("fit: give both X_test and Y_test, or neither");
+  if (!Xt.is_none()) {
+    xt = as_matrix(Xt, "X_test", kxt);
+    yt = as_targets(Yt, "Y_test", ce, kyt);
+    if (xt.rows == 0) throw ValueError("fit: X_test is empty (0 rows)");
+  }
+  int64_t bs = batch.is_none() ? std::max<int64_t>(x.rows, 1) : batch.cast<int64_t>();
+  // Progress goes to sys.stdout so notebooks show it; Ctrl-C stops training.
+  t.set_sink([](const std::string& s) {
+    py::gil_scoped_acquire gil;
+    py::module_::import("sys").attr("stdout").attr("write")(s);
+    py::module_::import("sys").attr("stdout").attr("flush")();
+  });
+  t.set_interrupt_check([] {
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+  });
+  History h;
+  {
+    py::gil_scoped_release nogil;
+    h = t.fit(x, y, xt, yt, epochs, eval_every, bs, restart, verbose);
+  }
+  return history_dict(h);
+}
+
+}  // namespace
+
+void bind_seed(py::module_& m) {
+  py::enum_<LayerType>(m, "LayerType").value("Dense", LayerType::Dense);
+  py::enum_<ActivationType>(m, "ActivationType")
+      .value("Linear", ActivationType::Linear)
+      .value("Sigmoid", ActivationType::Sigmoid)
+      .value("Tanh", ActivationType::Tanh)
+      .value("ReLU", ActivationType::ReLU)
+      .value("Softmax", ActivationType::Softmax);
+  py::enum_<LossType>(m, "LossType")
+      .value("MSE", LossType::MSE)
+      .value("CROSS_ENTROPY", LossType::CrossEntropy);
+  py::enum_<OptimKind>(m, "OptimiserType")
+      .value("SGD", OptimKind::SGD)
+      .value("Momentum", OptimKind::Momentum)
+      .value("Adam", OptimKind::Adam)
+      .value("AdamW", OptimKind::AdamW);
+
+  py::class_<Layer2>(m, "Layer2", "One layer of a NeuralNetwork2: type, units, activation.")
+      .def(py::init([](LayerType t, int64_t units, ActivationType a) {
+             if (units <= 0)
+               throw ValueError("Layer2: units must be > 0, got " + std::to_string(units));
+             return Layer2{t, units, a};
+           }),
+           py::arg("type"), py::arg("units"), py::arg("activation") = ActivationType::Linear)
+      .def_readonly("type", &Layer2::type)
+      .def_readonly("units", &Layer2::units)
+      .def_readonly("activation", &Layer2::activation)
+      .def("__repr__", [](const Layer2& l) {
+        return "Layer2(LayerType." + std::string(layer_type_name(l.type)) + ", " +
+               std::to_string(l.units) + ", ActivationType." + activation_name(l.activation) + ")";
+      });
+
+  py::class_<NeuralNetwork2>(m, "NeuralNetwork2",
+                             "A network described by layers, compiled onto lldl's tape. The "
+                             "input size is taken from the first fit.")
+      .def(py::init<std::vector<Layer2>, LossType, uint64_t>(), py::arg("layers"),
+           py::arg("loss"), py::arg("seed") = 42)
+      .def("predict", &predict, py::arg("X"),
+           "Network output for each row of X, as a new float32 array (rows x outputs).")
+      .def_property_readonly("layers", &NeuralNetwork2::layers)
+      .def_property_readonly("loss", &NeuralNetwork2::loss)
+      .def_property_readonly("input_features", &NeuralNetwork2::input_features)
+      .def_property_readonly("output_features", &NeuralNetwork2::output_features)
+      .def_property_readonly("num_parameters", &NeuralNetwork2::num_parameters)
+      .def("parameters",
+           [](NeuralNetwork2& nn) {
+             py::dict d;
+             if (!nn.built()) return d;
+             for (Tensor p : nn.graph().params()) {
+               const TensorDesc& desc = nn.graph().desc(p);
+               std::vector<py::ssize_t> shape(desc.shape.d, desc.shape.d + desc.shape.ndim);
+               py::array_t<float> a(shape);
+               std::copy_n(static_cast<const float*>(desc.data), desc.shape.numel(),
+                           a.mutable_data());
+               d[py::str(desc.name)] = a;
+             }
+             return d;
+           },
+           "Copies of the parameters by name ('layers.0.weight' is inputs x units).");
+
+  py::class_<Trainer>(m, "Trainer", "Fits a NeuralNetwork2 with an optimiser.")
+      .def(py::init([](NeuralNetwork2& nn, OptimKind kind, float lr, float momentum, float beta1,
+                       float beta2, float eps, float weight_decay) {
+             OptimConfig c;
+             c.momentum = momentum;
+             c.beta1 = beta1;
+             c.beta2 = beta2;
+             c.eps = eps;
+             c.weight_decay = weight_decay;
+             return new Trainer(nn, kind, lr, c);
+           }),
+           py::keep_alive<1, 2>(), py::arg("nn"), py::arg("optimiser"), py::arg("lr") = 0.01f,
+           py::arg("momentum") = 0.9f, py::arg("beta1") = 0.9f, py::arg("beta2") = 0.999f,
+           py::arg("eps") = 1e-8f, py::arg("weight_decay") = 0.0f)
+      .def("fit", &fit, py::arg("X_train"), py::arg("Y_train"), py::arg("X_test") = py::none(),
+           py::arg("Y_test") = py::none(), py::arg("epochs") = 10, py::arg("eval_every") = 10,
+           py::arg("batch_size") = py::none(), py::arg("restart") = true, py::arg("verbose") = 2,
+           "Trains and returns the history: a dict of lists (epoch, train_loss, test_loss, "
+           "train_accuracy, test_accuracy, elapsed_s, samples_per_s).")
+      .def("evaluate",
+           [](Trainer& t, const py::handle& X, const py::handle& Y) {
+             py::array kx, ky;
+             Matrix x = as_matrix(X, "X", kx);
+             Targets y = as_targets(Y, "Y", t.network().loss() == LossType::CrossEntropy, ky);
+             auto [loss, acc] = t.evaluate(x, y);
+             return py::make_tuple(loss, acc < 0 ? py::none() : py::cast(acc));
+           },
+           py::arg("X"), py::arg("Y"), "(loss, accuracy or None) over a data set.");
+}
+
+}  // namespace lldl::py_bind

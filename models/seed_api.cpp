@@ -1,0 +1,375 @@
+#include "models/seed_api.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+
+#include "autograd/init.h"
+#include "core/error.h"
+#include "core/rng.h"
+
+namespace lldl {
+
+const char* layer_type_name(LayerType) { return "Dense"; }
+const char* activation_name(ActivationType a) {
+  switch (a) {
+    case ActivationType::Linear: return "Linear";
+    case ActivationType::Sigmoid: return "Sigmoid";
+    case ActivationType::Tanh: return "Tanh";
+    case ActivationType::ReLU: return "ReLU";
+    case ActivationType::Softmax: return "Softmax";
+  }
+  return "?";
+}
+const char* loss_name(LossType l) { return l == LossType::MSE ? "MSE" : "CROSS_ENTROPY"; }
+
+namespace {
+constexpr int64_t kEvalChunk = 1024;
+
+Tensor activate(ActivationType a, Tensor z) {
+  switch (a) {
+    case ActivationType::Linear: return z;
+    case ActivationType::Sigmoid: return sigmoid(z);
+    case ActivationType::Tanh: return tanh(z);
+    case ActivationType::ReLU: return relu(z);
+    case ActivationType::Softmax: return softmax(z);
+  }
+  throw ValueError("unknown activation " + std::to_string(int(a)));
+}
+
+void check_finite(const float* p, int64_t n, int64_t cols, const char* what) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(p[i]))
+      throw ValueError(std::string(what) + " contains " + (std::isnan(p[i]) ? "NaN" : "Inf") +
+                       " at row " + std::to_string(i / cols) + ", column " +
+                       std::to_string(i % cols));
+}
+
+std::string dims(int64_t r, int64_t c) { return std::to_string(r) + "x" + std::to_string(c); }
+}  // namespace
+
+// ---- NeuralNetwork2 ----------------------------------------------------------
+
+NeuralNetwork2::NeuralNetwork2(std::vector<Layer2> layers, LossType loss, uint64_t seed)
+    : layers_(std::move(layers)), loss_(loss), seed_(seed) {
+  if (layers_.empty()) throw ValueError("NeuralNetwork2: needs at least one layer");
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    if (layers_[i].type != LayerType::Dense)
+      throw ValueError("NeuralNetwork2: layer " + std::to_string(i) + " has an unknown type");
+    if (layers_[i].units <= 0)
+      throw ValueError("NeuralNetwork2: layer " + std::to_string(i) + " (Dense) needs units > 0, got " +
+                       std::to_string(layers_[i].units));
+  }
+  if (loss != LossType::MSE && loss != LossType::CrossEntropy)
+    throw ValueError("NeuralNetwork2: unknown loss type " + std::to_string(int(loss)));
+}
+
+void NeuralNetwork2::build(int64_t n_in) {
+  if (n_in <= 0) throw ValueError("NeuralNetwork2: input feature count must be > 0");
+  if (!graph_ || n_in != n_in_) {
+    graph_ = std::make_unique<Graph>(DType::F32, Backend::CPU, size_t(4) << 20);
+    W_.clear();
+    b_.clear();
+    int64_t fan_in = n_in;
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      std::string p = "layers." + std::to_string(i) + ".";
+      W_.push_back(graph_->param({fan_in, layers_[i].units}, p + "weight"));
+      b_.push_back(graph_->param({layers_[i].units}, p + "bias"));
+      fan_in = layers_[i].units;
+    }
+    n_in_ = n_in;
+  }
+  graph_->reset();
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    Init how = layers_[i].activation == ActivationType::ReLU ? Init::HeUniform : Init::XavierUniform;
+    init_param(*graph_, W_[i], how, seed_ * 1000003ull + i);
+    init_param(*graph_, b_[i], Init::Zeros, 0);
+  }
+}
+
+Tensor NeuralNetwork2::forward(Tensor x, Tensor* logits) {
+  Tensor h = x;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    Tensor z = bias_add(matmul(h, W_[i]), b_[i]);
+    bool last = i + 1 == layers_.size();
+    if (last && logits) {
+      *logits = z;
+      // Cross-entropy takes logits: a final Softmax is fused into the loss.
+      if (layers_[i].activation == ActivationType::Softmax) return z;
+    }
+    h = activate(layers_[i].activation, z);
+    if (last && logits) *logits = h;
+  }
+  return h;
+}
+
+Tensor NeuralNetwork2::loss_of(Tensor x, Tensor targets, Tensor* output) {
+  Tensor out;
+  if (loss_ == LossType::CrossEntropy) forward(x, &out);
+  else out = forward(x);
+  if (output) *output = out;
+  return loss_ == LossType::CrossEntropy ? cross_entropy(out, targets) : mse_loss(out, targets);
+}
+
+void NeuralNetwork2::check_input(const Matrix& X, const char* what) const {
+  if (!built()) throw ValueError("NeuralNetwork2: not trained yet (call fit first)");
+  if (X.rows <= 0) throw ValueError(std::string(what) + " is empty (0 rows)");
+  if (X.cols != n_in_)
+    throw ValueError(std::string(what) + " has " + std::to_string(X.cols) +
+                     " features but the network was built for " + std::to_string(n_in_) +
+                     " (" + what + " is " + dims(X.rows, X.cols) + ")");
+  check_finite(X.data, X.rows * X.cols, X.cols, what);
+}
+
+std::vector<float> NeuralNetwork2::predict(const Matrix& X) {
+  check_input(X, "X");
+  int64_t out = output_features();
+  std::vector<float> y(static_cast<size_t>(X.rows * out));
+  Graph& g = *graph_;
+  for (int64_t r = 0; r < X.rows; r += kEvalChunk) {
+    int64_t n = std::min(kEvalChunk, X.rows - r);
+    g.reset();
+    Tensor x = g.external({n, X.cols}, const_cast<float*>(X.data + r * X.cols), DType::F32);
+    Tensor o = forward(x);
+    std::memcpy(y.data() + r * out, g.data(o), static_cast<size_t>(n * out) * sizeof(float));
+  }
+  g.reset();
+  return y;
+}
+
+int64_t NeuralNetwork2::num_parameters() const {
+  int64_t n = 0, fan_in = n_in_;
+  for (const Layer2& l : layers_) {
+    n += fan_in * l.units + l.units;
+    fan_in = l.units;
+  }
+  return n;
+}
+
+// ---- Trainer -------------------------------------------------------------------
+
+Trainer::Trainer(NeuralNetwork2& nn, OptimiserType kind, float lr, OptimConfig extra)
+    : nn_(nn), cfg_(extra) {
+  cfg_.kind = kind;
+  cfg_.lr = lr;
+  validate(cfg_);
+  sink_ = [](const std::string& s) {
+    std::cout << s;
+    std::cout.flush();
+  };
+}
+
+void Trainer::check_targets(const Matrix& X, const Targets& Y, const char* xname,
+                            const char* yname) const {
+  if (X.rows <= 0) throw ValueError(std::string(xname) + " is empty (0 rows)");
+  if (Y.rows != X.rows)
+    throw ValueError(std::string(xname) + " and " + yname + " have different row counts: " +
+                     xname + " is " + dims(X.rows, X.cols) + ", " + yname + " is " +
+                     dims(Y.rows, Y.cols));
+  check_finite(X.data, X.rows * X.cols, X.cols, xname);
+  int64_t units = nn_.output_features();
+  if (Y.labels) {
+    if (nn_.loss() != LossType::CrossEntropy)
+      throw TypeError(std::string(yname) + " holds integer labels but the loss is MSE, which "
+                      "needs float targets of width " + std::to_string(units));
+    for (int64_t i = 0; i < Y.rows; ++i)
+      if (Y.labels[i] < 0 || Y.labels[i] >= units)
+        throw ValueError(std::string(yname) + ": label " + std::to_string(Y.labels[i]) +
+                         " at row " + std::to_string(i) + " is out of range for " +
+                         std::to_string(units) + " classes");
+    return;
+  }
+  if (Y.cols != units)
+    throw ValueError(std::string(yname) + " has " + std::to_string(Y.cols) +
+                     " columns but the network outputs " + std::to_string(units) + " (" + yname +
+                     " is " + dims(Y.rows, Y.cols) + ")" +
+                     (nn_.loss() == LossType::CrossEntropy
+                          ? "; give one-hot rows of that width or integer labels"
+                          : ""));
+  check_finite(Y.values, Y.rows * Y.cols, Y.cols, yname);
+}
+
+// Target tensor for rows[begin, begin+count) (or rows begin.. in order when
+// `rows` is null).
+Tensor Trainer::targets_tensor(const Targets& Y, const std::vector<int64_t>* rows, int64_t begin,
+                               int64_t count) {
+  Graph& g = nn_.graph();
+  if (Y.labels) {
+    if (!rows)
+      return g.external({count}, const_cast<int32_t*>(Y.labels + begin), DType::I32);
+    Tensor t = g.input({count}, DType::I32);
+    int32_t* p = g.data<int32_t>(t);
+    for (int64_t i = 0; i < count; ++i) p[i] = Y.labels[(*rows)[begin + i]];
+    return t;
+  }
+  if (!rows)
+    return g.external({count, Y.cols}, const_cast<float*>(Y.values + begin * Y.cols), DType::F32);
+  Tensor t = g.input({count, Y.cols}, DType::F32);
+  float* p = g.data(t);
+  for (int64_t i = 0; i < count; ++i)
+    std::memcpy(p + i * Y.cols, Y.values + (*rows)[begin + i] * Y.cols, Y.cols * sizeof(float));
+  return t;
+}
+
+std::pair<double, double> Trainer::evaluate(const Matrix& X, const Targets& Y) {
+  nn_.check_input(X, "X");
+  check_targets(X, Y, "X", "Y");
+  return evaluate_checked(X, Y);
+}
+
+std::pair<double, double> Trainer::evaluate_checked(const Matrix& X, const Targets& Y) {
+  Graph& g = nn_.graph();
+  bool classify = nn_.loss() == LossType::CrossEntropy;
+  int64_t units = nn_.output_features();
+  double loss = 0, correct = 0;
+  for (int64_t r = 0; r < X.rows; r += kEvalChunk) {
+    int64_t n = std::min(kEvalChunk, X.rows - r);
+    g.reset();
+    Tensor x = g.external({n, X.cols}, const_cast<float*>(X.data + r * X.cols), DType::F32);
+    Tensor y = targets_tensor(Y, nullptr, r, n);
+    Tensor out;
+    loss += g.item(nn_.loss_of(x, y, &out)) * static_cast<double>(n);
+    if (!classify) continue;
+    const float* o = g.data(out);  // logits: their argmax is the predicted class
+    for (int64_t i = 0; i < n; ++i) {
+      const float* row = o + i * units;
+      int64_t pred = std::max_element(row, row + units) - row;
+      int64_t truth = Y.labels ? Y.labels[r + i]
+                               : std::max_element(Y.values + (r + i) * units,
+                                                  Y.values + (r + i + 1) * units) -
+                                     (Y.values + (r + i) * units);
+      correct += pred == truth;
+    }
+  }
+  g.reset();
+  return {loss / static_cast<double>(X.rows),
+          classify ? correct / static_cast<double>(X.rows) : -1.0};
+}
+
+History Trainer::fit(const Matrix& X, const Targets& Y, const Matrix& Xt, const Targets& Yt,
+                     int64_t epochs, int64_t eval_every, int64_t batch_size, bool restart,
+                     int verbose) {
+  if (epochs < 0) throw ValueError("fit: epochs must be >= 0, got " + std::to_string(epochs));
+  if (eval_every <= 0)
+    throw ValueError("fit: eval_every must be > 0, got " + std::to_string(eval_every));
+  if (batch_size <= 0)
+    throw ValueError("fit: batch_size must be > 0, got " + std::to_string(batch_size));
+  if (verbose < 0 || verbose > 2)
+    throw ValueError("fit: verbose must be 0, 1 or 2, got " + std::to_string(verbose));
+  if (X.cols <= 0) throw ValueError("fit: X has no feature columns (" + dims(X.rows, X.cols) + ")");
+  if (nn_.built() && !restart && X.cols != nn_.input_features())
+    throw ValueError("fit: X has " + std::to_string(X.cols) +
+                     " features but the network was built for " +
+                     std::to_string(nn_.input_features()) + " (X is " + dims(X.rows, X.cols) +
+                     "); pass restart=True to rebuild it");
+  check_targets(X, Y, "X_train", "Y_train");
+  bool has_test = Xt.rows > 0 || Yt.rows > 0;
+  if (has_test) {
+    if (Xt.cols != X.cols)
+      throw ValueError("fit: X_test has " + std::to_string(Xt.cols) + " features, X_train has " +
+                       std::to_string(X.cols) + " (X_test is " + dims(Xt.rows, Xt.cols) +
+                       ", X_train is " + dims(X.rows, X.cols) + ")");
+    check_targets(Xt, Yt, "X_test", "Y_test");
+  }
+  // All checks passed: only now touch the parameters.
+  if (restart || !nn_.built()) {
+    nn_.build(X.cols);
+    opt_.reset();
+    epochs_done_ = 0;
+  }
+  if (!opt_ || opt_->g != &nn_.graph()) opt_ = std::make_unique<Optimizer>(nn_.graph(), cfg_);
+
+  Graph& g = nn_.graph();
+  const int64_t n = X.rows, bs = std::min(batch_size, n);
+  const bool classify = nn_.loss() == LossType::CrossEntropy;
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) order[i] = i;
+  History hist;
+  using clock = std::chrono::steady_clock;
+  auto t0 = clock::now(), last_draw = t0;
+  double seen = 0;
+  char buf[256];
+
+  for (int64_t e = 1; e <= epochs; ++e) {
+    const bool full = bs == n;  // one batch: no shuffle, no copy
+    if (!full) {
+      Rng rng(shuffle_seed + epochs_done_);
+      for (int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[rng.below(i + 1)]);
+    }
+    double epoch_loss = 0;
+    for (int64_t b = 0; b < n; b += bs) {
+      int64_t m = std::min(bs, n - b);
+      g.reset();
+      Tensor x;
+      if (full) {
+        x = g.external({n, X.cols}, const_cast<float*>(X.data), DType::F32);
+      } else {
+        x = g.input({m, X.cols}, DType::F32);
+        float* p = g.data(x);
+        for (int64_t i = 0; i < m; ++i)
+          std::memcpy(p + i * X.cols, X.data + order[b + i] * X.cols, X.cols * sizeof(float));
+      }
+      Tensor y = targets_tensor(Y, full ? nullptr : &order, b, m);
+      Tensor loss = nn_.loss_of(x, y);
+      double lv = g.item(loss);
+      if (!std::isfinite(lv))
+        throw ValueError("fit: the training loss became " + std::string(std::isnan(lv) ? "NaN" : "Inf") +
+                         " at epoch " + std::to_string(e) + "; lower the learning rate (" +
+                         std::to_string(cfg_.lr) + ")");
+      g.backward(loss);
+      opt_->step();
+      epoch_loss += lv * static_cast<double>(m);
+      seen += static_cast<double>(m);
+      auto now = clock::now();
+      if (std::chrono::duration<double>(now - last_draw).count() > 0.1) {
+        last_draw = now;
+        if (interrupt_) interrupt_();
+        if (verbose == 1) {
+          double el = std::chrono::duration<double>(now - t0).count();
+          double frac = (static_cast<double>(e - 1) + static_cast<double>(b + m) / n) / epochs;
+          int bars = static_cast<int>(frac * 30);
+          std::snprintf(buf, sizeof buf, "\repoch %lld/%lld [%-30s] %3d%% loss %.4f %.0f samples/s",
+                        (long long)e, (long long)epochs, std::string(bars, '#').c_str(),
+                        int(frac * 100), lv, seen / el);
+          sink_(buf);
+        }
+      }
+    }
+    ++epochs_done_;
+    if (e % eval_every == 0 || e == epochs) {
+      EvalRecord r;
+      r.epoch = static_cast<int64_t>(epochs_done_);
+      r.train_loss = epoch_loss / static_cast<double>(n);
+      if (classify) r.train_accuracy = evaluate_checked(X, Y).second;
+      if (has_test) std::tie(r.test_loss, r.test_accuracy) = evaluate_checked(Xt, Yt);
+      r.elapsed_s = std::chrono::duration<double>(clock::now() - t0).count();
+      r.samples_per_s = r.elapsed_s > 0 ? seen / r.elapsed_s : 0;
+      hist.push_back(r);
+      if (verbose == 2) {
+        int k = std::snprintf(buf, sizeof buf, "epoch %lld/%lld  train loss %.6g",
+                              (long long)e, (long long)epochs, r.train_loss);
+        if (has_test) k += std::snprintf(buf + k, sizeof buf - k, "  test loss %.6g", r.test_loss);
+        if (classify)
+          k += std::snprintf(buf + k, sizeof buf - k, "  train acc %.4f", r.train_accuracy);
+        if (classify && has_test)
+          k += std::snprintf(buf + k, sizeof buf - k, "  test acc %.4f", r.test_accuracy);
+        std::snprintf(buf + k, sizeof buf - k, "  elapsed %.3f s\n", r.elapsed_s);
+        sink_(buf);
+      }
+    }
+  }
+  if (verbose == 1 && epochs > 0) {
+    const EvalRecord& r = hist.back();
+    std::snprintf(buf, sizeof buf, "\repoch %lld/%lld [%-30s] 100%% loss %.4f %.0f samples/s %.2f s\n",
+                  (long long)epochs, (long long)epochs, std::string(30, '#').c_str(), r.train_loss,
+                  r.samples_per_s, r.elapsed_s);
+    sink_(buf);
+  }
+  g.reset();
+  return hist;
+}
+
+}  // namespace lldl
