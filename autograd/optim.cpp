@@ -33,6 +33,7 @@ void Optimizer::reset_state() {
       const TensorDesc& d = g->desc(x);
       std::memset(d.data, 0, static_cast<size_t>(d.shape.numel()) * dtype_size(d.dtype));
     }
+  for (int64_t& s : steps) s = 0;
   t = 0;
 }
 
@@ -80,16 +81,18 @@ void Optimizer::step() {
     bool adam = cfg.kind == OptimKind::Adam || cfg.kind == OptimKind::AdamW;
     m.push_back(g->buffer(cfg.kind == OptimKind::SGD ? Shape{} : s, g->dtype()));
     v.push_back(g->buffer(adam ? s : Shape{}, g->dtype()));
+    steps.push_back(0);
   }
   ++t;
   for (size_t i = 0; i < params.size(); ++i) {
     const TensorDesc& d = g->desc(params[i]);
     int64_t n = d.shape.numel();
+    ++steps[i];
     if (g->dtype() == DType::F32)
-      update(cfg, t, n, g->data<float>(params[i]), g->grad<float>(params[i]),
+      update(cfg, steps[i], n, g->data<float>(params[i]), g->grad<float>(params[i]),
              g->data<float>(m[i]), g->data<float>(v[i]));
     else
-      update(cfg, t, n, g->data<double>(params[i]), g->grad<double>(params[i]),
+      update(cfg, steps[i], n, g->data<double>(params[i]), g->grad<double>(params[i]),
              g->data<double>(m[i]), g->data<double>(v[i]));
   }
 }

@@ -27,6 +27,8 @@ struct Optimizer {
   Graph* g;
   OptimConfig cfg;
   std::vector<Tensor> params, m, v;  // m: momentum / first moment, v: second moment
+  std::vector<int64_t> steps;         // per parameter: Adam's bias correction counts
+                                      // from the step the parameter joined
   int64_t t = 0;                      // steps taken
 
   Optimizer(Graph& graph, OptimConfig c);
