@@ -24,7 +24,8 @@ Tensor softmax(Tensor x);       // over the last dimension
 Tensor log_softmax(Tensor x);   // over the last dimension
 Tensor mse_loss(Tensor pred, Tensor target);
 // Targets either float (one-hot or soft, same shape as logits) or int32
-// labels (one per row). Labels are range-checked here, before any kernel.
+// labels (one per row). Labels are range-checked when the op is recorded,
+// before any kernel.
 Tensor cross_entropy(Tensor logits, Tensor targets);
 
 inline Tensor operator+(Tensor a, Tensor b) { return add(a, b); }

@@ -54,7 +54,8 @@ Tensor Graph::input(const Shape& s, DType t) { return new_tensor(s, t, Region::S
 
 Tensor Graph::input(const Shape& s, const void* data, DType t) {
   Tensor h = new_tensor(s, t, Region::Step, false);
-  std::memcpy(by_id(h.id).data, data, static_cast<size_t>(s.numel()) * dtype_size(t));
+  size_t bytes = static_cast<size_t>(s.numel()) * dtype_size(t);
+  if (bytes) std::memcpy(by_id(h.id).data, data, bytes);  // data may be null when empty
   return h;
 }
 
@@ -92,19 +93,19 @@ TensorDesc& Graph::desc_mut(Tensor t) {
   return persistent_[-t.id - 1];
 }
 
-void* Graph::checked_data(Tensor t, size_t elem) {
+void* Graph::checked_data(Tensor t, DType want) {
   TensorDesc& d = desc_mut(t);
-  if (elem != dtype_size(d.dtype))
-    throw TypeError(std::string("data: tensor is ") + dtype_name(d.dtype) +
-                    ", read with an element of " + std::to_string(elem) + " bytes");
+  if (want != d.dtype)
+    throw TypeError(std::string("data: tensor ") + d.shape.str() + " is " + dtype_name(d.dtype) +
+                    ", read as " + dtype_name(want));
   return d.data;
 }
 
-void* Graph::checked_grad(Tensor t, size_t elem) {
+void* Graph::checked_grad(Tensor t, DType want) {
   TensorDesc& d = desc_mut(t);
-  if (elem != dtype_size(d.dtype))
-    throw TypeError(std::string("grad: tensor is ") + dtype_name(d.dtype) +
-                    ", read with an element of " + std::to_string(elem) + " bytes");
+  if (want != d.dtype)
+    throw TypeError(std::string("grad: tensor ") + d.shape.str() + " is " + dtype_name(d.dtype) +
+                    ", read as " + dtype_name(want));
   if (!d.grad) throw ValueError("grad: tensor " + d.shape.str() + " has no gradient (it does not "
                                 "require grad, or backward() has not reached it)");
   return d.grad;
@@ -144,6 +145,18 @@ void Graph::ensure_grad(TensorDesc& d) {
 }
 
 // ---- ops -------------------------------------------------------------------
+
+namespace {
+// Class labels index the logits, so they are range-checked on the host before
+// any kernel runs (whether the op came from cross_entropy() or apply()).
+void check_labels(const Shape& logits, const Shape& labels, const int32_t* y) {
+  for (int64_t i = 0; i < labels.numel(); ++i)
+    if (y[i] < 0 || y[i] >= logits[1])
+      throw ValueError("cross_entropy: label " + std::to_string(y[i]) + " at row " +
+                       std::to_string(i) + " is out of range for " + std::to_string(logits[1]) +
+                       " classes (logits are " + logits.str() + ")");
+}
+}  // namespace
 
 void Graph::check_finite(const char* what, const TapeEntry& e, const void* p, int64_t n) const {
   bool bad = false;
@@ -191,6 +204,8 @@ Tensor Graph::record(OpKind kind, const Tensor* inputs, int n_in, OpAttr attr) {
   }
   for (int i = n_in; i < kMaxInputs; ++i) e.in[i] = kNoTensor;
   a.out_shape = m.shape(a.in_shape, attr);
+  if (kind == OpKind::CrossEntropyLabels)
+    check_labels(a.in_shape[0], a.in_shape[1], static_cast<const int32_t*>(a.in[1]));
   const KernelPair& k = kernels(backend_, dtype_, kind);
 
   Tensor out = new_tensor(a.out_shape, dtype_, Region::Step, false);
@@ -264,8 +279,10 @@ void Graph::backward(Tensor out, const void* seed) {
 }
 
 void Graph::zero_grad() {
-  for (TensorDesc& d : persistent_)
-    if (d.grad) std::memset(d.grad, 0, static_cast<size_t>(d.shape.numel()) * dtype_size(d.dtype));
+  // Step leaves (inputs with set_requires_grad) accumulate like parameters.
+  for (auto* v : {&persistent_, &step_tensors_})
+    for (TensorDesc& d : *v)
+      if (d.grad) std::memset(d.grad, 0, static_cast<size_t>(d.shape.numel()) * dtype_size(d.dtype));
 }
 
 void Graph::reset(bool keep_grads) {

@@ -70,9 +70,9 @@ class Graph {
   const TensorDesc& desc(Tensor t) const;  // validates the handle
   const Shape& shape(Tensor t) const { return desc(t).shape; }
   template <class T = float>
-  T* data(Tensor t) { return static_cast<T*>(checked_data(t, sizeof(T))); }
+  T* data(Tensor t) { return static_cast<T*>(checked_data(t, dtype_of<T>())); }
   template <class T = float>
-  T* grad(Tensor t) { return static_cast<T*>(checked_grad(t, sizeof(T))); }
+  T* grad(Tensor t) { return static_cast<T*>(checked_grad(t, dtype_of<T>())); }
   // Reads the scalar value of a one-element tensor as double.
   double item(Tensor t) const;
 
@@ -90,7 +90,7 @@ class Graph {
   // Reverse walk from any output with the given upstream gradient (numel
   // elements of the graph's dtype).
   void backward(Tensor out, const void* seed);
-  // Zeroes every parameter gradient.
+  // Zeroes every parameter gradient and those of this step's tensors.
   void zero_grad();
   // Ends the step: rewinds the step region, clears the tape, zeroes
   // parameter gradients unless keep_grads.
@@ -111,8 +111,8 @@ class Graph {
   TensorDesc& desc_mut(Tensor t);
   TensorDesc& by_id(int32_t id) { return id >= 0 ? step_tensors_[id] : persistent_[-id - 1]; }
   Tensor new_tensor(const Shape& s, DType t, Region r, bool zero);
-  void* checked_data(Tensor t, size_t elem);
-  void* checked_grad(Tensor t, size_t elem);
+  void* checked_data(Tensor t, DType want);
+  void* checked_grad(Tensor t, DType want);
   void ensure_grad(TensorDesc& d);
   void check_finite(const char* what, const TapeEntry& e, const void* p, int64_t n) const;
 

@@ -1,0 +1,344 @@
+// Gradient checks for every op kind: float64 full Jacobian (PyTorch
+// gradcheck), float32 kernels (ggml test-backend-ops), backward determinism,
+// zero upstream gradients, gradient shapes and tensors used twice.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <vector>
+
+#include "tests/gradcheck.h"
+
+using namespace lldl;
+using namespace lldl::gradcheck;
+
+namespace {
+
+OpAttr mm(bool ta, bool tb) {
+  OpAttr a{};
+  a.matmul.trans_a = ta;
+  a.matmul.trans_b = tb;
+  return a;
+}
+OpAttr axis(int ax) {
+  OpAttr a{};
+  a.reduce.axis = ax;
+  return a;
+}
+OpAttr alpha(float s) {
+  OpAttr a{};
+  a.scale.alpha = s;
+  return a;
+}
+
+// A case whose single input is used twice: op(x, x).
+OpCase twice(OpKind k, const std::string& name, InputSpec x, OpAttr attr = no_attr()) {
+  OpCase c{k, name, {x}, attr};
+  c.build = [k, attr](const std::vector<Tensor>& in) {
+    Tensor both[2] = {in[0], in[0]};
+    return apply(k, both, 2, attr);
+  };
+  return c;
+}
+
+// The table: several cases per op kind, keyed by kind. Inputs stay at <= 60
+// elements so the full Jacobian is cheap (also under the sanitizers).
+std::vector<OpCase> make_cases() {
+  std::vector<OpCase> cs;
+  using K = OpKind;
+
+  // matmul: all four transpose combinations (M=3, K=7, N=4), row and column
+  // vectors, an outer product (K=1), a constant left operand, x @ x.
+  cs.push_back({K::MatMul, "3x7 @ 7x4", {param({3, 7}), param({7, 4})}, mm(0, 0)});
+  cs.push_back({K::MatMul, "(7x3)^T @ 7x4", {param({7, 3}), step_input({7, 4})}, mm(1, 0)});
+  cs.push_back({K::MatMul, "3x7 @ (4x7)^T", {step_input({3, 7}), param({4, 7})}, mm(0, 1)});
+  cs.push_back({K::MatMul, "(7x3)^T @ (4x7)^T", {param({7, 3}), param({4, 7})}, mm(1, 1)});
+  cs.push_back({K::MatMul, "1x5 @ 5x3", {param({1, 5}), param({5, 3})}, mm(0, 0)});
+  cs.push_back({K::MatMul, "4x6 @ 6x1", {param({4, 6}), param({6, 1})}, mm(0, 0)});
+  cs.push_back({K::MatMul, "5x1 @ 1x4 (outer product)", {param({5, 1}), param({1, 4})}, mm(0, 0)});
+  cs.push_back({K::MatMul, "const 3x7 @ 7x4", {constant({3, 7}), param({7, 4})}, mm(0, 0)});
+  cs.push_back(twice(K::MatMul, "x @ x, x 4x4", param({4, 4}), mm(0, 0)));
+  cs.push_back(twice(K::MatMul, "x^T @ x, x 5x3", step_input({5, 3}), mm(1, 0)));
+
+  // bias_add: 2-D, row, column, a (1,n) bias, 3-D and 1-D inputs.
+  cs.push_back({K::BiasAdd, "3x7 + 7", {param({3, 7}), param({7})}});
+  cs.push_back({K::BiasAdd, "1x5 + 5", {param({1, 5}), step_input({5})}});
+  cs.push_back({K::BiasAdd, "6x1 + 1", {step_input({6, 1}), param({1})}});
+  cs.push_back({K::BiasAdd, "4x3 + 1x3", {param({4, 3}), param({1, 3})}});
+  cs.push_back({K::BiasAdd, "2x3x4 + 4", {param({2, 3, 4}), param({4})}});
+  cs.push_back({K::BiasAdd, "5 + 5", {param({5}), param({5})}});
+  cs.push_back({K::BiasAdd, "const 3x7 + 7", {constant({3, 7}), param({7})}});
+
+  // add, sub, mul: odd sizes, row, column, 3-D, a constant operand, x op x.
+  for (K k : {K::Add, K::Sub, K::Mul}) {
+    cs.push_back({k, "3x7", {param({3, 7}), param({3, 7})}});
+    cs.push_back({k, "1x9", {param({1, 9}), step_input({1, 9})}});
+    cs.push_back({k, "8x1", {step_input({8, 1}), param({8, 1})}});
+    cs.push_back({k, "2x3x4", {param({2, 3, 4}), param({2, 3, 4})}});
+    cs.push_back({k, "3x7 with constant b", {param({3, 7}), constant({3, 7})}});
+    cs.push_back(twice(k, "x with x, x 3x5", param({3, 5})));
+  }
+
+  cs.push_back({K::Scale, "3x7 * -1.5", {param({3, 7})}, alpha(-1.5f)});
+  cs.push_back({K::Scale, "1x6 * 0.5", {step_input({1, 6})}, alpha(0.5f)});
+  cs.push_back({K::Scale, "6x1 * 3", {param({6, 1})}, alpha(3.0f)});
+
+  // sum, mean: axis 0, 1 and -1 (everything) on 2-D, rows and columns, and
+  // every axis of a 3-D input.
+  for (K k : {K::Sum, K::Mean}) {
+    for (int ax : {0, 1, -1}) {
+      std::string a = " axis " + std::to_string(ax);
+      cs.push_back({k, "3x7" + a, {param({3, 7})}, axis(ax)});
+      cs.push_back({k, "1x6" + a, {param({1, 6})}, axis(ax)});
+      cs.push_back({k, "6x1" + a, {step_input({6, 1})}, axis(ax)});
+    }
+    for (int ax : {0, 1, 2, -1})
+      cs.push_back({k, "2x3x4 axis " + std::to_string(ax), {param({2, 3, 4})}, axis(ax)});
+  }
+
+  // Activations. relu stays |x| >= 0.3, away from its kink even at the
+  // float32 step (2 x 0.1).
+  for (K k : {K::Sigmoid, K::Tanh, K::Relu, K::Identity}) {
+    double lo = k == K::Sigmoid ? -4 : -2, hi = -lo;
+    for (Shape s : {Shape{3, 7}, Shape{1, 8}, Shape{8, 1}, Shape{2, 3, 4}}) {
+      OpCase c{k, s.str(), {param(s, lo, hi)}};
+      if (k == K::Relu) c.inputs[0].min_abs = 0.3;
+      if (k == K::Sigmoid || k == K::Tanh) c.curved();
+      cs.push_back(c);
+    }
+  }
+  cs.push_back(OpCase{K::Tanh, "step input 3x5", {step_input({3, 5})}}.curved());
+
+  // softmax, log_softmax over the last dimension; an Nx1 input has a
+  // constant output (gradient zero), 3-D inputs have 6 rows.
+  for (K k : {K::Softmax, K::LogSoftmax}) {
+    for (Shape s : {Shape{3, 7}, Shape{1, 6}, Shape{6, 1}, Shape{2, 3, 4}, Shape{9}})
+      cs.push_back(OpCase{k, s.str(), {param(s, -3, 3)}}.curved());
+  }
+
+  cs.push_back({K::MseLoss, "3x7", {param({3, 7}), param({3, 7})}});
+  cs.push_back({K::MseLoss, "1x6", {param({1, 6}), step_input({1, 6})}});
+  cs.push_back({K::MseLoss, "6x1", {step_input({6, 1}), param({6, 1})}});
+  cs.push_back({K::MseLoss, "2x3x4 with constant target", {param({2, 3, 4}), constant({2, 3, 4})}});
+  cs.push_back(twice(K::MseLoss, "pred = target 3x4 (loss 0)", param({3, 4})));
+
+  // cross_entropy with soft targets (differentiated too) and constant ones.
+  cs.push_back(
+      OpCase{K::CrossEntropy, "3x7 soft", {param({3, 7}, -3, 3), param({3, 7}, 0, 1)}}.curved());
+  cs.push_back(OpCase{K::CrossEntropy, "1x5 soft", {param({1, 5}, -3, 3), step_input({1, 5}, 0, 1)}}
+                   .curved());
+  cs.push_back(
+      OpCase{K::CrossEntropy, "6x1 soft (one class)", {param({6, 1}, -3, 3), param({6, 1}, 0, 1)}}
+          .curved());
+  cs.push_back(OpCase{
+      K::CrossEntropy, "4x5 constant targets", {step_input({4, 5}, -3, 3), constant({4, 5}, 0, 1)}}
+                   .curved());
+
+  cs.push_back(
+      OpCase{K::CrossEntropyLabels, "3x7", {param({3, 7}, -3, 3), labels({3}, 7)}}.curved());
+  cs.push_back(
+      OpCase{K::CrossEntropyLabels, "1x5", {param({1, 5}, -3, 3), labels({1}, 5)}}.curved());
+  cs.push_back(
+      OpCase{K::CrossEntropyLabels, "6x1 (one class)", {param({6, 1}, -3, 3), labels({6}, 1)}}
+          .curved());
+  cs.push_back(OpCase{
+      K::CrossEntropyLabels, "5x4, labels 5x1", {step_input({5, 4}, -3, 3), labels({5, 1}, 4)}}
+                   .curved());
+  return cs;
+}
+
+const std::vector<OpCase>& cases() {
+  static const std::vector<OpCase> cs = make_cases();
+  return cs;
+}
+
+}  // namespace
+
+TEST_CASE("every op kind has a gradient-check case") {
+  std::vector<int> per_kind(kOpCount, 0);
+  for (const OpCase& c : cases()) {
+    REQUIRE(static_cast<int>(c.kind) < kOpCount);
+    per_kind[static_cast<int>(c.kind)]++;
+  }
+  for (int k = 0; k < kOpCount; ++k)
+    CHECK_MESSAGE(per_kind[k] >= 3, "op kind '" << std::string(op_name(static_cast<OpKind>(k)))
+                                                << "' has " << per_kind[k]
+                                                << " gradient-check case(s), expected at least 3"
+                                                   " (add them to make_cases)");
+}
+
+TEST_CASE("every case keeps its inputs small enough for a full Jacobian") {
+  for (const OpCase& c : cases())
+    for (const InputSpec& s : c.inputs)
+      CHECK_MESSAGE(s.shape.numel() <= 60,
+                    c.label() << ": input " << s.shape.str() << " has more than 60 elements");
+}
+
+TEST_CASE("float64 gradients match central differences entry by entry (full Jacobian)") {
+  for (const OpCase& c : cases()) check_f64(c);
+}
+
+TEST_CASE("float32 kernel gradients match finite differences (mean asymmetry <= 1e-4)") {
+  for (const OpCase& c : cases()) check_f32(c);
+}
+
+TEST_CASE_TEMPLATE("backward twice with zero_grad between gives bitwise identical gradients", T,
+                   float, double) {
+  for (const OpCase& c : cases()) {
+    INFO(c.label());
+    Rng rng(case_seed(c, 7));
+    Runner<T> run(c, make_values(c, rng));
+    Graph& g = run.graph();
+    Tensor out = run.forward();
+    std::vector<T> seed(static_cast<size_t>(g.shape(out).numel()));
+    for (T& s : seed) s = static_cast<T>(rng.normal());
+    g.backward(out, seed.data());
+    Grads first = run.read_grads();
+    g.zero_grad();
+    g.backward(out, seed.data());
+    Grads second = run.read_grads();
+    for (size_t i = 0; i < first.size(); ++i) {
+      INFO("input " << i << " (" << c.inputs[i].shape.str() << ")");
+      REQUIRE(first[i].size() == second[i].size());
+      for (size_t j = 0; j < first[i].size(); ++j)
+        if (std::memcmp(&first[i][j], &second[i][j], sizeof(double)) != 0) {
+          FAIL_CHECK("element " << j << ": first backward " << first[i][j] << ", second "
+                                << second[i][j] << "; expected bitwise equal");
+          break;
+        }
+    }
+  }
+}
+
+TEST_CASE("leaf gradients accumulate over backward calls until zero_grad") {
+  Graph g(DType::F64);
+  Tensor w = g.param({2, 3});
+  double xv[6] = {1, -2, 3, -4, 5, -6}, wv[6] = {0.5, 1.5, -2, 0.25, 3, -1};
+  std::memcpy(g.data<double>(w), wv, sizeof wv);
+  Tensor x = g.input({2, 3}, xv, DType::F64);
+  g.set_requires_grad(x);
+  Tensor y = sum(mul(w, x));
+  g.backward(y);
+  g.backward(y);
+  for (int i = 0; i < 6; ++i) {
+    CAPTURE(i);
+    CHECK_MESSAGE(g.grad<double>(w)[i] == 2 * xv[i], "parameter: d/dw = x, twice");
+    CHECK_MESSAGE(g.grad<double>(x)[i] == 2 * wv[i], "step input: d/dx = w, twice");
+  }
+  g.zero_grad();
+  for (int i = 0; i < 6; ++i) {
+    CAPTURE(i);
+    CHECK_MESSAGE(g.grad<double>(w)[i] == 0.0, "parameter gradient cleared by zero_grad");
+    CHECK_MESSAGE(g.grad<double>(x)[i] == 0.0, "step input gradient cleared by zero_grad");
+  }
+}
+
+TEST_CASE_TEMPLATE("a zero upstream gradient gives all-zero input gradients", T, float, double) {
+  for (const OpCase& c : cases()) {
+    INFO(c.label());
+    Rng rng(case_seed(c, 0));
+    Runner<T> run(c, make_values(c, rng));
+    Graph& g = run.graph();
+    Tensor out = run.forward();
+    std::vector<T> seed(static_cast<size_t>(g.shape(out).numel()), T(0));
+    g.backward(out, seed.data());
+    Grads gr = run.read_grads();
+    for (size_t i = 0; i < gr.size(); ++i)
+      for (size_t j = 0; j < gr[i].size(); ++j)
+        if (gr[i][j] != 0.0) {
+          FAIL_CHECK("input " << i << " element " << j << ": gradient " << gr[i][j]
+                              << ", expected 0");
+          break;
+        }
+  }
+}
+
+TEST_CASE("each gradient has its input's shape and only differentiable inputs get one") {
+  for (const OpCase& c : cases()) {
+    INFO(c.label());
+    Rng rng(case_seed(c, 1));
+    Runner<double> run(c, make_values(c, rng));
+    Graph& g = run.graph();
+    Tensor out = run.forward();
+    std::vector<double> seed(static_cast<size_t>(g.shape(out).numel()), 1.0);
+    g.backward(out, seed.data());
+    for (size_t i = 0; i < c.inputs.size(); ++i) {
+      Tensor t = run.tensors()[i];
+      INFO("input " << i);
+      CHECK_MESSAGE(g.shape(t) == c.inputs[i].shape,
+                    "tensor is " << g.shape(t).str() << ", expected " << c.inputs[i].shape.str());
+      if (c.inputs[i].differentiable()) {
+        CHECK_MESSAGE(g.desc(t).grad != nullptr, "expected a gradient");
+      } else if (c.inputs[i].leaf == Leaf::Labels) {
+        CHECK_THROWS_AS(g.grad<double>(t), TypeError);  // int32 labels: no gradient
+      } else {
+        CHECK_THROWS_AS(g.grad<double>(t), ValueError);  // constant: no gradient
+      }
+    }
+  }
+}
+
+TEST_CASE("a tensor used twice receives both contributions") {
+  Graph g(DType::F64);
+  Rng rng(42);
+  const int n = 4;
+  Tensor x = g.param({n, n});
+  double* xv = g.data<double>(x);
+  for (int i = 0; i < n * n; ++i) xv[i] = rng.uniform(-1, 1);
+  std::vector<double> R = random_normal(n * n, rng);
+
+  SUBCASE("add(x, x): dx = 2 R") {
+    g.backward(add(x, x), R.data());
+    for (int i = 0; i < n * n; ++i) {
+      CAPTURE(i);
+      CHECK(g.grad<double>(x)[i] == doctest::Approx(2 * R[i]));
+    }
+  }
+  SUBCASE("sub(x, x): dx = 0") {
+    g.backward(sub(x, x), R.data());
+    for (int i = 0; i < n * n; ++i) {
+      CAPTURE(i);
+      CHECK(g.grad<double>(x)[i] == 0.0);
+    }
+  }
+  SUBCASE("mul(x, x): dx = 2 x R") {
+    g.backward(mul(x, x), R.data());
+    for (int i = 0; i < n * n; ++i) {
+      CAPTURE(i);
+      CHECK(g.grad<double>(x)[i] == doctest::Approx(2 * xv[i] * R[i]));
+    }
+  }
+  SUBCASE("matmul(x, x): dx = R x^T + x^T R") {
+    g.backward(matmul(x, x), R.data());
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < n; ++j) {
+        double want = 0;
+        for (int k = 0; k < n; ++k)
+          want += R[i * n + k] * xv[j * n + k] + xv[k * n + i] * R[k * n + j];
+        CAPTURE(i);
+        CAPTURE(j);
+        CHECK(g.grad<double>(x)[i * n + j] == doctest::Approx(want));
+      }
+  }
+  SUBCASE("through two paths: sum(sigmoid(x) + x) gets s(1-s) + 1") {
+    g.backward(sum(add(sigmoid(x), x)));
+    for (int i = 0; i < n * n; ++i) {
+      double s = 1 / (1 + std::exp(-xv[i]));
+      CAPTURE(i);
+      CHECK(g.grad<double>(x)[i] == doctest::Approx(s * (1 - s) + 1));
+    }
+  }
+}
+
+TEST_CASE("the gradient-check criteria reject a wrong gradient") {
+  // Self-test of the helper: the checks must not pass everything.
+  CHECK(close_f64(1.0, 1.0 + 5e-4));
+  CHECK_FALSE(close_f64(1.0, 1.0 + 3e-3));
+  CHECK(close_f64(0.0, 5e-6));
+  CHECK_FALSE(close_f64(0.0, 5e-5));
+  CHECK(mean_abs_asymmetry({1.0, 2.0, 0.0}, {1.0, 2.0, 1e-9}) == 0.0);
+  CHECK(mean_abs_asymmetry({1.0, 2.0}, {1.001, 2.0}) > kF32MaxAsymmetry);
+  auto cube = [](double h) { return (1 + h) * (1 + h) * (1 + h); };  // derivative 3 at 0
+  CHECK(central_difference(cube, 0.5, 4) == doctest::Approx(3.0));
+  CHECK(central_difference(cube, 0.5, 2) == doctest::Approx(3.25));  // 2 points: 3 + h^2
+  CHECK(central_difference([](double h) { return 3 * h; }, 0.1, 2) == doctest::Approx(3.0));
+}

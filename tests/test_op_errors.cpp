@@ -1,0 +1,518 @@
+// Bad inputs: every op refuses them with the right exception type and a
+// message naming the op and the shapes, and a refused op leaves the graph as
+// it was. Also stale handles, unknown kinds, labels out of range and anomaly
+// mode (NaN/Inf detection naming the op).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "autograd/functions.h"
+
+using namespace lldl;
+
+namespace {
+
+enum class Err { Shape, Type, Value };
+std::string err_name(Err e) {
+  return e == Err::Shape ? "ShapeError" : e == Err::Type ? "TypeError" : "ValueError";
+}
+
+// Runs f, which must throw E; returns the message ("" after a failed check).
+template <class E, class F>
+std::string message_of(F&& f, const std::string& expected) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    FAIL_CHECK("expected " << expected << ", got another exception: " << e.what());
+    return "";
+  }
+  FAIL_CHECK("expected " << expected << ", nothing was thrown");
+  return "";
+}
+
+template <class F>
+std::string message_of(Err e, F&& f) {
+  if (e == Err::Shape) return message_of<ShapeError>(f, "ShapeError");
+  if (e == Err::Type) return message_of<TypeError>(f, "TypeError");
+  return message_of<ValueError>(f, "ValueError");
+}
+
+void check_contains(const std::string& msg, const std::vector<std::string>& parts) {
+  for (const std::string& p : parts)
+    CHECK_MESSAGE(msg.find(p) != std::string::npos,
+                  "expected the message to contain '" << p << "', it is '" << msg << "'");
+}
+
+Tensor labels_input(Graph& g, const Shape& s, int32_t value) {
+  std::vector<int32_t> y(static_cast<size_t>(s.numel()), value);
+  return g.input(s, y.data(), DType::I32);
+}
+
+// One bad input: the op, the input shapes and dtypes, the exception and what
+// its message must contain (besides the op name).
+struct BadInput {
+  OpKind kind;
+  std::string what;  // the mistake
+  std::vector<Shape> shapes;
+  Err err;
+  std::vector<std::string> parts;
+  OpAttr attr = no_attr();
+  std::vector<DType> dtypes = {};  // empty: float32, int32 for labels
+  int32_t label = 0;               // value of every int32 element
+
+  DType dtype(size_t i) const {
+    if (!dtypes.empty()) return dtypes[i];
+    return kind == OpKind::CrossEntropyLabels && i == 1 ? DType::I32 : DType::F32;
+  }
+};
+
+OpAttr mm(bool ta, bool tb) {
+  OpAttr a{};
+  a.matmul.trans_a = ta;
+  a.matmul.trans_b = tb;
+  return a;
+}
+OpAttr axis(int ax) {
+  OpAttr a{};
+  a.reduce.axis = ax;
+  return a;
+}
+
+std::vector<BadInput> bad_inputs() {
+  using K = OpKind;
+  const DType f32 = DType::F32, f64 = DType::F64, i32 = DType::I32;
+  std::vector<BadInput> b = {
+      {K::MatMul,
+       "inner dimensions differ",
+       {{32, 10}, {16, 1}},
+       Err::Shape,
+       {"matmul: inner dimensions differ: a is 32x10, b is 16x1"}},
+      {K::MatMul,
+       "inner dimensions differ, a transposed",
+       {{10, 32}, {16, 1}},
+       Err::Shape,
+       {"a^T is 32x10", "b is 16x1"},
+       mm(1, 0)},
+      {K::MatMul,
+       "inner dimensions differ, b transposed",
+       {{32, 10}, {1, 16}},
+       Err::Shape,
+       {"a is 32x10", "b^T is 16x1"},
+       mm(0, 1)},
+      {K::MatMul, "1-D operand", {{10}, {10, 2}}, Err::Shape, {"2-D", "a is 10", "b is 10x2"}},
+      {K::MatMul, "3-D operand", {{2, 3, 4}, {4, 2}}, Err::Shape, {"a is 2x3x4", "b is 4x2"}},
+      {K::BiasAdd, "bias length differs", {{4, 5}, {6}}, Err::Shape, {"x is 4x5", "bias is 6"}},
+      {K::BiasAdd, "bias is a matrix", {{4, 5}, {2, 5}}, Err::Shape, {"x is 4x5", "bias is 2x5"}},
+      {K::BiasAdd, "scalar input", {Shape{}, Shape{1}}, Err::Shape, {"x is scalar", "bias is 1"}},
+      {K::Add,
+       "shapes differ",
+       {{2, 3}, {3, 2}},
+       Err::Shape,
+       {"add: shapes differ: a is 2x3, b is 3x2"}},
+      {K::Add, "ranks differ", {{2, 3}, {2, 3, 1}}, Err::Shape, {"a is 2x3", "b is 2x3x1"}},
+      {K::Sub,
+       "shapes differ",
+       {{4, 1}, {1, 4}},
+       Err::Shape,
+       {"sub: shapes differ: a is 4x1, b is 1x4"}},
+      {K::Mul, "shapes differ", {{5}, {6}}, Err::Shape, {"mul: shapes differ: a is 5, b is 6"}},
+      {K::Sum,
+       "axis past the rank",
+       {{3, 4}},
+       Err::Shape,
+       {"sum: axis 2 is out of range for input 3x4"},
+       axis(2)},
+      {K::Sum, "negative axis other than -1", {{3, 4}}, Err::Shape, {"axis -2", "3x4"}, axis(-2)},
+      {K::Mean, "axis past the rank", {{2, 3, 4}}, Err::Shape, {"mean: axis 3", "2x3x4"}, axis(3)},
+      {K::Mean, "empty input", {{0, 3}}, Err::Shape, {"mean: input is empty (0x3)"}, axis(-1)},
+      {K::Softmax,
+       "empty last dimension",
+       {{3, 0}},
+       Err::Shape,
+       {"softmax: needs a non-empty last dimension: input is 3x0"}},
+      {K::Softmax, "scalar input", {Shape{}}, Err::Shape, {"input is scalar"}},
+      {K::LogSoftmax,
+       "empty last dimension",
+       {{2, 0}},
+       Err::Shape,
+       {"log_softmax:", "input is 2x0"}},
+      {K::LogSoftmax, "scalar input", {Shape{}}, Err::Shape, {"log_softmax:", "input is scalar"}},
+      {K::MseLoss,
+       "shapes differ",
+       {{3, 4}, {4, 3}},
+       Err::Shape,
+       {"prediction is 3x4", "target is 4x3"}},
+      {K::MseLoss, "empty batch", {{0, 3}, {0, 3}}, Err::Shape, {"mse_loss: empty batch (0x3)"}},
+      {K::CrossEntropy,
+       "shapes differ",
+       {{3, 4}, {3, 5}},
+       Err::Shape,
+       {"logits are 3x4", "targets are 3x5"}},
+      {K::CrossEntropy, "1-D logits", {{4}, {4}}, Err::Shape, {"logits must be 2-D, got 4"}},
+      {K::CrossEntropy,
+       "empty batch",
+       {{0, 4}, {0, 4}},
+       Err::Shape,
+       {"cross_entropy: empty batch (0x4)"}},
+      {K::CrossEntropy, "no classes", {{3, 0}, {3, 0}}, Err::Shape, {"empty batch (3x0)"}},
+      {K::CrossEntropyLabels,
+       "one label short",
+       {{3, 4}, {2}},
+       Err::Shape,
+       {"logits are 3x4", "labels are 2"}},
+      {K::CrossEntropyLabels,
+       "labels are a matrix",
+       {{3, 4}, {3, 2}},
+       Err::Shape,
+       {"logits are 3x4", "labels are 3x2"}},
+      {K::CrossEntropyLabels,
+       "1-D logits",
+       {{4}, {4}},
+       Err::Shape,
+       {"cross_entropy_labels: logits must be 2-D, got 4"}},
+      {K::CrossEntropyLabels,
+       "empty batch",
+       {{0, 4}, {0}},
+       Err::Shape,
+       {"cross_entropy_labels: empty batch (0x4)"}},
+      {K::CrossEntropyLabels,
+       "label past the class count",
+       {{2, 3}, {2}},
+       Err::Value,
+       {"label 3", "3 classes", "2x3"},
+       no_attr(),
+       {},
+       3},
+      {K::CrossEntropyLabels,
+       "negative label",
+       {{2, 3}, {2}},
+       Err::Value,
+       {"label -1", "3 classes"},
+       no_attr(),
+       {},
+       -1},
+      {K::CrossEntropyLabels,
+       "float labels",
+       {{2, 3}, {2}},
+       Err::Type,
+       {"input 1 is float32, expected int32"},
+       no_attr(),
+       {f32, f32}},
+      {K::CrossEntropy,
+       "int32 targets through apply",
+       {{2, 3}, {2, 3}},
+       Err::Type,
+       {"input 1 is int32, expected float32"},
+       no_attr(),
+       {f32, i32}},
+      {K::Scale,
+       "int32 input",
+       {{2, 3}},
+       Err::Type,
+       {"input 0 is int32, expected float32"},
+       no_attr(),
+       {i32}},
+      {K::Sigmoid,
+       "int32 input",
+       {{2, 3}},
+       Err::Type,
+       {"input 0 is int32, expected float32"},
+       no_attr(),
+       {i32}},
+      {K::Tanh,
+       "float64 input in a float32 graph",
+       {{2, 3}},
+       Err::Type,
+       {"input 0 is float64, expected float32"},
+       no_attr(),
+       {f64}},
+      {K::Relu, "int32 input", {{2, 3}}, Err::Type, {"input 0 is int32"}, no_attr(), {i32}},
+      {K::Identity, "int32 input", {{4}}, Err::Type, {"input 0 is int32"}, no_attr(), {i32}},
+      {K::Add,
+       "int32 second input",
+       {{2, 2}, {2, 2}},
+       Err::Type,
+       {"input 1 is int32"},
+       no_attr(),
+       {f32, i32}},
+  };
+  return b;
+}
+
+// A valid set of input shapes per kind (for the generic type and arity checks).
+std::vector<Shape> valid_shapes(OpKind k) {
+  switch (k) {
+    case OpKind::MatMul:
+      return {{2, 3}, {3, 4}};
+    case OpKind::BiasAdd:
+      return {{2, 3}, {3}};
+    case OpKind::CrossEntropyLabels:
+      return {{2, 3}, {2}};
+    default:
+      break;
+  }
+  if (op_meta(k).arity == 2) return {{2, 3}, {2, 3}};
+  return {{2, 3}};
+}
+
+}  // namespace
+
+TEST_CASE("every op kind has at least one bad-input case") {
+  std::vector<int> n(kOpCount, 0);
+  for (const BadInput& b : bad_inputs()) n[static_cast<int>(b.kind)]++;
+  for (int k = 0; k < kOpCount; ++k)
+    CHECK_MESSAGE(n[k] > 0, "op kind '" << std::string(op_name(static_cast<OpKind>(k)))
+                                        << "' has no case in bad_inputs()");
+}
+
+TEST_CASE("bad inputs raise the right error naming the op and the shapes, graph unchanged") {
+  for (const BadInput& b : bad_inputs()) {
+    // Label values are checked for cross_entropy(), whose name they carry.
+    std::string op = b.err == Err::Value ? "cross_entropy" : op_name(b.kind);
+    INFO(std::string(op_name(b.kind)) << ": " << b.what << " (expects " << err_name(b.err) << ")");
+    Graph g;
+    Tensor ok = g.input({2, 2});
+    std::vector<Tensor> in;
+    for (size_t i = 0; i < b.shapes.size(); ++i)
+      in.push_back(b.dtype(i) == DType::I32 ? labels_input(g, b.shapes[i], b.label)
+                                            : g.input(b.shapes[i], b.dtype(i)));
+    const size_t tape = g.tape().size(), tensors = g.num_step_tensors();
+    std::string msg = message_of(b.err, [&] { apply(b.kind, in.data(), int(in.size()), b.attr); });
+    check_contains(msg, {op});
+    check_contains(msg, b.parts);
+    CHECK_MESSAGE(g.tape().size() == tape, "a refused op must not reach the tape");
+    CHECK_MESSAGE(g.num_step_tensors() == tensors, "a refused op must not allocate its output");
+    Tensor y = sigmoid(ok);
+    CHECK_MESSAGE(g.tape().size() == tape + 1, "the next op records normally");
+    CHECK(g.data(y)[0] == 0.5f);
+  }
+}
+
+TEST_CASE("every op refuses an int32 or float64 tensor where float32 is expected") {
+  for (int k = 0; k < kOpCount; ++k) {
+    OpKind kind = static_cast<OpKind>(k);
+    std::vector<Shape> shapes = valid_shapes(kind);
+    for (size_t bad = 0; bad < shapes.size(); ++bad) {
+      if (kind == OpKind::CrossEntropyLabels && bad == 1) continue;  // the labels
+      for (DType wrong : {DType::I32, DType::F64}) {
+        INFO(std::string(op_name(kind))
+             << ": input " << bad << " is " << std::string(dtype_name(wrong)));
+        Graph g;
+        std::vector<Tensor> in;
+        for (size_t i = 0; i < shapes.size(); ++i) {
+          bool labels = kind == OpKind::CrossEntropyLabels && i == 1;
+          in.push_back(labels ? labels_input(g, shapes[i], 0)
+                              : g.input(shapes[i], i == bad ? wrong : DType::F32));
+        }
+        std::string msg = message_of<TypeError>(
+            [&] { apply(kind, in.data(), int(in.size()), no_attr()); }, "TypeError");
+        check_contains(msg, {op_name(kind), "input " + std::to_string(bad) + " is " +
+                                                dtype_name(wrong) + ", expected float32"});
+        CHECK(g.tape().empty());
+      }
+    }
+  }
+}
+
+TEST_CASE("every op refuses the wrong number of inputs") {
+  for (int k = 0; k < kOpCount; ++k) {
+    OpKind kind = static_cast<OpKind>(k);
+    int arity = op_meta(kind).arity;
+    Graph g;
+    Tensor in[kMaxInputs] = {g.input({2, 3}), g.input({2, 3}), g.input({2, 3})};
+    for (int n : {arity - 1, arity + 1}) {
+      if (n < 1 || n > kMaxInputs) continue;
+      INFO(std::string(op_name(kind)) << " given " << n << " input(s)");
+      std::string msg =
+          message_of<ValueError>([&] { apply(kind, in, n, no_attr()); }, "ValueError");
+      check_contains(msg, {std::string(op_name(kind)) + ": takes " + std::to_string(arity) +
+                           " input(s), got " + std::to_string(n)});
+      CHECK(g.tape().empty());
+    }
+  }
+}
+
+TEST_CASE("an unknown op kind raises ValueError") {
+  Graph g;
+  Tensor x = g.input({2, 2});
+  const OpKind bogus = static_cast<OpKind>(200);
+  check_contains(message_of<ValueError>([&] { apply(bogus, &x, 1, no_attr()); }, "ValueError"),
+                 {"unknown op kind 200"});
+  check_contains(message_of<ValueError>([&] { g.record(bogus, &x, 1, no_attr()); }, "ValueError"),
+                 {"unknown op kind 200"});
+  check_contains(message_of<ValueError>([&] { op_meta(OpKind::Count); }, "ValueError"),
+                 {"unknown op kind " + std::to_string(kOpCount)});
+  check_contains(message_of<ValueError>([&] { op_from_name("conv2d"); }, "ValueError"),
+                 {"conv2d", "matmul", "cross_entropy_labels"});
+  CHECK(op_from_name("log_softmax") == OpKind::LogSoftmax);
+  CHECK(g.tape().empty());
+}
+
+TEST_CASE("a tensor handle from an earlier step raises ValueError mentioning reset") {
+  Graph g;
+  Tensor w = g.param({2, 2}, "w");
+  Tensor x = g.input({2, 2});
+  Tensor y = add(x, w);
+  g.reset();
+  for (Tensor stale : {x, y}) {
+    check_contains(message_of<ValueError>([&] { sigmoid(stale); }, "ValueError"), {"reset"});
+    check_contains(message_of<ValueError>([&] { add(w, stale); }, "ValueError"), {"reset"});
+    check_contains(message_of<ValueError>([&] { g.data(stale); }, "ValueError"), {"reset"});
+    check_contains(message_of<ValueError>([&] { g.shape(stale); }, "ValueError"), {"reset"});
+  }
+  CHECK(g.tape().empty());
+  // Parameters persist across steps.
+  Tensor z = sigmoid(w);
+  CHECK(g.shape(z) == Shape{2, 2});
+}
+
+TEST_CASE("empty handles and tensors of another graph raise ValueError") {
+  Graph g, h;
+  Tensor x = g.input({2, 2}), other = h.input({2, 2});
+  check_contains(message_of<ValueError>([&] { add(x, other); }, "ValueError"),
+                 {"add", "different graphs"});
+  check_contains(message_of<ValueError>([&] { g.data(other); }, "ValueError"), {"another graph"});
+  check_contains(message_of<ValueError>([&] { sigmoid(Tensor{}); }, "ValueError"),
+                 {"sigmoid", "empty"});
+  check_contains(message_of<ValueError>([&] { mul(x, Tensor{}); }, "ValueError"), {"mul"});
+  check_contains(message_of<ValueError>([&] { cross_entropy(x, Tensor{}); }, "ValueError"),
+                 {"cross_entropy", "targets are empty"});
+  CHECK(g.tape().empty());
+  CHECK(h.tape().empty());
+}
+
+TEST_CASE("cross_entropy refuses a label out of range, naming the label and the class count") {
+  Graph g;
+  Tensor logits = g.input({3, 4});
+  int32_t y[3] = {0, 4, 1};
+  Tensor labels = g.input({3}, y, DType::I32);
+  SUBCASE("through cross_entropy()") {
+    check_contains(message_of<ValueError>([&] { cross_entropy(logits, labels); }, "ValueError"),
+                   {"cross_entropy", "label 4 at row 1", "4 classes", "3x4"});
+  }
+  SUBCASE("through apply(), before any kernel reads the logits") {
+    Tensor in[2] = {logits, labels};
+    check_contains(message_of<ValueError>(
+                       [&] { apply(OpKind::CrossEntropyLabels, in, 2, no_attr()); }, "ValueError"),
+                   {"cross_entropy", "label 4", "4 classes"});
+  }
+  CHECK(g.tape().empty());
+  y[1] = 3;  // the input holds a copy: make a new one
+  Tensor fixed = g.input({3}, y, DType::I32);
+  Tensor loss = cross_entropy(logits, fixed);
+  CHECK(g.item(loss) == doctest::Approx(std::log(4.0)));
+}
+
+TEST_CASE("int32 tensors have no gradient; a float32 tensor is not read as double") {
+  Graph g;
+  int32_t y[2] = {0, 1};
+  Tensor labels = g.input({2}, y, DType::I32);
+  check_contains(message_of<TypeError>([&] { g.set_requires_grad(labels); }, "TypeError"),
+                 {"int32"});
+  check_contains(message_of<TypeError>([&] { g.data<double>(g.input({2})); }, "TypeError"),
+                 {"float32"});
+}
+
+TEST_CASE("backward refuses a non-scalar loss and an output without gradient") {
+  Graph g;
+  Tensor w = g.param({2, 3});
+  Tensor x = g.input({2, 3});
+  check_contains(message_of<ShapeError>([&] { g.backward(mul(w, x)); }, "ShapeError"),
+                 {"backward", "2x3"});
+  check_contains(message_of<ValueError>([&] { g.backward(sum(x)); }, "ValueError"),
+                 {"backward", "does not depend"});
+  Tensor s = g.param({1});
+  check_contains(message_of<ValueError>([&] { g.backward(s); }, "ValueError"),
+                 {"backward", "computed in this step"});
+  check_contains(message_of<ValueError>([&] { g.grad(x); }, "ValueError"), {"no gradient"});
+}
+
+TEST_CASE("graphs refuse a non-float dtype and a backend that is not built") {
+  check_contains(message_of<TypeError>([] { Graph g(DType::I32); }, "TypeError"),
+                 {"float32 or float64", "int32"});
+  check_contains(
+      message_of<UnavailableError>([] { Graph g(DType::F32, Backend::CUDA); }, "UnavailableError"),
+      {"cuda"});
+}
+
+TEST_CASE("bad shapes are refused when built") {
+  int64_t neg[2] = {3, -1}, many[5] = {1, 1, 1, 1, 1};
+  check_contains(message_of<ShapeError>([&] { make_shape(neg, 2, "input"); }, "ShapeError"),
+                 {"input", "negative", "-1"});
+  check_contains(message_of<ShapeError>([&] { make_shape(many, 5, "input"); }, "ShapeError"),
+                 {"input", "rank 5"});
+}
+
+// ---- anomaly mode ---------------------------------------------------------------
+
+namespace {
+const float kInf = std::numeric_limits<float>::infinity();
+const float kNaN = std::numeric_limits<float>::quiet_NaN();
+}  // namespace
+
+TEST_CASE("anomaly mode names the first op whose output holds NaN or Inf") {
+  Graph g;
+  g.set_anomaly_mode(true);
+  float xv[6] = {0.5f, -1, 2, 0, 1, -3};
+  Tensor x = g.input({2, 3}, xv, DType::F32);
+
+  SUBCASE("log_softmax is fine, mul by an infinite input is not") {
+    Tensor ls = log_softmax(x);
+    float iv[6] = {1, 1, kInf, 1, 1, 1};
+    Tensor inf = g.input({2, 3}, iv, DType::F32);
+    std::string msg = message_of<ValueError>([&] { mul(ls, inf); }, "ValueError");
+    check_contains(msg, {"anomaly", "'mul'", "NaN or Inf", "output", "2x3"});
+    CHECK_MESSAGE(msg.find("log_softmax") == std::string::npos, "log_softmax was fine: " << msg);
+  }
+  SUBCASE("a NaN input to sigmoid") {
+    float nv[3] = {0, kNaN, 1};
+    Tensor nan = g.input({1, 3}, nv, DType::F32);
+    check_contains(message_of<ValueError>([&] { sigmoid(nan); }, "ValueError"),
+                   {"'sigmoid'", "NaN or Inf", "1x3"});
+  }
+  SUBCASE("finite inputs that overflow in scale") {
+    float big[2] = {1e30f, 1};
+    Tensor b = g.input({2}, big, DType::F32);
+    check_contains(message_of<ValueError>([&] { scale(b, 1e10f); }, "ValueError"), {"'scale'"});
+  }
+  SUBCASE("an infinite upstream gradient names the op in backward") {
+    Tensor w = g.param({2, 3});
+    Tensor y = tanh(add(x, w));
+    float seed[6] = {1, 1, 1, kInf, 1, 1};
+    check_contains(message_of<ValueError>([&] { g.backward(y, seed); }, "ValueError"),
+                   {"'tanh'", "input gradient"});
+  }
+  // The graph stays usable after the error.
+  Tensor ok = sigmoid(x);
+  CHECK(std::isfinite(g.data(ok)[0]));
+}
+
+TEST_CASE("without anomaly mode NaN and Inf pass through without an error") {
+  Graph g;
+  CHECK_FALSE(g.anomaly_mode());
+  float xv[3] = {0.5f, kNaN, 1e30f}, iv[3] = {kInf, 1, 1};
+  Tensor x = g.input({1, 3}, xv, DType::F32);
+  g.set_requires_grad(x);
+  Tensor inf = g.input({1, 3}, iv, DType::F32);
+  Tensor y;
+  CHECK_NOTHROW(y = sum(mul(scale(sigmoid(x), 1.0f), inf)));
+  CHECK_NOTHROW(y = sum(add(mul(log_softmax(x), inf), scale(x, 1e10f))));
+  CHECK_FALSE(std::isfinite(g.item(y)));
+  CHECK_NOTHROW(g.backward(y));
+  CHECK_FALSE(std::isfinite(g.grad(x)[1]));
+}
+
+TEST_CASE("reading a tensor as the wrong element type raises TypeError") {
+  Graph g;
+  Tensor labels = g.input(Shape{3}, DType::I32);
+  CHECK_THROWS_AS(g.data<float>(labels), TypeError);
+  CHECK_NOTHROW(g.data<int32_t>(labels));
+  Tensor w = g.param({2, 2}, "w");
+  CHECK_THROWS_AS(g.data<double>(w), TypeError);
+  CHECK_THROWS_AS(g.grad<int32_t>(w), TypeError);
+}
