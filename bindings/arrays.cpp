@@ -22,7 +22,7 @@ py::array to_array(const py::handle& obj, const char* name) {
   } catch (...) {
   }
   throw TypeError(std::string(name) + " is not array-like (got " +
-                  std::string(py::str(obj.get_type().attr("__name__"))) + ")");
+                  std::string(py::str(py::type::handle_of(obj).attr("__name__"))) + ")");
 }
 
 char kind_of(const py::array& a) { return a.dtype().kind(); }

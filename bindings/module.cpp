@@ -4,6 +4,7 @@
 
 #include "bindings/module.h"
 #include "core/error.h"
+#include "core/threads.h"
 
 namespace py = pybind11;
 
@@ -22,6 +23,9 @@ PYBIND11_MODULE(cppapi, m) {
       PyErr_SetString(PyExc_RuntimeError, e.what());
     }
   });
+  m.def("set_num_threads", &lldl::set_num_threads, py::arg("n"),
+        "Threads for every parallel kernel (OpenMP loops and GEMM).");
+  m.def("get_num_threads", &lldl::get_num_threads);
   lldl::py_bind::bind_seed(m);
   lldl::py_bind::bind_graph(m);
 }
