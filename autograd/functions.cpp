@@ -1,5 +1,6 @@
 #include "autograd/functions.h"
 
+#include <cstdint>
 #include <string>
 
 #include "core/error.h"
@@ -59,6 +60,70 @@ Tensor cross_entropy(Tensor logits, Tensor targets) {
   if (targets.g->desc(targets).dtype != DType::I32)
     return binary(OpKind::CrossEntropy, logits, targets);
   return binary(OpKind::CrossEntropyLabels, logits, targets);
+}
+
+Tensor conv2d(Tensor x, Tensor w, Tensor b, int stride, int padding) {
+  OpAttr a{};
+  a.conv.stride = stride;
+  a.conv.padding = padding;
+  Tensor in[3] = {x, w, b};
+  return apply(OpKind::Conv2d, in, 3, a);
+}
+
+namespace {
+OpAttr pool_attr(int kernel, int stride) {
+  OpAttr a{};
+  a.pool.kernel = kernel;
+  a.pool.stride = stride;  // 0: the shape rule and kernels use stride = kernel
+  return a;
+}
+}  // namespace
+
+Tensor max_pool2d(Tensor x, int kernel, int stride) {
+  return unary(OpKind::MaxPool2d, x, pool_attr(kernel, stride));
+}
+Tensor avg_pool2d(Tensor x, int kernel, int stride) {
+  return unary(OpKind::AvgPool2d, x, pool_attr(kernel, stride));
+}
+
+Tensor reshape(Tensor x, const Shape& s) {
+  OpAttr a{};
+  for (int i = 0; i < kMaxDims; ++i) a.reshape.dims[i] = -1;
+  for (int i = 0; i < s.ndim; ++i) {
+    if (s[i] > INT32_MAX)
+      throw ShapeError("reshape: dimension " + std::to_string(i) + " of " + s.str() +
+                       " is larger than 2147483647, the most reshape supports");
+    a.reshape.dims[i] = static_cast<int32_t>(s[i]);
+  }
+  return unary(OpKind::Reshape, x, a);
+}
+
+Tensor flatten(Tensor x) {
+  if (!x.g) throw ValueError("flatten: input 0 is empty");
+  const Shape& s = x.g->shape(x);
+  if (s.ndim < 1) throw ShapeError("flatten: x needs a batch dimension, got a scalar");
+  int64_t rest = 1;
+  for (int i = 1; i < s.ndim; ++i) rest *= s[i];
+  return reshape(x, Shape{s[0], rest});
+}
+
+Tensor dropout(Tensor x, float p, bool training, uint64_t seed) {
+  // Recorded in eval mode too (its kernel copies), so the tape shows the layer.
+  OpAttr a{};
+  a.dropout.p = p;
+  a.dropout.training = training;
+  a.dropout.seed = seed;
+  return unary(OpKind::Dropout, x, a);
+}
+
+Tensor batch_norm(Tensor x, Tensor gamma, Tensor beta, Tensor running_mean, Tensor running_var,
+                  bool training, float momentum, float eps) {
+  OpAttr a{};
+  a.batch_norm.momentum = momentum;
+  a.batch_norm.eps = eps;
+  a.batch_norm.training = training;
+  Tensor in[5] = {x, gamma, beta, running_mean, running_var};
+  return apply(OpKind::BatchNorm, in, 5, a);
 }
 
 }  // namespace lldl

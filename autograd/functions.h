@@ -28,6 +28,32 @@ Tensor mse_loss(Tensor pred, Tensor target);
 // before any kernel.
 Tensor cross_entropy(Tensor logits, Tensor targets);
 
+// ---- convolutional networks (issue 4) --------------------------------------
+// x (N, C, H, W), w (OC, C, KH, KW), b (OC) -> (N, OC, OH, OW), zero padding.
+Tensor conv2d(Tensor x, Tensor w, Tensor b, int stride = 1, int padding = 0);
+// Windows of kernel x kernel, stride defaults (0) to kernel: (N, C, OH, OW).
+Tensor max_pool2d(Tensor x, int kernel, int stride = 0);
+Tensor avg_pool2d(Tensor x, int kernel, int stride = 0);
+// Same elements, new shape, no copy (the output aliases the input's data).
+Tensor reshape(Tensor x, const Shape& s);
+Tensor flatten(Tensor x);  // (N, ...) -> (N, rest)
+// Training: zero each element with probability p and scale the rest by
+// 1/(1-p), the mask drawn from `seed`; eval: identity. p must be in [0, 1)
+// (ValueError otherwise). The mask is a hash of (seed, element index), so the
+// same seed gives the same mask and backward recomputes it instead of storing
+// it; pass a new seed every step.
+Tensor dropout(Tensor x, float p, bool training, uint64_t seed);
+// Per-channel normalisation of (N, C) or (N, C, H, W). Training uses batch
+// statistics and updates the running buffers (momentum as in PyTorch); eval
+// uses the running buffers. gamma, beta, running_mean and running_var are
+// (C); the running ones are usually Graph::buffer tensors (no gradient),
+// updated in place by a training call: running = (1 - momentum) running +
+// momentum batch_stat, with the unbiased batch variance (the output uses the
+// biased one). Training needs more than one value per channel (N*H*W > 1).
+// Backward recomputes the batch mean and variance from x.
+Tensor batch_norm(Tensor x, Tensor gamma, Tensor beta, Tensor running_mean, Tensor running_var,
+                  bool training, float momentum = 0.1f, float eps = 1e-5f);
+
 inline Tensor operator+(Tensor a, Tensor b) { return add(a, b); }
 inline Tensor operator-(Tensor a, Tensor b) { return sub(a, b); }
 inline Tensor operator*(Tensor a, Tensor b) { return mul(a, b); }

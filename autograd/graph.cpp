@@ -208,7 +208,23 @@ Tensor Graph::record(OpKind kind, const Tensor* inputs, int n_in, OpAttr attr) {
     check_labels(a.in_shape[0], a.in_shape[1], static_cast<const int32_t*>(a.in[1]));
   const KernelPair& k = kernels(backend_, dtype_, kind);
 
-  Tensor out = new_tensor(a.out_shape, dtype_, Region::Step, false);
+  Tensor out;
+  if (m.view) {
+    // A view (reshape) aliases input 0's data: nothing is allocated or copied
+    // and its forward kernel does nothing. Its gradient gets its own buffer
+    // (ensure_grad), which the backward kernel adds into the input's.
+    const TensorDesc& src = desc(inputs[0]);
+    TensorDesc v;
+    v.shape = a.out_shape;
+    v.dtype = dtype_;
+    v.region = Region::Step;  // the handle lives for this step, whatever it aliases
+    v.data = src.data;
+    v.offset = src.offset;
+    step_tensors_.push_back(std::move(v));
+    out = {this, static_cast<int32_t>(step_tensors_.size() - 1), step_};
+  } else {
+    out = new_tensor(a.out_shape, dtype_, Region::Step, false);
+  }
   TensorDesc& od = by_id(out.id);
   od.requires_grad = needs_grad;
   a.out = od.data;

@@ -82,6 +82,7 @@ class Graph {
   // ---- ops ---------------------------------------------------------------
   // Records one op: validates the inputs with its shape rule, allocates the
   // output in the step region, runs the forward kernel, appends a tape entry.
+  // A view op (OpMeta::view, e.g. reshape) aliases input 0's data instead.
   Tensor record(OpKind kind, const Tensor* inputs, int n_in, OpAttr attr);
 
   // ---- autodiff ----------------------------------------------------------

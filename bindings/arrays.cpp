@@ -17,10 +17,9 @@ namespace {
 py::array to_array(const py::handle& obj, const char* name) {
   if (obj.is_none()) throw TypeError(std::string(name) + " is None; expected a NumPy array");
   if (py::isinstance<py::array>(obj)) return py::reinterpret_borrow<py::array>(obj);
-  try {
-    return py::array::ensure(obj);
-  } catch (...) {
-  }
+  // ensure() gives a null handle (error cleared) when NumPy cannot convert,
+  // e.g. for ragged nested lists.
+  if (py::array a = py::array::ensure(obj)) return a;
   throw TypeError(std::string(name) + " is not array-like (got " +
                   std::string(py::str(py::type::handle_of(obj).attr("__name__"))) + ")");
 }

@@ -158,15 +158,23 @@ void bind_graph(py::module_& m) {
                if (requires_grad) pg->g.set_requires_grad(h);
                return PyTensor{pg, h};
              }
-             // No copy: the graph borrows the array's memory until reset().
-             Tensor h = pg->g.external(s, a.mutable_data(), t);
-             pg->borrowed.push_back(a);
+             Tensor h;
+             if (a.writeable()) {
+               // No copy: the graph borrows the array's memory until reset().
+               h = pg->g.external(s, a.mutable_data(), t);
+               pg->borrowed.push_back(a);
+             } else {
+               // Tensor.assign() may write into an input: read-only arrays are copied.
+               h = pg->g.input(s, a.data(), t);
+             }
              if (requires_grad) pg->g.set_requires_grad(h);
              return PyTensor{pg, h};
            },
            py::arg("value"), py::arg("requires_grad") = false,
-           "A step input over the array (float32 C-contiguous arrays are borrowed without a "
-           "copy until reset(); others are converted once; integer arrays become int32 labels).")
+           "A step input over the array. Writeable float32 C-contiguous arrays are borrowed "
+           "without a copy until reset() (changing the array changes the input); other float "
+           "dtypes and layouts, and read-only arrays, are copied once; integer arrays become "
+           "int32 labels unless requires_grad.")
       .def("backward",
            [](const GraphPtr& pg, const PyTensor& out, const py::object& grad) {
              if (grad.is_none()) return pg->g.backward(out.t);
@@ -227,9 +235,11 @@ void bind_graph(py::module_& m) {
           d[name] = x;
         }
         d["tape_length"] = pg->g.tape().size();
-        d["step"] = pg->g.step();
+        // Not "step": that key holds the step region's arena stats.
+        d["step_number"] = pg->g.step();
         return d;
-      }, "Arena bytes per region (in use, high-water mark, reserved) and tape length.");
+      }, "Arena bytes per region ('persistent', 'step': in use, high-water mark, reserved), "
+         "tape_length and step_number (reset() calls so far, plus one).");
 
   m.def("matmul", [](const PyTensor& a, const PyTensor& b, bool ta, bool tb) {
     return wrap(a, matmul(a.t, b.t, ta, tb));

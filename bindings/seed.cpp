@@ -46,9 +46,31 @@ py::dict history_dict(const History& h) {
   return d;
 }
 
+// An integer argument of fit: Python ints and NumPy integers; bool, float and
+// others are a TypeError naming the argument (pybind11's own message would
+// only list the signature).
+int64_t as_int(const py::object& v, const char* name) {
+  if (py::isinstance<py::bool_>(v) || !PyIndex_Check(v.ptr()))
+    throw TypeError(std::string("fit: ") + name + " must be an int, got " +
+                    std::string(py::str(py::type::of(v).attr("__name__"))));
+  py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(v.ptr()));
+  if (!i) throw py::error_already_set();
+  long long r = PyLong_AsLongLong(i.ptr());
+  if (r == -1 && PyErr_Occurred()) {
+    PyErr_Clear();
+    throw ValueError(std::string("fit: ") + name + " does not fit in 64 bits");
+  }
+  return r;
+}
+
 py::dict fit(Trainer& t, const py::handle& X, const py::handle& Y, const py::handle& Xt,
-             const py::handle& Yt, int64_t epochs, int64_t eval_every, const py::object& batch,
-             bool restart, int verbose) {
+             const py::handle& Yt, const py::object& epochs_arg, const py::object& eval_every_arg,
+             const py::object& batch, bool restart, const py::object& verbose_arg) {
+  int64_t epochs = as_int(epochs_arg, "epochs");
+  int64_t eval_every = as_int(eval_every_arg, "eval_every");
+  int64_t verbose = as_int(verbose_arg, "verbose");
+  if (verbose != static_cast<int>(verbose))  // would not survive the narrowing below
+    throw ValueError("fit: verbose must be 0, 1 or 2, got " + std::to_string(verbose));
   bool ce = t.network().loss() == LossType::CrossEntropy;
   py::array kx, ky, kxt, kyt;
   Matrix x = as_matrix(X, "X_train", kx);
@@ -62,7 +84,7 @@ py::dict fit(Trainer& t, const py::handle& X, const py::handle& Y, const py::han
     yt = as_targets(Yt, "Y_test", ce, kyt);
     if (xt.rows == 0) throw ValueError("fit: X_test is empty (0 rows)");
   }
-  int64_t bs = batch.is_none() ? std::max<int64_t>(x.rows, 1) : batch.cast<int64_t>();
+  int64_t bs = batch.is_none() ? std::max<int64_t>(x.rows, 1) : as_int(batch, "batch_size");
   // Progress goes to sys.stdout so notebooks show it; Ctrl-C stops training.
   t.set_sink([](const std::string& s) {
     py::gil_scoped_acquire gil;
@@ -76,7 +98,7 @@ py::dict fit(Trainer& t, const py::handle& X, const py::handle& Y, const py::han
   History h;
   {
     py::gil_scoped_release nogil;
-    h = t.fit(x, y, xt, yt, epochs, eval_every, bs, restart, verbose);
+    h = t.fit(x, y, xt, yt, epochs, eval_every, bs, restart, static_cast<int>(verbose));
   }
   return history_dict(h);
 }
@@ -130,6 +152,7 @@ void bind_seed(py::module_& m) {
       .def("parameters",
            [](NeuralNetwork2& nn) {
              py::dict d;
+             NeuralNetwork2::InUse in_use = nn.claim("parameters");
              if (!nn.built()) return d;
              for (Tensor p : nn.graph().params()) {
                const TensorDesc& desc = nn.graph().desc(p);
@@ -161,7 +184,9 @@ void bind_seed(py::module_& m) {
            py::arg("Y_test") = py::none(), py::arg("epochs") = 10, py::arg("eval_every") = 10,
            py::arg("batch_size") = py::none(), py::arg("restart") = true, py::arg("verbose") = 2,
            "Trains and returns the history: a dict of lists (epoch, train_loss, test_loss, "
-           "train_accuracy, test_accuracy, elapsed_s, samples_per_s).")
+           "train_accuracy, test_accuracy, elapsed_s, samples_per_s). batch_size None means "
+           "all rows in one batch (so does any size above the row count); verbose 0 is "
+           "silent, 1 a progress bar, 2 a line per evaluation.")
       .def("evaluate",
            [](Trainer& t, const py::handle& X, const py::handle& Y) {
              py::array kx, ky;

@@ -124,7 +124,15 @@ void NeuralNetwork2::check_input(const Matrix& X, const char* what) const {
   check_finite(X.data, X.rows * X.cols, X.cols, what);
 }
 
+NeuralNetwork2::InUse NeuralNetwork2::claim(const char* what) {
+  if (busy_->exchange(true))
+    throw ValueError(std::string(what) + ": the network is in use (fit or predict running in "
+                     "another thread)");
+  return InUse(busy_.get());
+}
+
 std::vector<float> NeuralNetwork2::predict(const Matrix& X) {
+  InUse in_use = claim("predict");
   check_input(X, "X");
   int64_t out = output_features();
   std::vector<float> y(static_cast<size_t>(X.rows * out));
@@ -215,6 +223,7 @@ Tensor Trainer::targets_tensor(const Targets& Y, const std::vector<int64_t>* row
 }
 
 std::pair<double, double> Trainer::evaluate(const Matrix& X, const Targets& Y) {
+  NeuralNetwork2::InUse in_use = nn_.claim("evaluate");
   nn_.check_input(X, "X");
   check_targets(X, Y, "X", "Y");
   return evaluate_checked(X, Y);
@@ -252,6 +261,7 @@ std::pair<double, double> Trainer::evaluate_checked(const Matrix& X, const Targe
 History Trainer::fit(const Matrix& X, const Targets& Y, const Matrix& Xt, const Targets& Yt,
                      int64_t epochs, int64_t eval_every, int64_t batch_size, bool restart,
                      int verbose) {
+  NeuralNetwork2::InUse in_use = nn_.claim("fit");
   if (epochs < 0) throw ValueError("fit: epochs must be >= 0, got " + std::to_string(epochs));
   if (eval_every <= 0)
     throw ValueError("fit: eval_every must be > 0, got " + std::to_string(eval_every));
@@ -259,11 +269,12 @@ History Trainer::fit(const Matrix& X, const Targets& Y, const Matrix& Xt, const 
     throw ValueError("fit: batch_size must be > 0, got " + std::to_string(batch_size));
   if (verbose < 0 || verbose > 2)
     throw ValueError("fit: verbose must be 0, 1 or 2, got " + std::to_string(verbose));
-  if (X.cols <= 0) throw ValueError("fit: X has no feature columns (" + dims(X.rows, X.cols) + ")");
+  if (X.cols <= 0)
+    throw ValueError("fit: X_train has no feature columns (X_train is " + dims(X.rows, X.cols) + ")");
   if (nn_.built() && !restart && X.cols != nn_.input_features())
-    throw ValueError("fit: X has " + std::to_string(X.cols) +
+    throw ValueError("fit: X_train has " + std::to_string(X.cols) +
                      " features but the network was built for " +
-                     std::to_string(nn_.input_features()) + " (X is " + dims(X.rows, X.cols) +
+                     std::to_string(nn_.input_features()) + " (X_train is " + dims(X.rows, X.cols) +
                      "); pass restart=True to rebuild it");
   check_targets(X, Y, "X_train", "Y_train");
   bool has_test = Xt.rows > 0 || Yt.rows > 0;
@@ -286,7 +297,6 @@ History Trainer::fit(const Matrix& X, const Targets& Y, const Matrix& Xt, const 
   const int64_t n = X.rows, bs = std::min(batch_size, n);
   const bool classify = nn_.loss() == LossType::CrossEntropy;
   std::vector<int64_t> order(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) order[i] = i;
   History hist;
   using clock = std::chrono::steady_clock;
   auto t0 = clock::now(), last_draw = t0;
@@ -296,7 +306,10 @@ History Trainer::fit(const Matrix& X, const Targets& Y, const Matrix& Xt, const 
   for (int64_t e = 1; e <= epochs; ++e) {
     const bool full = bs == n;  // one batch: no shuffle, no copy
     if (!full) {
+      // Each epoch's order depends only on (shuffle_seed, epoch number), so
+      // fit(..., restart=false) resumes exactly where the last fit stopped.
       Rng rng(shuffle_seed + epochs_done_);
+      for (int64_t i = 0; i < n; ++i) order[i] = i;
       for (int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[rng.below(i + 1)]);
     }
     double epoch_loss = 0;

@@ -9,10 +9,12 @@
 // These are descriptions, not a second engine: every forward pass records
 // matmul / bias_add / activation ops on the network's Graph.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autograd/functions.h"
@@ -75,6 +77,26 @@ class NeuralNetwork2 {
   // Checks X against the built network (feature count, finite, non-empty).
   void check_input(const Matrix& X, const char* what) const;
 
+  // Marks the network as in use (fit, predict, evaluate, reading parameters)
+  // until the returned guard is destroyed. Python releases the GIL while
+  // training, so a second thread could otherwise touch the same graph; it
+  // gets a ValueError naming `what` instead of a data race.
+  class InUse {
+   public:
+    explicit InUse(std::atomic<bool>* flag) : flag_(flag) {}
+    InUse(InUse&& o) noexcept : flag_(std::exchange(o.flag_, nullptr)) {}
+    InUse(const InUse&) = delete;
+    InUse& operator=(const InUse&) = delete;
+    InUse& operator=(InUse&&) = delete;
+    ~InUse() {
+      if (flag_) flag_->store(false);
+    }
+
+   private:
+    std::atomic<bool>* flag_;
+  };
+  InUse claim(const char* what);
+
   Graph& graph() { return *graph_; }
   std::vector<Tensor> weights() const { return W_; }
   std::vector<Tensor> biases() const { return b_; }
@@ -87,6 +109,7 @@ class NeuralNetwork2 {
   int64_t n_in_ = 0;
   std::unique_ptr<Graph> graph_;
   std::vector<Tensor> W_, b_;
+  std::unique_ptr<std::atomic<bool>> busy_ = std::make_unique<std::atomic<bool>>(false);
 };
 
 struct EvalRecord {

@@ -1,4 +1,6 @@
 // Metadata rows: name, arity, shape rule, FLOPs and bytes for each op kind.
+#include <cmath>
+#include <cstdio>
 #include <string>
 
 #include "core/error.h"
@@ -106,6 +108,112 @@ Shape ce_labels_shape(const Shape* in, const OpAttr&) {
   return Shape{};
 }
 
+// A float for a message: "0.5", "1e-05", "nan".
+std::string num(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%g", v);
+  return b;
+}
+
+Shape dropout_shape(const Shape* in, const OpAttr& a) {
+  const float p = a.dropout.p;
+  if (!(p >= 0.0f && p < 1.0f))  // also refuses NaN
+    throw ValueError("dropout: p must be in [0, 1), got p = " + num(p) + " (x is " + in[0].str() +
+                     ")");
+  return in[0];
+}
+
+// Values per channel that batch statistics average over: N (x 2-D) or N*H*W.
+int64_t bn_count(const Shape& x) { return x.ndim == 4 ? x[0] * x[2] * x[3] : x[0]; }
+
+Shape batch_norm_shape(const Shape* in, const OpAttr& a) {
+  static const char* names[] = {"x", "gamma", "beta", "running_mean", "running_var"};
+  const Shape& x = in[0];
+  if (x.ndim != 2 && x.ndim != 4)
+    fail("batch_norm", "x must be (N, C) or (N, C, H, W), got " + x.str());
+  const int64_t C = x[1];
+  for (int i = 1; i < 5; ++i)
+    if (in[i].ndim != 1 || in[i][0] != C)
+      fail("batch_norm", std::string(names[i]) + " must hold one value per channel: x is " +
+                             x.str() + " (" + std::to_string(C) + " channels), " + names[i] +
+                             " is " + in[i].str());
+  const float eps = a.batch_norm.eps, momentum = a.batch_norm.momentum;
+  if (!(eps >= 0.0f) || !std::isfinite(eps))
+    throw ValueError("batch_norm: eps must be finite and >= 0, got eps = " + num(eps));
+  if (!(momentum >= 0.0f && momentum <= 1.0f))
+    throw ValueError("batch_norm: momentum must be in [0, 1], got momentum = " + num(momentum));
+  // Like PyTorch: the unbiased variance of a single value is undefined.
+  if (a.batch_norm.training && bn_count(x) <= 1)
+    throw ValueError("batch_norm: training needs more than one value per channel, got " +
+                     std::to_string(bn_count(x)) + " (x is " + x.str() + ")");
+  return x;
+}
+
+// ---- convolution, pooling, reshape (shape rules and costs) ----------------
+std::string i2s(int64_t v) { return std::to_string(v); }
+
+Shape conv2d_shape(const Shape* in, const OpAttr& a) {
+  const Shape &x = in[0], &w = in[1], &b = in[2];
+  if (x.ndim != 4) fail("conv2d", "x must be (N, C, H, W), got " + x.str());
+  if (w.ndim != 4) fail("conv2d", "w must be (OC, C, KH, KW), got " + w.str());
+  if (x[1] != w[1])
+    fail("conv2d", "input has " + i2s(x[1]) + " channels but weight expects " + i2s(w[1]) +
+                       ": x is " + x.str() + ", w is " + w.str());
+  if (b.ndim != 1 || b[0] != w[0])
+    fail("conv2d", "bias must hold one value per output channel: w is " + w.str() + " (" +
+                       i2s(w[0]) + " output channels), b is " + b.str());
+  const int64_t s = a.conv.stride, p = a.conv.padding;
+  if (s < 1) fail("conv2d", "stride must be >= 1, got " + i2s(s));
+  if (p < 0) fail("conv2d", "padding must be >= 0, got " + i2s(p));
+  if (w[2] < 1 || w[3] < 1) fail("conv2d", "kernel must be at least 1x1: w is " + w.str());
+  const int64_t H = x[2] + 2 * p, W = x[3] + 2 * p;
+  if (w[2] > H || w[3] > W)
+    fail("conv2d", "kernel " + i2s(w[2]) + "x" + i2s(w[3]) + " is larger than the padded input " +
+                       i2s(H) + "x" + i2s(W) + " (x is " + x.str() + ", padding " + i2s(p) + ")");
+  return Shape{x[0], w[0], (H - w[2]) / s + 1, (W - w[3]) / s + 1};
+}
+double conv2d_flops(const Shape* in, const Shape& out, const OpAttr&) {
+  const Shape& w = in[1];
+  return 2.0 * static_cast<double>(out.numel()) * static_cast<double>(w[1] * w[2] * w[3]);
+}
+double conv2d_bytes(const Shape* in, const Shape& out, const OpAttr&) {
+  return f32_bytes(in[0]) + f32_bytes(in[1]) + f32_bytes(in[2]) + f32_bytes(out);
+}
+
+Shape pool_shape(const char* op, const Shape* in, const OpAttr& a) {
+  const Shape& x = in[0];
+  if (x.ndim != 4) fail(op, "x must be (N, C, H, W), got " + x.str());
+  const int64_t k = a.pool.kernel, s = a.pool.stride ? a.pool.stride : k;
+  if (k < 1) fail(op, "kernel must be >= 1, got " + i2s(k));
+  if (s < 1) fail(op, "stride must be >= 1 (or 0 for stride = kernel), got " + i2s(s));
+  if (k > x[2] || k > x[3])
+    fail(op, "kernel " + i2s(k) + "x" + i2s(k) + " is larger than the input " + i2s(x[2]) + "x" +
+                 i2s(x[3]) + " (x is " + x.str() + ")");
+  return Shape{x[0], x[1], (x[2] - k) / s + 1, (x[3] - k) / s + 1};
+}
+Shape max_pool_shape(const Shape* in, const OpAttr& a) { return pool_shape("max_pool2d", in, a); }
+Shape avg_pool_shape(const Shape* in, const OpAttr& a) { return pool_shape("avg_pool2d", in, a); }
+double pool_flops(const Shape*, const Shape& out, const OpAttr& a) {
+  return static_cast<double>(out.numel()) * a.pool.kernel * a.pool.kernel;
+}
+
+Shape reshape_shape(const Shape* in, const OpAttr& a) {
+  const int32_t* d = a.reshape.dims;
+  int n = 0;
+  while (n < 4 && d[n] != -1) ++n;
+  for (int i = 0; i < 4; ++i)
+    if ((i < n && d[i] < 0) || (i >= n && d[i] != -1))
+      fail("reshape", "target dimension " + i2s(i) + " is " + i2s(d[i]) +
+                          " (dimensions must be >= 0, unused trailing ones -1)");
+  int64_t dims[4] = {d[0], d[1], d[2], d[3]};
+  Shape out = make_shape(dims, n, "reshape");
+  if (out.numel() != in[0].numel())
+    fail("reshape", "cannot view x of " + in[0].str() + " (" + i2s(in[0].numel()) +
+                        " elements) as " + out.str() + " (" + i2s(out.numel()) + " elements)");
+  return out;
+}
+double zero_cost(const Shape*, const Shape&, const OpAttr&) { return 0.0; }
+
 // ---- costs ---------------------------------------------------------------
 template <int PerElem>
 double per_out(const Shape*, const Shape& out, const OpAttr&) {
@@ -123,6 +231,17 @@ double binary_bytes(const Shape* in, const Shape& out, const OpAttr&) {
 }
 double labels_bytes(const Shape* in, const Shape& out, const OpAttr&) {
   return f32_bytes(in[0]) + 4.0 * static_cast<double>(in[1].numel()) + f32_bytes(out);
+}
+// Training: mean, variance (3 per element) and the affine normalisation (4);
+// eval: the normalisation only.
+double bn_flops(const Shape* in, const Shape&, const OpAttr& a) {
+  return (a.batch_norm.training ? 8.0 : 4.0) * static_cast<double>(in[0].numel());
+}
+// x in, out; the four per-channel vectors read, the two running ones written
+// back in training.
+double bn_bytes(const Shape* in, const Shape& out, const OpAttr& a) {
+  return f32_bytes(in[0]) + f32_bytes(out) +
+         (a.batch_norm.training ? 6.0 : 4.0) * f32_bytes(in[1]);
 }
 
 // Rows in OpKind order.
@@ -144,6 +263,12 @@ constexpr OpMeta kMeta[] = {
     {"mse_loss", 2, mse_shape, per_in<3>, binary_bytes},
     {"cross_entropy", 2, ce_shape, per_in<7>, binary_bytes},
     {"cross_entropy_labels", 2, ce_labels_shape, per_in<5>, labels_bytes},
+    {"conv2d", 3, conv2d_shape, conv2d_flops, conv2d_bytes},
+    {"max_pool2d", 1, max_pool_shape, pool_flops, unary_bytes},
+    {"avg_pool2d", 1, avg_pool_shape, pool_flops, unary_bytes},
+    {"reshape", 1, reshape_shape, zero_cost, zero_cost, /*view=*/true},
+    {"dropout", 1, dropout_shape, per_out<1>, unary_bytes},
+    {"batch_norm", 5, batch_norm_shape, bn_flops, bn_bytes},
 };
 static_assert(sizeof(kMeta) / sizeof(kMeta[0]) == kOpCount,
               "every OpKind needs its metadata row in ops/meta.cpp");

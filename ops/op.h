@@ -30,10 +30,16 @@ enum class OpKind : uint8_t {
   MseLoss,      // (pred, target) -> mean((pred - target)^2), scalar
   CrossEntropy,        // (logits [n, c], targets [n, c] one-hot or soft) -> scalar mean
   CrossEntropyLabels,  // (logits [n, c], labels int32 [n]) -> scalar mean
+  Conv2d,       // (x [N,C,H,W], w [OC,C,KH,KW], b [OC]) -> [N,OC,OH,OW]; attr.conv
+  MaxPool2d,    // (x [N,C,H,W]) -> [N,C,OH,OW], max over windows; attr.pool
+  AvgPool2d,    // (x [N,C,H,W]) -> [N,C,OH,OW], mean over windows; attr.pool
+  Reshape,      // (x) -> same elements, shape attr.reshape; a view (no copy)
+  Dropout,      // (x) -> x * mask / (1 - p) in training, mask hashed from attr.dropout.seed
+  BatchNorm,    // (x [N, C(, H, W)], gamma [C], beta [C], running_mean [C], running_var [C])
   Count
 };
 constexpr int kOpCount = static_cast<int>(OpKind::Count);
-constexpr int kMaxInputs = 3;
+constexpr int kMaxInputs = 5;  // batch_norm: x, gamma, beta, running mean and variance
 
 // Small attribute payload of a tape entry (plain data, no pointers).
 union OpAttr {
@@ -46,6 +52,26 @@ union OpAttr {
   struct {
     int32_t axis;  // -1 reduces everything to a scalar
   } reduce;
+  struct {
+    float p;           // drop probability, in [0, 1)
+    uint8_t training;  // 0: identity
+    uint64_t seed;     // the mask is a pure function of (seed, element index)
+  } dropout;
+  struct {
+    float momentum, eps;
+    uint8_t training;  // 1: batch statistics, running buffers updated in place
+  } batch_norm;
+  struct {
+    int32_t stride, padding;  // stride >= 1, zero padding >= 0 on every side
+  } conv;
+  struct {
+    int32_t kernel, stride;  // square windows; stride 0 means stride = kernel
+  } pool;
+  struct {
+    // Target dimensions; unused trailing slots are -1 (all -1: a scalar).
+    // int32 keeps the union at 16 bytes; reshape() refuses larger dims.
+    int32_t dims[4];
+  } reshape;
   uint8_t raw[16];
 };
 static_assert(sizeof(OpAttr) == 16);
@@ -64,6 +90,10 @@ struct OpMeta {
   // Forward FLOPs and bytes moved (float32), for the profiler.
   double (*flops)(const Shape* in, const Shape& out, const OpAttr& attr);
   double (*bytes)(const Shape* in, const Shape& out, const OpAttr& attr);
+  // A view: Graph::record makes the output alias input 0's data instead of
+  // allocating it, and the forward kernel does nothing (reshape). Gradients
+  // stay separate buffers.
+  bool view = false;
 };
 
 // Throws ValueError for a kind outside the enum.

@@ -37,6 +37,9 @@ enum class Leaf : uint8_t {
   Input,   // g.input() + set_requires_grad(): a step leaf with a gradient
   Const,   // g.input(): a step tensor without gradient
   Labels,  // int32 class labels in [0, classes): never differentiated
+  Buffer,  // g.buffer(): persistent, no gradient (batch_norm running stats);
+           // its values are rewritten before every forward, so an op that
+           // updates it in place sees the same values on every run
 };
 
 struct InputSpec {
@@ -44,6 +47,10 @@ struct InputSpec {
   Leaf leaf = Leaf::Param;
   double lo = -2.0, hi = 2.0;  // values are uniform in [lo, hi) ...
   double min_abs = 0.0;        // ... with |x| >= min_abs (keeps off a kink)
+  // Instead: a shuffled grid of n values evenly spread over [lo, hi), no two
+  // closer than (hi - lo) / n, so a finite-difference step smaller than half
+  // of that never changes which element of a max-pool window is the largest.
+  bool distinct = false;
   int64_t classes = 0;         // Labels only
   bool differentiable() const { return leaf == Leaf::Param || leaf == Leaf::Input; }
 };
@@ -56,6 +63,9 @@ inline InputSpec step_input(Shape s, double lo = -2.0, double hi = 2.0) {
 }
 inline InputSpec constant(Shape s, double lo = -2.0, double hi = 2.0) {
   return {s, Leaf::Const, lo, hi};
+}
+inline InputSpec buffer(Shape s, double lo = -2.0, double hi = 2.0) {
+  return {s, Leaf::Buffer, lo, hi};
 }
 inline InputSpec labels(Shape s, int64_t classes) {
   InputSpec i{s, Leaf::Labels};
@@ -136,6 +146,15 @@ inline Grads make_values(const OpCase& c, Rng& rng) {
   Grads vals;
   for (const InputSpec& s : c.inputs) {
     std::vector<double> v(static_cast<size_t>(s.shape.numel()));
+    if (s.distinct) {
+      const double step = (s.hi - s.lo) / static_cast<double>(v.size());
+      for (size_t i = 0; i < v.size(); ++i)
+        v[i] = static_cast<double>(static_cast<float>(s.lo + step * (static_cast<double>(i) + 0.5)));
+      for (size_t i = v.size(); i > 1; --i)  // Fisher-Yates
+        std::swap(v[i - 1], v[rng.below(static_cast<uint64_t>(i))]);
+      vals.push_back(std::move(v));
+      continue;
+    }
     for (double& x : v) {
       if (s.leaf == Leaf::Labels) {
         x = static_cast<double>(rng.below(static_cast<uint64_t>(s.classes)));
@@ -166,6 +185,8 @@ class Runner {
     for (size_t i = 0; i < c.inputs.size(); ++i)
       if (c.inputs[i].leaf == Leaf::Param)
         params_[i] = g_.param(c.inputs[i].shape, "in" + std::to_string(i));
+      else if (c.inputs[i].leaf == Leaf::Buffer)
+        params_[i] = g_.buffer(c.inputs[i].shape, dtype_of<T>());
   }
 
   Graph& graph() { return g_; }
@@ -186,7 +207,7 @@ class Runner {
         continue;
       }
       std::vector<T> x(v.begin(), v.end());
-      if (s.leaf == Leaf::Param) {
+      if (s.leaf == Leaf::Param || s.leaf == Leaf::Buffer) {
         std::memcpy(g_.data<T>(params_[i]), x.data(), x.size() * sizeof(T));
         tensors_.push_back(params_[i]);
         continue;
@@ -252,7 +273,7 @@ class Runner {
   const OpCase& c_;
   Graph g_;
   Grads vals_;
-  std::vector<Tensor> params_;   // persistent handles, by input index
+  std::vector<Tensor> params_;   // persistent handles (params, buffers), by input index
   std::vector<Tensor> tensors_;  // this step's handles, by input index
 };
 

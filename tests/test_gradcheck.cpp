@@ -29,6 +29,42 @@ OpAttr alpha(float s) {
   a.scale.alpha = s;
   return a;
 }
+OpAttr conv(int stride, int padding) {
+  OpAttr a{};
+  a.conv.stride = stride;
+  a.conv.padding = padding;
+  return a;
+}
+OpAttr pool(int kernel, int stride = 0) {
+  OpAttr a{};
+  a.pool.kernel = kernel;
+  a.pool.stride = stride;
+  return a;
+}
+OpAttr view_as(const Shape& s) {
+  OpAttr a{};
+  for (int i = 0; i < 4; ++i) a.reshape.dims[i] = i < s.ndim ? static_cast<int32_t>(s[i]) : -1;
+  return a;
+}
+// Values no two of which a finite-difference step can swap (max-pool).
+InputSpec distinct(InputSpec s) {
+  s.distinct = true;
+  return s;
+}
+OpAttr drop(float p, bool training, uint64_t seed) {
+  OpAttr a{};
+  a.dropout.p = p;
+  a.dropout.training = training;
+  a.dropout.seed = seed;
+  return a;
+}
+OpAttr bn(bool training, float momentum = 0.1f, float eps = 1e-5f) {
+  OpAttr a{};
+  a.batch_norm.training = training;
+  a.batch_norm.momentum = momentum;
+  a.batch_norm.eps = eps;
+  return a;
+}
 
 // A case whose single input is used twice: op(x, x).
 OpCase twice(OpKind k, const std::string& name, InputSpec x, OpAttr attr = no_attr()) {
@@ -143,6 +179,115 @@ std::vector<OpCase> make_cases() {
   cs.push_back(OpCase{
       K::CrossEntropyLabels, "5x4, labels 5x1", {step_input({5, 4}, -3, 3), labels({5, 1}, 4)}}
                    .curved());
+
+  // conv2d (x, w, b): bilinear in x and w, so 2-point differences are exact.
+  // Padding 0, 1, 2; strides 1, 2, 3; square and non-square inputs and
+  // kernels; the 1x1 kernel without im2col and a 1x1 kernel with stride 2;
+  // batch 1 and 2; a constant weight.
+  cs.push_back({K::Conv2d, "x 2x1x5x5, w 3x1x3x3", {param({2, 1, 5, 5}), param({3, 1, 3, 3}),
+                param({3})}, conv(1, 0)});
+  cs.push_back({K::Conv2d, "x 1x2x5x5, w 2x2x3x3, stride 2, padding 1",
+                {step_input({1, 2, 5, 5}), param({2, 2, 3, 3}), param({2})}, conv(2, 1)});
+  cs.push_back({K::Conv2d, "x 1x1x4x6 (non-square), w 2x1x5x5, padding 2",
+                {param({1, 1, 4, 6}), param({2, 1, 5, 5}), param({2})}, conv(1, 2)});
+  cs.push_back({K::Conv2d, "x 2x3x3x3, w 4x3x1x1 (1x1, no im2col)",
+                {param({2, 3, 3, 3}), param({4, 3, 1, 1}), param({4})}, conv(1, 0)});
+  cs.push_back({K::Conv2d, "x 1x2x5x5, w 3x2x1x1, stride 2",
+                {param({1, 2, 5, 5}), param({3, 2, 1, 1}), step_input({3})}, conv(2, 0)});
+  cs.push_back({K::Conv2d, "x 1x1x7x5 (odd), w 2x1x3x2, stride 2, padding 1",
+                {param({1, 1, 7, 5}), param({2, 1, 3, 2}), param({2})}, conv(2, 1)});
+  cs.push_back({K::Conv2d, "x 1x1x7x7, w 1x1x2x2, stride 3 (rows 2, 5, 6 unused)",
+                {param({1, 1, 7, 7}), param({1, 1, 2, 2}), param({1})}, conv(3, 0)});
+  cs.push_back({K::Conv2d, "x 2x2x3x4, constant w 2x2x3x3, padding 1",
+                {step_input({2, 2, 3, 4}), constant({2, 2, 3, 3}), param({2})}, conv(1, 1)});
+
+  // max_pool2d: piecewise linear; distinct values at least 0.08 apart and a
+  // step of 0.02 keep every window's maximum where it is.
+  auto maxpool = [&](const std::string& name, InputSpec x, OpAttr a) {
+    OpCase c{K::MaxPool2d, name, {distinct(x)}, a};
+    c.f32_eps = 0.02;
+    cs.push_back(c);
+  };
+  maxpool("x 1x2x4x4, k 2", param({1, 2, 4, 4}), pool(2));
+  maxpool("x 2x1x5x5, k 2 (last row and column unused)", param({2, 1, 5, 5}), pool(2));
+  maxpool("x 1x2x5x5, k 3, stride 1 (overlapping)", step_input({1, 2, 5, 5}), pool(3, 1));
+  maxpool("x 1x1x5x7 (non-square), k 3, stride 2", param({1, 1, 5, 7}), pool(3, 2));
+  maxpool("x 1x3x3x3, k 1 (identity)", param({1, 3, 3, 3}), pool(1));
+
+  cs.push_back({K::AvgPool2d, "x 1x2x4x4, k 2", {param({1, 2, 4, 4})}, pool(2)});
+  cs.push_back({K::AvgPool2d, "x 2x1x5x5, k 2, stride 1 (overlapping)",
+                {step_input({2, 1, 5, 5})}, pool(2, 1)});
+  cs.push_back({K::AvgPool2d, "x 1x1x5x7 (non-square), k 3, stride 2", {param({1, 1, 5, 7})},
+                pool(3, 2)});
+  cs.push_back({K::AvgPool2d, "x 1x3x4x4, k 4 (global)", {param({1, 3, 4, 4})}, pool(4)});
+
+  // reshape: a view whose gradient still has its own buffer; x + reshape(x)
+  // must give x both contributions.
+  cs.push_back({K::Reshape, "2x3x4 -> 6x4", {param({2, 3, 4})}, view_as({6, 4})});
+  cs.push_back({K::Reshape, "3x5 -> 15", {step_input({3, 5})}, view_as({15})});
+  cs.push_back({K::Reshape, "1 -> scalar", {param({1})}, view_as(Shape{})});
+  OpCase flat{K::Reshape, "flatten 2x2x3x3 -> 2x18", {param({2, 2, 3, 3})}};
+  flat.build = [](const std::vector<Tensor>& in) { return flatten(in[0]); };
+  cs.push_back(flat);
+  OpCase both{K::Reshape, "x + reshape(x), x 4x6", {param({4, 6})}};
+  both.build = [](const std::vector<Tensor>& in) {
+    return add(in[0], reshape(reshape(in[0], {2, 12}), {4, 6}));
+  };
+  cs.push_back(both);
+
+  // dropout: with a fixed seed the mask is fixed, so the op is linear in x
+  // (exact central differences); training at several p, eval and p = 0.
+  cs.push_back({K::Dropout, "3x7 p 0.5 training", {param({3, 7})}, drop(0.5f, true, 7)});
+  cs.push_back({K::Dropout, "2x3x4 p 0.2 training", {step_input({2, 3, 4})}, drop(0.2f, true, 11)});
+  cs.push_back({K::Dropout, "1x9 p 0.8 training", {param({1, 9})}, drop(0.8f, true, 3)});
+  cs.push_back({K::Dropout, "4x5 p 0 training (identity)", {param({4, 5})}, drop(0.0f, true, 5)});
+  cs.push_back({K::Dropout, "4x5 p 0.5 eval (identity)", {param({4, 5})}, drop(0.5f, false, 5)});
+
+  // batch_norm: training w.r.t. x, gamma and beta on (N, C) and (N, C, H, W)
+  // (the running buffers are persistent buffers, restored before every
+  // forward by the runner, and the output does not depend on them in
+  // training); eval w.r.t. everything, running statistics included.
+  // running_var stays in [0.5, 2) so eval's 1/sqrt(var + eps) is smooth.
+  // float32 step 0.05: at 0.01 rounding noise dominates the small x gradients
+  // (batch norm projects out their mean and the xhat direction).
+  auto bn_in = [](InputSpec x, InputSpec gamma, InputSpec beta, InputSpec mean, InputSpec var) {
+    return std::vector<InputSpec>{x, gamma, beta, mean, var};
+  };
+  cs.push_back(OpCase{K::BatchNorm, "6x3 training",
+                      bn_in(param({6, 3}), param({3}), param({3}), buffer({3}),
+                            buffer({3}, 0.5, 2)),
+                      bn(true)}
+                   .curved(0.05));
+  cs.push_back(OpCase{K::BatchNorm, "2x2x3x3 training",
+                      bn_in(step_input({2, 2, 3, 3}), param({2}), param({2}), buffer({2}),
+                            buffer({2}, 0.5, 2)),
+                      bn(true, 0.5f, 1e-3f)}
+                   .curved(0.05));
+  cs.push_back(OpCase{K::BatchNorm, "3x2x1x4 training, momentum 0, constant gamma and beta",
+                      bn_in(param({3, 2, 1, 4}), constant({2}), constant({2}), buffer({2}),
+                            buffer({2}, 0.5, 2)),
+                      bn(true, 0.0f)}
+                   .curved(0.05));
+  cs.push_back(OpCase{K::BatchNorm, "3x4 training (three values per channel)",
+                      bn_in(param({3, 4}), param({4}), param({4}), buffer({4}),
+                            buffer({4}, 0.5, 2)),
+                      bn(true)}
+                   .curved(0.05));
+  cs.push_back(OpCase{K::BatchNorm, "5x3 eval",
+                      bn_in(param({5, 3}), param({3}), param({3}), buffer({3}),
+                            buffer({3}, 0.5, 2)),
+                      bn(false)}
+                   .curved(0.05));
+  cs.push_back(OpCase{K::BatchNorm, "2x2x2x3 eval, running statistics differentiated",
+                      bn_in(param({2, 2, 2, 3}), param({2}), step_input({2}), step_input({2}),
+                            step_input({2}, 0.5, 2)),
+                      bn(false)}
+                   .curved(0.05));
+  cs.push_back(OpCase{K::BatchNorm, "1x3 eval (one sample)",
+                      bn_in(param({1, 3}), param({3}), param({3}), buffer({3}),
+                            buffer({3}, 0.5, 2)),
+                      bn(false)}
+                   .curved(0.05));
   return cs;
 }
 

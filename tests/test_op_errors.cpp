@@ -82,6 +82,40 @@ OpAttr axis(int ax) {
   a.reduce.axis = ax;
   return a;
 }
+OpAttr conv(int stride, int padding) {
+  OpAttr a{};
+  a.conv.stride = stride;
+  a.conv.padding = padding;
+  return a;
+}
+OpAttr pool(int kernel, int stride = 0) {
+  OpAttr a{};
+  a.pool.kernel = kernel;
+  a.pool.stride = stride;
+  return a;
+}
+OpAttr dims(int32_t d0, int32_t d1, int32_t d2 = -1, int32_t d3 = -1) {
+  OpAttr a{};
+  a.reshape.dims[0] = d0;
+  a.reshape.dims[1] = d1;
+  a.reshape.dims[2] = d2;
+  a.reshape.dims[3] = d3;
+  return a;
+}
+OpAttr drop(float p, bool training = true) {
+  OpAttr a{};
+  a.dropout.p = p;
+  a.dropout.training = training;
+  a.dropout.seed = 1;
+  return a;
+}
+OpAttr bn(bool training, float momentum = 0.1f, float eps = 1e-5f) {
+  OpAttr a{};
+  a.batch_norm.training = training;
+  a.batch_norm.momentum = momentum;
+  a.batch_norm.eps = eps;
+  return a;
+}
 
 std::vector<BadInput> bad_inputs() {
   using K = OpKind;
@@ -240,6 +274,142 @@ std::vector<BadInput> bad_inputs() {
        {"input 1 is int32"},
        no_attr(),
        {f32, i32}},
+      {K::Conv2d,
+       "channels differ",
+       {{64, 3, 28, 28}, {16, 1, 5, 5}, {16}},
+       Err::Shape,
+       {"conv2d: input has 3 channels but weight expects 1: x is 64x3x28x28, w is 16x1x5x5"},
+       conv(1, 2)},
+      {K::Conv2d,
+       "3-D x",
+       {{3, 28, 28}, {16, 3, 5, 5}, {16}},
+       Err::Shape,
+       {"conv2d: x must be (N, C, H, W), got 3x28x28"},
+       conv(1, 0)},
+      {K::Conv2d,
+       "2-D weight",
+       {{2, 1, 8, 8}, {16, 25}, {16}},
+       Err::Shape,
+       {"w must be (OC, C, KH, KW), got 16x25"},
+       conv(1, 0)},
+      {K::Conv2d,
+       "bias length differs from the output channels",
+       {{2, 1, 8, 8}, {16, 1, 5, 5}, {8}},
+       Err::Shape,
+       {"bias must hold one value per output channel: w is 16x1x5x5 (16 output channels), b is 8"},
+       conv(1, 0)},
+      {K::Conv2d, "bias is a matrix", {{2, 1, 8, 8}, {16, 1, 5, 5}, {1, 16}}, Err::Shape,
+       {"b is 1x16"}, conv(1, 0)},
+      {K::Conv2d, "stride 0", {{2, 1, 8, 8}, {4, 1, 3, 3}, {4}}, Err::Shape,
+       {"conv2d: stride must be >= 1, got 0"}, conv(0, 0)},
+      {K::Conv2d, "negative padding", {{2, 1, 8, 8}, {4, 1, 3, 3}, {4}}, Err::Shape,
+       {"conv2d: padding must be >= 0, got -1"}, conv(1, -1)},
+      {K::Conv2d,
+       "kernel larger than the input",
+       {{1, 1, 3, 3}, {2, 1, 5, 5}, {2}},
+       Err::Shape,
+       {"conv2d: kernel 5x5 is larger than the padded input 3x3 (x is 1x1x3x3, padding 0)"},
+       conv(1, 0)},
+      {K::Conv2d,
+       "kernel wider than the padded input",
+       {{1, 1, 8, 2}, {2, 1, 3, 5}, {2}},
+       Err::Shape,
+       {"kernel 3x5 is larger than the padded input 10x4", "padding 1"},
+       conv(1, 1)},
+      {K::Conv2d, "empty kernel", {{1, 1, 8, 8}, {2, 1, 0, 3}, {2}}, Err::Shape,
+       {"kernel must be at least 1x1: w is 2x1x0x3"}, conv(1, 0)},
+      {K::MaxPool2d, "3-D x", {{4, 5, 5}}, Err::Shape,
+       {"max_pool2d: x must be (N, C, H, W), got 4x5x5"}, pool(2)},
+      {K::MaxPool2d, "kernel 0", {{1, 1, 4, 4}}, Err::Shape, {"max_pool2d: kernel must be >= 1, got 0"},
+       pool(0)},
+      {K::MaxPool2d, "negative stride", {{1, 1, 4, 4}}, Err::Shape,
+       {"max_pool2d: stride must be >= 1 (or 0 for stride = kernel), got -2"}, pool(2, -2)},
+      {K::MaxPool2d, "kernel larger than the input", {{1, 1, 3, 3}}, Err::Shape,
+       {"max_pool2d: kernel 4x4 is larger than the input 3x3 (x is 1x1x3x3)"}, pool(4)},
+      {K::MaxPool2d, "kernel wider than the input", {{2, 1, 5, 2}}, Err::Shape,
+       {"kernel 3x3 is larger than the input 5x2"}, pool(3, 1)},
+      {K::AvgPool2d, "2-D x", {{4, 5}}, Err::Shape, {"avg_pool2d: x must be (N, C, H, W), got 4x5"},
+       pool(2)},
+      {K::AvgPool2d, "negative kernel", {{1, 1, 4, 4}}, Err::Shape,
+       {"avg_pool2d: kernel must be >= 1, got -1"}, pool(-1)},
+      {K::AvgPool2d, "kernel larger than the input", {{1, 2, 2, 6}}, Err::Shape,
+       {"avg_pool2d: kernel 3x3 is larger than the input 2x6 (x is 1x2x2x6)"}, pool(3)},
+      {K::Reshape, "element count differs", {{2, 3, 4}}, Err::Shape,
+       {"reshape: cannot view x of 2x3x4 (24 elements) as 5x5 (25 elements)"}, dims(5, 5)},
+      {K::Reshape, "negative dimension", {{2, 3, 4}}, Err::Shape,
+       {"reshape: target dimension 0 is -2"}, dims(-2, 12)},
+      {K::Reshape, "a dimension after an unused slot", {{2, 3, 4}}, Err::Shape,
+       {"reshape: target dimension 2 is 4"}, dims(6, -1, 4)},
+      {K::Reshape, "int32 input", {{2, 3}}, Err::Type, {"reshape: input 0 is int32"}, dims(3, 2),
+       {i32}},
+      {K::Conv2d, "float64 weight", {{1, 1, 4, 4}, {1, 1, 3, 3}, {1}}, Err::Type,
+       {"conv2d: input 1 is float64, expected float32"}, conv(1, 0), {f32, f64, f32}},
+      {K::Dropout,
+       "p = 1",
+       {{3, 4}},
+       Err::Value,
+       {"dropout: p must be in [0, 1), got p = 1", "x is 3x4"},
+       drop(1.0f)},
+      {K::Dropout, "negative p", {{3, 4}}, Err::Value, {"got p = -0.25"}, drop(-0.25f)},
+      {K::Dropout, "NaN p, even in eval", {{3, 4}}, Err::Value, {"got p = nan"},
+       drop(std::numeric_limits<float>::quiet_NaN(), false)},
+      {K::Dropout, "int32 input", {{2, 3}}, Err::Type, {"input 0 is int32"}, drop(0.5f), {i32}},
+      {K::BatchNorm,
+       "gamma length differs from the channel count",
+       {{4, 3}, {4}, {3}, {3}, {3}},
+       Err::Shape,
+       {"batch_norm: gamma must hold one value per channel: x is 4x3 (3 channels), gamma is 4"},
+       bn(true)},
+      {K::BatchNorm,
+       "running_var length differs, 4-D x",
+       {{2, 3, 4, 4}, {3}, {3}, {3}, {2}},
+       Err::Shape,
+       {"running_var", "x is 2x3x4x4 (3 channels)", "running_var is 2"},
+       bn(false)},
+      {K::BatchNorm,
+       "beta is a matrix",
+       {{4, 3}, {3}, {1, 3}, {3}, {3}},
+       Err::Shape,
+       {"beta", "x is 4x3", "beta is 1x3"},
+       bn(true)},
+      {K::BatchNorm,
+       "3-D x",
+       {{2, 3, 4}, {3}, {3}, {3}, {3}},
+       Err::Shape,
+       {"batch_norm: x must be (N, C) or (N, C, H, W), got 2x3x4"},
+       bn(true)},
+      {K::BatchNorm, "1-D x", {{3}, {3}, {3}, {3}, {3}}, Err::Shape, {"got 3"}, bn(false)},
+      {K::BatchNorm,
+       "training on one sample of (N, C)",
+       {{1, 3}, {3}, {3}, {3}, {3}},
+       Err::Value,
+       {"batch_norm: training needs more than one value per channel, got 1 (x is 1x3)"},
+       bn(true)},
+      {K::BatchNorm,
+       "training on a 1x1 image batch of one",
+       {{1, 2, 1, 1}, {2}, {2}, {2}, {2}},
+       Err::Value,
+       {"more than one value per channel", "x is 1x2x1x1"},
+       bn(true)},
+      {K::BatchNorm,
+       "negative eps",
+       {{4, 3}, {3}, {3}, {3}, {3}},
+       Err::Value,
+       {"batch_norm: eps must be finite and >= 0, got eps = -1"},
+       bn(false, 0.1f, -1.0f)},
+      {K::BatchNorm,
+       "momentum above 1",
+       {{4, 3}, {3}, {3}, {3}, {3}},
+       Err::Value,
+       {"batch_norm: momentum must be in [0, 1], got momentum = 1.5"},
+       bn(true, 1.5f)},
+      {K::BatchNorm,
+       "float64 running_mean",
+       {{4, 3}, {3}, {3}, {3}, {3}},
+       Err::Type,
+       {"batch_norm: input 3 is float64, expected float32"},
+       bn(true),
+       {f32, f32, f32, f64, f32}},
   };
   return b;
 }
@@ -253,6 +423,13 @@ std::vector<Shape> valid_shapes(OpKind k) {
       return {{2, 3}, {3}};
     case OpKind::CrossEntropyLabels:
       return {{2, 3}, {2}};
+    case OpKind::Conv2d:
+      return {{1, 2, 4, 4}, {3, 2, 3, 3}, {3}};
+    case OpKind::MaxPool2d:
+    case OpKind::AvgPool2d:
+      return {{1, 2, 4, 4}};
+    case OpKind::BatchNorm:
+      return {{2, 3}, {3}, {3}, {3}, {3}};
     default:
       break;
   }
@@ -273,7 +450,9 @@ TEST_CASE("every op kind has at least one bad-input case") {
 TEST_CASE("bad inputs raise the right error naming the op and the shapes, graph unchanged") {
   for (const BadInput& b : bad_inputs()) {
     // Label values are checked for cross_entropy(), whose name they carry.
-    std::string op = b.err == Err::Value ? "cross_entropy" : op_name(b.kind);
+    std::string op = b.err == Err::Value && b.kind == OpKind::CrossEntropyLabels
+                         ? "cross_entropy"
+                         : op_name(b.kind);
     INFO(std::string(op_name(b.kind)) << ": " << b.what << " (expects " << err_name(b.err) << ")");
     Graph g;
     Tensor ok = g.input({2, 2});
@@ -324,7 +503,8 @@ TEST_CASE("every op refuses the wrong number of inputs") {
     OpKind kind = static_cast<OpKind>(k);
     int arity = op_meta(kind).arity;
     Graph g;
-    Tensor in[kMaxInputs] = {g.input({2, 3}), g.input({2, 3}), g.input({2, 3})};
+    Tensor in[kMaxInputs];
+    for (Tensor& t : in) t = g.input({2, 3});
     for (int n : {arity - 1, arity + 1}) {
       if (n < 1 || n > kMaxInputs) continue;
       INFO(std::string(op_name(kind)) << " given " << n << " input(s)");
@@ -347,8 +527,8 @@ TEST_CASE("an unknown op kind raises ValueError") {
                  {"unknown op kind 200"});
   check_contains(message_of<ValueError>([&] { op_meta(OpKind::Count); }, "ValueError"),
                  {"unknown op kind " + std::to_string(kOpCount)});
-  check_contains(message_of<ValueError>([&] { op_from_name("conv2d"); }, "ValueError"),
-                 {"conv2d", "matmul", "cross_entropy_labels"});
+  check_contains(message_of<ValueError>([&] { op_from_name("conv3d"); }, "ValueError"),
+                 {"conv3d", "matmul", "cross_entropy_labels", "conv2d"});
   CHECK(op_from_name("log_softmax") == OpKind::LogSoftmax);
   CHECK(g.tape().empty());
 }

@@ -50,5 +50,20 @@ template <class T> void register_elementwise(KernelPair* t);
 template <class T> void register_reduce(KernelPair* t);
 template <class T> void register_softmax(KernelPair* t);
 template <class T> void register_loss(KernelPair* t);
+template <class T> void register_conv(KernelPair* t);  // conv.cpp
+template <class T> void register_pool(KernelPair* t);  // pool.cpp: pooling, reshape
+
+// How many times a thread's conv scratch buffer (padded images, im2col,
+// partial sums) has grown since start-up; constant once a network has run one
+// step (conv.cpp).
+size_t scratch_growths();
+// Which conv2d algorithm runs: Auto takes the direct micro-kernel where the
+// channel counts suit it and im2col + GEMM elsewhere; Direct takes it wherever
+// the geometry allows; Im2col never. For tests and benchmarks (conv.cpp).
+enum class ConvAlgo : uint8_t { Auto, Direct, Im2col };
+void set_conv_algo(ConvAlgo a);
+ConvAlgo conv_algo();
+template <class T> void register_dropout(KernelPair* t);
+template <class T> void register_batchnorm(KernelPair* t);
 
 }  // namespace lldl::cpu

@@ -12,6 +12,10 @@ void fill(KernelPair* t) {
   cpu::register_reduce<T>(t);
   cpu::register_softmax<T>(t);
   cpu::register_loss<T>(t);
+  cpu::register_conv<T>(t);
+  cpu::register_pool<T>(t);
+  cpu::register_dropout<T>(t);
+  cpu::register_batchnorm<T>(t);
 }
 }  // namespace
 

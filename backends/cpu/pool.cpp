@@ -1,0 +1,192 @@
+// max_pool2d, avg_pool2d and reshape.
+//
+// Pooling: x is (N, C, H, W), y is (N, C, OH, OW); window (oh, ow) covers rows
+// oh*S .. oh*S+k-1 and columns ow*S .. ow*S+k-1 of its plane, no padding
+// (S = attr.pool.stride, 0 meaning k). Planes are independent, so threads take
+// whole planes and overlapping windows (S < k) never race in backward.
+//
+// Max-pool backward stores no indices: it finds each window's maximum again
+// from x with the forward's rule (the first maximum wins; a NaN is the
+// maximum, so it propagates) and routes the gradient there.
+//
+// reshape is a view: the output aliases x's data (Graph::record), so its
+// forward does nothing; backward adds dy into dx element by element.
+#include "backends/cpu/common.h"
+
+namespace lldl::cpu {
+
+namespace {
+
+struct Pool {
+  int64_t planes, H, W, OH, OW, k, S;
+};
+Pool pool_geom(const KernelArgs& a) {
+  const Shape &x = a.in_shape[0], &y = a.out_shape;
+  const int64_t k = a.attr.pool.kernel;
+  return {x[0] * x[1], x[2], x[3], y[2], y[3], k, a.attr.pool.stride ? a.attr.pool.stride : k};
+}
+
+// Runs f(p) for every plane p, on threads when the input is large enough.
+template <class F>
+void for_planes(const Pool& g, F&& f) {
+#pragma omp parallel for if (g.planes * g.H * g.W >= kParallelMin) schedule(static)
+  for (int64_t p = 0; p < g.planes; ++p) f(p);
+}
+
+// The window maximum: v replaces the running maximum m when it is larger or
+// when it is the first NaN, so the first maximum wins and NaN propagates.
+// Written as selects, which vectorise.
+template <class T>
+inline T keep_max(T v, T m) {
+  return (v > m || (v != v && m == m)) ? v : m;
+}
+// Is v the maximum m (a NaN matches a NaN)?
+template <class T>
+inline bool is_max(T v, T m) {
+  return v == m || (v != v && m != m);
+}
+
+// Offset (in the plane) of window (oh, ow)'s maximum: the first element
+// equal to it.
+template <class T>
+inline int64_t argmax(const T* x, const Pool& g, int64_t oh, int64_t ow) {
+  const int64_t r0 = oh * g.S * g.W + ow * g.S;
+  T m = x[r0];
+  for (int64_t i = 0; i < g.k; ++i)
+    for (int64_t j = 0; j < g.k; ++j) m = keep_max(x[r0 + i * g.W + j], m);
+  for (int64_t i = 0; i < g.k; ++i)
+    for (int64_t j = 0; j < g.k; ++j)
+      if (is_max(x[r0 + i * g.W + j], m)) return r0 + i * g.W + j;
+  return r0;  // not reached
+}
+
+template <class T>
+void max_forward(const KernelArgs& a) {
+  const Pool g = pool_geom(a);
+  const T* x = in<T>(a, 0);
+  T* y = out<T>(a);
+  for_planes(g, [&](int64_t p) {
+    const T* xp = x + p * g.H * g.W;
+    T* yp = y + p * g.OH * g.OW;
+    if (g.k == 2 && g.S == 2) {  // the common case, in a loop that vectorises
+      for (int64_t oh = 0; oh < g.OH; ++oh) {
+        const T *r0 = xp + 2 * oh * g.W, *r1 = r0 + g.W;
+        T* yr = yp + oh * g.OW;
+        for (int64_t ow = 0; ow < g.OW; ++ow)
+          yr[ow] = keep_max(r1[2 * ow + 1],
+                            keep_max(r1[2 * ow], keep_max(r0[2 * ow + 1], r0[2 * ow])));
+      }
+      return;
+    }
+    for (int64_t oh = 0; oh < g.OH; ++oh)
+      for (int64_t ow = 0; ow < g.OW; ++ow) yp[oh * g.OW + ow] = xp[argmax(xp, g, oh, ow)];
+  });
+}
+
+template <class T>
+void max_backward(const KernelArgs& a) {
+  T* dx = gin<T>(a, 0);
+  if (!dx) return;
+  const Pool g = pool_geom(a);
+  const T *x = in<T>(a, 0), *dy = gout<T>(a);
+  for_planes(g, [&](int64_t p) {
+    const T* xp = x + p * g.H * g.W;
+    const T* dyp = dy + p * g.OH * g.OW;
+    T* dxp = dx + p * g.H * g.W;
+    if (g.k == 2 && g.S == 2) {
+      // Windows do not overlap: each element gets its window's gradient if
+      // it is the first maximum, else 0 ("rest" passes to the next element
+      // until one takes it). Selects only, so the loop vectorises.
+      for (int64_t oh = 0; oh < g.OH; ++oh) {
+        const T *r0 = xp + 2 * oh * g.W, *r1 = r0 + g.W;
+        T *d0 = dxp + 2 * oh * g.W, *d1 = d0 + g.W;
+        const T* gr = dyp + oh * g.OW;
+        for (int64_t ow = 0; ow < g.OW; ++ow) {
+          const T v0 = r0[2 * ow], v1 = r0[2 * ow + 1], v2 = r1[2 * ow], v3 = r1[2 * ow + 1];
+          const T m = keep_max(v3, keep_max(v2, keep_max(v1, v0)));
+          T rest = gr[ow];
+          const T g0 = is_max(v0, m) ? rest : T(0);
+          rest = is_max(v0, m) ? T(0) : rest;
+          const T g1 = is_max(v1, m) ? rest : T(0);
+          rest = is_max(v1, m) ? T(0) : rest;
+          const T g2 = is_max(v2, m) ? rest : T(0);
+          rest = is_max(v2, m) ? T(0) : rest;
+          d0[2 * ow] += g0;
+          d0[2 * ow + 1] += g1;
+          d1[2 * ow] += g2;
+          d1[2 * ow + 1] += rest;
+        }
+      }
+      return;
+    }
+    for (int64_t oh = 0; oh < g.OH; ++oh)
+      for (int64_t ow = 0; ow < g.OW; ++ow) dxp[argmax(xp, g, oh, ow)] += dyp[oh * g.OW + ow];
+  });
+}
+
+template <class T>
+void avg_forward(const KernelArgs& a) {
+  const Pool g = pool_geom(a);
+  const T* x = in<T>(a, 0);
+  T* y = out<T>(a);
+  const T inv = T(1) / static_cast<T>(g.k * g.k);
+  for_planes(g, [&](int64_t p) {
+    const T* xp = x + p * g.H * g.W;
+    T* yp = y + p * g.OH * g.OW;
+    for (int64_t oh = 0; oh < g.OH; ++oh)
+      for (int64_t ow = 0; ow < g.OW; ++ow) {
+        T s = 0;
+        for (int64_t i = 0; i < g.k; ++i) {
+          const T* row = xp + (oh * g.S + i) * g.W + ow * g.S;
+          for (int64_t j = 0; j < g.k; ++j) s += row[j];
+        }
+        yp[oh * g.OW + ow] = s * inv;
+      }
+  });
+}
+
+// Every element of a window receives dy / k^2.
+template <class T>
+void avg_backward(const KernelArgs& a) {
+  T* dx = gin<T>(a, 0);
+  if (!dx) return;
+  const Pool g = pool_geom(a);
+  const T* dy = gout<T>(a);
+  const T inv = T(1) / static_cast<T>(g.k * g.k);
+  for_planes(g, [&](int64_t p) {
+    const T* dyp = dy + p * g.OH * g.OW;
+    T* dxp = dx + p * g.H * g.W;
+    for (int64_t oh = 0; oh < g.OH; ++oh)
+      for (int64_t ow = 0; ow < g.OW; ++ow) {
+        const T d = dyp[oh * g.OW + ow] * inv;
+        for (int64_t i = 0; i < g.k; ++i) {
+          T* row = dxp + (oh * g.S + i) * g.W + ow * g.S;
+          for (int64_t j = 0; j < g.k; ++j) row[j] += d;
+        }
+      }
+  });
+}
+
+template <class T>
+void reshape_forward(const KernelArgs&) {}  // the output is a view of x
+
+template <class T>
+void reshape_backward(const KernelArgs& a) {
+  T* dx = gin<T>(a, 0);
+  if (!dx) return;
+  const T* dy = gout<T>(a);
+  pfor(a.out_shape.numel(), [&](int64_t i) { dx[i] += dy[i]; });
+}
+
+}  // namespace
+
+template <class T>
+void register_pool(KernelPair* t) {
+  t[int(OpKind::MaxPool2d)] = {max_forward<T>, max_backward<T>};
+  t[int(OpKind::AvgPool2d)] = {avg_forward<T>, avg_backward<T>};
+  t[int(OpKind::Reshape)] = {reshape_forward<T>, reshape_backward<T>};
+}
+template void register_pool<float>(KernelPair*);
+template void register_pool<double>(KernelPair*);
+
+}  // namespace lldl::cpu
