@@ -36,8 +36,7 @@ Dims dims(const Shape& x) { return {x[0], x[1], x.ndim == 4 ? x[2] * x[3] : 1}; 
 // Runs f(c) for every channel, on OpenMP threads when x is large.
 template <class F>
 void per_channel(const Dims& d, F&& f) {
-#pragma omp parallel for if (d.N * d.C * d.S >= kParallelMin) schedule(static)
-  for (int64_t c = 0; c < d.C; ++c) f(c);
+  pfor(d.C, f, d.N * d.C * d.S);
 }
 
 // Mean and 1/sqrt(var + eps) of channel c: from the batch in training (two

@@ -32,11 +32,42 @@ T* out(const KernelArgs& a) { return static_cast<T*>(a.out); }
 template <class T>
 const T* gout(const KernelArgs& a) { return static_cast<const T*>(a.gout); }
 
-// Runs f(i) for i in [0, n), on OpenMP threads when n is large enough.
+// Runs f(i) for i in [0, n) on OpenMP threads when `work` (elements touched,
+// default n) is large enough. Small loops return before reaching OpenMP at
+// all: `#pragma omp parallel if(false)` still builds a one-thread team, which
+// costs more than a small kernel.
 template <class F>
-inline void pfor(int64_t n, F&& f) {
-#pragma omp parallel for if (n >= kParallelMin) schedule(static)
+inline void pfor(int64_t n, F&& f, int64_t work = -1) {
+  if ((work < 0 ? n : work) < kParallelMin) {
+    for (int64_t i = 0; i < n; ++i) f(i);
+    return;
+  }
+#pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) f(i);
+}
+
+// Runs f(begin, count) over [0, n) in chunks of 4096 elements (threaded like
+// pfor), for kernels that hand each chunk to a vectorised Eigen expression.
+template <class F>
+inline void pchunks(int64_t n, F&& f) {
+  constexpr int64_t kChunk = 4096;
+  pfor((n + kChunk - 1) / kChunk, [&](int64_t c) {
+    int64_t b = c * kChunk;
+    f(b, b + kChunk < n ? kChunk : n - b);
+  }, n);
+}
+
+// Sum over i in [0, n) of f(i) in double, threaded like pfor.
+template <class F>
+inline double psum(int64_t n, F&& f, int64_t work = -1) {
+  double acc = 0;
+  if ((work < 0 ? n : work) < kParallelMin) {
+    for (int64_t i = 0; i < n; ++i) acc += f(i);
+    return acc;
+  }
+#pragma omp parallel for reduction(+ : acc) schedule(static)
+  for (int64_t i = 0; i < n; ++i) acc += f(i);
+  return acc;
 }
 
 // Log-sum-exp of one row with the row maximum subtracted, so exp never

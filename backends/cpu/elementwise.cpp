@@ -87,15 +87,10 @@ template <class T>
 void sigmoid_forward(const KernelArgs& a) {
   const T* x = in<T>(a, 0);
   T* o = out<T>(a);
-  // Split on the sign so exp never overflows.
-  pfor(numel(a), [&](int64_t i) {
-    T v = x[i];
-    if (v >= 0) {
-      o[i] = T(1) / (T(1) + std::exp(-v));
-    } else {
-      T e = std::exp(v);
-      o[i] = e / (T(1) + e);
-    }
+  // 1 / (1 + exp(-x)) is safe in IEEE arithmetic: exp overflows to +inf for
+  // very negative x and 1 / inf = 0. Eigen's exp is vectorised.
+  pchunks(numel(a), [&](int64_t b, int64_t n) {
+    VecMap<T>(o + b, n) = (T(1) + (-CVecMap<T>(x + b, n)).exp()).inverse();
   });
 }
 template <class T>
@@ -108,7 +103,7 @@ template <class T>
 void tanh_forward(const KernelArgs& a) {
   const T* x = in<T>(a, 0);
   T* o = out<T>(a);
-  pfor(numel(a), [&](int64_t i) { o[i] = std::tanh(x[i]); });
+  pchunks(numel(a), [&](int64_t b, int64_t n) { VecMap<T>(o + b, n) = CVecMap<T>(x + b, n).tanh(); });
 }
 template <class T>
 void tanh_backward(const KernelArgs& a) {  // dy/dx = 1 - y^2

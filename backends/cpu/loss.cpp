@@ -14,12 +14,10 @@ template <class T>
 void mse_forward(const KernelArgs& a) {
   int64_t n = a.in_shape[0].numel();
   const T *p = in<T>(a, 0), *t = in<T>(a, 1);
-  double acc = 0;
-#pragma omp parallel for reduction(+ : acc) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; ++i) {
+  double acc = psum(n, [&](int64_t i) {
     double e = static_cast<double>(p[i]) - static_cast<double>(t[i]);
-    acc += e * e;
-  }
+    return e * e;
+  });
   out<T>(a)[0] = static_cast<T>(acc / static_cast<double>(n));
 }
 // d pred = 2 (pred - target) / n * g; d target = -d pred
@@ -37,12 +35,12 @@ template <class T>
 void ce_forward(const KernelArgs& a) {
   int64_t N = a.in_shape[0][0], C = a.in_shape[0][1];
   const T *x = in<T>(a, 0), *t = in<T>(a, 1);
-  double acc = 0;
-#pragma omp parallel for reduction(+ : acc) if (N * C >= kParallelMin)
-  for (int64_t r = 0; r < N; ++r) {
+  double acc = -psum(N, [&](int64_t r) {
     T lse = row_logsumexp(x + r * C, C);
-    for (int64_t j = 0; j < C; ++j) acc -= static_cast<double>(t[r * C + j] * (x[r * C + j] - lse));
-  }
+    double row = 0;
+    for (int64_t j = 0; j < C; ++j) row += static_cast<double>(t[r * C + j] * (x[r * C + j] - lse));
+    return row;
+  }, N * C);
   out<T>(a)[0] = static_cast<T>(acc / static_cast<double>(N));
 }
 // d x_rk = g/N (softmax_rk sum_j t_rj - t_rk); d t_rk = -g/N (x_rk - lse_r).
@@ -53,8 +51,7 @@ void ce_backward(const KernelArgs& a) {
   const T *x = in<T>(a, 0), *t = in<T>(a, 1);
   T f = gout<T>(a)[0] / static_cast<T>(N);
   T *dx = gin<T>(a, 0), *dt = gin<T>(a, 1);
-#pragma omp parallel for if (N * C >= kParallelMin)
-  for (int64_t r = 0; r < N; ++r) {
+  pfor(N, [&](int64_t r) {
     const T *xr = x + r * C, *tr = t + r * C;
     T lse = row_logsumexp(xr, C);
     T tsum = 0;
@@ -63,7 +60,7 @@ void ce_backward(const KernelArgs& a) {
       if (dx) dx[r * C + j] += f * (std::exp(xr[j] - lse) * tsum - tr[j]);
       if (dt) dt[r * C + j] -= f * (xr[j] - lse);
     }
-  }
+  }, N * C);
 }
 
 // Labels were range-checked on the host when the op was recorded.
@@ -72,9 +69,9 @@ void ce_labels_forward(const KernelArgs& a) {
   int64_t N = a.in_shape[0][0], C = a.in_shape[0][1];
   const T* x = in<T>(a, 0);
   const int32_t* y = in<int32_t>(a, 1);
-  double acc = 0;
-#pragma omp parallel for reduction(+ : acc) if (N * C >= kParallelMin)
-  for (int64_t r = 0; r < N; ++r) acc -= static_cast<double>(x[r * C + y[r]] - row_logsumexp(x + r * C, C));
+  double acc = -psum(N, [&](int64_t r) {
+    return static_cast<double>(x[r * C + y[r]] - row_logsumexp(x + r * C, C));
+  }, N * C);
   out<T>(a)[0] = static_cast<T>(acc / static_cast<double>(N));
 }
 // d x_rk = g/N (softmax_rk - [k == y_r])
@@ -86,12 +83,11 @@ void ce_labels_backward(const KernelArgs& a) {
   T* dx = gin<T>(a, 0);
   if (!dx) return;
   T f = gout<T>(a)[0] / static_cast<T>(N);
-#pragma omp parallel for if (N * C >= kParallelMin)
-  for (int64_t r = 0; r < N; ++r) {
+  pfor(N, [&](int64_t r) {
     T lse = row_logsumexp(x + r * C, C);
     for (int64_t j = 0; j < C; ++j)
       dx[r * C + j] += f * (std::exp(x[r * C + j] - lse) - (j == y[r] ? T(1) : T(0)));
-  }
+  }, N * C);
 }
 
 }  // namespace

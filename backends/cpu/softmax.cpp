@@ -33,8 +33,7 @@ void softmax_forward(const KernelArgs& a) {
     T inv = T(1) / s;
     for (int64_t j = 0; j < n; ++j) yr[j] *= inv;
   };
-#pragma omp parallel for if (rows * n >= kParallelMin) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) row(r);
+  pfor(rows, row, rows * n);
 }
 // dx = y * (dy - sum_j dy_j y_j)
 template <class T>
@@ -43,13 +42,12 @@ void softmax_backward(const KernelArgs& a) {
   const T *y = out<T>(a), *g = gout<T>(a);
   T* d = gin<T>(a, 0);
   if (!d) return;
-#pragma omp parallel for if (rows * n >= kParallelMin) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
+  pfor(rows, [&](int64_t r) {
     const T *yr = y + r * n, *gr = g + r * n;
     T dot = 0;
     for (int64_t j = 0; j < n; ++j) dot += gr[j] * yr[j];
     for (int64_t j = 0; j < n; ++j) d[r * n + j] += yr[j] * (gr[j] - dot);
-  }
+  }, rows * n);
 }
 
 template <class T>
@@ -57,11 +55,10 @@ void log_softmax_forward(const KernelArgs& a) {
   int64_t n = a.out_shape.last(), rows = a.out_shape.rows();
   const T* x = in<T>(a, 0);
   T* y = out<T>(a);
-#pragma omp parallel for if (rows * n >= kParallelMin) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
+  pfor(rows, [&](int64_t r) {
     T lse = row_logsumexp(x + r * n, n);
     for (int64_t j = 0; j < n; ++j) y[r * n + j] = x[r * n + j] - lse;
-  }
+  }, rows * n);
 }
 // dx = dy - softmax(x) * sum_j dy_j, with softmax(x) = exp(y)
 template <class T>
@@ -70,12 +67,11 @@ void log_softmax_backward(const KernelArgs& a) {
   const T *y = out<T>(a), *g = gout<T>(a);
   T* d = gin<T>(a, 0);
   if (!d) return;
-#pragma omp parallel for if (rows * n >= kParallelMin) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
+  pfor(rows, [&](int64_t r) {
     T s = 0;
     for (int64_t j = 0; j < n; ++j) s += g[r * n + j];
     for (int64_t j = 0; j < n; ++j) d[r * n + j] += g[r * n + j] - std::exp(y[r * n + j]) * s;
-  }
+  }, rows * n);
 }
 
 }  // namespace
