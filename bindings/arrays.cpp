@@ -53,6 +53,29 @@ Matrix as_matrix(const py::handle& obj, const char* name, py::array& keep) {
   return {static_cast<const float*>(keep.data()), keep.shape(0), keep.shape(1)};
 }
 
+Matrix as_samples(const py::handle& obj, const char* name, const std::vector<int64_t>& sample_shape,
+                  py::array& keep) {
+  if (py::isinstance<py::array>(obj) && !sample_shape.empty()) {
+    py::array a = py::reinterpret_borrow<py::array>(obj);
+    if (a.ndim() == static_cast<py::ssize_t>(sample_shape.size()) + 1 && a.ndim() > 2) {
+      for (size_t i = 0; i < sample_shape.size(); ++i)
+        if (a.shape(i + 1) != sample_shape[i])
+          throw ShapeError(std::string(name) + " has shape " + shape_str(a) +
+                           " but the network's input_shape asks for (N, " +
+                           [&] {
+                             std::string t;
+                             for (size_t k = 0; k < sample_shape.size(); ++k)
+                               t += (k ? ", " : "") + std::to_string(sample_shape[k]);
+                             return t;
+                           }() + ")");
+      // Same memory, seen as one row per sample (numpy makes a view when it can).
+      py::array rows = a.attr("reshape")(a.shape(0), -1);
+      return as_matrix(rows, name, keep);
+    }
+  }
+  return as_matrix(obj, name, keep);
+}
+
 Targets as_targets(const py::handle& obj, const char* name, bool labels_ok, py::array& keep) {
   py::array a = to_array(obj, name);
   char k = kind_of(a);

@@ -11,6 +11,7 @@
 #include <pybind11/pybind11.h>
 
 #include <string>
+#include <vector>
 
 #include "models/seed_api.h"
 
@@ -23,6 +24,12 @@ std::string shape_str(const py::array& a);
 // A float32 C-contiguous matrix view of `obj` (2-D), converting if needed.
 // `keep` receives the array whose memory the view points to.
 Matrix as_matrix(const py::handle& obj, const char* name, py::array& keep);
+
+// Samples for a network whose one sample has `sample_shape` (may be empty):
+// a 2-D (N, features) array as as_matrix, or an (N, *sample_shape) array
+// seen as N rows (no copy for float32 C order).
+Matrix as_samples(const py::handle& obj, const char* name, const std::vector<int64_t>& sample_shape,
+                  py::array& keep);
 
 // Targets for a network output of `units`: integer arrays (N,) or (N, 1) as
 // int32 labels (only when labels_ok), float arrays (N, units) as values.

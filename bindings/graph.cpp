@@ -77,6 +77,14 @@ PyTensor op2(Tensor (*f)(Tensor, Tensor), const PyTensor& a, const PyTensor& b) 
 void copy_into(PyGraph& pg, Tensor t, const py::handle& value, const char* name) {
   const TensorDesc& d = pg.g.desc(t);
   py::array a = as_tensor_array(value, name, d.dtype == DType::I32);
+  if (d.dtype == DType::I32 && a.dtype().kind() != 'i')
+    throw TypeError(std::string(name) + " has dtype " +
+                    std::string(py::str(py::array::ensure(value).dtype())) +
+                    "; the tensor holds int32 labels: pass an integer array");
+  // A float64 tensor takes the values in double, straight from `value`
+  // (as_tensor_array above has checked its dtype and converted to float32).
+  if (d.dtype == DType::F64)
+    a = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(value);
   if (a.ndim() != d.shape.ndim || a.size() != d.shape.numel())
     throw ValueError(std::string(name) + ": shape " + shape_str(a) + " does not match tensor " +
                      d.shape.str());

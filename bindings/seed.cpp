@@ -13,7 +13,7 @@ namespace {
 
 py::array predict(NeuralNetwork2& nn, const py::handle& X) {
   py::array keep;
-  Matrix x = as_matrix(X, "X", keep);
+  Matrix x = as_samples(X, "X", nn.input_shape(), keep);
   std::vector<float> y;
   {
     py::gil_scoped_release nogil;
@@ -73,14 +73,15 @@ py::dict fit(Trainer& t, const py::handle& X, const py::handle& Y, const py::han
     throw ValueError("fit: verbose must be 0, 1 or 2, got " + std::to_string(verbose));
   bool ce = t.network().loss() == LossType::CrossEntropy;
   py::array kx, ky, kxt, kyt;
-  Matrix x = as_matrix(X, "X_train", kx);
+  const std::vector<int64_t>& shape = t.network().input_shape();
+  Matrix x = as_samples(X, "X_train", shape, kx);
   Targets y = as_targets(Y, "Y_train", ce, ky);
   Matrix xt;
   Targets yt;
   if (Xt.is_none() != Yt.is_none())
     throw ValueError("fit: give both X_test and Y_test, or neither");
   if (!Xt.is_none()) {
-    xt = as_matrix(Xt, "X_test", kxt);
+    xt = as_samples(Xt, "X_test", shape, kxt);
     yt = as_targets(Yt, "Y_test", ce, kyt);
     if (xt.rows == 0) throw ValueError("fit: X_test is empty (0 rows)");
   }
@@ -106,7 +107,14 @@ py::dict fit(Trainer& t, const py::handle& X, const py::handle& Y, const py::han
 }  // namespace
 
 void bind_seed(py::module_& m) {
-  py::enum_<LayerType>(m, "LayerType").value("Dense", LayerType::Dense);
+  py::enum_<LayerType>(m, "LayerType")
+      .value("Dense", LayerType::Dense)
+      .value("Conv2D", LayerType::Conv2D)
+      .value("MaxPool2D", LayerType::MaxPool2D)
+      .value("AvgPool2D", LayerType::AvgPool2D)
+      .value("Flatten", LayerType::Flatten)
+      .value("Dropout", LayerType::Dropout)
+      .value("BatchNorm", LayerType::BatchNorm);
   py::enum_<ActivationType>(m, "ActivationType")
       .value("Linear", ActivationType::Linear)
       .value("Sigmoid", ActivationType::Sigmoid)
@@ -122,13 +130,29 @@ void bind_seed(py::module_& m) {
       .value("Adam", OptimKind::Adam)
       .value("AdamW", OptimKind::AdamW);
 
-  py::class_<Layer2>(m, "Layer2", "One layer of a NeuralNetwork2: type, units, activation.")
-      .def(py::init([](LayerType t, int64_t units, ActivationType a) {
-             if (units <= 0)
-               throw ValueError("Layer2: units must be > 0, got " + std::to_string(units));
-             return Layer2{t, units, a};
+  py::class_<Layer2>(m, "Layer2",
+                     "One layer of a NeuralNetwork2: type, units (Dense width, Conv2D output "
+                     "channels), activation, and kernel/stride/padding (Conv2D, pools) or rate "
+                     "(Dropout) as keywords. NeuralNetwork2 checks them.")
+      .def(py::init([](LayerType t, int64_t units, ActivationType a, int64_t kernel, int64_t stride,
+                       int64_t padding, float rate, const py::object& channels) {
+             if (!channels.is_none()) {
+               if (units != 0) throw ValueError("Layer2: give units or channels, not both");
+               units = channels.cast<int64_t>();
+             }
+             if ((t == LayerType::Dense || t == LayerType::Conv2D) && units <= 0)
+               throw ValueError(std::string("Layer2: ") + layer_type_name(t) +
+                                " units must be > 0, got " + std::to_string(units));
+             if (units < 0) throw ValueError("Layer2: units must be >= 0");
+             return Layer2{t, units, a, kernel, stride, padding, rate};
            }),
-           py::arg("type"), py::arg("units"), py::arg("activation") = ActivationType::Linear)
+           py::arg("type"), py::arg("units") = 0, py::arg("activation") = ActivationType::Linear,
+           py::kw_only(), py::arg("kernel") = 0, py::arg("stride") = 0, py::arg("padding") = 0,
+           py::arg("rate") = 0.0f, py::arg("channels") = py::none())
+      .def_readonly("kernel", &Layer2::kernel)
+      .def_readonly("stride", &Layer2::stride)
+      .def_readonly("padding", &Layer2::padding)
+      .def_readonly("rate", &Layer2::rate)
       .def_readonly("type", &Layer2::type)
       .def_readonly("units", &Layer2::units)
       .def_readonly("activation", &Layer2::activation)
@@ -140,8 +164,12 @@ void bind_seed(py::module_& m) {
   py::class_<NeuralNetwork2>(m, "NeuralNetwork2",
                              "A network described by layers, compiled onto lldl's tape. The "
                              "input size is taken from the first fit.")
-      .def(py::init<std::vector<Layer2>, LossType, uint64_t>(), py::arg("layers"),
-           py::arg("loss"), py::arg("seed") = 42)
+      .def(py::init<std::vector<Layer2>, LossType, uint64_t, std::vector<int64_t>>(),
+           py::arg("layers"), py::arg("loss"), py::arg("seed") = 42, py::kw_only(),
+           py::arg("input_shape") = std::vector<int64_t>{},
+           "input_shape: one sample's shape, e.g. (1, 28, 28) for images given as (N, 784) "
+           "rows or (N, 1, 28, 28) arrays; omitted for dense networks.")
+      .def_property_readonly("input_shape", &NeuralNetwork2::input_shape)
       .def("predict", &predict, py::arg("X"),
            "Network output for each row of X, as a new float32 array (rows x outputs).")
       .def_property_readonly("layers", &NeuralNetwork2::layers)
@@ -190,7 +218,7 @@ void bind_seed(py::module_& m) {
       .def("evaluate",
            [](Trainer& t, const py::handle& X, const py::handle& Y) {
              py::array kx, ky;
-             Matrix x = as_matrix(X, "X", kx);
+             Matrix x = as_samples(X, "X", t.network().input_shape(), kx);
              Targets y = as_targets(Y, "Y", t.network().loss() == LossType::CrossEntropy, ky);
              auto [loss, acc] = t.evaluate(x, y);
              return py::make_tuple(loss, acc < 0 ? py::none() : py::cast(acc));

@@ -13,7 +13,18 @@
 
 namespace lldl {
 
-const char* layer_type_name(LayerType) { return "Dense"; }
+const char* layer_type_name(LayerType t) {
+  switch (t) {
+    case LayerType::Dense: return "Dense";
+    case LayerType::Conv2D: return "Conv2D";
+    case LayerType::MaxPool2D: return "MaxPool2D";
+    case LayerType::AvgPool2D: return "AvgPool2D";
+    case LayerType::Flatten: return "Flatten";
+    case LayerType::Dropout: return "Dropout";
+    case LayerType::BatchNorm: return "BatchNorm";
+  }
+  return "?";
+}
 const char* activation_name(ActivationType a) {
   switch (a) {
     case ActivationType::Linear: return "Linear";
@@ -53,63 +64,187 @@ std::string dims(int64_t r, int64_t c) { return std::to_string(r) + "x" + std::t
 
 // ---- NeuralNetwork2 ----------------------------------------------------------
 
-NeuralNetwork2::NeuralNetwork2(std::vector<Layer2> layers, LossType loss, uint64_t seed)
-    : layers_(std::move(layers)), loss_(loss), seed_(seed) {
+namespace {
+std::string layer_label(size_t i, const Layer2& l) {
+  return "layer " + std::to_string(i) + " (" + layer_type_name(l.type) + ")";
+}
+std::string shape_text(const std::vector<int64_t>& s) {
+  std::string t;
+  for (size_t i = 0; i < s.size(); ++i) t += (i ? "x" : "") + std::to_string(s[i]);
+  return t;
+}
+int64_t product(const std::vector<int64_t>& s) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= d;
+  return n;
+}
+}  // namespace
+
+NeuralNetwork2::NeuralNetwork2(std::vector<Layer2> layers, LossType loss, uint64_t seed,
+                               std::vector<int64_t> input_shape)
+    : layers_(std::move(layers)), loss_(loss), seed_(seed), input_shape_(std::move(input_shape)) {
   if (layers_.empty()) throw ValueError("NeuralNetwork2: needs at least one layer");
+  if (input_shape_.size() > 3)
+    throw ValueError("NeuralNetwork2: input_shape has " + std::to_string(input_shape_.size()) +
+                     " dimensions; one sample has at most 3 (channels, height, width)");
+  for (int64_t d : input_shape_)
+    if (d <= 0) throw ValueError("NeuralNetwork2: input_shape " + shape_text(input_shape_) +
+                                 " has a dimension <= 0");
   for (size_t i = 0; i < layers_.size(); ++i) {
-    if (layers_[i].type != LayerType::Dense)
+    const Layer2& l = layers_[i];
+    std::string who = "NeuralNetwork2: " + layer_label(i, l);
+    if (static_cast<int>(l.type) > static_cast<int>(LayerType::BatchNorm))
       throw ValueError("NeuralNetwork2: layer " + std::to_string(i) + " has an unknown type");
-    if (layers_[i].units <= 0)
-      throw ValueError("NeuralNetwork2: layer " + std::to_string(i) + " (Dense) needs units > 0, got " +
-                       std::to_string(layers_[i].units));
+    if ((l.type == LayerType::Dense || l.type == LayerType::Conv2D) && l.units <= 0)
+      throw ValueError(who + " needs units > 0, got " + std::to_string(l.units));
+    bool windowed = l.type == LayerType::Conv2D || l.type == LayerType::MaxPool2D ||
+                    l.type == LayerType::AvgPool2D;
+    if (windowed && l.kernel <= 0)
+      throw ValueError(who + " needs kernel > 0, got " + std::to_string(l.kernel));
+    if (l.stride < 0) throw ValueError(who + ": stride must be >= 0, got " + std::to_string(l.stride));
+    if (l.padding < 0)
+      throw ValueError(who + ": padding must be >= 0, got " + std::to_string(l.padding));
+    if (l.type == LayerType::Dropout && !(l.rate >= 0.0f && l.rate < 1.0f))
+      throw ValueError(who + ": rate must be in [0, 1), got " + std::to_string(l.rate));
   }
   if (loss != LossType::MSE && loss != LossType::CrossEntropy)
     throw ValueError("NeuralNetwork2: unknown loss type " + std::to_string(int(loss)));
+  if (output_features() == 0)
+    throw ValueError("NeuralNetwork2: the last layer must be Dense (optionally followed by "
+                     "Dropout or BatchNorm), so that each sample has one output vector");
 }
 
 void NeuralNetwork2::build(int64_t n_in) {
   if (n_in <= 0) throw ValueError("NeuralNetwork2: input feature count must be > 0");
+  if (!input_shape_.empty() && n_in != product(input_shape_))
+    throw ValueError("NeuralNetwork2: the data has " + std::to_string(n_in) +
+                     " values per sample but input_shape " + shape_text(input_shape_) + " holds " +
+                     std::to_string(product(input_shape_)));
   if (!graph_ || n_in != n_in_) {
-    graph_ = std::make_unique<Graph>(DType::F32, Backend::CPU, size_t(4) << 20);
-    W_.clear();
-    b_.clear();
-    int64_t fan_in = n_in;
+    // Walk the layers once to check that each fits the shape it receives and
+    // to create its parameters.
+    auto g = std::make_unique<Graph>(DType::F32, Backend::CPU, size_t(4) << 20);
+    std::vector<LayerParams> ps;
+    std::vector<int64_t> s = input_shape_.empty() ? std::vector<int64_t>{n_in} : input_shape_;
     for (size_t i = 0; i < layers_.size(); ++i) {
-      std::string p = "layers." + std::to_string(i) + ".";
-      W_.push_back(graph_->param({fan_in, layers_[i].units}, p + "weight"));
-      b_.push_back(graph_->param({layers_[i].units}, p + "bias"));
-      fan_in = layers_[i].units;
+      const Layer2& l = layers_[i];
+      std::string who = "NeuralNetwork2: " + layer_label(i, l);
+      std::string name = "layers." + std::to_string(i) + ".";
+      LayerParams p;
+      bool windowed = l.type == LayerType::Conv2D || l.type == LayerType::MaxPool2D ||
+                      l.type == LayerType::AvgPool2D;
+      if (windowed && s.size() != 3)
+        throw ValueError(who + " needs image input (channels x height x width), got " +
+                         shape_text(s) + "; give NeuralNetwork2 an input_shape");
+      if (windowed) {
+        int64_t k = l.kernel, pad = l.type == LayerType::Conv2D ? l.padding : 0;
+        int64_t st = l.stride ? l.stride : (l.type == LayerType::Conv2D ? 1 : k);
+        if (s[1] + 2 * pad < k || s[2] + 2 * pad < k)
+          throw ValueError(who + ": kernel " + std::to_string(k) + " is larger than its (padded) input " +
+                           shape_text(s) + " with padding " + std::to_string(pad));
+        int64_t oh = (s[1] + 2 * pad - k) / st + 1, ow = (s[2] + 2 * pad - k) / st + 1;
+        if (l.type == LayerType::Conv2D) {
+          p.w = g->param({l.units, s[0], k, k}, name + "weight");
+          p.b = g->param({l.units}, name + "bias");
+          s = {l.units, oh, ow};
+        } else {
+          s = {s[0], oh, ow};
+        }
+      } else if (l.type == LayerType::Dense) {
+        p.w = g->param({product(s), l.units}, name + "weight");
+        p.b = g->param({l.units}, name + "bias");
+        s = {l.units};
+      } else if (l.type == LayerType::Flatten) {
+        s = {product(s)};
+      } else if (l.type == LayerType::BatchNorm) {
+        if (s.size() != 1 && s.size() != 3)
+          throw ValueError(who + " needs features or channels x height x width, got " + shape_text(s));
+        p.w = g->param({s[0]}, name + "weight");
+        p.b = g->param({s[0]}, name + "bias");
+        p.running_mean = g->buffer({s[0]}, DType::F32);
+        p.running_var = g->buffer({s[0]}, DType::F32);
+      }
+      ps.push_back(p);
     }
+    if (s.size() != 1 || s[0] != output_features())
+      throw ValueError("NeuralNetwork2: the network outputs " + shape_text(s) +
+                       " per sample; end with a Dense layer (Dropout or BatchNorm may follow it)");
+    graph_ = std::move(g);
+    params_ = std::move(ps);
     n_in_ = n_in;
   }
   graph_->reset();
+  dropout_calls_ = 0;
   for (size_t i = 0; i < layers_.size(); ++i) {
-    Init how = layers_[i].activation == ActivationType::ReLU ? Init::HeUniform : Init::XavierUniform;
-    init_param(*graph_, W_[i], how, seed_ * 1000003ull + i);
-    init_param(*graph_, b_[i], Init::Zeros, 0);
+    const Layer2& l = layers_[i];
+    LayerParams& p = params_[i];
+    if (l.type == LayerType::Dense || l.type == LayerType::Conv2D) {
+      Init how = l.activation == ActivationType::ReLU ? Init::HeUniform : Init::XavierUniform;
+      const Shape& ws = graph_->shape(p.w);
+      // A conv weight is (out, in, k, k): fan_in = in*k*k, fan_out = out*k*k.
+      int64_t fan_in = l.type == LayerType::Conv2D ? ws[1] * ws[2] * ws[3] : ws[0];
+      int64_t fan_out = l.type == LayerType::Conv2D ? ws[0] * ws[2] * ws[3] : ws[1];
+      init_param(*graph_, p.w, how, seed_ * 1000003ull + i, fan_in, fan_out);
+      init_param(*graph_, p.b, Init::Zeros, 0);
+    } else if (l.type == LayerType::BatchNorm) {
+      std::fill_n(graph_->data(p.w), graph_->shape(p.w).numel(), 1.0f);
+      init_param(*graph_, p.b, Init::Zeros, 0);
+      init_param(*graph_, p.running_mean, Init::Zeros, 0);
+      std::fill_n(graph_->data(p.running_var), graph_->shape(p.running_var).numel(), 1.0f);
+    }
   }
 }
 
-Tensor NeuralNetwork2::forward(Tensor x, Tensor* logits) {
+Tensor NeuralNetwork2::forward(Tensor x, Tensor* logits, bool training) {
+  Graph& g = *graph_;
   Tensor h = x;
+  if (input_shape_.size() > 1) {
+    Shape s;
+    s.ndim = static_cast<int32_t>(input_shape_.size()) + 1;
+    s.d[0] = g.shape(x)[0];
+    for (size_t i = 0; i < input_shape_.size(); ++i) s.d[i + 1] = input_shape_[i];
+    h = reshape(x, s);  // a view: the rows already hold the samples in this layout
+  }
+  if (training) ++dropout_calls_;
   for (size_t i = 0; i < layers_.size(); ++i) {
-    Tensor z = bias_add(matmul(h, W_[i]), b_[i]);
+    const Layer2& l = layers_[i];
+    const LayerParams& p = params_[i];
+    Tensor z;
+    switch (l.type) {
+      case LayerType::Dense:
+        if (g.shape(h).ndim > 2) h = flatten(h);
+        z = bias_add(matmul(h, p.w), p.b);
+        break;
+      case LayerType::Conv2D:
+        z = conv2d(h, p.w, p.b, static_cast<int>(l.stride ? l.stride : 1), static_cast<int>(l.padding));
+        break;
+      case LayerType::MaxPool2D: z = max_pool2d(h, int(l.kernel), int(l.stride)); break;
+      case LayerType::AvgPool2D: z = avg_pool2d(h, int(l.kernel), int(l.stride)); break;
+      case LayerType::Flatten: z = flatten(h); break;
+      case LayerType::Dropout:
+        z = training && l.rate > 0 ? dropout(h, l.rate, true, seed_ ^ (dropout_calls_ * 0x9e3779b97f4a7c15ull + i))
+                                   : h;
+        break;
+      case LayerType::BatchNorm:
+        z = batch_norm(h, p.w, p.b, p.running_mean, p.running_var, training);
+        break;
+    }
     bool last = i + 1 == layers_.size();
     if (last && logits) {
       *logits = z;
       // Cross-entropy takes logits: a final Softmax is fused into the loss.
-      if (layers_[i].activation == ActivationType::Softmax) return z;
+      if (l.activation == ActivationType::Softmax) return z;
     }
-    h = activate(layers_[i].activation, z);
+    h = activate(l.activation, z);
     if (last && logits) *logits = h;
   }
   return h;
 }
 
-Tensor NeuralNetwork2::loss_of(Tensor x, Tensor targets, Tensor* output) {
+Tensor NeuralNetwork2::loss_of(Tensor x, Tensor targets, Tensor* output, bool training) {
   Tensor out;
-  if (loss_ == LossType::CrossEntropy) forward(x, &out);
-  else out = forward(x);
+  if (loss_ == LossType::CrossEntropy) forward(x, &out, training);
+  else out = forward(x, nullptr, training);
   if (output) *output = out;
   return loss_ == LossType::CrossEntropy ? cross_entropy(out, targets) : mse_loss(out, targets);
 }
@@ -149,12 +284,20 @@ std::vector<float> NeuralNetwork2::predict(const Matrix& X) {
 }
 
 int64_t NeuralNetwork2::num_parameters() const {
-  int64_t n = 0, fan_in = n_in_;
-  for (const Layer2& l : layers_) {
-    n += fan_in * l.units + l.units;
-    fan_in = l.units;
-  }
+  int64_t n = 0;
+  if (graph_)
+    for (Tensor p : graph_->params()) n += graph_->shape(p).numel();
   return n;
+}
+
+int64_t NeuralNetwork2::output_features() const {
+  // The width of the last Dense layer; Dropout and BatchNorm keep it.
+  for (size_t i = layers_.size(); i-- > 0;) {
+    LayerType t = layers_[i].type;
+    if (t == LayerType::Dense) return layers_[i].units;
+    if (t != LayerType::Dropout && t != LayerType::BatchNorm) return 0;
+  }
+  return 0;
 }
 
 // ---- Trainer -------------------------------------------------------------------
@@ -326,7 +469,7 @@ History Trainer::fit(const Matrix& X, const Targets& Y, const Matrix& Xt, const 
           std::memcpy(p + i * X.cols, X.data + order[b + i] * X.cols, X.cols * sizeof(float));
       }
       Tensor y = targets_tensor(Y, full ? nullptr : &order, b, m);
-      Tensor loss = nn_.loss_of(x, y);
+      Tensor loss = nn_.loss_of(x, y, nullptr, true);
       double lv = g.item(loss);
       if (!std::isfinite(lv))
         throw ValueError("fit: the training loss became " + std::string(std::isnan(lv) ? "NaN" : "Inf") +

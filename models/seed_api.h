@@ -22,7 +22,7 @@
 
 namespace lldl {
 
-enum class LayerType : uint8_t { Dense };
+enum class LayerType : uint8_t { Dense, Conv2D, MaxPool2D, AvgPool2D, Flatten, Dropout, BatchNorm };
 enum class ActivationType : uint8_t { Linear, Sigmoid, Tanh, ReLU, Softmax };
 enum class LossType : uint8_t { MSE, CrossEntropy };
 using OptimiserType = OptimKind;
@@ -31,10 +31,16 @@ const char* layer_type_name(LayerType t);
 const char* activation_name(ActivationType a);
 const char* loss_name(LossType l);
 
+// One layer. `units` is the output width of Dense and the output channels of
+// Conv2D; kernel/stride/padding apply to Conv2D (stride 0 means 1) and the
+// pools (stride 0 means kernel); rate is Dropout's drop probability. The
+// activation is applied after the layer's op (any layer type).
 struct Layer2 {
   LayerType type = LayerType::Dense;
   int64_t units = 0;
   ActivationType activation = ActivationType::Linear;
+  int64_t kernel = 0, stride = 0, padding = 0;
+  float rate = 0.0f;
 };
 
 // A borrowed row-major float32 matrix (rows x cols).
@@ -52,25 +58,33 @@ struct Targets {
 
 class NeuralNetwork2 {
  public:
-  NeuralNetwork2(std::vector<Layer2> layers, LossType loss, uint64_t seed = 42);
+  // input_shape: the shape of one sample, e.g. {1, 28, 28} for images given
+  // as rows of 784 values (or (N, 1, 28, 28) arrays); empty: the feature
+  // count of the first training data, for dense networks.
+  NeuralNetwork2(std::vector<Layer2> layers, LossType loss, uint64_t seed = 42,
+                 std::vector<int64_t> input_shape = {});
 
   const std::vector<Layer2>& layers() const { return layers_; }
   LossType loss() const { return loss_; }
   int64_t input_features() const { return n_in_; }   // 0 until built
-  int64_t output_features() const { return layers_.back().units; }
+  const std::vector<int64_t>& input_shape() const { return input_shape_; }
+  int64_t output_features() const;
   bool built() const { return n_in_ > 0; }
   uint64_t seed() const { return seed_; }
 
   // Creates (or re-creates) the parameters for n_in input features with the
-  // seeded initialisation (He for ReLU layers, Xavier otherwise).
+  // seeded initialisation (He for ReLU layers, Xavier otherwise); checks that
+  // every layer fits the shape it receives (ValueError naming the layer).
   void build(int64_t n_in);
-  // Records the forward pass on graph(). When `logits` is non-null it gets
-  // the pre-activation of the last layer (cross-entropy works on those).
-  Tensor forward(Tensor x, Tensor* logits = nullptr);
+  // Records the forward pass on graph() for x (rows x input_features). When
+  // `logits` is non-null it gets the pre-activation of the last layer
+  // (cross-entropy works on those). `training` turns on dropout and batch
+  // statistics.
+  Tensor forward(Tensor x, Tensor* logits = nullptr, bool training = false);
   // Loss of a batch: cross-entropy from the logits (a final Softmax is fused
   // into the loss), MSE on the output. `output` receives what the loss was
   // computed on (logits or network output).
-  Tensor loss_of(Tensor x, Tensor targets, Tensor* output = nullptr);
+  Tensor loss_of(Tensor x, Tensor targets, Tensor* output = nullptr, bool training = false);
   // Network output for every row of X (rows x output_features), computed in
   // chunks; X must have input_features() columns.
   std::vector<float> predict(const Matrix& X);
@@ -98,17 +112,22 @@ class NeuralNetwork2 {
   InUse claim(const char* what);
 
   Graph& graph() { return *graph_; }
-  std::vector<Tensor> weights() const { return W_; }
-  std::vector<Tensor> biases() const { return b_; }
   int64_t num_parameters() const;
 
  private:
   std::vector<Layer2> layers_;
   LossType loss_;
   uint64_t seed_;
+  std::vector<int64_t> input_shape_;
   int64_t n_in_ = 0;
   std::unique_ptr<Graph> graph_;
-  std::vector<Tensor> W_, b_;
+  // Per layer: weight and bias (Dense, Conv2D; BatchNorm's scale and shift),
+  // and BatchNorm's running statistics.
+  struct LayerParams {
+    Tensor w, b, running_mean, running_var;
+  };
+  std::vector<LayerParams> params_;
+  uint64_t dropout_calls_ = 0;  // seeds a fresh dropout mask per training step
   std::unique_ptr<std::atomic<bool>> busy_ = std::make_unique<std::atomic<bool>>(false);
 };
 
