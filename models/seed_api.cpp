@@ -443,7 +443,7 @@ History Trainer::fit(const Matrix& X, const Targets& Y, const Matrix& Xt, const 
   History hist;
   using clock = std::chrono::steady_clock;
   auto t0 = clock::now(), last_draw = t0;
-  double seen = 0;
+  double seen = 0, eval_s = 0;  // samples/s counts training time only
   char buf[256];
 
   for (int64_t e = 1; e <= epochs; ++e) {
@@ -484,7 +484,7 @@ History Trainer::fit(const Matrix& X, const Targets& Y, const Matrix& Xt, const 
         last_draw = now;
         if (interrupt_) interrupt_();
         if (verbose == 1) {
-          double el = std::chrono::duration<double>(now - t0).count();
+          double el = std::chrono::duration<double>(now - t0).count() - eval_s;
           double frac = (static_cast<double>(e - 1) + static_cast<double>(b + m) / n) / epochs;
           int bars = static_cast<int>(frac * 30);
           std::snprintf(buf, sizeof buf, "\repoch %lld/%lld [%-30s] %3d%% loss %.4f %.0f samples/s",
@@ -496,13 +496,16 @@ History Trainer::fit(const Matrix& X, const Targets& Y, const Matrix& Xt, const 
     }
     ++epochs_done_;
     if (e % eval_every == 0 || e == epochs) {
+      auto eval_start = clock::now();
       EvalRecord r;
       r.epoch = static_cast<int64_t>(epochs_done_);
       r.train_loss = epoch_loss / static_cast<double>(n);
       if (classify) r.train_accuracy = evaluate_checked(X, Y).second;
       if (has_test) std::tie(r.test_loss, r.test_accuracy) = evaluate_checked(Xt, Yt);
-      r.elapsed_s = std::chrono::duration<double>(clock::now() - t0).count();
-      r.samples_per_s = r.elapsed_s > 0 ? seen / r.elapsed_s : 0;
+      auto now = clock::now();
+      eval_s += std::chrono::duration<double>(now - eval_start).count();
+      r.elapsed_s = std::chrono::duration<double>(now - t0).count();
+      r.samples_per_s = r.elapsed_s > eval_s ? seen / (r.elapsed_s - eval_s) : 0;
       hist.push_back(r);
       if (verbose == 2) {
         int k = std::snprintf(buf, sizeof buf, "epoch %lld/%lld  train loss %.6g",

@@ -136,7 +136,7 @@ struct EvalRecord {
   double train_loss = 0, test_loss = 0;
   double train_accuracy = -1, test_accuracy = -1;  // -1 for regression
   double elapsed_s = 0;
-  double samples_per_s = 0;
+  double samples_per_s = 0;  // training samples per second, evaluation excluded
 };
 using History = std::vector<EvalRecord>;
 

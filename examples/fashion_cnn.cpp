@@ -1,0 +1,59 @@
+// Fashion-MNIST with a small CNN, from C++ (the same model as
+// examples/fashion_cnn.py): conv5x5 1->16 pad 2, ReLU, max-pool 2,
+// conv5x5 16->32 pad 2, ReLU, max-pool 2, dense 1568->128 ReLU, dense
+// 128->10, softmax cross-entropy, Adam lr 1e-3, batch 64.
+//
+//   build/fashion_cnn [--epochs 4] [--limit N] [--threads T] [--dir DIR]
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "core/threads.h"
+#include "data/idx.h"
+#include "models/seed_api.h"
+
+using namespace lldl;
+
+int main(int argc, char** argv) {
+  int64_t epochs = 4, limit = 0;
+  std::string dir = kFashionMnistDir;
+  try {
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      if (i + 1 >= argc) throw ValueError("missing value after " + a);
+      if (a == "--epochs") epochs = std::stoll(argv[++i]);
+      else if (a == "--limit") limit = std::stoll(argv[++i]);
+      else if (a == "--threads") set_num_threads(std::stoi(argv[++i]));
+      else if (a == "--dir") dir = argv[++i];
+      else throw ValueError("unknown flag " + a);
+    }
+    ImageSet train = load_fashion_mnist(dir, "train", limit);
+    ImageSet test = load_fashion_mnist(dir, "t10k");
+    using L = LayerType;
+    using A = ActivationType;
+    auto conv = [](int64_t channels) {
+      Layer2 l{L::Conv2D, channels, A::ReLU};
+      l.kernel = 5;
+      l.padding = 2;
+      return l;
+    };
+    Layer2 pool{L::MaxPool2D};
+    pool.kernel = 2;
+    NeuralNetwork2 nn({conv(16), pool, conv(32), pool, {L::Flatten}, {L::Dense, 128, A::ReLU},
+                       {L::Dense, 10, A::Linear}},
+                      LossType::CrossEntropy, 42, {1, 28, 28});
+    Trainer trainer(nn, OptimKind::Adam, 1e-3f);
+    Matrix X{train.images.data(), train.count, 784}, Xt{test.images.data(), test.count, 784};
+    Targets Y{nullptr, train.labels.data(), train.count, 1};
+    Targets Yt{nullptr, test.labels.data(), test.count, 1};
+    History h = trainer.fit(X, Y, Xt, Yt, epochs, 1, 64, true, 2);
+    std::printf("test accuracy %.4f after %lld epochs, %.1f s, %.0f training images/s (%d threads)\n",
+                h.back().test_accuracy, (long long)epochs, h.back().elapsed_s, h.back().samples_per_s,
+                get_num_threads());
+  } catch (const std::exception& e) {
+    std::cerr << "fashion_cnn: " << e.what() << "\n";
+    return 1;
+  }
+}
