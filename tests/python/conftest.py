@@ -6,7 +6,6 @@ Subprocesses (examples, the notebook kernel) get the same module through
 PYTHONPATH, see `module_env`.
 """
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +29,10 @@ def module_env():
 def seed_network(loss=cppapi.LossType.MSE, outputs=1, hidden=16, seed=42):
     """The seed's diabetes network: two sigmoid layers of 16, a linear output."""
     Dense, Act = cppapi.LayerType.Dense, cppapi.ActivationType
-    last = Act.Linear
     return cppapi.NeuralNetwork2(
         [cppapi.Layer2(Dense, hidden, Act.Sigmoid),
          cppapi.Layer2(Dense, hidden, Act.Sigmoid),
-         cppapi.Layer2(Dense, outputs, last)],
+         cppapi.Layer2(Dense, outputs, Act.Linear)],
         loss, seed)
 
 

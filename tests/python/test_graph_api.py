@@ -184,6 +184,23 @@ def test_float32_c_contiguous_inputs_are_borrowed_not_copied():
     assert (ro == 1).all() and not r.numpy().any()
 
 
+def test_assign_keeps_the_tensors_dtype():
+    g = C.Graph("float64")
+    W = g.param((3, 2), name="W")
+    third = np.arange(6.0).reshape(3, 2) / 3
+    W.assign(third)  # float64 values are not rounded through float32
+    np.testing.assert_array_equal(W.numpy(), third)
+    W.assign(third.astype(np.float32))
+    np.testing.assert_array_equal(W.numpy(), third.astype(np.float32).astype(np.float64))
+    labels = g.input(np.array([1, 2]))
+    labels.assign(np.array([3, 4], np.int64))
+    np.testing.assert_array_equal(labels.numpy(), [3, 4])
+    with pytest.raises(TypeError, match="value has dtype float64; the tensor holds int32 labels"):
+        labels.assign(np.array([0.5, 1.0]))
+    with pytest.raises(TypeError, match="value has dtype int64"):
+        g.param((2,), name="b").assign(np.array([1, 2]))
+
+
 def test_training_loop_with_an_optimizer_fits_xor():
     X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
     y = np.array([0, 1, 1, 0])
