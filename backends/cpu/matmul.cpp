@@ -7,6 +7,23 @@ namespace lldl::cpu {
 
 namespace {
 
+// dst (+)= l @ r. Below kSmallGemm multiply-adds the product is
+// coefficient-based (still vectorised) on this thread: Eigen's GEMM would
+// fork threads for it, which costs far more than the product itself, and
+// ruinously so when the other core is busy.
+constexpr int64_t kSmallGemm = 64 * 64 * 64;
+
+template <class D, class L, class R>
+void product(D&& dst, const L& l, const R& r, bool accumulate) {
+  if (l.rows() * r.cols() * l.cols() < kSmallGemm) {
+    if (accumulate) dst.noalias() += l.lazyProduct(r);
+    else dst.noalias() = l.lazyProduct(r);
+  } else {
+    if (accumulate) dst.noalias() += l * r;
+    else dst.noalias() = l * r;
+  }
+}
+
 template <class T>
 void matmul_forward(const KernelArgs& a) {
   const Shape &sa = a.in_shape[0], &sb = a.in_shape[1];
@@ -14,10 +31,10 @@ void matmul_forward(const KernelArgs& a) {
   CMap<T> B(in<T>(a, 1), sb[0], sb[1]);
   Map<T> C(out<T>(a), a.out_shape[0], a.out_shape[1]);
   bool ta = a.attr.matmul.trans_a, tb = a.attr.matmul.trans_b;
-  if (!ta && !tb) C.noalias() = A * B;
-  else if (ta && !tb) C.noalias() = A.transpose() * B;
-  else if (!ta && tb) C.noalias() = A * B.transpose();
-  else C.noalias() = A.transpose() * B.transpose();
+  if (!ta && !tb) product(C, A, B, false);
+  else if (ta && !tb) product(C, A.transpose(), B, false);
+  else if (!ta && tb) product(C, A, B.transpose(), false);
+  else product(C, A.transpose(), B.transpose(), false);
 }
 
 // With C = op(A) op(B): d op(A) = dC op(B)^T and d op(B) = op(A)^T dC; the
@@ -32,21 +49,21 @@ void matmul_backward(const KernelArgs& a) {
   if (T* ga = gin<T>(a, 0)) {
     Map<T> dA(ga, sa[0], sa[1]);
     if (!ta) {
-      if (!tb) dA.noalias() += dC * B.transpose();  // (M,N)(N,K)
-      else dA.noalias() += dC * B;                  // B is (N,K)
+      if (!tb) product(dA, dC, B.transpose(), true);  // (M,N)(N,K)
+      else product(dA, dC, B, true);                  // B is (N,K)
     } else {
-      if (!tb) dA.noalias() += B * dC.transpose();  // (K,N)(N,M)
-      else dA.noalias() += B.transpose() * dC.transpose();
+      if (!tb) product(dA, B, dC.transpose(), true);  // (K,N)(N,M)
+      else product(dA, B.transpose(), dC.transpose(), true);
     }
   }
   if (T* gb = gin<T>(a, 1)) {
     Map<T> dB(gb, sb[0], sb[1]);
     if (!tb) {
-      if (!ta) dB.noalias() += A.transpose() * dC;  // (K,M)(M,N)
-      else dB.noalias() += A * dC;                  // A is (K,M)
+      if (!ta) product(dB, A.transpose(), dC, true);  // (K,M)(M,N)
+      else product(dB, A, dC, true);                  // A is (K,M)
     } else {
-      if (!ta) dB.noalias() += dC.transpose() * A;  // (N,M)(M,K)
-      else dB.noalias() += dC.transpose() * A.transpose();
+      if (!ta) product(dB, dC.transpose(), A, true);  // (N,M)(M,K)
+      else product(dB, dC.transpose(), A.transpose(), true);
     }
   }
 }
