@@ -142,6 +142,16 @@ void bind_graph(py::module_& m) {
              return std::make_shared<PyGraph>(dtype == "float32" ? DType::F32 : DType::F64);
            }),
            py::arg("dtype") = "float32")
+      .def("buffer",
+           [](const GraphPtr& pg, std::vector<int64_t> shape, double fill) {
+             Tensor t = pg->g.buffer(shape_from(shape, "buffer"), pg->g.dtype());
+             const TensorDesc& d = pg->g.desc(t);
+             if (d.dtype == DType::F64) std::fill_n(static_cast<double*>(d.data), d.shape.numel(), fill);
+             else std::fill_n(static_cast<float*>(d.data), d.shape.numel(), static_cast<float>(fill));
+             return PyTensor{pg, t};
+           },
+           py::arg("shape"), py::arg("fill") = 0.0,
+           "A persistent tensor without gradient (e.g. batch_norm's running statistics).")
       .def("param",
            [](const GraphPtr& pg, std::vector<int64_t> shape, const std::string& name,
               const std::string& init, uint64_t seed) {
@@ -270,6 +280,31 @@ void bind_graph(py::module_& m) {
   m.def("mse_loss", [](const PyTensor& p, const PyTensor& t) { return op2(mse_loss, p, t); });
   m.def("cross_entropy", [](const PyTensor& l, const PyTensor& t) { return op2(cross_entropy, l, t); },
         "Cross-entropy of logits against one-hot/soft float targets or int32 labels.");
+  m.def("conv2d", [](const PyTensor& x, const PyTensor& w, const PyTensor& b, int stride, int padding) {
+    return wrap(x, conv2d(x.t, w.t, b.t, stride, padding));
+  }, py::arg("x"), py::arg("w"), py::arg("b"), py::arg("stride") = 1, py::arg("padding") = 0,
+     "x (N, C, H, W), w (OC, C, KH, KW), b (OC) -> (N, OC, OH, OW), zero padding.");
+  m.def("max_pool2d", [](const PyTensor& x, int kernel, int stride) {
+    return wrap(x, max_pool2d(x.t, kernel, stride));
+  }, py::arg("x"), py::arg("kernel"), py::arg("stride") = 0, "stride 0 means kernel.");
+  m.def("avg_pool2d", [](const PyTensor& x, int kernel, int stride) {
+    return wrap(x, avg_pool2d(x.t, kernel, stride));
+  }, py::arg("x"), py::arg("kernel"), py::arg("stride") = 0, "stride 0 means kernel.");
+  m.def("reshape", [](const PyTensor& x, std::vector<int64_t> shape) {
+    return wrap(x, reshape(x.t, shape_from(shape, "reshape")));
+  }, py::arg("x"), py::arg("shape"), "Same elements, new shape, no copy.");
+  m.def("flatten", [](const PyTensor& x) { return op1(flatten, x); }, "(N, ...) -> (N, rest)");
+  m.def("dropout", [](const PyTensor& x, float p, bool training, uint64_t seed) {
+    return wrap(x, dropout(x.t, p, training, seed));
+  }, py::arg("x"), py::arg("p"), py::arg("training") = true, py::arg("seed") = 0);
+  m.def("batch_norm", [](const PyTensor& x, const PyTensor& gamma, const PyTensor& beta,
+                         const PyTensor& running_mean, const PyTensor& running_var, bool training,
+                         float momentum, float eps) {
+    return wrap(x, batch_norm(x.t, gamma.t, beta.t, running_mean.t, running_var.t, training,
+                              momentum, eps));
+  }, py::arg("x"), py::arg("gamma"), py::arg("beta"), py::arg("running_mean"),
+     py::arg("running_var"), py::arg("training") = true, py::arg("momentum") = 0.1f,
+     py::arg("eps") = 1e-5f, "Per-channel normalisation; running buffers come from Graph.buffer.");
   m.def("op_names", [] {
     std::vector<std::string> n;
     for (int i = 0; i < kOpCount; ++i) n.push_back(op_name(static_cast<OpKind>(i)));
