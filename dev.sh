@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything lldl needs, then runs it.
 #
-#   ./dev.sh run  [diabetes flags]   set up, then train the diabetes example
+#   ./dev.sh run  [diabetes flags]   set up, then the examples: the seed's
+#                                    diabetes.py, digits.py, diabetes.cpp
 #   ./dev.sh test                    set up, then run every test
 #
 # Setup is idempotent and quick once done: missing apt packages (checked with
@@ -83,6 +84,17 @@ setup_build() {
     -Dpybind11_DIR="$pybind11_dir"
   say "building build/"
   cmake --build build -j"$JOBS"
+  # `import cppapi` in the venv finds build/python through a .pth file, so no
+  # one sets paths by hand. A pip-installed lldl would shadow it: remove it.
+  local site
+  site=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  if [ "$(cat "$site/lldl-build.pth" 2>/dev/null)" != "$ROOT/build/python" ]; then
+    echo "$ROOT/build/python" >"$site/lldl-build.pth"
+  fi
+  if "$PY" -m pip show -q lldl >/dev/null 2>&1; then
+    say "removing the pip-installed lldl (build/python is used instead)"
+    "$PY" -m pip uninstall -y -q lldl </dev/null
+  fi
 }
 
 setup() {
@@ -97,7 +109,11 @@ sklearn_data_dir() {
 
 cmd_run() {
   setup
-  say "training the diabetes network"
+  say "the seed's example, unchanged (examples/diabetes.py)"
+  (cd examples && "$PY" diabetes.py)
+  say "digits: 64 -> 89 tanh -> 10, cross-entropy, SGD (examples/digits.py)"
+  "$PY" examples/digits.py
+  say "diabetes from C++ (examples/diabetes.cpp)"
   build/diabetes --data-dir "$(sklearn_data_dir)" "$@"
 }
 
@@ -125,8 +141,7 @@ cmd_test() {
   if [ -d tests/python ]; then
     say "pytest tests/python"
     local rc=0
-    PYTHONPATH="$ROOT/build/python${PYTHONPATH:+:$PYTHONPATH}" \
-      "$PY" -m pytest -q tests/python </dev/null || rc=$?
+    "$PY" -m pytest -q tests/python </dev/null || rc=$?
     if [ "$rc" -eq 5 ]; then say "pytest: no tests collected"
     elif [ "$rc" -ne 0 ]; then die "pytest failed (exit $rc)"
     fi
