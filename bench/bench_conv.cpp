@@ -5,7 +5,9 @@
 //    shapes, recorded on a Graph as a model would (shape rule, arena, tape,
 //    kernel). Forward FLOPs are 2*N*OC*OH*OW*C*KH*KW; backward adds the same
 //    again for dW and, when x needs a gradient, for dx (the first layer of a
-//    network needs none, so that row counts 2x instead of 3x).
+//    network needs none, so that row counts 2x instead of 3x). The last two
+//    columns force the im2col + GEMM algorithm for comparison (the engine
+//    picks the direct micro-kernel where it suits the shapes).
 // 2. The target network, batch 64, 28x28 inputs: conv5x5 1->16 pad 2, ReLU,
 //    max-pool 2, conv5x5 16->32 pad 2, ReLU, max-pool 2, dense 1568->128,
 //    ReLU, dense 128->10, cross-entropy; forward, backward and an SGD update,
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "autograd/functions.h"
+#include "backends/cpu/common.h"
 #include "core/rng.h"
 #include "core/threads.h"
 
@@ -142,17 +145,21 @@ int run() {
       {"64x32x28x28 k3 32->64 s2 p1", 64, 32, 28, 28, 64, 3, 2, 1, true},
       {"1x16x14x14 k5 16->32 p2 (batch 1)", 1, 16, 14, 14, 32, 5, 1, 2, true},
   };
-  std::printf("%-38s %9s %9s %9s %9s\n", "conv2d layer", "fwd ms", "fwd GF/s", "f+b ms",
-              "f+b GF/s");
+  std::printf("%-38s %8s %8s %8s %8s | %8s %8s\n", "conv2d layer (GF/s: GFLOP/s)", "fwd ms",
+              "fwd GF/s", "f+b ms", "f+b GF/s", "i2c fwd", "i2c f+b");
   for (const Layer& l : layers) {
     const int64_t oh = (l.H + 2 * l.pad - l.K) / l.stride + 1;
     const int64_t ow = (l.W + 2 * l.pad - l.K) / l.stride + 1;
     const double flops = 2.0 * l.N * l.OC * oh * ow * l.C * l.K * l.K;
     const int reps = std::clamp(static_cast<int>(2e9 / flops), 10, 400);
     Timing t = bench_layer(l, reps);
+    cpu::set_conv_algo(cpu::ConvAlgo::Im2col);
+    Timing i2c = bench_layer(l, reps);
+    cpu::set_conv_algo(cpu::ConvAlgo::Auto);
     const double fb_flops = flops * (l.x_grad ? 3 : 2);
-    std::printf("%-38s %9.3f %9.1f %9.3f %9.1f\n", l.name, t.fwd * 1e3, flops / t.fwd * 1e-9,
-                t.fb * 1e3, fb_flops / t.fb * 1e-9);
+    std::printf("%-38s %8.3f %8.1f %8.3f %8.1f | %8.1f %8.1f\n", l.name, t.fwd * 1e3,
+                flops / t.fwd * 1e-9, t.fb * 1e3, fb_flops / t.fb * 1e-9, flops / i2c.fwd * 1e-9,
+                fb_flops / i2c.fb * 1e-9);
     std::fflush(stdout);
   }
   const int64_t batch = 64;

@@ -149,7 +149,7 @@ inline Grads make_values(const OpCase& c, Rng& rng) {
     if (s.distinct) {
       const double step = (s.hi - s.lo) / static_cast<double>(v.size());
       for (size_t i = 0; i < v.size(); ++i)
-        v[i] = static_cast<double>(static_cast<float>(s.lo + step * (static_cast<double>(i) + 0.5)));
+        v[i] = static_cast<float>(s.lo + step * (static_cast<double>(i) + 0.5));
       for (size_t i = v.size(); i > 1; --i)  // Fisher-Yates
         std::swap(v[i - 1], v[rng.below(static_cast<uint64_t>(i))]);
       vals.push_back(std::move(v));

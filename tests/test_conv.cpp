@@ -137,6 +137,7 @@ const ConvCase kCases[] = {
     {"80 output channels (several packet groups), 16 inputs", 2, 16, 6, 5, 80, 3, 3, 1, 1},
     {"padding 3 > kernel - 1 (dx not direct), 12 channels", 2, 12, 5, 5, 12, 3, 3, 1, 3},
     {"kernel 1x3, 9 to 9 channels", 3, 9, 7, 6, 9, 1, 3, 1, 1},
+    {"40 input channels, 8 output channels", 2, 40, 5, 6, 8, 3, 3, 1, 1},
 };
 
 }  // namespace

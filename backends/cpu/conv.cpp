@@ -85,9 +85,9 @@ Geom geom(const KernelArgs& a) {
           a.attr.conv.padding};
 }
 
-void* scratch(size_t bytes) {
-  thread_local Scratch s;
-  return s.get(bytes);
+void* scratch(size_t bytes, Slot slot) {
+  thread_local Scratch s[3];
+  return s[static_cast<int>(slot)].get(bytes);
 }
 
 void scratch_failed(size_t bytes) {

@@ -22,13 +22,16 @@ Geom geom(const KernelArgs& a);
 
 // Scratch: a kernel gets only its inputs and outputs, so the memory it needs
 // besides (padded images, im2col matrices, transposed gradients, partial
-// sums) comes from a buffer per OS thread (thread_local), 64-byte aligned,
-// that grows to the largest request and is then reused: once a network has
-// run one step, conv kernels allocate nothing. Pointers into the calling
-// thread's buffer may be shared with the OpenMP threads it starts.
-// Returns null if the system refuses the memory (callers inside a parallel
-// region report it after the region; outside they throw at once).
-void* scratch(size_t bytes);
+// sums) comes from buffers per OS thread (thread_local), 64-byte aligned,
+// that grow to the largest request and are then reused: once a network has
+// run one step, conv kernels allocate nothing. A thread has one buffer per
+// slot, for what is alive at the same time: Images and Tables are taken by
+// the calling thread and shared with the OpenMP threads it starts, Work by
+// each thread for itself. Returns null if the system refuses the memory
+// (callers inside a parallel region report it after the region; outside they
+// throw at once).
+enum class Slot { Images, Tables, Work };
+void* scratch(size_t bytes, Slot slot = Slot::Work);
 [[noreturn]] void scratch_failed(size_t bytes);
 // Carves aligned pieces out of one scratch request.
 struct Carver {

@@ -1,26 +1,30 @@
-// conv2d without im2col: a register-tiled micro-kernel over Eigen packets.
+// conv2d without im2col: one register-tiled micro-kernel over Eigen packets.
 //
-// Each product conv2d needs has the form
+//   out[j][q .. q + NV packets) += sum_r X[a[j] + b[r]] * V[vo[r] + q .. + NV packets)
 //
-//   out[j][o] += sum_r X[a[j] + b[r]] * V[r][o]
+// The kernel keeps the NJ x NV block of packets in registers over the whole
+// reduction: per r it loads NV packets of V, broadcasts NJ values of X and
+// does NJ*NV fused multiply-adds, so loads stay well below the arithmetic.
+// Every product conv2d needs takes this form in one of two arrangements:
 //
-// X is a zero-padded image read in place, a[] and b[] are offsets into it,
-// and V's rows are vectors over output channels o (padded with zeros to a
-// whole number of packets):
-//   forward  j = output pixel (i, j) -> offset i*S*Wp + j*S in the padded x,
-//            r = kernel entry (c, u, v) -> c*Hp*Wp + u*Wp + v, V = w^T;
-//   dW       j = kernel entry, r = output pixel (summed over the images too),
-//            V = dy^T of one image;
-//   dx       (stride 1) the forward of dy padded by KH-1-P, KW-1-P with w
-//            flipped in both kernel axes and its channel axes swapped.
-// The micro-kernel keeps an NJ x NV block of packets (NJ values of j, NV
-// packets of o) in registers over the whole reduction: per r it loads NV
-// packets of V, broadcasts NJ values of X and does NJ*NV fused multiply-adds,
-// so the loads stay well below the arithmetic. Blocks of the result are
-// independent: threads take whole blocks (and images), nothing is shared.
+//  channel-vector: the lanes run over output channels. X is the zero-padded
+//    image, j an output pixel (a[j] = i*S*Wp + j*S), r a kernel entry (c,u,v)
+//    (b[r] = c*Hp*Wp + u*Wp + v), V = w^T with rows over channels: the
+//    forward, any stride. Swap j and r and take V = dy^T: dW.
+//  pixel-vector (stride 1): the lanes run over output pixels. Output (i, j)
+//    sits at q = i*Wp + j of a "wide" output with the padded input's row
+//    length; what it sees through tap (c,u,v) sits at q + b[r] in the padded
+//    image, contiguous in q, so V is the image itself (vo = tap offsets) and X
+//    the weights (a[j] = row of output channel j, b[r] = r). The KW - 1 extra
+//    columns per row are computed and dropped. This suits outputs with few
+//    channels, which would leave most lanes of a channel vector empty.
 //
-// With fewer output channels than half a packet most lanes would compute
-// zeros, so those products go to the im2col path instead (conv.cpp asks).
+// dx (stride 1) is the forward of dy padded by KH-1-P, KW-1-P with w flipped
+// in both kernel axes and its channel axes swapped. Blocks of the result are
+// independent: threads take whole blocks and images, nothing is shared.
+// What suits neither (fewer than 4 output channels, or fewer than half a
+// packet at stride > 1; 1x1 kernels, which need no im2col) goes to the
+// im2col path; ConvAlgo::Direct forces this file wherever it can run.
 #include <omp.h>
 
 #include <Eigen/Core>
@@ -49,13 +53,11 @@ constexpr int max_nj(int nv) {
   constexpr int big[kMaxNV] = {16, 12, 8, 6}, small[kMaxNV] = {8, 6, 3, 2};
   return many ? big[nv - 1] : small[nv - 1];
 }
-constexpr int kMaxBlock = 24;  // max over nv of max_nj(nv) * nv: the tile buffer, in packets
+constexpr int kMaxBlock = 24;  // packets in the largest block, max_nj(nv) * nv
 
-// out[j][0 .. NV packets) += sum_r X[a[j] + b[r]] * V[r][0 .. NV packets), for
-// j < NJ; rows of V are ldv apart, rows of out ldo.
 template <class T, int NJ, int NV>
-void micro(const T* x, const int32_t* a, const int32_t* b, int64_t R, const T* v, int64_t ldv,
-           T* out, int64_t ldo) {
+void micro(const T* x, const int32_t* a, const int32_t* b, int64_t R, const T* v,
+           const int32_t* vo, T* out, int64_t ldo) {
   using P = Packet<T>;
   constexpr int n = kLanes<T>;
   P acc[NJ][NV];
@@ -65,7 +67,7 @@ void micro(const T* x, const int32_t* a, const int32_t* b, int64_t R, const T* v
   for (int j = 0; j < NJ; ++j) aj[j] = a[j];
   for (int64_t r = 0; r < R; ++r) {
     const T* xr = x + b[r];
-    const T* vr = v + r * ldv;
+    const T* vr = v + vo[r];
     P w[NV];
     for (int k = 0; k < NV; ++k) w[k] = Eigen::internal::ploadu<P>(vr + k * n);
     for (int j = 0; j < NJ; ++j) {
@@ -78,8 +80,8 @@ void micro(const T* x, const int32_t* a, const int32_t* b, int64_t R, const T* v
 }
 
 template <class T>
-using MicroFn = void (*)(const T*, const int32_t*, const int32_t*, int64_t, const T*, int64_t, T*,
-                         int64_t);
+using MicroFn = void (*)(const T*, const int32_t*, const int32_t*, int64_t, const T*,
+                         const int32_t*, T*, int64_t);
 
 template <class T, int NV, int... J>
 constexpr std::array<MicroFn<T>, sizeof...(J)> micro_row(std::integer_sequence<int, J...>) {
@@ -101,7 +103,7 @@ MicroFn<T> micro_fn(int nj, int nv) {
   }
 }
 
-// One block of the result: rows [j0, j0 + nj), packets [k0, k0 + nv).
+// One block of a channel-vector result: rows [j0, j0 + nj), packets [k0, k0 + nv).
 struct Block {
   int64_t j0;
   int nj, k0, nv;
@@ -124,13 +126,36 @@ std::vector<Block> blocks(int64_t J, int64_t packets) {
   return out;
 }
 
-// Most lanes do useful work: at least half a packet of output channels.
+// dst[l][c] = src[c][l] for c < C, l < L (rows of dst ldd apart), in square
+// blocks of one packet per row transposed in registers. (GCC warns that a
+// SIMD type's alignment attribute is dropped in PacketBlock's template
+// argument; Eigen's own headers silence the same warning.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wignored-attributes"
 template <class T>
-bool fills_lanes(int64_t channels) {
-  return channels >= kLanes<T> / 2;
+void transpose(const T* src, int64_t C, int64_t L, T* dst, int64_t ldd) {
+  using P = Packet<T>;
+  constexpr int n = kLanes<T>;
+  const int64_t C0 = C / n * n, L0 = L / n * n;
+  for (int64_t c = 0; c < C0; c += n) {
+    for (int64_t l = 0; l < L0; l += n) {
+      Eigen::internal::PacketBlock<P, n> b;
+      for (int i = 0; i < n; ++i) b.packet[i] = Eigen::internal::ploadu<P>(src + (c + i) * L + l);
+      Eigen::internal::ptranspose(b);
+      for (int i = 0; i < n; ++i) Eigen::internal::pstoreu(dst + (l + i) * ldd + c, b.packet[i]);
+    }
+    for (int64_t i = c; i < c + n; ++i)
+      for (int64_t l = L0; l < L; ++l) dst[l * ldd + i] = src[i * L + l];
+  }
+  for (int64_t i = C0; i < C; ++i)
+    for (int64_t l = 0; l < L; ++l) dst[l * ldd + i] = src[i * L + l];
 }
+#pragma GCC diagnostic pop
+
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 bool fits_int32(int64_t v) { return v < INT32_MAX; }
+bool plain_gemm(const Geom& g) { return g.KH == 1 && g.KW == 1 && g.S == 1 && g.P == 0; }
+int64_t work(const Geom& g) { return g.N * g.OC * g.L() * g.K(); }
 
 // Planes (h, w) copied into planes (h + 2ph, w + 2pw) with zero borders.
 template <class T>
@@ -152,57 +177,133 @@ void pad_planes(const T* src, int64_t planes, int64_t h, int64_t w, int64_t ph, 
   }
 }
 
-// The forward product of x (N images of `planes_in` planes hp x wp, already
-// padded) into y (N images of `out_ch` planes of J pixels): for each image
-// and block, out[j][o] = sum_r x[a[j] + b[r]] v[r][o]; then `store(n, o, j,
-// value)` for o < out_ch. Used by the forward and by dx.
+// A convolution with its padding already applied: N images of Cin planes
+// Hp x Wp (x), weights (Cout, Cin, KH, KW) (w), stride S, output (OH, OW).
+template <class T>
+struct Padded {
+  int64_t N, Cin, Hp, Wp, Cout, KH, KW, OH, OW, S;
+  const T* x;
+  const T* w;
+  int64_t image() const { return Cin * Hp * Wp; }
+  int64_t K() const { return Cin * KH * KW; }
+  int64_t L() const { return OH * OW; }
+};
+
+// The channel-vector product of p; each result goes out through
+// store(image, output channel, output index i*OW + j, value).
 template <class T, class Store>
-void image_products(int64_t N, const T* x, int64_t image_stride, const int32_t* a, int64_t J,
-                    const int32_t* b, int64_t R, const T* v, int64_t ldv, int64_t out_ch,
-                    Store&& store) {
+void channel_vector(const Padded<T>& p, Store&& store) {
   constexpr int n = kLanes<T>;
-  const std::vector<Block> bl = blocks(J, ldv / n);
-  const int64_t nb = static_cast<int64_t>(bl.size()), items = N * nb;
-  const bool par = static_cast<double>(N) * J * R * out_ch >= 1e5;
+  const int64_t K = p.K(), L = p.L(), Cp = round_up(p.Cout, n);
+  Carver cv;
+  const size_t wt_at = cv.take<T>(K * Cp), b_at = cv.take<int32_t>(K),
+               vo_at = cv.take<int32_t>(K), a_at = cv.take<int32_t>(L);
+  char* base = static_cast<char*>(scratch(cv.used, Slot::Tables));
+  if (!base) scratch_failed(cv.used);
+  T* wt = reinterpret_cast<T*>(base + wt_at);
+  auto ints = [&](size_t at) { return reinterpret_cast<int32_t*>(base + at); };
+  int32_t *b = ints(b_at), *vo = ints(vo_at), *a = ints(a_at);
+  // V = w^T, (K, Cp): row r holds w[o][r] for every o, zeros past Cout.
+  for (int64_t r = 0; r < K; ++r) {
+    std::fill(wt + r * Cp + p.Cout, wt + (r + 1) * Cp, T(0));
+    vo[r] = static_cast<int32_t>(r * Cp);
+  }
+  transpose(p.w, p.Cout, K, wt, Cp);
+  for (int64_t c = 0, r = 0; c < p.Cin; ++c)
+    for (int64_t u = 0; u < p.KH; ++u)
+      for (int64_t v = 0; v < p.KW; ++v, ++r)
+        b[r] = static_cast<int32_t>(c * p.Hp * p.Wp + u * p.Wp + v);
+  for (int64_t i = 0, l = 0; i < p.OH; ++i)
+    for (int64_t j = 0; j < p.OW; ++j, ++l) a[l] = static_cast<int32_t>((i * p.Wp + j) * p.S);
+
+  const std::vector<Block> bl = blocks(L, Cp / n);
+  const int64_t nb = static_cast<int64_t>(bl.size()), items = p.N * nb;
+  const bool par = static_cast<double>(p.N) * L * K * p.Cout >= 1e5;
 #pragma omp parallel for if (par) schedule(static)
   for (int64_t it = 0; it < items; ++it) {
     const int64_t img = it / nb;
     const Block& k = bl[static_cast<size_t>(it % nb)];
     alignas(64) T tile[kMaxBlock * n] = {};
-    micro_fn<T>(k.nj, k.nv)(x + img * image_stride, a + k.j0, b, R, v + k.k0 * n, ldv, tile,
+    micro_fn<T>(k.nj, k.nv)(p.x + img * p.image(), a + k.j0, b, K, wt + k.k0 * n, vo, tile,
                             k.nv * n);
-    const int64_t o_end = std::min<int64_t>(out_ch, (k.k0 + k.nv) * n);
+    const int64_t o_end = std::min<int64_t>(p.Cout, (k.k0 + k.nv) * n);
     for (int64_t o = k.k0 * n; o < o_end; ++o)
-      for (int j = 0; j < k.nj; ++j)
-        store(img, o, k.j0 + j, tile[j * k.nv * n + (o - k.k0 * n)]);
+      for (int j = 0; j < k.nj; ++j) store(img, o, k.j0 + j, tile[j * k.nv * n + (o - k.k0 * n)]);
   }
 }
 
-// Scratch for the padded input and the offset tables shared by the forward
-// and dW: koff[(c, u, v)] = c*Hp*Wp + u*Wp + v, poff[(i, j)] = i*S*Wp + j*S.
-struct Padded {
-  int64_t Hp, Wp;
-  const void* x;  // the padded images (x itself when P == 0)
-  int32_t *koff, *poff;
-};
+// Values the pixel-vector arrangement may read past the last padded image
+// (the dropped columns of the last row and the last partial chunk).
 template <class T>
-Padded pad_input(const T* x, const Geom& g, char* base, size_t xp_at, size_t koff_at,
-                 size_t poff_at) {
-  Padded p{g.H + 2 * g.P, g.W + 2 * g.P, x, reinterpret_cast<int32_t*>(base + koff_at),
-           reinterpret_cast<int32_t*>(base + poff_at)};
-  if (g.P) {
-    T* xp = reinterpret_cast<T*>(base + xp_at);
-    pad_planes(x, g.N * g.C, g.H, g.W, g.P, g.P, xp);
-    p.x = xp;
+int64_t wide_slack(int64_t KW) {
+  return KW + kMaxNV * kLanes<T>;
+}
+
+// The pixel-vector product of p (stride 1; p.x needs wide_slack() readable
+// values after its last image), stored like channel_vector's.
+template <class T, class Store>
+void pixel_vector(const Padded<T>& p, Store&& store) {
+  constexpr int n = kLanes<T>, nv = kMaxNV, chunk = nv * n;
+  const int64_t K = p.K(), Lw = p.OH * p.Wp, Lw_up = round_up(Lw, chunk);
+  Carver cv;
+  const size_t b_at = cv.take<int32_t>(K), vo_at = cv.take<int32_t>(K),
+               a_at = cv.take<int32_t>(max_nj(nv));
+  char* base = static_cast<char*>(scratch(cv.used, Slot::Tables));
+  if (!base) scratch_failed(cv.used);
+  auto ints = [&](size_t at) { return reinterpret_cast<int32_t*>(base + at); };
+  int32_t *b = ints(b_at), *vo = ints(vo_at), *a = ints(a_at);
+  for (int64_t c = 0, r = 0; c < p.Cin; ++c)
+    for (int64_t u = 0; u < p.KH; ++u)
+      for (int64_t v = 0; v < p.KW; ++v, ++r) {
+        b[r] = static_cast<int32_t>(r);  // X = the weight rows: w[j][r] = X[j*K + r]
+        vo[r] = static_cast<int32_t>(c * p.Hp * p.Wp + u * p.Wp + v);
+      }
+  for (int j = 0; j < max_nj(nv); ++j) a[j] = static_cast<int32_t>(j * K);
+
+  // Items: an image and a block of at most max_nj output channels, whose
+  // whole wide output (nj x Lw_up) a thread computes in its own buffer and
+  // then stores without the dropped columns.
+  const int64_t jb = (p.Cout + max_nj(nv) - 1) / max_nj(nv), items = p.N * jb;
+  const size_t tile_bytes = static_cast<size_t>(max_nj(nv) * Lw_up) * sizeof(T);
+  const bool par = static_cast<double>(p.N) * p.L() * K * p.Cout >= 1e5;
+  bool failed = false;
+#pragma omp parallel if (par)
+  {
+    T* wide = static_cast<T*>(scratch(tile_bytes, Slot::Work));
+    if (!wide) {
+#pragma omp atomic write
+      failed = true;
+    }
+#pragma omp for schedule(static)
+    for (int64_t it = 0; it < items; ++it) {
+      if (!wide) continue;
+      const int64_t img = it / jb, t = it % jb;
+      const int64_t j0 = p.Cout * t / jb;
+      const int nj = static_cast<int>(p.Cout * (t + 1) / jb - j0);
+      std::fill(wide, wide + nj * Lw_up, T(0));
+      const MicroFn<T> f = micro_fn<T>(nj, nv);
+      const T* x = p.x + img * p.image();
+      for (int64_t q = 0; q < Lw_up; q += chunk)
+        f(p.w + j0 * K, a, b, K, x + q, vo, wide + q, Lw_up);
+      for (int j = 0; j < nj; ++j)
+        for (int64_t i = 0; i < p.OH; ++i)
+          for (int64_t q = 0; q < p.OW; ++q)
+            store(img, j0 + j, i * p.OW + q, wide[j * Lw_up + i * p.Wp + q]);
+    }
   }
-  for (int64_t c = 0, kk = 0; c < g.C; ++c)
-    for (int64_t u = 0; u < g.KH; ++u)
-      for (int64_t v = 0; v < g.KW; ++v, ++kk)
-        p.koff[kk] = static_cast<int32_t>(c * p.Hp * p.Wp + u * p.Wp + v);
-  for (int64_t i = 0, j = 0; i < g.OH; ++i)
-    for (int64_t q = 0; q < g.OW; ++q, ++j)
-      p.poff[j] = static_cast<int32_t>(i * g.S * p.Wp + q * g.S);
-  return p;
+  if (failed) scratch_failed(tile_bytes);
+}
+
+// Stride 1 with fewer than two packets of output channels: pixel vectors.
+template <class T>
+bool pixel_wise(const Geom& g, int64_t channels) {
+  return g.S == 1 && channels < 2 * kLanes<T>;
+}
+// Enough output channels for the arrangement to beat im2col: half a packet
+// of channels, or (pixel vectors) a few rows of broadcasts per vector load.
+template <class T>
+bool enough(bool pixel, int64_t channels) {
+  return channels >= (pixel ? 4 : kLanes<T> / 2);
 }
 
 }  // namespace
@@ -210,28 +311,29 @@ Padded pad_input(const T* x, const Geom& g, char* base, size_t xp_at, size_t kof
 template <class T>
 bool forward_direct(const KernelArgs& a, const Geom& g, bool force) {
   const int64_t Hp = g.H + 2 * g.P, Wp = g.W + 2 * g.P;
-  if (!fits_int32(g.C * Hp * Wp) || (!force && !fills_lanes<T>(g.OC))) return false;
-  constexpr int n = kLanes<T>;
-  const int64_t K = g.K(), L = g.L(), OCp = round_up(g.OC, n);
-  Carver cv;
-  const size_t xp_at = cv.take<T>(g.P ? g.N * g.C * Hp * Wp : 0), wt_at = cv.take<T>(K * OCp),
-               koff_at = cv.take<int32_t>(K), poff_at = cv.take<int32_t>(L);
-  char* base = static_cast<char*>(scratch(cv.used));
-  if (!base) scratch_failed(cv.used);
-
-  const T *x = in<T>(a, 0), *w = in<T>(a, 1), *bias = in<T>(a, 2);
-  const Padded p = pad_input(x, g, base, xp_at, koff_at, poff_at);
-  // V = w^T, (K, OCp): row kk holds w[o][kk] for every o, zeros past OC.
-  T* wt = reinterpret_cast<T*>(base + wt_at);
-  for (int64_t kk = 0; kk < K; ++kk) {
-    for (int64_t o = 0; o < g.OC; ++o) wt[kk * OCp + o] = w[o * K + kk];
-    std::fill(wt + kk * OCp + g.OC, wt + (kk + 1) * OCp, T(0));
+  const bool pixel = pixel_wise<T>(g, g.OC);
+  const int64_t slack = pixel ? wide_slack<T>(g.KW) : 0;
+  if (!fits_int32(g.C * Hp * Wp + slack)) return false;
+  if (!force && (plain_gemm(g) || !enough<T>(pixel, g.OC))) return false;
+  // The padded images (a pixel-vector product reads some values past them).
+  const bool copy = g.P || pixel;
+  const int64_t xp_n = copy ? g.N * g.C * Hp * Wp + slack : 0;
+  T* xp = static_cast<T*>(scratch(static_cast<size_t>(xp_n) * sizeof(T), Slot::Images));
+  if (xp_n && !xp) scratch_failed(static_cast<size_t>(xp_n) * sizeof(T));
+  const T *x = in<T>(a, 0), *bias = in<T>(a, 2);
+  if (copy) {
+    pad_planes(x, g.N * g.C, g.H, g.W, g.P, g.P, xp);
+    std::fill(xp + xp_n - slack, xp + xp_n, T(0));
   }
+  const Padded<T> p{g.N,  g.C,  Hp,  Wp, g.OC, g.KH, g.KW,
+                    g.OH, g.OW, g.S, copy ? xp : x, in<T>(a, 1)};
   T* y = out<T>(a);
-  image_products<T>(g.N, static_cast<const T*>(p.x), g.C * Hp * Wp, p.poff, L, p.koff, K, wt, OCp,
-                    g.OC, [&](int64_t img, int64_t o, int64_t j, T v) {
-                      y[(img * g.OC + o) * L + j] = v + bias[o];
-                    });
+  const int64_t L = g.L();
+  auto store = [&](int64_t img, int64_t o, int64_t l, T v) {
+    y[(img * g.OC + o) * L + l] = v + bias[o];
+  };
+  if (pixel) pixel_vector(p, store);
+  else channel_vector(p, store);
   return true;
 }
 
@@ -242,51 +344,46 @@ bool backward_x_direct(const KernelArgs& a, const Geom& g, bool force) {
   if (g.S != 1 || g.P > g.KH - 1 || g.P > g.KW - 1) return false;
   const int64_t ph = g.KH - 1 - g.P, pw = g.KW - 1 - g.P;
   const int64_t Hq = g.OH + 2 * ph, Wq = g.OW + 2 * pw;  // = H + KH - 1, W + KW - 1
-  if (!fits_int32(g.OC * Hq * Wq) || (!force && !fills_lanes<T>(g.C))) return false;
-  constexpr int n = kLanes<T>;
-  const int64_t K = g.OC * g.KH * g.KW, J = g.H * g.W, Cp = round_up(g.C, n);
-  const bool copy = ph || pw;
+  const bool pixel = pixel_wise<T>(g, g.C);
+  const int64_t slack = pixel ? wide_slack<T>(g.KW) : 0;
+  if (!fits_int32(g.OC * Hq * Wq + slack)) return false;
+  if (!force && (plain_gemm(g) || !enough<T>(pixel, g.C))) return false;
+  // [padded dy | w flipped, (C, OC, KH, KW)]
+  const bool copy = ph || pw || pixel;
   Carver cv;
-  const size_t dyp_at = cv.take<T>(copy ? g.N * g.OC * Hq * Wq : 0), wt_at = cv.take<T>(K * Cp),
-               koff_at = cv.take<int32_t>(K), poff_at = cv.take<int32_t>(J);
-  char* base = static_cast<char*>(scratch(cv.used));
+  const size_t dyp_at = cv.take<T>(copy ? g.N * g.OC * Hq * Wq + slack : 0),
+               wf_at = cv.take<T>(g.C * g.OC * g.KH * g.KW);
+  char* base = static_cast<char*>(scratch(cv.used, Slot::Images));
   if (!base) scratch_failed(cv.used);
-
   const T *w = in<T>(a, 1), *dy = gout<T>(a);
   const T* dyp = dy;
   if (copy) {
     T* d = reinterpret_cast<T*>(base + dyp_at);
     pad_planes(dy, g.N * g.OC, g.OH, g.OW, ph, pw, d);
+    std::fill(d + g.N * g.OC * Hq * Wq, d + g.N * g.OC * Hq * Wq + slack, T(0));
     dyp = d;
   }
-  // V[(o, u', v')][c] = w[o][c][KH-1-u'][KW-1-v'], zeros past C.
-  T* wt = reinterpret_cast<T*>(base + wt_at);
-  int32_t* koff = reinterpret_cast<int32_t*>(base + koff_at);
-  int32_t* poff = reinterpret_cast<int32_t*>(base + poff_at);
-  for (int64_t o = 0, kk = 0; o < g.OC; ++o)
-    for (int64_t u = 0; u < g.KH; ++u)
-      for (int64_t v = 0; v < g.KW; ++v, ++kk) {
-        T* row = wt + kk * Cp;
-        for (int64_t c = 0; c < g.C; ++c)
-          row[c] = w[((o * g.C + c) * g.KH + (g.KH - 1 - u)) * g.KW + (g.KW - 1 - v)];
-        std::fill(row + g.C, row + Cp, T(0));
-        koff[kk] = static_cast<int32_t>(o * Hq * Wq + u * Wq + v);
-      }
-  for (int64_t i = 0, j = 0; i < g.H; ++i)
-    for (int64_t q = 0; q < g.W; ++q, ++j) poff[j] = static_cast<int32_t>(i * Wq + q);
-
+  T* wf = reinterpret_cast<T*>(base + wf_at);
+  for (int64_t c = 0; c < g.C; ++c)
+    for (int64_t o = 0; o < g.OC; ++o)
+      for (int64_t u = 0; u < g.KH; ++u)
+        for (int64_t v = 0; v < g.KW; ++v)
+          wf[((c * g.OC + o) * g.KH + u) * g.KW + v] =
+              w[((o * g.C + c) * g.KH + (g.KH - 1 - u)) * g.KW + (g.KW - 1 - v)];
+  const Padded<T> p{g.N, g.OC, Hq, Wq, g.C, g.KH, g.KW, g.H, g.W, 1, dyp, wf};
   T* dx = gin<T>(a, 0);
-  image_products<T>(g.N, dyp, g.OC * Hq * Wq, poff, J, koff, K, wt, Cp, g.C,
-                    [&](int64_t img, int64_t c, int64_t j, T v) {
-                      dx[(img * g.C + c) * J + j] += v;
-                    });
+  const int64_t J = g.H * g.W;
+  auto store = [&](int64_t img, int64_t c, int64_t l, T v) { dx[(img * g.C + c) * J + l] += v; };
+  if (pixel) pixel_vector(p, store);
+  else channel_vector(p, store);
   return true;
 }
 
 template <class T>
 bool backward_w_direct(const KernelArgs& a, const Geom& g, bool force) {
   const int64_t Hp = g.H + 2 * g.P, Wp = g.W + 2 * g.P;
-  if (!fits_int32(g.C * Hp * Wp) || (!force && !fills_lanes<T>(g.OC))) return false;
+  if (!fits_int32(g.C * Hp * Wp)) return false;
+  if (!force && (plain_gemm(g) || !enough<T>(false, g.OC))) return false;
   constexpr int n = kLanes<T>;
   const int64_t K = g.K(), L = g.L(), OCp = round_up(g.OC, n);
   const std::vector<Block> bl = blocks(K, OCp / n);
@@ -294,18 +391,35 @@ bool backward_w_direct(const KernelArgs& a, const Geom& g, bool force) {
   // (c, u, v) x channels into its own partial (K, OCp): one image's padded x
   // and dy^T stay in cache while all of dW is visited. Partials are then
   // added in thread order, the same bits every run.
-  const bool par = static_cast<double>(g.N) * L * K * g.OC >= 1e5;
-  const int threads = par ? static_cast<int>(std::min<int64_t>(omp_get_max_threads(), g.N)) : 1;
+  const int threads =
+      work(g) >= 100000 ? static_cast<int>(std::min<int64_t>(omp_get_max_threads(), g.N)) : 1;
   Carver cv;
-  const size_t xp_at = cv.take<T>(g.P ? g.N * g.C * Hp * Wp : 0), dyt_at = cv.take<T>(threads * L * OCp),
-               part_at = cv.take<T>(threads * K * OCp), koff_at = cv.take<int32_t>(K),
-               poff_at = cv.take<int32_t>(L);
-  char* base = static_cast<char*>(scratch(cv.used));
+  const size_t xp_at = cv.take<T>(g.P ? g.N * g.C * Hp * Wp : 0),
+               dyt_at = cv.take<T>(threads * L * OCp), part_at = cv.take<T>(threads * K * OCp),
+               b_at = cv.take<int32_t>(K), a_at = cv.take<int32_t>(L), vo_at = cv.take<int32_t>(L);
+  char* base = static_cast<char*>(scratch(cv.used, Slot::Images));
   if (!base) scratch_failed(cv.used);
 
   const T *x = in<T>(a, 0), *dy = gout<T>(a);
-  const Padded p = pad_input(x, g, base, xp_at, koff_at, poff_at);
-  const T* xp = static_cast<const T*>(p.x);
+  const T* xp = x;
+  if (g.P) {
+    T* d = reinterpret_cast<T*>(base + xp_at);
+    pad_planes(x, g.N * g.C, g.H, g.W, g.P, g.P, d);
+    xp = d;
+  }
+  // Rows j: kernel entries (offsets b into an image); reduction r: output
+  // pixels (offsets a), V[r] = dy^T row r (vo[r] = r*OCp).
+  auto ints = [&](size_t at) { return reinterpret_cast<int32_t*>(base + at); };
+  int32_t *kb = ints(b_at), *pa = ints(a_at), *vo = ints(vo_at);
+  for (int64_t c = 0, r = 0; c < g.C; ++c)
+    for (int64_t u = 0; u < g.KH; ++u)
+      for (int64_t v = 0; v < g.KW; ++v, ++r)
+        kb[r] = static_cast<int32_t>(c * Hp * Wp + u * Wp + v);
+  for (int64_t i = 0, l = 0; i < g.OH; ++i)
+    for (int64_t j = 0; j < g.OW; ++j, ++l) {
+      pa[l] = static_cast<int32_t>((i * Wp + j) * g.S);
+      vo[l] = static_cast<int32_t>(l * OCp);
+    }
   T* dyt = reinterpret_cast<T*>(base + dyt_at);
   T* part = reinterpret_cast<T*>(base + part_at);
   T* gw = gin<T>(a, 1);
@@ -314,26 +428,24 @@ bool backward_w_direct(const KernelArgs& a, const Geom& g, bool force) {
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
     T* mine = part + t * K * OCp;
+    T* d = dyt + t * L * OCp;
     std::fill(mine, mine + K * OCp, T(0));
     for (int64_t img = g.N * t / nt; img < g.N * (t + 1) / nt; ++img) {
       // V = dy^T of this image, (L, OCp), zeros past OC.
-      T* d = dyt + t * L * OCp;
-      for (int64_t j = 0; j < L; ++j) std::fill(d + j * OCp + g.OC, d + (j + 1) * OCp, T(0));
-      for (int64_t o = 0; o < g.OC; ++o) {
-        const T* s = dy + (img * g.OC + o) * L;
-        for (int64_t j = 0; j < L; ++j) d[j * OCp + o] = s[j];
-      }
+      if (OCp > g.OC)
+        for (int64_t l = 0; l < L; ++l) std::fill(d + l * OCp + g.OC, d + (l + 1) * OCp, T(0));
+      transpose(dy + img * g.OC * L, g.OC, L, d, OCp);
       for (const Block& k : bl)
-        micro_fn<T>(k.nj, k.nv)(xp + img * image, p.koff + k.j0, p.poff, L, d + k.k0 * n, OCp,
+        micro_fn<T>(k.nj, k.nv)(xp + img * image, kb + k.j0, pa, L, d + k.k0 * n, vo,
                                 mine + k.j0 * OCp + k.k0 * n, OCp);
     }
 #pragma omp barrier
-    // dw[o][kk] += sum over threads of part[t][kk][o], rows of kk split over threads.
-    for (int64_t kk = K * t / nt; kk < K * (t + 1) / nt; ++kk)
+    // dw[o][r] += sum over threads of part[t][r][o], rows r split over threads.
+    for (int64_t r = K * t / nt; r < K * (t + 1) / nt; ++r)
       for (int64_t o = 0; o < g.OC; ++o) {
         T acc = 0;
-        for (int u = 0; u < nt; ++u) acc += part[(u * K + kk) * OCp + o];
-        gw[o * K + kk] += acc;
+        for (int u = 0; u < nt; ++u) acc += part[(u * K + r) * OCp + o];
+        gw[o * K + r] += acc;
       }
   }
   return true;

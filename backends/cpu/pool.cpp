@@ -11,6 +11,9 @@
 //
 // reshape is a view: the output aliases x's data (Graph::record), so its
 // forward does nothing; backward adds dy into dx element by element.
+#include <algorithm>
+#include <vector>
+
 #include "backends/cpu/common.h"
 
 namespace lldl::cpu {
@@ -46,6 +49,95 @@ inline bool is_max(T v, T m) {
   return v == m || (v != v && m != m);
 }
 
+// 2x2 windows with stride 2, the usual pooling, get a faster path. Their rows
+// are short (7 and 14 windows in the target network): too short for a
+// vectorised loop along a row, and a scalar loop full of compares stalls on
+// mispredicted branches. So a plane goes through passes whose compares run
+// in one flat, vectorised loop over all its windows: gather each window's
+// four values into four arrays (plain copies, cheap at any row length), take
+// the maximum (forward) or the first-maximum routing of the gradient
+// (backward) flat, then scatter the four gradients back. The arrays are per
+// thread (thread_local; they grow to the largest plane, then are reused).
+template <class T>
+T* plane_scratch(int64_t n) {
+  thread_local std::vector<T> v;
+  if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
+  return v.data();
+}
+
+// q[0..3][k] = the four values of window k, in window order, for the
+// windows of planes [p0, p1) (k = (p - p0)*OH*OW + oh*OW + ow); M = their count.
+template <class T>
+void gather_2x2(const T* x, const Pool& g, int64_t p0, int64_t p1, T* q, int64_t M) {
+  for (int64_t p = p0, k = 0; p < p1; ++p)
+    for (int64_t oh = 0; oh < g.OH; ++oh, k += g.OW) {
+      const T *r0 = x + (p * g.H + 2 * oh) * g.W, *r1 = r0 + g.W;
+      T *q0 = q + k, *q1 = q0 + M, *q2 = q1 + M, *q3 = q2 + M;
+      for (int64_t ow = 0; ow < g.OW; ++ow) {
+        q0[ow] = r0[2 * ow];
+        q1[ow] = r0[2 * ow + 1];
+        q2[ow] = r1[2 * ow];
+        q3[ow] = r1[2 * ow + 1];
+      }
+    }
+}
+
+// Runs f(p0, p1) over groups of consecutive planes holding about 1024
+// windows each, on threads when the input is large enough.
+template <class F>
+void for_plane_groups(const Pool& g, F&& f) {
+  const int64_t per = std::max<int64_t>(1, 1024 / std::max<int64_t>(1, g.OH * g.OW));
+  const int64_t groups = (g.planes + per - 1) / per;
+#pragma omp parallel for if (g.planes * g.H * g.W >= kParallelMin) schedule(static)
+  for (int64_t i = 0; i < groups; ++i) f(i * per, std::min(g.planes, (i + 1) * per));
+}
+
+template <class T>
+void max2x2_forward(const T* x, T* y, const Pool& g) {
+  for_plane_groups(g, [&](int64_t p0, int64_t p1) {
+    const int64_t M = (p1 - p0) * g.OH * g.OW;
+    T* q = plane_scratch<T>(4 * M);
+    gather_2x2(x, g, p0, p1, q, M);
+    T* yp = y + p0 * g.OH * g.OW;
+    for (int64_t i = 0; i < M; ++i)
+      yp[i] = keep_max(q[3 * M + i], keep_max(q[2 * M + i], keep_max(q[M + i], q[i])));
+  });
+}
+
+// Windows do not overlap: each element gets its window's gradient if it is
+// the first maximum, else 0 ("rest" passes on until an element takes it).
+template <class T>
+void max2x2_backward(const T* x, const T* dy, T* dx, const Pool& g) {
+  for_plane_groups(g, [&](int64_t p0, int64_t p1) {
+    const int64_t M = (p1 - p0) * g.OH * g.OW;
+    T* q = plane_scratch<T>(4 * M);
+    gather_2x2(x, g, p0, p1, q, M);
+    const T* dyp = dy + p0 * g.OH * g.OW;
+    for (int64_t i = 0; i < M; ++i) {
+      const T v0 = q[i], v1 = q[M + i], v2 = q[2 * M + i];
+      const T m = keep_max(q[3 * M + i], keep_max(v2, keep_max(v1, v0)));
+      T rest = dyp[i];
+      q[i] = is_max(v0, m) ? rest : T(0);
+      rest = is_max(v0, m) ? T(0) : rest;
+      q[M + i] = is_max(v1, m) ? rest : T(0);
+      rest = is_max(v1, m) ? T(0) : rest;
+      q[2 * M + i] = is_max(v2, m) ? rest : T(0);
+      q[3 * M + i] = is_max(v2, m) ? T(0) : rest;
+    }
+    for (int64_t p = p0, k = 0; p < p1; ++p)
+      for (int64_t oh = 0; oh < g.OH; ++oh, k += g.OW) {
+        T *d0 = dx + (p * g.H + 2 * oh) * g.W, *d1 = d0 + g.W;
+        const T* q0 = q + k;
+        for (int64_t ow = 0; ow < g.OW; ++ow) {
+          d0[2 * ow] += q0[ow];
+          d0[2 * ow + 1] += q0[M + ow];
+          d1[2 * ow] += q0[2 * M + ow];
+          d1[2 * ow + 1] += q0[3 * M + ow];
+        }
+      }
+  });
+}
+
 // Offset (in the plane) of window (oh, ow)'s maximum: the first element
 // equal to it.
 template <class T>
@@ -65,19 +157,10 @@ void max_forward(const KernelArgs& a) {
   const Pool g = pool_geom(a);
   const T* x = in<T>(a, 0);
   T* y = out<T>(a);
+  if (g.k == 2 && g.S == 2) return max2x2_forward(x, y, g);
   for_planes(g, [&](int64_t p) {
     const T* xp = x + p * g.H * g.W;
     T* yp = y + p * g.OH * g.OW;
-    if (g.k == 2 && g.S == 2) {  // the common case, in a loop that vectorises
-      for (int64_t oh = 0; oh < g.OH; ++oh) {
-        const T *r0 = xp + 2 * oh * g.W, *r1 = r0 + g.W;
-        T* yr = yp + oh * g.OW;
-        for (int64_t ow = 0; ow < g.OW; ++ow)
-          yr[ow] = keep_max(r1[2 * ow + 1],
-                            keep_max(r1[2 * ow], keep_max(r0[2 * ow + 1], r0[2 * ow])));
-      }
-      return;
-    }
     for (int64_t oh = 0; oh < g.OH; ++oh)
       for (int64_t ow = 0; ow < g.OW; ++ow) yp[oh * g.OW + ow] = xp[argmax(xp, g, oh, ow)];
   });
@@ -89,36 +172,11 @@ void max_backward(const KernelArgs& a) {
   if (!dx) return;
   const Pool g = pool_geom(a);
   const T *x = in<T>(a, 0), *dy = gout<T>(a);
+  if (g.k == 2 && g.S == 2) return max2x2_backward(x, dy, dx, g);
   for_planes(g, [&](int64_t p) {
     const T* xp = x + p * g.H * g.W;
     const T* dyp = dy + p * g.OH * g.OW;
     T* dxp = dx + p * g.H * g.W;
-    if (g.k == 2 && g.S == 2) {
-      // Windows do not overlap: each element gets its window's gradient if
-      // it is the first maximum, else 0 ("rest" passes to the next element
-      // until one takes it). Selects only, so the loop vectorises.
-      for (int64_t oh = 0; oh < g.OH; ++oh) {
-        const T *r0 = xp + 2 * oh * g.W, *r1 = r0 + g.W;
-        T *d0 = dxp + 2 * oh * g.W, *d1 = d0 + g.W;
-        const T* gr = dyp + oh * g.OW;
-        for (int64_t ow = 0; ow < g.OW; ++ow) {
-          const T v0 = r0[2 * ow], v1 = r0[2 * ow + 1], v2 = r1[2 * ow], v3 = r1[2 * ow + 1];
-          const T m = keep_max(v3, keep_max(v2, keep_max(v1, v0)));
-          T rest = gr[ow];
-          const T g0 = is_max(v0, m) ? rest : T(0);
-          rest = is_max(v0, m) ? T(0) : rest;
-          const T g1 = is_max(v1, m) ? rest : T(0);
-          rest = is_max(v1, m) ? T(0) : rest;
-          const T g2 = is_max(v2, m) ? rest : T(0);
-          rest = is_max(v2, m) ? T(0) : rest;
-          d0[2 * ow] += g0;
-          d0[2 * ow + 1] += g1;
-          d1[2 * ow] += g2;
-          d1[2 * ow + 1] += rest;
-        }
-      }
-      return;
-    }
     for (int64_t oh = 0; oh < g.OH; ++oh)
       for (int64_t ow = 0; ow < g.OW; ++ow) dxp[argmax(xp, g, oh, ow)] += dyp[oh * g.OW + ow];
   });
