@@ -22,27 +22,17 @@ Tensor binary(OpKind k, Tensor x, Tensor y, OpAttr a = no_attr()) {
   Tensor in[2] = {x, y};
   return apply(k, in, 2, a);
 }
-OpAttr reduce_attr(int axis) {
-  OpAttr a{};
-  a.reduce.axis = axis;
-  return a;
-}
 }  // namespace
 
 Tensor matmul(Tensor a, Tensor b, bool trans_a, bool trans_b) {
-  OpAttr at{};
-  at.matmul.trans_a = trans_a;
-  at.matmul.trans_b = trans_b;
-  return binary(OpKind::MatMul, a, b, at);
+  return binary(OpKind::MatMul, a, b, matmul_attr(trans_a, trans_b));
 }
 Tensor bias_add(Tensor x, Tensor bias) { return binary(OpKind::BiasAdd, x, bias); }
 Tensor add(Tensor a, Tensor b) { return binary(OpKind::Add, a, b); }
 Tensor sub(Tensor a, Tensor b) { return binary(OpKind::Sub, a, b); }
 Tensor mul(Tensor a, Tensor b) { return binary(OpKind::Mul, a, b); }
 Tensor scale(Tensor x, float alpha) {
-  OpAttr a{};
-  a.scale.alpha = alpha;
-  return unary(OpKind::Scale, x, a);
+  return unary(OpKind::Scale, x, scale_attr(alpha));
 }
 Tensor sum(Tensor x, int axis) { return unary(OpKind::Sum, x, reduce_attr(axis)); }
 Tensor mean(Tensor x, int axis) { return unary(OpKind::Mean, x, reduce_attr(axis)); }
@@ -63,21 +53,9 @@ Tensor cross_entropy(Tensor logits, Tensor targets) {
 }
 
 Tensor conv2d(Tensor x, Tensor w, Tensor b, int stride, int padding) {
-  OpAttr a{};
-  a.conv.stride = stride;
-  a.conv.padding = padding;
   Tensor in[3] = {x, w, b};
-  return apply(OpKind::Conv2d, in, 3, a);
+  return apply(OpKind::Conv2d, in, 3, conv_attr(stride, padding));
 }
-
-namespace {
-OpAttr pool_attr(int kernel, int stride) {
-  OpAttr a{};
-  a.pool.kernel = kernel;
-  a.pool.stride = stride;  // 0: the shape rule and kernels use stride = kernel
-  return a;
-}
-}  // namespace
 
 Tensor max_pool2d(Tensor x, int kernel, int stride) {
   return unary(OpKind::MaxPool2d, x, pool_attr(kernel, stride));
@@ -87,8 +65,7 @@ Tensor avg_pool2d(Tensor x, int kernel, int stride) {
 }
 
 Tensor reshape(Tensor x, const Shape& s) {
-  OpAttr a{};
-  for (int i = 0; i < kMaxDims; ++i) a.reshape.dims[i] = -1;
+  OpAttr a = reshape_attr(-1);
   for (int i = 0; i < s.ndim; ++i) {
     if (s[i] > INT32_MAX)
       throw ShapeError("reshape: dimension " + std::to_string(i) + " of " + s.str() +
@@ -109,21 +86,13 @@ Tensor flatten(Tensor x) {
 
 Tensor dropout(Tensor x, float p, bool training, uint64_t seed) {
   // Recorded in eval mode too (its kernel copies), so the tape shows the layer.
-  OpAttr a{};
-  a.dropout.p = p;
-  a.dropout.training = training;
-  a.dropout.seed = seed;
-  return unary(OpKind::Dropout, x, a);
+  return unary(OpKind::Dropout, x, dropout_attr(p, training, seed));
 }
 
 Tensor batch_norm(Tensor x, Tensor gamma, Tensor beta, Tensor running_mean, Tensor running_var,
                   bool training, float momentum, float eps) {
-  OpAttr a{};
-  a.batch_norm.momentum = momentum;
-  a.batch_norm.eps = eps;
-  a.batch_norm.training = training;
   Tensor in[5] = {x, gamma, beta, running_mean, running_var};
-  return apply(OpKind::BatchNorm, in, 5, a);
+  return apply(OpKind::BatchNorm, in, 5, batch_norm_attr(training, momentum, eps));
 }
 
 }  // namespace lldl

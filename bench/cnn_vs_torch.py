@@ -18,6 +18,9 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+import fashion_cnn  # noqa: E402
+
 BATCH = 64
 
 
@@ -31,16 +34,7 @@ def run_lldl(n_images, threads):
     import cppapi as c
     c.set_num_threads(threads)
     x, y = load(n_images)
-    L, A = c.LayerType, c.ActivationType
-    nn = c.NeuralNetwork2([
-        c.Layer2(L.Conv2D, 16, A.ReLU, kernel=5, padding=2),
-        c.Layer2(L.MaxPool2D, kernel=2),
-        c.Layer2(L.Conv2D, 32, A.ReLU, kernel=5, padding=2),
-        c.Layer2(L.MaxPool2D, kernel=2),
-        c.Layer2(L.Flatten),
-        c.Layer2(L.Dense, 128, A.ReLU),
-        c.Layer2(L.Dense, 10, A.Linear)],
-        c.LossType.CROSS_ENTROPY, input_shape=(1, 28, 28))
+    nn = fashion_cnn.build()  # the example's network, so both measure the same model
     trainer = c.Trainer(nn, c.OptimiserType.Adam, 1e-3)
     trainer.fit(x[:BATCH * 4], y[:BATCH * 4], epochs=1, batch_size=BATCH, verbose=0)  # warm-up
     h = trainer.fit(x, y, epochs=1, batch_size=BATCH, restart=False, verbose=0)

@@ -81,6 +81,59 @@ inline OpAttr no_attr() {
   return a;
 }
 
+// Attribute builders, one per op family, shared by the graph API and tests.
+inline OpAttr matmul_attr(bool trans_a, bool trans_b) {
+  OpAttr a{};
+  a.matmul.trans_a = trans_a;
+  a.matmul.trans_b = trans_b;
+  return a;
+}
+inline OpAttr scale_attr(float alpha) {
+  OpAttr a{};
+  a.scale.alpha = alpha;
+  return a;
+}
+inline OpAttr reduce_attr(int axis) {
+  OpAttr a{};
+  a.reduce.axis = axis;
+  return a;
+}
+inline OpAttr conv_attr(int stride, int padding) {
+  OpAttr a{};
+  a.conv.stride = stride;
+  a.conv.padding = padding;
+  return a;
+}
+inline OpAttr pool_attr(int kernel, int stride = 0) {
+  OpAttr a{};
+  a.pool.kernel = kernel;
+  a.pool.stride = stride;  // 0: the shape rule and kernels use stride = kernel
+  return a;
+}
+// Target dims as given (no range check: reshape() checks, tests pass bad ones).
+inline OpAttr reshape_attr(int32_t d0, int32_t d1 = -1, int32_t d2 = -1, int32_t d3 = -1) {
+  OpAttr a{};
+  a.reshape.dims[0] = d0;
+  a.reshape.dims[1] = d1;
+  a.reshape.dims[2] = d2;
+  a.reshape.dims[3] = d3;
+  return a;
+}
+inline OpAttr dropout_attr(float p, bool training, uint64_t seed) {
+  OpAttr a{};
+  a.dropout.p = p;
+  a.dropout.training = training;
+  a.dropout.seed = seed;
+  return a;
+}
+inline OpAttr batch_norm_attr(bool training, float momentum = 0.1f, float eps = 1e-5f) {
+  OpAttr a{};
+  a.batch_norm.training = training;
+  a.batch_norm.momentum = momentum;
+  a.batch_norm.eps = eps;
+  return a;
+}
+
 struct OpMeta {
   const char* name;
   int arity;

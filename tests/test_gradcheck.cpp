@@ -13,57 +13,14 @@ using namespace lldl::gradcheck;
 
 namespace {
 
-OpAttr mm(bool ta, bool tb) {
-  OpAttr a{};
-  a.matmul.trans_a = ta;
-  a.matmul.trans_b = tb;
-  return a;
-}
-OpAttr axis(int ax) {
-  OpAttr a{};
-  a.reduce.axis = ax;
-  return a;
-}
-OpAttr alpha(float s) {
-  OpAttr a{};
-  a.scale.alpha = s;
-  return a;
-}
-OpAttr conv(int stride, int padding) {
-  OpAttr a{};
-  a.conv.stride = stride;
-  a.conv.padding = padding;
-  return a;
-}
-OpAttr pool(int kernel, int stride = 0) {
-  OpAttr a{};
-  a.pool.kernel = kernel;
-  a.pool.stride = stride;
-  return a;
-}
 OpAttr view_as(const Shape& s) {
-  OpAttr a{};
-  for (int i = 0; i < 4; ++i) a.reshape.dims[i] = i < s.ndim ? static_cast<int32_t>(s[i]) : -1;
-  return a;
+  auto d = [&](int i) { return i < s.ndim ? static_cast<int32_t>(s[i]) : -1; };
+  return reshape_attr(d(0), d(1), d(2), d(3));
 }
 // Values no two of which a finite-difference step can swap (max-pool).
 InputSpec distinct(InputSpec s) {
   s.distinct = true;
   return s;
-}
-OpAttr drop(float p, bool training, uint64_t seed) {
-  OpAttr a{};
-  a.dropout.p = p;
-  a.dropout.training = training;
-  a.dropout.seed = seed;
-  return a;
-}
-OpAttr bn(bool training, float momentum = 0.1f, float eps = 1e-5f) {
-  OpAttr a{};
-  a.batch_norm.training = training;
-  a.batch_norm.momentum = momentum;
-  a.batch_norm.eps = eps;
-  return a;
 }
 
 // A case whose single input is used twice: op(x, x).
@@ -84,16 +41,16 @@ std::vector<OpCase> make_cases() {
 
   // matmul: all four transpose combinations (M=3, K=7, N=4), row and column
   // vectors, an outer product (K=1), a constant left operand, x @ x.
-  cs.push_back({K::MatMul, "3x7 @ 7x4", {param({3, 7}), param({7, 4})}, mm(0, 0)});
-  cs.push_back({K::MatMul, "(7x3)^T @ 7x4", {param({7, 3}), step_input({7, 4})}, mm(1, 0)});
-  cs.push_back({K::MatMul, "3x7 @ (4x7)^T", {step_input({3, 7}), param({4, 7})}, mm(0, 1)});
-  cs.push_back({K::MatMul, "(7x3)^T @ (4x7)^T", {param({7, 3}), param({4, 7})}, mm(1, 1)});
-  cs.push_back({K::MatMul, "1x5 @ 5x3", {param({1, 5}), param({5, 3})}, mm(0, 0)});
-  cs.push_back({K::MatMul, "4x6 @ 6x1", {param({4, 6}), param({6, 1})}, mm(0, 0)});
-  cs.push_back({K::MatMul, "5x1 @ 1x4 (outer product)", {param({5, 1}), param({1, 4})}, mm(0, 0)});
-  cs.push_back({K::MatMul, "const 3x7 @ 7x4", {constant({3, 7}), param({7, 4})}, mm(0, 0)});
-  cs.push_back(twice(K::MatMul, "x @ x, x 4x4", param({4, 4}), mm(0, 0)));
-  cs.push_back(twice(K::MatMul, "x^T @ x, x 5x3", step_input({5, 3}), mm(1, 0)));
+  cs.push_back({K::MatMul, "3x7 @ 7x4", {param({3, 7}), param({7, 4})}, matmul_attr(0, 0)});
+  cs.push_back({K::MatMul, "(7x3)^T @ 7x4", {param({7, 3}), step_input({7, 4})}, matmul_attr(1, 0)});
+  cs.push_back({K::MatMul, "3x7 @ (4x7)^T", {step_input({3, 7}), param({4, 7})}, matmul_attr(0, 1)});
+  cs.push_back({K::MatMul, "(7x3)^T @ (4x7)^T", {param({7, 3}), param({4, 7})}, matmul_attr(1, 1)});
+  cs.push_back({K::MatMul, "1x5 @ 5x3", {param({1, 5}), param({5, 3})}, matmul_attr(0, 0)});
+  cs.push_back({K::MatMul, "4x6 @ 6x1", {param({4, 6}), param({6, 1})}, matmul_attr(0, 0)});
+  cs.push_back({K::MatMul, "5x1 @ 1x4 (outer product)", {param({5, 1}), param({1, 4})}, matmul_attr(0, 0)});
+  cs.push_back({K::MatMul, "const 3x7 @ 7x4", {constant({3, 7}), param({7, 4})}, matmul_attr(0, 0)});
+  cs.push_back(twice(K::MatMul, "x @ x, x 4x4", param({4, 4}), matmul_attr(0, 0)));
+  cs.push_back(twice(K::MatMul, "x^T @ x, x 5x3", step_input({5, 3}), matmul_attr(1, 0)));
 
   // bias_add: 2-D, row, column, a (1,n) bias, 3-D and 1-D inputs.
   cs.push_back({K::BiasAdd, "3x7 + 7", {param({3, 7}), param({7})}});
@@ -114,21 +71,21 @@ std::vector<OpCase> make_cases() {
     cs.push_back(twice(k, "x with x, x 3x5", param({3, 5})));
   }
 
-  cs.push_back({K::Scale, "3x7 * -1.5", {param({3, 7})}, alpha(-1.5f)});
-  cs.push_back({K::Scale, "1x6 * 0.5", {step_input({1, 6})}, alpha(0.5f)});
-  cs.push_back({K::Scale, "6x1 * 3", {param({6, 1})}, alpha(3.0f)});
+  cs.push_back({K::Scale, "3x7 * -1.5", {param({3, 7})}, scale_attr(-1.5f)});
+  cs.push_back({K::Scale, "1x6 * 0.5", {step_input({1, 6})}, scale_attr(0.5f)});
+  cs.push_back({K::Scale, "6x1 * 3", {param({6, 1})}, scale_attr(3.0f)});
 
   // sum, mean: axis 0, 1 and -1 (everything) on 2-D, rows and columns, and
   // every axis of a 3-D input.
   for (K k : {K::Sum, K::Mean}) {
     for (int ax : {0, 1, -1}) {
       std::string a = " axis " + std::to_string(ax);
-      cs.push_back({k, "3x7" + a, {param({3, 7})}, axis(ax)});
-      cs.push_back({k, "1x6" + a, {param({1, 6})}, axis(ax)});
-      cs.push_back({k, "6x1" + a, {step_input({6, 1})}, axis(ax)});
+      cs.push_back({k, "3x7" + a, {param({3, 7})}, reduce_attr(ax)});
+      cs.push_back({k, "1x6" + a, {param({1, 6})}, reduce_attr(ax)});
+      cs.push_back({k, "6x1" + a, {step_input({6, 1})}, reduce_attr(ax)});
     }
     for (int ax : {0, 1, 2, -1})
-      cs.push_back({k, "2x3x4 axis " + std::to_string(ax), {param({2, 3, 4})}, axis(ax)});
+      cs.push_back({k, "2x3x4 axis " + std::to_string(ax), {param({2, 3, 4})}, reduce_attr(ax)});
   }
 
   // Activations. relu stays |x| >= 0.3, away from its kink even at the
@@ -185,21 +142,21 @@ std::vector<OpCase> make_cases() {
   // kernels; the 1x1 kernel without im2col and a 1x1 kernel with stride 2;
   // batch 1 and 2; a constant weight.
   cs.push_back({K::Conv2d, "x 2x1x5x5, w 3x1x3x3", {param({2, 1, 5, 5}), param({3, 1, 3, 3}),
-                param({3})}, conv(1, 0)});
+                param({3})}, conv_attr(1, 0)});
   cs.push_back({K::Conv2d, "x 1x2x5x5, w 2x2x3x3, stride 2, padding 1",
-                {step_input({1, 2, 5, 5}), param({2, 2, 3, 3}), param({2})}, conv(2, 1)});
+                {step_input({1, 2, 5, 5}), param({2, 2, 3, 3}), param({2})}, conv_attr(2, 1)});
   cs.push_back({K::Conv2d, "x 1x1x4x6 (non-square), w 2x1x5x5, padding 2",
-                {param({1, 1, 4, 6}), param({2, 1, 5, 5}), param({2})}, conv(1, 2)});
+                {param({1, 1, 4, 6}), param({2, 1, 5, 5}), param({2})}, conv_attr(1, 2)});
   cs.push_back({K::Conv2d, "x 2x3x3x3, w 4x3x1x1 (1x1, no im2col)",
-                {param({2, 3, 3, 3}), param({4, 3, 1, 1}), param({4})}, conv(1, 0)});
+                {param({2, 3, 3, 3}), param({4, 3, 1, 1}), param({4})}, conv_attr(1, 0)});
   cs.push_back({K::Conv2d, "x 1x2x5x5, w 3x2x1x1, stride 2",
-                {param({1, 2, 5, 5}), param({3, 2, 1, 1}), step_input({3})}, conv(2, 0)});
+                {param({1, 2, 5, 5}), param({3, 2, 1, 1}), step_input({3})}, conv_attr(2, 0)});
   cs.push_back({K::Conv2d, "x 1x1x7x5 (odd), w 2x1x3x2, stride 2, padding 1",
-                {param({1, 1, 7, 5}), param({2, 1, 3, 2}), param({2})}, conv(2, 1)});
+                {param({1, 1, 7, 5}), param({2, 1, 3, 2}), param({2})}, conv_attr(2, 1)});
   cs.push_back({K::Conv2d, "x 1x1x7x7, w 1x1x2x2, stride 3 (rows 2, 5, 6 unused)",
-                {param({1, 1, 7, 7}), param({1, 1, 2, 2}), param({1})}, conv(3, 0)});
+                {param({1, 1, 7, 7}), param({1, 1, 2, 2}), param({1})}, conv_attr(3, 0)});
   cs.push_back({K::Conv2d, "x 2x2x3x4, constant w 2x2x3x3, padding 1",
-                {step_input({2, 2, 3, 4}), constant({2, 2, 3, 3}), param({2})}, conv(1, 1)});
+                {step_input({2, 2, 3, 4}), constant({2, 2, 3, 3}), param({2})}, conv_attr(1, 1)});
 
   // max_pool2d: piecewise linear; distinct values at least 0.08 apart and a
   // step of 0.02 keep every window's maximum where it is.
@@ -208,18 +165,18 @@ std::vector<OpCase> make_cases() {
     c.f32_eps = 0.02;
     cs.push_back(c);
   };
-  maxpool("x 1x2x4x4, k 2", param({1, 2, 4, 4}), pool(2));
-  maxpool("x 2x1x5x5, k 2 (last row and column unused)", param({2, 1, 5, 5}), pool(2));
-  maxpool("x 1x2x5x5, k 3, stride 1 (overlapping)", step_input({1, 2, 5, 5}), pool(3, 1));
-  maxpool("x 1x1x5x7 (non-square), k 3, stride 2", param({1, 1, 5, 7}), pool(3, 2));
-  maxpool("x 1x3x3x3, k 1 (identity)", param({1, 3, 3, 3}), pool(1));
+  maxpool("x 1x2x4x4, k 2", param({1, 2, 4, 4}), pool_attr(2));
+  maxpool("x 2x1x5x5, k 2 (last row and column unused)", param({2, 1, 5, 5}), pool_attr(2));
+  maxpool("x 1x2x5x5, k 3, stride 1 (overlapping)", step_input({1, 2, 5, 5}), pool_attr(3, 1));
+  maxpool("x 1x1x5x7 (non-square), k 3, stride 2", param({1, 1, 5, 7}), pool_attr(3, 2));
+  maxpool("x 1x3x3x3, k 1 (identity)", param({1, 3, 3, 3}), pool_attr(1));
 
-  cs.push_back({K::AvgPool2d, "x 1x2x4x4, k 2", {param({1, 2, 4, 4})}, pool(2)});
+  cs.push_back({K::AvgPool2d, "x 1x2x4x4, k 2", {param({1, 2, 4, 4})}, pool_attr(2)});
   cs.push_back({K::AvgPool2d, "x 2x1x5x5, k 2, stride 1 (overlapping)",
-                {step_input({2, 1, 5, 5})}, pool(2, 1)});
+                {step_input({2, 1, 5, 5})}, pool_attr(2, 1)});
   cs.push_back({K::AvgPool2d, "x 1x1x5x7 (non-square), k 3, stride 2", {param({1, 1, 5, 7})},
-                pool(3, 2)});
-  cs.push_back({K::AvgPool2d, "x 1x3x4x4, k 4 (global)", {param({1, 3, 4, 4})}, pool(4)});
+                pool_attr(3, 2)});
+  cs.push_back({K::AvgPool2d, "x 1x3x4x4, k 4 (global)", {param({1, 3, 4, 4})}, pool_attr(4)});
 
   // reshape: a view whose gradient still has its own buffer; x + reshape(x)
   // must give x both contributions.
@@ -237,11 +194,11 @@ std::vector<OpCase> make_cases() {
 
   // dropout: with a fixed seed the mask is fixed, so the op is linear in x
   // (exact central differences); training at several p, eval and p = 0.
-  cs.push_back({K::Dropout, "3x7 p 0.5 training", {param({3, 7})}, drop(0.5f, true, 7)});
-  cs.push_back({K::Dropout, "2x3x4 p 0.2 training", {step_input({2, 3, 4})}, drop(0.2f, true, 11)});
-  cs.push_back({K::Dropout, "1x9 p 0.8 training", {param({1, 9})}, drop(0.8f, true, 3)});
-  cs.push_back({K::Dropout, "4x5 p 0 training (identity)", {param({4, 5})}, drop(0.0f, true, 5)});
-  cs.push_back({K::Dropout, "4x5 p 0.5 eval (identity)", {param({4, 5})}, drop(0.5f, false, 5)});
+  cs.push_back({K::Dropout, "3x7 p 0.5 training", {param({3, 7})}, dropout_attr(0.5f, true, 7)});
+  cs.push_back({K::Dropout, "2x3x4 p 0.2 training", {step_input({2, 3, 4})}, dropout_attr(0.2f, true, 11)});
+  cs.push_back({K::Dropout, "1x9 p 0.8 training", {param({1, 9})}, dropout_attr(0.8f, true, 3)});
+  cs.push_back({K::Dropout, "4x5 p 0 training (identity)", {param({4, 5})}, dropout_attr(0.0f, true, 5)});
+  cs.push_back({K::Dropout, "4x5 p 0.5 eval (identity)", {param({4, 5})}, dropout_attr(0.5f, false, 5)});
 
   // batch_norm: training w.r.t. x, gamma and beta on (N, C) and (N, C, H, W)
   // (the running buffers are persistent buffers, restored before every
@@ -256,37 +213,37 @@ std::vector<OpCase> make_cases() {
   cs.push_back(OpCase{K::BatchNorm, "6x3 training",
                       bn_in(param({6, 3}), param({3}), param({3}), buffer({3}),
                             buffer({3}, 0.5, 2)),
-                      bn(true)}
+                      batch_norm_attr(true)}
                    .curved(0.05));
   cs.push_back(OpCase{K::BatchNorm, "2x2x3x3 training",
                       bn_in(step_input({2, 2, 3, 3}), param({2}), param({2}), buffer({2}),
                             buffer({2}, 0.5, 2)),
-                      bn(true, 0.5f, 1e-3f)}
+                      batch_norm_attr(true, 0.5f, 1e-3f)}
                    .curved(0.05));
   cs.push_back(OpCase{K::BatchNorm, "3x2x1x4 training, momentum 0, constant gamma and beta",
                       bn_in(param({3, 2, 1, 4}), constant({2}), constant({2}), buffer({2}),
                             buffer({2}, 0.5, 2)),
-                      bn(true, 0.0f)}
+                      batch_norm_attr(true, 0.0f)}
                    .curved(0.05));
   cs.push_back(OpCase{K::BatchNorm, "3x4 training (three values per channel)",
                       bn_in(param({3, 4}), param({4}), param({4}), buffer({4}),
                             buffer({4}, 0.5, 2)),
-                      bn(true)}
+                      batch_norm_attr(true)}
                    .curved(0.05));
   cs.push_back(OpCase{K::BatchNorm, "5x3 eval",
                       bn_in(param({5, 3}), param({3}), param({3}), buffer({3}),
                             buffer({3}, 0.5, 2)),
-                      bn(false)}
+                      batch_norm_attr(false)}
                    .curved(0.05));
   cs.push_back(OpCase{K::BatchNorm, "2x2x2x3 eval, running statistics differentiated",
                       bn_in(param({2, 2, 2, 3}), param({2}), step_input({2}), step_input({2}),
                             step_input({2}, 0.5, 2)),
-                      bn(false)}
+                      batch_norm_attr(false)}
                    .curved(0.05));
   cs.push_back(OpCase{K::BatchNorm, "1x3 eval (one sample)",
                       bn_in(param({1, 3}), param({3}), param({3}), buffer({3}),
                             buffer({3}, 0.5, 2)),
-                      bn(false)}
+                      batch_norm_attr(false)}
                    .curved(0.05));
   return cs;
 }

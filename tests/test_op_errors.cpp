@@ -71,51 +71,6 @@ struct BadInput {
   }
 };
 
-OpAttr mm(bool ta, bool tb) {
-  OpAttr a{};
-  a.matmul.trans_a = ta;
-  a.matmul.trans_b = tb;
-  return a;
-}
-OpAttr axis(int ax) {
-  OpAttr a{};
-  a.reduce.axis = ax;
-  return a;
-}
-OpAttr conv(int stride, int padding) {
-  OpAttr a{};
-  a.conv.stride = stride;
-  a.conv.padding = padding;
-  return a;
-}
-OpAttr pool(int kernel, int stride = 0) {
-  OpAttr a{};
-  a.pool.kernel = kernel;
-  a.pool.stride = stride;
-  return a;
-}
-OpAttr dims(int32_t d0, int32_t d1, int32_t d2 = -1, int32_t d3 = -1) {
-  OpAttr a{};
-  a.reshape.dims[0] = d0;
-  a.reshape.dims[1] = d1;
-  a.reshape.dims[2] = d2;
-  a.reshape.dims[3] = d3;
-  return a;
-}
-OpAttr drop(float p, bool training = true) {
-  OpAttr a{};
-  a.dropout.p = p;
-  a.dropout.training = training;
-  a.dropout.seed = 1;
-  return a;
-}
-OpAttr bn(bool training, float momentum = 0.1f, float eps = 1e-5f) {
-  OpAttr a{};
-  a.batch_norm.training = training;
-  a.batch_norm.momentum = momentum;
-  a.batch_norm.eps = eps;
-  return a;
-}
 
 std::vector<BadInput> bad_inputs() {
   using K = OpKind;
@@ -131,13 +86,13 @@ std::vector<BadInput> bad_inputs() {
        {{10, 32}, {16, 1}},
        Err::Shape,
        {"a^T is 32x10", "b is 16x1"},
-       mm(1, 0)},
+       matmul_attr(1, 0)},
       {K::MatMul,
        "inner dimensions differ, b transposed",
        {{32, 10}, {1, 16}},
        Err::Shape,
        {"a is 32x10", "b^T is 16x1"},
-       mm(0, 1)},
+       matmul_attr(0, 1)},
       {K::MatMul, "1-D operand", {{10}, {10, 2}}, Err::Shape, {"2-D", "a is 10", "b is 10x2"}},
       {K::MatMul, "3-D operand", {{2, 3, 4}, {4, 2}}, Err::Shape, {"a is 2x3x4", "b is 4x2"}},
       {K::BiasAdd, "bias length differs", {{4, 5}, {6}}, Err::Shape, {"x is 4x5", "bias is 6"}},
@@ -160,10 +115,10 @@ std::vector<BadInput> bad_inputs() {
        {{3, 4}},
        Err::Shape,
        {"sum: axis 2 is out of range for input 3x4"},
-       axis(2)},
-      {K::Sum, "negative axis other than -1", {{3, 4}}, Err::Shape, {"axis -2", "3x4"}, axis(-2)},
-      {K::Mean, "axis past the rank", {{2, 3, 4}}, Err::Shape, {"mean: axis 3", "2x3x4"}, axis(3)},
-      {K::Mean, "empty input", {{0, 3}}, Err::Shape, {"mean: input is empty (0x3)"}, axis(-1)},
+       reduce_attr(2)},
+      {K::Sum, "negative axis other than -1", {{3, 4}}, Err::Shape, {"axis -2", "3x4"}, reduce_attr(-2)},
+      {K::Mean, "axis past the rank", {{2, 3, 4}}, Err::Shape, {"mean: axis 3", "2x3x4"}, reduce_attr(3)},
+      {K::Mean, "empty input", {{0, 3}}, Err::Shape, {"mean: input is empty (0x3)"}, reduce_attr(-1)},
       {K::Softmax,
        "empty last dimension",
        {{3, 0}},
@@ -279,136 +234,136 @@ std::vector<BadInput> bad_inputs() {
        {{64, 3, 28, 28}, {16, 1, 5, 5}, {16}},
        Err::Shape,
        {"conv2d: input has 3 channels but weight expects 1: x is 64x3x28x28, w is 16x1x5x5"},
-       conv(1, 2)},
+       conv_attr(1, 2)},
       {K::Conv2d,
        "3-D x",
        {{3, 28, 28}, {16, 3, 5, 5}, {16}},
        Err::Shape,
        {"conv2d: x must be (N, C, H, W), got 3x28x28"},
-       conv(1, 0)},
+       conv_attr(1, 0)},
       {K::Conv2d,
        "2-D weight",
        {{2, 1, 8, 8}, {16, 25}, {16}},
        Err::Shape,
        {"w must be (OC, C, KH, KW), got 16x25"},
-       conv(1, 0)},
+       conv_attr(1, 0)},
       {K::Conv2d,
        "bias length differs from the output channels",
        {{2, 1, 8, 8}, {16, 1, 5, 5}, {8}},
        Err::Shape,
        {"bias must hold one value per output channel: w is 16x1x5x5 (16 output channels), b is 8"},
-       conv(1, 0)},
+       conv_attr(1, 0)},
       {K::Conv2d, "bias is a matrix", {{2, 1, 8, 8}, {16, 1, 5, 5}, {1, 16}}, Err::Shape,
-       {"b is 1x16"}, conv(1, 0)},
+       {"b is 1x16"}, conv_attr(1, 0)},
       {K::Conv2d, "stride 0", {{2, 1, 8, 8}, {4, 1, 3, 3}, {4}}, Err::Shape,
-       {"conv2d: stride must be >= 1, got 0"}, conv(0, 0)},
+       {"conv2d: stride must be >= 1, got 0"}, conv_attr(0, 0)},
       {K::Conv2d, "negative padding", {{2, 1, 8, 8}, {4, 1, 3, 3}, {4}}, Err::Shape,
-       {"conv2d: padding must be >= 0, got -1"}, conv(1, -1)},
+       {"conv2d: padding must be >= 0, got -1"}, conv_attr(1, -1)},
       {K::Conv2d,
        "kernel larger than the input",
        {{1, 1, 3, 3}, {2, 1, 5, 5}, {2}},
        Err::Shape,
        {"conv2d: kernel 5x5 is larger than the padded input 3x3 (x is 1x1x3x3, padding 0)"},
-       conv(1, 0)},
+       conv_attr(1, 0)},
       {K::Conv2d,
        "kernel wider than the padded input",
        {{1, 1, 8, 2}, {2, 1, 3, 5}, {2}},
        Err::Shape,
        {"kernel 3x5 is larger than the padded input 10x4", "padding 1"},
-       conv(1, 1)},
+       conv_attr(1, 1)},
       {K::Conv2d, "empty kernel", {{1, 1, 8, 8}, {2, 1, 0, 3}, {2}}, Err::Shape,
-       {"kernel must be at least 1x1: w is 2x1x0x3"}, conv(1, 0)},
+       {"kernel must be at least 1x1: w is 2x1x0x3"}, conv_attr(1, 0)},
       {K::MaxPool2d, "3-D x", {{4, 5, 5}}, Err::Shape,
-       {"max_pool2d: x must be (N, C, H, W), got 4x5x5"}, pool(2)},
+       {"max_pool2d: x must be (N, C, H, W), got 4x5x5"}, pool_attr(2)},
       {K::MaxPool2d, "kernel 0", {{1, 1, 4, 4}}, Err::Shape,
-       {"max_pool2d: kernel must be >= 1, got 0"}, pool(0)},
+       {"max_pool2d: kernel must be >= 1, got 0"}, pool_attr(0)},
       {K::MaxPool2d, "negative stride", {{1, 1, 4, 4}}, Err::Shape,
-       {"max_pool2d: stride must be >= 1 (or 0 for stride = kernel), got -2"}, pool(2, -2)},
+       {"max_pool2d: stride must be >= 1 (or 0 for stride = kernel), got -2"}, pool_attr(2, -2)},
       {K::MaxPool2d, "kernel larger than the input", {{1, 1, 3, 3}}, Err::Shape,
-       {"max_pool2d: kernel 4x4 is larger than the input 3x3 (x is 1x1x3x3)"}, pool(4)},
+       {"max_pool2d: kernel 4x4 is larger than the input 3x3 (x is 1x1x3x3)"}, pool_attr(4)},
       {K::MaxPool2d, "kernel wider than the input", {{2, 1, 5, 2}}, Err::Shape,
-       {"kernel 3x3 is larger than the input 5x2"}, pool(3, 1)},
+       {"kernel 3x3 is larger than the input 5x2"}, pool_attr(3, 1)},
       {K::AvgPool2d, "2-D x", {{4, 5}}, Err::Shape, {"avg_pool2d: x must be (N, C, H, W), got 4x5"},
-       pool(2)},
+       pool_attr(2)},
       {K::AvgPool2d, "negative kernel", {{1, 1, 4, 4}}, Err::Shape,
-       {"avg_pool2d: kernel must be >= 1, got -1"}, pool(-1)},
+       {"avg_pool2d: kernel must be >= 1, got -1"}, pool_attr(-1)},
       {K::AvgPool2d, "kernel larger than the input", {{1, 2, 2, 6}}, Err::Shape,
-       {"avg_pool2d: kernel 3x3 is larger than the input 2x6 (x is 1x2x2x6)"}, pool(3)},
+       {"avg_pool2d: kernel 3x3 is larger than the input 2x6 (x is 1x2x2x6)"}, pool_attr(3)},
       {K::Reshape, "element count differs", {{2, 3, 4}}, Err::Shape,
-       {"reshape: cannot view x of 2x3x4 (24 elements) as 5x5 (25 elements)"}, dims(5, 5)},
+       {"reshape: cannot view x of 2x3x4 (24 elements) as 5x5 (25 elements)"}, reshape_attr(5, 5)},
       {K::Reshape, "negative dimension", {{2, 3, 4}}, Err::Shape,
-       {"reshape: target dimension 0 is -2"}, dims(-2, 12)},
+       {"reshape: target dimension 0 is -2"}, reshape_attr(-2, 12)},
       {K::Reshape, "a dimension after an unused slot", {{2, 3, 4}}, Err::Shape,
-       {"reshape: target dimension 2 is 4"}, dims(6, -1, 4)},
-      {K::Reshape, "int32 input", {{2, 3}}, Err::Type, {"reshape: input 0 is int32"}, dims(3, 2),
+       {"reshape: target dimension 2 is 4"}, reshape_attr(6, -1, 4)},
+      {K::Reshape, "int32 input", {{2, 3}}, Err::Type, {"reshape: input 0 is int32"}, reshape_attr(3, 2),
        {i32}},
       {K::Conv2d, "float64 weight", {{1, 1, 4, 4}, {1, 1, 3, 3}, {1}}, Err::Type,
-       {"conv2d: input 1 is float64, expected float32"}, conv(1, 0), {f32, f64, f32}},
+       {"conv2d: input 1 is float64, expected float32"}, conv_attr(1, 0), {f32, f64, f32}},
       {K::Dropout,
        "p = 1",
        {{3, 4}},
        Err::Value,
        {"dropout: p must be in [0, 1), got p = 1", "x is 3x4"},
-       drop(1.0f)},
-      {K::Dropout, "negative p", {{3, 4}}, Err::Value, {"got p = -0.25"}, drop(-0.25f)},
+       dropout_attr(1.0f, true, 1)},
+      {K::Dropout, "negative p", {{3, 4}}, Err::Value, {"got p = -0.25"}, dropout_attr(-0.25f, true, 1)},
       {K::Dropout, "NaN p, even in eval", {{3, 4}}, Err::Value, {"got p = nan"},
-       drop(std::numeric_limits<float>::quiet_NaN(), false)},
-      {K::Dropout, "int32 input", {{2, 3}}, Err::Type, {"input 0 is int32"}, drop(0.5f), {i32}},
+       dropout_attr(std::numeric_limits<float>::quiet_NaN(), false, 1)},
+      {K::Dropout, "int32 input", {{2, 3}}, Err::Type, {"input 0 is int32"}, dropout_attr(0.5f, true, 1), {i32}},
       {K::BatchNorm,
        "gamma length differs from the channel count",
        {{4, 3}, {4}, {3}, {3}, {3}},
        Err::Shape,
        {"batch_norm: gamma must hold one value per channel: x is 4x3 (3 channels), gamma is 4"},
-       bn(true)},
+       batch_norm_attr(true)},
       {K::BatchNorm,
        "running_var length differs, 4-D x",
        {{2, 3, 4, 4}, {3}, {3}, {3}, {2}},
        Err::Shape,
        {"running_var", "x is 2x3x4x4 (3 channels)", "running_var is 2"},
-       bn(false)},
+       batch_norm_attr(false)},
       {K::BatchNorm,
        "beta is a matrix",
        {{4, 3}, {3}, {1, 3}, {3}, {3}},
        Err::Shape,
        {"beta", "x is 4x3", "beta is 1x3"},
-       bn(true)},
+       batch_norm_attr(true)},
       {K::BatchNorm,
        "3-D x",
        {{2, 3, 4}, {3}, {3}, {3}, {3}},
        Err::Shape,
        {"batch_norm: x must be (N, C) or (N, C, H, W), got 2x3x4"},
-       bn(true)},
-      {K::BatchNorm, "1-D x", {{3}, {3}, {3}, {3}, {3}}, Err::Shape, {"got 3"}, bn(false)},
+       batch_norm_attr(true)},
+      {K::BatchNorm, "1-D x", {{3}, {3}, {3}, {3}, {3}}, Err::Shape, {"got 3"}, batch_norm_attr(false)},
       {K::BatchNorm,
        "training on one sample of (N, C)",
        {{1, 3}, {3}, {3}, {3}, {3}},
        Err::Value,
        {"batch_norm: training needs more than one value per channel, got 1 (x is 1x3)"},
-       bn(true)},
+       batch_norm_attr(true)},
       {K::BatchNorm,
        "training on a 1x1 image batch of one",
        {{1, 2, 1, 1}, {2}, {2}, {2}, {2}},
        Err::Value,
        {"more than one value per channel", "x is 1x2x1x1"},
-       bn(true)},
+       batch_norm_attr(true)},
       {K::BatchNorm,
        "negative eps",
        {{4, 3}, {3}, {3}, {3}, {3}},
        Err::Value,
        {"batch_norm: eps must be finite and >= 0, got eps = -1"},
-       bn(false, 0.1f, -1.0f)},
+       batch_norm_attr(false, 0.1f, -1.0f)},
       {K::BatchNorm,
        "momentum above 1",
        {{4, 3}, {3}, {3}, {3}, {3}},
        Err::Value,
        {"batch_norm: momentum must be in [0, 1], got momentum = 1.5"},
-       bn(true, 1.5f)},
+       batch_norm_attr(true, 1.5f)},
       {K::BatchNorm,
        "float64 running_mean",
        {{4, 3}, {3}, {3}, {3}, {3}},
        Err::Type,
        {"batch_norm: input 3 is float64, expected float32"},
-       bn(true),
+       batch_norm_attr(true),
        {f32, f32, f32, f64, f32}},
   };
   return b;
