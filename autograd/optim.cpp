@@ -71,6 +71,22 @@ void update(const OptimConfig& c, int64_t t, int64_t n, T* p, const T* grad, T* 
   }
 }
 
+// Large parameters are updated in chunks on OpenMP threads; small ones stay
+// on this thread (forking costs more than the update). m and v advance with
+// the chunk only where they hold per-element state.
+template <class T>
+void update_chunked(const OptimConfig& c, int64_t t, int64_t n, T* p, const T* grad, T* m, T* v) {
+  constexpr int64_t kChunk = int64_t(1) << 15;
+  if (n < 2 * kChunk) return update(c, t, n, p, grad, m, v);
+  const bool per_m = c.kind != OptimKind::SGD;
+  const bool per_v = c.kind == OptimKind::Adam || c.kind == OptimKind::AdamW;
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < n; b += kChunk) {
+    int64_t len = b + kChunk < n ? kChunk : n - b;
+    update(c, t, len, p + b, grad + b, per_m ? m + b : m, per_v ? v + b : v);
+  }
+}
+
 }  // namespace
 
 void Optimizer::step() {
@@ -89,11 +105,11 @@ void Optimizer::step() {
     int64_t n = d.shape.numel();
     ++steps[i];
     if (g->dtype() == DType::F32)
-      update(cfg, steps[i], n, g->data<float>(params[i]), g->grad<float>(params[i]),
-             g->data<float>(m[i]), g->data<float>(v[i]));
+      update_chunked(cfg, steps[i], n, g->data<float>(params[i]), g->grad<float>(params[i]),
+                     g->data<float>(m[i]), g->data<float>(v[i]));
     else
-      update(cfg, steps[i], n, g->data<double>(params[i]), g->grad<double>(params[i]),
-             g->data<double>(m[i]), g->data<double>(v[i]));
+      update_chunked(cfg, steps[i], n, g->data<double>(params[i]), g->grad<double>(params[i]),
+                     g->data<double>(m[i]), g->data<double>(v[i]));
   }
 }
 

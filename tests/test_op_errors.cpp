@@ -651,3 +651,16 @@ TEST_CASE("reading a tensor as the wrong element type raises TypeError") {
   CHECK_THROWS_AS(g.data<double>(w), TypeError);
   CHECK_THROWS_AS(g.grad<int32_t>(w), TypeError);
 }
+
+TEST_CASE("relu propagates NaN and clamps -inf, as PyTorch does") {
+  Graph g;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  float xs[5] = {nan, -1.0f, 2.0f, inf, -inf};
+  const float* y = g.data(relu(g.input({5}, xs, DType::F32)));
+  CHECK(std::isnan(y[0]));
+  CHECK(y[1] == 0.0f);
+  CHECK(y[2] == 2.0f);
+  CHECK(y[3] == inf);
+  CHECK(y[4] == 0.0f);
+}

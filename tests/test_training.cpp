@@ -389,3 +389,38 @@ TEST_CASE("init: He-normal has std sqrt(2 / fan_in)") {
   // Normal, not uniform: some values beyond 3 std (expected 0.27%, ~177).
   CHECK(mo.max_abs > 3 * sd);
 }
+
+// Parameters of 2^16 elements and more are updated in chunks on several
+// threads; every element must still follow PyTorch's rule, including those
+// in the last, partial chunk.
+TEST_CASE("optimizers: large parameters updated in parallel chunks match the reference") {
+  const int64_t n = 3 * (int64_t(1) << 15) + 77;
+  for (OptimKind kind : {OptimKind::SGD, OptimKind::Momentum, OptimKind::Adam, OptimKind::AdamW}) {
+    OptimConfig c;
+    c.kind = kind;
+    c.lr = 0.01f;
+    c.weight_decay = 0.1f;
+    Graph g(DType::F64);
+    Tensor p = g.param({n}, "p");
+    std::vector<RefParam> ref(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+      double v = std::sin(0.001 * double(i));
+      g.data<double>(p)[i] = v;
+      ref[i].p = v;
+    }
+    Optimizer opt(g, c);
+    for (int t = 1; t <= 2; ++t) {
+      for (int64_t i = 0; i < n; ++i) {
+        double grad = std::cos(0.003 * double(i) + t);
+        g.grad<double>(p)[i] = grad;
+        ref_step(c, t, ref[i], grad);
+      }
+      opt.step();
+    }
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; ++i)
+      bad += std::fabs(g.data<double>(p)[i] - ref[i].p) > 1e-12 + 1e-12 * std::fabs(ref[i].p);
+    INFO(std::string(kind_name(kind)) << ": " << bad << " of " << n << " elements differ from the reference");
+    CHECK(bad == 0);
+  }
+}
