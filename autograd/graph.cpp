@@ -42,6 +42,7 @@ Tensor Graph::param(const Shape& s, const std::string& name) {
   Tensor t = new_tensor(s, dtype_, Region::Persistent, true);
   TensorDesc& d = by_id(t.id);
   d.is_param = true;
+  ++num_params_;
   d.requires_grad = true;
   d.name = name.empty() ? "param" + std::to_string(persistent_.size() - 1) : name;
   ensure_grad(d);

@@ -77,6 +77,7 @@ class Graph {
   double item(Tensor t) const;
 
   std::vector<Tensor> params() const;
+  size_t num_params() const { return num_params_; }
   Tensor param_by_name(const std::string& name) const;
 
   // ---- ops ---------------------------------------------------------------
@@ -123,6 +124,7 @@ class Graph {
   std::vector<TensorDesc> persistent_;
   std::vector<TensorDesc> step_tensors_;
   std::vector<TapeEntry> tape_;
+  size_t num_params_ = 0;
   uint32_t step_ = 1;
   bool anomaly_ = false;
 };

@@ -89,7 +89,7 @@ void update_chunked(const OptimConfig& c, int64_t t, int64_t n, T* p, const T* g
 
 }  // namespace
 
-void Optimizer::step() {
+void Optimizer::add_new_params() {
   std::vector<Tensor> all = g->params();
   for (size_t i = params.size(); i < all.size(); ++i) {
     Shape s = g->shape(all[i]);  // a copy: buffer() grows the table it points into
@@ -99,6 +99,12 @@ void Optimizer::step() {
     v.push_back(g->buffer(adam ? s : Shape{}, g->dtype()));
     steps.push_back(0);
   }
+}
+
+void Optimizer::step() {
+  // Parameters created since the last step join with fresh state. The list is
+  // only rebuilt when that happens, so a step allocates nothing.
+  if (params.size() != g->num_params()) add_new_params();
   ++t;
   for (size_t i = 0; i < params.size(); ++i) {
     const TensorDesc& d = g->desc(params[i]);

@@ -37,6 +37,8 @@ struct Optimizer {
   void step();
   // Forgets the state (momentum, moments, step count); parameters unchanged.
   void reset_state();
+  // Gives parameters created since the last call their state (step() calls it).
+  void add_new_params();
 };
 
 }  // namespace lldl
