@@ -147,18 +147,6 @@ void Graph::ensure_grad(TensorDesc& d) {
 
 // ---- ops -------------------------------------------------------------------
 
-namespace {
-// Class labels index the logits, so they are range-checked on the host before
-// any kernel runs (whether the op came from cross_entropy() or apply()).
-void check_labels(const Shape& logits, const Shape& labels, const int32_t* y) {
-  for (int64_t i = 0; i < labels.numel(); ++i)
-    if (y[i] < 0 || y[i] >= logits[1])
-      throw ValueError("cross_entropy: label " + std::to_string(y[i]) + " at row " +
-                       std::to_string(i) + " is out of range for " + std::to_string(logits[1]) +
-                       " classes (logits are " + logits.str() + ")");
-}
-}  // namespace
-
 void Graph::check_finite(const char* what, const TapeEntry& e, const void* p, int64_t n) const {
   bool bad = false;
   if (dtype_ == DType::F32) {
@@ -193,8 +181,7 @@ Tensor Graph::record(OpKind kind, const Tensor* inputs, int n_in, OpAttr attr) {
   bool needs_grad = false;
   for (int i = 0; i < n_in; ++i) {
     const TensorDesc& d = desc(inputs[i]);
-    // Only the labels of cross_entropy_labels are integers.
-    DType want = (kind == OpKind::CrossEntropyLabels && i == 1) ? DType::I32 : dtype_;
+    DType want = is_int_input(m, i) ? DType::I32 : dtype_;
     if (d.dtype != want)
       throw TypeError(std::string(m.name) + ": input " + std::to_string(i) + " is " +
                       dtype_name(d.dtype) + ", expected " + dtype_name(want));
@@ -205,8 +192,7 @@ Tensor Graph::record(OpKind kind, const Tensor* inputs, int n_in, OpAttr attr) {
   }
   for (int i = n_in; i < kMaxInputs; ++i) e.in[i] = kNoTensor;
   a.out_shape = m.shape(a.in_shape, attr);
-  if (kind == OpKind::CrossEntropyLabels)
-    check_labels(a.in_shape[0], a.in_shape[1], static_cast<const int32_t*>(a.in[1]));
+  if (m.check) m.check(a.in_shape, a.in, attr);
   const KernelPair& k = kernels(backend_, dtype_, kind);
 
   Tensor out;
@@ -225,6 +211,13 @@ Tensor Graph::record(OpKind kind, const Tensor* inputs, int n_in, OpAttr attr) {
     out = {this, static_cast<int32_t>(step_tensors_.size() - 1), step_};
   } else {
     out = new_tensor(a.out_shape, dtype_, Region::Step, false);
+  }
+  e.ws = kNoTensor;
+  if (m.workspace) {
+    Tensor ws = new_tensor(Shape{m.workspace(a.in_shape, a.out_shape, attr)}, dtype_,
+                           Region::Step, false);
+    a.ws = by_id(ws.id).data;
+    e.ws = ws.id;
   }
   TensorDesc& od = by_id(out.id);
   od.requires_grad = needs_grad;
@@ -288,6 +281,7 @@ void Graph::backward(Tensor out, const void* seed) {
     a.out = o.data;
     a.out_shape = o.shape;
     a.gout = o.grad;
+    a.ws = e.ws == kNoTensor ? nullptr : by_id(e.ws).data;
     kernels(backend_, dtype_, e.kind).backward(a);
     if (anomaly_)
       for (int i = 0; i < e.n_in; ++i)

@@ -17,6 +17,7 @@ struct TapeEntry {
   uint8_t n_in;
   int32_t in[kMaxInputs];
   int32_t out;
+  int32_t ws;  // the workspace tensor (OpMeta::workspace), or kNoTensor
   OpAttr attr;
 };
 static_assert(std::is_trivially_copyable_v<TapeEntry>);

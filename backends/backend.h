@@ -22,6 +22,7 @@ struct KernelArgs {
   Shape in_shape[kMaxInputs];
   void* out;
   Shape out_shape;
+  void* ws;  // per-entry workspace (OpMeta::workspace), forward writes, backward reads
   // backward only
   const void* gout;          // gradient of the output
   void* gin[kMaxInputs];     // gradients to accumulate into, or null

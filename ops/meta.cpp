@@ -244,6 +244,17 @@ double bn_bytes(const Shape* in, const Shape& out, const OpAttr& a) {
          (a.batch_norm.training ? 6.0 : 4.0) * f32_bytes(in[1]);
 }
 
+// Class labels index the logits, so they are range-checked on the host before
+// any kernel runs.
+void check_labels(const Shape* in, const void* const* data, const OpAttr&) {
+  const int32_t* y = static_cast<const int32_t*>(data[1]);
+  for (int64_t i = 0; i < in[1].numel(); ++i)
+    if (y[i] < 0 || y[i] >= in[0][1])
+      throw ValueError("cross_entropy: label " + std::to_string(y[i]) + " at row " +
+                       std::to_string(i) + " is out of range for " + std::to_string(in[0][1]) +
+                       " classes (logits are " + in[0].str() + ")");
+}
+
 // Rows in OpKind order.
 constexpr OpMeta kMeta[] = {
     {"matmul", 2, matmul_shape, matmul_flops, matmul_bytes},
@@ -262,7 +273,8 @@ constexpr OpMeta kMeta[] = {
     {"log_softmax", 1, log_softmax_shape, per_out<5>, unary_bytes},
     {"mse_loss", 2, mse_shape, per_in<3>, binary_bytes},
     {"cross_entropy", 2, ce_shape, per_in<7>, binary_bytes},
-    {"cross_entropy_labels", 2, ce_labels_shape, per_in<5>, labels_bytes},
+    {"cross_entropy_labels", 2, ce_labels_shape, per_in<5>, labels_bytes, false, 0b10,
+     check_labels},
     {"conv2d", 3, conv2d_shape, conv2d_flops, conv2d_bytes},
     {"max_pool2d", 1, max_pool_shape, pool_flops, unary_bytes},
     {"avg_pool2d", 1, avg_pool_shape, pool_flops, unary_bytes},

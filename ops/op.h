@@ -147,7 +147,23 @@ struct OpMeta {
   // allocating it, and the forward kernel does nothing (reshape). Gradients
   // stay separate buffers.
   bool view = false;
+  // Bit i set: input i is int32 (labels, token ids) and never has a gradient;
+  // the other inputs have the graph's compute dtype.
+  uint8_t int_inputs = 0;
+  // Host-side check of input values before any kernel runs (label and token
+  // id ranges); throws ValueError naming the op, the value and where it is.
+  // data[i] points at input i's elements. Null: no value check.
+  void (*check)(const Shape* in, const void* const* data, const OpAttr& attr) = nullptr;
+  // Elements (of the compute dtype) of per-entry scratch that the forward
+  // kernel fills and the backward kernel reads (attention probabilities, LSTM
+  // gates and cell states): allocated in the step region next to the output
+  // and passed as KernelArgs::ws. Null: no workspace. Only what backward
+  // needs belongs here.
+  int64_t (*workspace)(const Shape* in, const Shape& out, const OpAttr& attr) = nullptr;
 };
+
+// True when input i of kind k is an int32 input.
+inline bool is_int_input(const OpMeta& m, int i) { return (m.int_inputs >> i) & 1; }
 
 // Throws ValueError for a kind outside the enum.
 const OpMeta& op_meta(OpKind k);

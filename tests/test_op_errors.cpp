@@ -67,7 +67,7 @@ struct BadInput {
 
   DType dtype(size_t i) const {
     if (!dtypes.empty()) return dtypes[i];
-    return kind == OpKind::CrossEntropyLabels && i == 1 ? DType::I32 : DType::F32;
+    return is_int_input(op_meta(kind), int(i)) ? DType::I32 : DType::F32;
   }
 };
 
