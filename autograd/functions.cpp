@@ -95,4 +95,31 @@ Tensor batch_norm(Tensor x, Tensor gamma, Tensor beta, Tensor running_mean, Tens
   return apply(OpKind::BatchNorm, in, 5, batch_norm_attr(training, momentum, eps));
 }
 
+Tensor embedding(Tensor ids, Tensor table) { return binary(OpKind::Embedding, ids, table); }
+
+Tensor layer_norm(Tensor x, Tensor gamma, Tensor beta, float eps) {
+  Tensor in[3] = {x, gamma, beta};
+  return apply(OpKind::LayerNorm, in, 3, layer_norm_attr(eps));
+}
+
+Tensor gelu(Tensor x) { return unary(OpKind::Gelu, x); }
+
+Tensor transpose(Tensor x, int dim0, int dim1) {
+  return unary(OpKind::Transpose, x, transpose_attr(dim0, dim1));
+}
+
+Tensor slice(Tensor x, int axis, int64_t start, int64_t length) {
+  // The tape entry holds int32 (OpAttr is 16 bytes); the shape rule checks
+  // the range against x.
+  if (start < INT32_MIN || start > INT32_MAX || length < INT32_MIN || length > INT32_MAX)
+    throw ValueError("slice: start " + std::to_string(start) + " and length " +
+                     std::to_string(length) + " must fit in 32 bits");
+  return unary(OpKind::Slice, x,
+               slice_attr(axis, static_cast<int32_t>(start), static_cast<int32_t>(length)));
+}
+
+Tensor concat(Tensor a, Tensor b, int axis) {
+  return binary(OpKind::Concat, a, b, concat_attr(axis));
+}
+
 }  // namespace lldl

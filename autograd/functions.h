@@ -54,6 +54,27 @@ Tensor dropout(Tensor x, float p, bool training, uint64_t seed);
 Tensor batch_norm(Tensor x, Tensor gamma, Tensor beta, Tensor running_mean, Tensor running_var,
                   bool training, float momentum = 0.1f, float eps = 1e-5f);
 
+// ---- sequence models ---------------------------------------------------------
+// ids int32 of any shape with at most 3 dims, table (V, C) -> ids.shape + [C]:
+// row ids[...] of the table. Every id must be in [0, V) (ValueError naming
+// the id and its position, checked before any kernel runs). The table's
+// gradient sums the output gradient rows of repeated ids; ids get none.
+Tensor embedding(Tensor ids, Tensor table);
+// Normalises x (..., C) over its last dimension (biased variance, as
+// PyTorch), then gamma * xhat + beta with gamma, beta (C). eps >= 0.
+Tensor layer_norm(Tensor x, Tensor gamma, Tensor beta, float eps = 1e-5f);
+// GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+Tensor gelu(Tensor x);
+// x with dims dim0 and dim1 swapped (negative dims count from the end); the
+// result is a contiguous copy.
+Tensor transpose(Tensor x, int dim0, int dim1);
+// Elements [start, start + length) of x along axis (negative counts from the
+// end), a copy; 0 <= start, length >= 1, start + length <= the axis' size.
+Tensor slice(Tensor x, int axis, int64_t start, int64_t length);
+// a and b joined along axis (negative counts from the end); all other dims
+// must be equal.
+Tensor concat(Tensor a, Tensor b, int axis);
+
 inline Tensor operator+(Tensor a, Tensor b) { return add(a, b); }
 inline Tensor operator-(Tensor a, Tensor b) { return sub(a, b); }
 inline Tensor operator*(Tensor a, Tensor b) { return mul(a, b); }

@@ -305,6 +305,27 @@ void bind_graph(py::module_& m) {
   }, py::arg("x"), py::arg("gamma"), py::arg("beta"), py::arg("running_mean"),
      py::arg("running_var"), py::arg("training") = true, py::arg("momentum") = 0.1f,
      py::arg("eps") = 1e-5f, "Per-channel normalisation; running buffers come from Graph.buffer.");
+  m.def("embedding", [](const PyTensor& ids, const PyTensor& table) {
+    return op2(embedding, ids, table);
+  }, py::arg("ids"), py::arg("table"),
+     "ids int32 (at most 3-D, from Graph.input of an integer array), table (V, C) -> "
+     "ids.shape + (C,); every id must be in [0, V).");
+  m.def("layer_norm", [](const PyTensor& x, const PyTensor& gamma, const PyTensor& beta, float eps) {
+    return wrap(x, layer_norm(x.t, gamma.t, beta.t, eps));
+  }, py::arg("x"), py::arg("gamma"), py::arg("beta"), py::arg("eps") = 1e-5f,
+     "Normalises x (..., C) over its last dimension, then gamma * xhat + beta.");
+  m.def("gelu", [](const PyTensor& x) { return op1(gelu, x); },
+        "GELU, tanh approximation (PyTorch approximate='tanh').");
+  m.def("transpose", [](const PyTensor& x, int dim0, int dim1) {
+    return wrap(x, transpose(x.t, dim0, dim1));
+  }, py::arg("x"), py::arg("dim0"), py::arg("dim1"), "Swaps two dims (a contiguous copy).");
+  m.def("slice", [](const PyTensor& x, int axis, int64_t start, int64_t length) {
+    return wrap(x, slice(x.t, axis, start, length));
+  }, py::arg("x"), py::arg("axis"), py::arg("start"), py::arg("length"),
+     "Elements [start, start + length) along axis (a copy).");
+  m.def("concat", [](const PyTensor& a, const PyTensor& b, int axis) {
+    return wrap(a, concat(a.t, b.t, axis));
+  }, py::arg("a"), py::arg("b"), py::arg("axis"), "a and b joined along axis.");
   m.def("op_names", [] {
     std::vector<std::string> n;
     for (int i = 0; i < kOpCount; ++i) n.push_back(op_name(static_cast<OpKind>(i)));

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "ops/op.h"
+#include "ops/seq_meta.h"
 
 namespace lldl {
 
@@ -281,6 +282,14 @@ constexpr OpMeta kMeta[] = {
     {"reshape", 1, reshape_shape, zero_cost, zero_cost, /*view=*/true},
     {"dropout", 1, dropout_shape, per_out<1>, unary_bytes},
     {"batch_norm", 5, batch_norm_shape, bn_flops, bn_bytes},
+    {"embedding", 2, seq_meta::embedding_shape, zero_cost, seq_meta::embedding_bytes, false, 0b1,
+     seq_meta::embedding_check},
+    {"layer_norm", 3, seq_meta::layer_norm_shape, seq_meta::layer_norm_flops,
+     seq_meta::layer_norm_bytes, false, 0, nullptr, seq_meta::layer_norm_workspace},
+    {"gelu", 1, same_as_input, seq_meta::gelu_flops, unary_bytes},
+    {"transpose", 1, seq_meta::transpose_shape, zero_cost, seq_meta::copy_bytes},
+    {"slice", 1, seq_meta::slice_shape, zero_cost, seq_meta::copy_bytes},
+    {"concat", 2, seq_meta::concat_shape, zero_cost, seq_meta::concat_bytes},
 };
 static_assert(sizeof(kMeta) / sizeof(kMeta[0]) == kOpCount,
               "every OpKind needs its metadata row in ops/meta.cpp");

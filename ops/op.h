@@ -36,6 +36,12 @@ enum class OpKind : uint8_t {
   Reshape,      // (x) -> same elements, shape attr.reshape; a view (no copy)
   Dropout,      // (x) -> x * mask / (1 - p) in training, mask hashed from attr.dropout.seed
   BatchNorm,    // (x [N, C(, H, W)], gamma [C], beta [C], running_mean [C], running_var [C])
+  Embedding,    // (ids int32 [...] (ndim <= 3), table [V, C]) -> ids.shape + [C], rows of table
+  LayerNorm,    // (x [..., C], gamma [C], beta [C]) -> x.shape, over the last dim; attr.layer_norm
+  Gelu,         // tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+  Transpose,    // (x) -> x with dims attr.transpose.dim0 and dim1 swapped (a contiguous copy)
+  Slice,        // (x) -> elements [start, start + length) along attr.slice.axis (a copy)
+  Concat,       // (a, b) -> a and b joined along attr.concat.axis, other dims equal
   Count
 };
 constexpr int kOpCount = static_cast<int>(OpKind::Count);
@@ -72,6 +78,21 @@ union OpAttr {
     // int32 keeps the union at 16 bytes; reshape() refuses larger dims.
     int32_t dims[4];
   } reshape;
+  struct {
+    float eps;  // added to the variance, >= 0
+  } layer_norm;
+  // Dims and axes may be negative (counted from the end); the shape rule and
+  // the kernels resolve them against the input's rank.
+  struct {
+    int32_t dim0, dim1;
+  } transpose;
+  struct {
+    int32_t axis;
+    int32_t start, length;  // slice() refuses values that do not fit
+  } slice;
+  struct {
+    int32_t axis;
+  } concat;
   uint8_t raw[16];
 };
 static_assert(sizeof(OpAttr) == 16);
@@ -134,6 +155,30 @@ inline OpAttr batch_norm_attr(bool training, float momentum = 0.1f, float eps = 
   return a;
 }
 
+inline OpAttr layer_norm_attr(float eps = 1e-5f) {
+  OpAttr a{};
+  a.layer_norm.eps = eps;
+  return a;
+}
+inline OpAttr transpose_attr(int32_t dim0, int32_t dim1) {
+  OpAttr a{};
+  a.transpose.dim0 = dim0;
+  a.transpose.dim1 = dim1;
+  return a;
+}
+inline OpAttr slice_attr(int32_t axis, int32_t start, int32_t length) {
+  OpAttr a{};
+  a.slice.axis = axis;
+  a.slice.start = start;
+  a.slice.length = length;
+  return a;
+}
+inline OpAttr concat_attr(int32_t axis) {
+  OpAttr a{};
+  a.concat.axis = axis;
+  return a;
+}
+
 struct OpMeta {
   const char* name;
   int arity;
@@ -161,6 +206,10 @@ struct OpMeta {
   // needs belongs here.
   int64_t (*workspace)(const Shape* in, const Shape& out, const OpAttr& attr) = nullptr;
 };
+
+// A dim or axis as given (negative counts from the end) resolved against a
+// rank; the shape rules have checked that it is in [-ndim, ndim).
+inline int resolve_axis(int32_t axis, int ndim) { return axis < 0 ? axis + ndim : axis; }
 
 // True when input i of kind k is an int32 input.
 inline bool is_int_input(const OpMeta& m, int i) { return (m.int_inputs >> i) & 1; }

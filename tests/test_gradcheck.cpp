@@ -245,6 +245,73 @@ std::vector<OpCase> make_cases() {
                             buffer({3}, 0.5, 2)),
                       batch_norm_attr(false)}
                    .curved(0.05));
+
+  // embedding: linear in the table; more ids than rows, so ids repeat and
+  // their gradients must accumulate. ids of 1, 2 and 3 dims, a one-row and a
+  // one-column table, a constant table with a differentiable layer after it.
+  cs.push_back({K::Embedding, "ids 2x3, table 5x4 (repeats)", {labels({2, 3}, 5), param({5, 4})}});
+  cs.push_back({K::Embedding, "ids 7, table 3x2", {labels({7}, 3), step_input({3, 2})}});
+  cs.push_back({K::Embedding, "ids 4, table 1x5 (one row)", {labels({4}, 1), param({1, 5})}});
+  cs.push_back({K::Embedding, "ids 6x1, table 4x1 (one column)", {labels({6, 1}, 4), param({4, 1})}});
+  cs.push_back({K::Embedding, "ids 2x2x3, table 6x3 (4-D output)", {labels({2, 2, 3}, 6), param({6, 3})}});
+  OpCase emb_then{K::Embedding, "ids 5, table 3x4, then mul", {labels({5}, 3), param({3, 4}), param({5, 4})}};
+  emb_then.build = [](const std::vector<Tensor>& in) { return mul(embedding(in[0], in[1]), in[2]); };
+  cs.push_back(emb_then);
+
+  // layer_norm over the last dimension: rows of 7 and 1x6, a one-feature
+  // row (xhat = 0: x gets no gradient), 3-D input, a 1-D input (one row),
+  // constant gamma and beta, a large eps.
+  auto ln_in = [](InputSpec x, InputSpec gamma, InputSpec beta) {
+    return std::vector<InputSpec>{x, gamma, beta};
+  };
+  cs.push_back(OpCase{K::LayerNorm, "3x7", ln_in(param({3, 7}), param({7}), param({7})),
+                      layer_norm_attr()}.curved(0.05));
+  cs.push_back(OpCase{K::LayerNorm, "1x6", ln_in(step_input({1, 6}), param({6}), param({6})),
+                      layer_norm_attr()}.curved(0.05));
+  cs.push_back(OpCase{K::LayerNorm, "6x1 (one feature)", ln_in(param({6, 1}), param({1}), param({1})),
+                      layer_norm_attr()}.curved(0.05));
+  cs.push_back(OpCase{K::LayerNorm, "2x3x4", ln_in(param({2, 3, 4}), param({4}), step_input({4})),
+                      layer_norm_attr()}.curved(0.05));
+  cs.push_back(OpCase{K::LayerNorm, "5 (1-D), eps 0.5", ln_in(param({5}), param({5}), param({5})),
+                      layer_norm_attr(0.5f)}.curved(0.05));
+  cs.push_back(OpCase{K::LayerNorm, "4x3 constant gamma and beta",
+                      ln_in(param({4, 3}), constant({3}), constant({3})), layer_norm_attr()}
+                   .curved(0.05));
+
+  // gelu: curved everywhere; wide enough to reach both tails.
+  for (Shape s : {Shape{3, 7}, Shape{1, 8}, Shape{8, 1}, Shape{2, 3, 4}})
+    cs.push_back(OpCase{K::Gelu, s.str(), {param(s, -4, 4)}}.curved());
+  cs.push_back(OpCase{K::Gelu, "step input 3x5", {step_input({3, 5}, -4, 4)}}.curved());
+
+  // transpose: 2-D, row and column vectors, outer and inner dims of 3-D and
+  // 4-D inputs, negative dims, dim0 > dim1, a dim with itself.
+  cs.push_back({K::Transpose, "3x4 (0, 1)", {param({3, 4})}, transpose_attr(0, 1)});
+  cs.push_back({K::Transpose, "1x5 (0, 1)", {param({1, 5})}, transpose_attr(0, 1)});
+  cs.push_back({K::Transpose, "5x1 (1, 0)", {step_input({5, 1})}, transpose_attr(1, 0)});
+  cs.push_back({K::Transpose, "2x3x4 (0, 2)", {param({2, 3, 4})}, transpose_attr(0, 2)});
+  cs.push_back({K::Transpose, "2x3x4 (-1, -2)", {param({2, 3, 4})}, transpose_attr(-1, -2)});
+  cs.push_back({K::Transpose, "2x1x3x2 (1, 3)", {param({2, 1, 3, 2})}, transpose_attr(1, 3)});
+  cs.push_back({K::Transpose, "2x3 (1, 1) (a copy)", {param({2, 3})}, transpose_attr(1, 1)});
+  cs.push_back(OpCase{K::Transpose, "x + transpose(x), x 4x4", {param({4, 4})}});
+  cs.back().build = [](const std::vector<Tensor>& in) { return add(in[0], transpose(in[0], 0, 1)); };
+
+  // slice: inner and outer axes, the whole axis, one element, negative axis.
+  cs.push_back({K::Slice, "4x5 axis 1 [1, 4)", {param({4, 5})}, slice_attr(1, 1, 3)});
+  cs.push_back({K::Slice, "1x6 axis 1 [0, 6) (all)", {param({1, 6})}, slice_attr(1, 0, 6)});
+  cs.push_back({K::Slice, "6x1 axis 0 [2, 5)", {step_input({6, 1})}, slice_attr(0, 2, 3)});
+  cs.push_back({K::Slice, "2x3x4 axis -1 [3, 4)", {param({2, 3, 4})}, slice_attr(-1, 3, 1)});
+  cs.push_back({K::Slice, "2x3x4 axis 0 [1, 2)", {param({2, 3, 4})}, slice_attr(0, 1, 1)});
+  cs.push_back({K::Slice, "2x4x2x3 axis 1 [1, 3)", {param({2, 4, 2, 3})}, slice_attr(1, 1, 2)});
+
+  // concat: both axes of 2-D, row and column vectors, a middle axis of a 3-D
+  // input, negative axis, a constant operand, x with itself.
+  cs.push_back({K::Concat, "2x3 + 2x4 axis 1", {param({2, 3}), param({2, 4})}, concat_attr(1)});
+  cs.push_back({K::Concat, "1x3 + 2x3 axis 0", {param({1, 3}), step_input({2, 3})}, concat_attr(0)});
+  cs.push_back({K::Concat, "3x1 + 3x2 axis -1", {param({3, 1}), param({3, 2})}, concat_attr(-1)});
+  cs.push_back({K::Concat, "1x4 + 1x4 axis 0", {param({1, 4}), param({1, 4})}, concat_attr(0)});
+  cs.push_back({K::Concat, "2x3x4 + 2x1x4 axis 1", {param({2, 3, 4}), param({2, 1, 4})}, concat_attr(1)});
+  cs.push_back({K::Concat, "5 + const 2 axis 0", {param({5}), constant({2})}, concat_attr(0)});
+  cs.push_back(twice(K::Concat, "x with x axis 1, x 3x2", param({3, 2}), concat_attr(1)));
   return cs;
 }
 

@@ -365,6 +365,77 @@ std::vector<BadInput> bad_inputs() {
        {"batch_norm: input 3 is float64, expected float32"},
        batch_norm_attr(true),
        {f32, f32, f32, f64, f32}},
+      // embedding (ids int32, table (V, C))
+      {K::Embedding, "token id past the vocabulary", {{2, 3}, {5, 4}}, Err::Value,
+       {"embedding: token id 5 at position 0 is out of range for a vocabulary of 5 (table is 5x4)"},
+       no_attr(), {}, 5},
+      {K::Embedding, "negative token id", {{4}, {7, 2}}, Err::Value,
+       {"token id -1 at position 0", "vocabulary of 7", "table is 7x2"}, no_attr(), {}, -1},
+      {K::Embedding, "float ids", {{2, 3}, {5, 4}}, Err::Type,
+       {"embedding: input 0 is float32, expected int32"}, no_attr(), {f32, f32}},
+      {K::Embedding, "int32 table", {{2, 3}, {5, 4}}, Err::Type,
+       {"embedding: input 1 is int32, expected float32"}, no_attr(), {i32, i32}},
+      {K::Embedding, "1-D table", {{2, 3}, {5}}, Err::Shape,
+       {"embedding: table must be (V, C), got 5 (ids are 2x3)"}},
+      {K::Embedding, "3-D table", {{4}, {5, 4, 2}}, Err::Shape, {"table must be (V, C), got 5x4x2"}},
+      {K::Embedding, "4-D ids (a 5-D output)", {{2, 2, 2, 2}, {5, 4}}, Err::Shape,
+       {"embedding: ids may have at most 3 dims", "got 2x2x2x2", "table is 5x4"}},
+      // layer_norm (x [..., C], gamma [C], beta [C])
+      {K::LayerNorm, "gamma length differs from the features", {{4, 3}, {4}, {3}}, Err::Shape,
+       {"layer_norm: gamma must hold one value per feature: x is 4x3 (3 features), gamma is 4"},
+       layer_norm_attr()},
+      {K::LayerNorm, "beta is a matrix", {{2, 3, 5}, {5}, {1, 5}}, Err::Shape,
+       {"layer_norm: beta must hold one value per feature: x is 2x3x5 (5 features), beta is 1x5"},
+       layer_norm_attr()},
+      {K::LayerNorm, "scalar x", {Shape{}, {1}, {1}}, Err::Shape,
+       {"layer_norm: x needs a non-empty last dimension, got scalar"}, layer_norm_attr()},
+      {K::LayerNorm, "empty last dimension", {{3, 0}, {0}, {0}}, Err::Shape,
+       {"layer_norm: x needs a non-empty last dimension, got 3x0"}, layer_norm_attr()},
+      {K::LayerNorm, "negative eps", {{4, 3}, {3}, {3}}, Err::Value,
+       {"layer_norm: eps must be finite and >= 0, got eps = -0.001 (x is 4x3)"},
+       layer_norm_attr(-1e-3f)},
+      {K::LayerNorm, "NaN eps", {{4, 3}, {3}, {3}}, Err::Value, {"layer_norm:", "eps = nan"},
+       layer_norm_attr(std::numeric_limits<float>::quiet_NaN())},
+      {K::LayerNorm, "float64 gamma", {{4, 3}, {3}, {3}}, Err::Type,
+       {"layer_norm: input 1 is float64, expected float32"}, layer_norm_attr(), {f32, f64, f32}},
+      // gelu
+      {K::Gelu, "int32 input", {{2, 3}}, Err::Type, {"gelu: input 0 is int32, expected float32"},
+       no_attr(), {i32}},
+      {K::Gelu, "float64 input in a float32 graph", {{4}}, Err::Type, {"gelu: input 0 is float64"},
+       no_attr(), {f64}},
+      // transpose
+      {K::Transpose, "dim past the rank", {{3, 4}}, Err::Shape,
+       {"transpose: dim1 2 is out of range for x of 3x4 (2 dims)"}, transpose_attr(0, 2)},
+      {K::Transpose, "negative dim past the rank", {{2, 3, 4}}, Err::Shape,
+       {"transpose: dim0 -4 is out of range for x of 2x3x4 (3 dims)"}, transpose_attr(-4, 1)},
+      {K::Transpose, "scalar x", {Shape{}}, Err::Shape,
+       {"transpose: dim0 0 is out of range for x of scalar (0 dims)"}, transpose_attr(0, 0)},
+      // slice
+      {K::Slice, "axis past the rank", {{3, 4}}, Err::Shape,
+       {"slice: axis 2 is out of range for x of 3x4 (2 dims)"}, slice_attr(2, 0, 1)},
+      {K::Slice, "length 0", {{3, 4}}, Err::Shape,
+       {"slice: length must be >= 1, got 0 (x is 3x4, axis 1)"}, slice_attr(1, 0, 0)},
+      {K::Slice, "negative length", {{3, 4}}, Err::Shape, {"length must be >= 1, got -2"},
+       slice_attr(0, 1, -2)},
+      {K::Slice, "runs past the end", {{3, 4}}, Err::Shape,
+       {"slice: elements [2, 5) of axis 1 are out of range: x is 3x4 (4 along that axis)"},
+       slice_attr(-1, 2, 3)},
+      {K::Slice, "negative start", {{3, 4}}, Err::Shape, {"elements [-1, 1) of axis 0", "x is 3x4"},
+       slice_attr(0, -1, 2)},
+      {K::Slice, "start at the end", {{3, 4}}, Err::Shape, {"elements [3, 4) of axis 0"},
+       slice_attr(0, 3, 1)},
+      // concat
+      {K::Concat, "another dim differs", {{2, 3}, {3, 3}}, Err::Shape,
+       {"concat: dims other than axis 1 must be equal: a is 2x3, b is 3x3 (dim 0 differs)"},
+       concat_attr(1)},
+      {K::Concat, "ranks differ", {{2, 3}, {2, 3, 1}}, Err::Shape,
+       {"concat: a and b need the same rank (at least 1): a is 2x3, b is 2x3x1"}, concat_attr(0)},
+      {K::Concat, "scalars", {Shape{}, Shape{}}, Err::Shape, {"same rank (at least 1)", "a is scalar"},
+       concat_attr(0)},
+      {K::Concat, "axis past the rank", {{2, 3}, {2, 3}}, Err::Shape,
+       {"concat: axis -3 is out of range for a of 2x3 and b of 2x3 (2 dims)"}, concat_attr(-3)},
+      {K::Concat, "int32 b", {{2, 3}, {2, 3}}, Err::Type, {"concat: input 1 is int32"},
+       concat_attr(0), {f32, i32}},
   };
   return b;
 }
@@ -385,6 +456,10 @@ std::vector<Shape> valid_shapes(OpKind k) {
       return {{1, 2, 4, 4}};
     case OpKind::BatchNorm:
       return {{2, 3}, {3}, {3}, {3}, {3}};
+    case OpKind::Embedding:
+      return {{2, 3}, {4, 5}};
+    case OpKind::LayerNorm:
+      return {{2, 3}, {3}, {3}};
     default:
       break;
   }
@@ -432,14 +507,14 @@ TEST_CASE("every op refuses an int32 or float64 tensor where float32 is expected
     OpKind kind = static_cast<OpKind>(k);
     std::vector<Shape> shapes = valid_shapes(kind);
     for (size_t bad = 0; bad < shapes.size(); ++bad) {
-      if (kind == OpKind::CrossEntropyLabels && bad == 1) continue;  // the labels
+      if (is_int_input(op_meta(kind), int(bad))) continue;  // labels, token ids
       for (DType wrong : {DType::I32, DType::F64}) {
         INFO(std::string(op_name(kind))
              << ": input " << bad << " is " << std::string(dtype_name(wrong)));
         Graph g;
         std::vector<Tensor> in;
         for (size_t i = 0; i < shapes.size(); ++i) {
-          bool labels = kind == OpKind::CrossEntropyLabels && i == 1;
+          bool labels = is_int_input(op_meta(kind), int(i));
           in.push_back(labels ? labels_input(g, shapes[i], 0)
                               : g.input(shapes[i], i == bad ? wrong : DType::F32));
         }

@@ -96,5 +96,9 @@ void set_conv_algo(ConvAlgo a);
 ConvAlgo conv_algo();
 template <class T> void register_dropout(KernelPair* t);
 template <class T> void register_batchnorm(KernelPair* t);
+template <class T> void register_embedding(KernelPair* t);  // embedding.cpp
+template <class T> void register_layernorm(KernelPair* t);  // layernorm.cpp
+template <class T> void register_gelu(KernelPair* t);       // gelu.cpp
+template <class T> void register_layout(KernelPair* t);     // layout.cpp: transpose, slice, concat
 
 }  // namespace lldl::cpu

@@ -16,6 +16,10 @@ void fill(KernelPair* t) {
   cpu::register_pool<T>(t);
   cpu::register_dropout<T>(t);
   cpu::register_batchnorm<T>(t);
+  cpu::register_embedding<T>(t);
+  cpu::register_layernorm<T>(t);
+  cpu::register_gelu<T>(t);
+  cpu::register_layout<T>(t);
 }
 }  // namespace
 
