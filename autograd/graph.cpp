@@ -1,10 +1,13 @@
 #include "autograd/graph.h"
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <string>
 
 #include "core/error.h"
+#include "core/placement.h"
+#include "core/threads.h"
 
 namespace lldl {
 
@@ -223,10 +226,53 @@ Tensor Graph::record(OpKind kind, const Tensor* inputs, int n_in, OpAttr attr) {
   od.requires_grad = needs_grad;
   a.out = od.data;
   e.out = out.id;
-  k.forward(a);
+  if (hooks_) [[unlikely]]
+    run_hooked(k.forward, a, Phase::Forward);
+  else
+    k.forward(a);
   tape_.push_back(e);
   if (anomaly_) check_finite("output", tape_.back(), od.data, a.out_shape.numel());
   return out;
+}
+
+namespace {
+// Sets the thread count for one kernel and restores it afterwards, also when
+// the kernel throws.
+struct ThreadsFor {
+  int prev = 0;
+  explicit ThreadsFor(int want) {
+    if (want < 1) return;
+    int cur = get_num_threads();
+    if (cur == want) return;  // the common case once the choice settles: no call
+    set_num_threads(want);
+    prev = cur;
+  }
+  ~ThreadsFor() {
+    if (prev) set_num_threads(prev);
+  }
+};
+}  // namespace
+
+void Graph::run_hooked(KernelFn f, const KernelArgs& a, Phase ph) {
+  const OpMeta& m = op_meta(a.kind);
+  const double factor = ph == Phase::Backward ? kBackwardFactor : 1.0;
+  // The metadata counts float32 bytes; a float64 graph moves twice as many.
+  const double width = static_cast<double>(dtype_size(dtype_)) / 4.0;
+  double flops = factor * m.flops(a.in_shape, a.out_shape, a.attr);
+  double bytes = factor * width * m.bytes(a.in_shape, a.out_shape, a.attr);
+  int threads = 0;
+  if (placement_) threads = placement_->choose_cost(a.kind, ph, flops, bytes, &backend_).threads;
+  ThreadsFor guard(threads);
+  if (!profiling_) return f(a);
+  auto t0 = std::chrono::steady_clock::now();
+  f(a);
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                std::chrono::steady_clock::now() - t0).count();
+  ProfileRow& r = profile_.at(backend_, a.kind, ph);
+  ++r.calls;
+  r.ns += ns;
+  r.flops += flops;
+  r.bytes += bytes;
 }
 
 // ---- autodiff --------------------------------------------------------------
@@ -282,7 +328,11 @@ void Graph::backward(Tensor out, const void* seed) {
     a.out_shape = o.shape;
     a.gout = o.grad;
     a.ws = e.ws == kNoTensor ? nullptr : by_id(e.ws).data;
-    kernels(backend_, dtype_, e.kind).backward(a);
+    KernelFn bwd = kernels(backend_, dtype_, e.kind).backward;
+    if (hooks_) [[unlikely]]
+      run_hooked(bwd, a, Phase::Backward);
+    else
+      bwd(a);
     if (anomaly_)
       for (int i = 0; i < e.n_in; ++i)
         if (a.gin[i]) check_finite("input gradient", e, a.gin[i], a.in_shape[i].numel());

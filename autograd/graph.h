@@ -13,11 +13,13 @@
 #include "backends/backend.h"
 #include "core/arena.h"
 #include "core/dtype.h"
+#include "core/profiler.h"
 #include "core/shape.h"
 
 namespace lldl {
 
 class Graph;
+class CostModel;
 
 // A handle: which graph, which tensor, and the step it belongs to. Copyable,
 // 16 bytes; using a handle after its step was reset raises ValueError.
@@ -103,6 +105,28 @@ class Graph {
   void set_anomaly_mode(bool on) { anomaly_ = on; }
   bool anomaly_mode() const { return anomaly_; }
 
+  // Profiler (core/profiler.h): while on, every forward and backward kernel
+  // adds its time, FLOPs and bytes to profile(). Off (the default) costs one
+  // flag test per op.
+  void set_profiling(bool on) {
+    profiling_ = on;
+    hooks_ = profiling_ || placement_;
+  }
+  bool profiling() const { return profiling_; }
+  const Profile& profile() const { return profile_; }
+  void reset_profile() { profile_.clear(); }
+
+  // Automatic placement (core/placement.h): while a model is set, every
+  // kernel runs at the thread count the model predicts fastest for its op
+  // and size on this graph's backend; the previous count is restored after
+  // the kernel. Ops the model has no data for keep the current count. The
+  // model must outlive its use; null turns it off.
+  void set_auto_placement(const CostModel* model) {
+    placement_ = model;
+    hooks_ = profiling_ || placement_;
+  }
+  const CostModel* auto_placement() const { return placement_; }
+
   const std::vector<TapeEntry>& tape() const { return tape_; }
   Arena& arena() { return arena_; }
   const Arena& arena() const { return arena_; }
@@ -117,6 +141,8 @@ class Graph {
   void* checked_grad(Tensor t, DType want);
   void ensure_grad(TensorDesc& d);
   void check_finite(const char* what, const TapeEntry& e, const void* p, int64_t n) const;
+  // A kernel with profiling and/or placement (the rare path).
+  void run_hooked(KernelFn f, const KernelArgs& a, Phase ph);
 
   DType dtype_;
   Backend backend_;
@@ -127,6 +153,10 @@ class Graph {
   size_t num_params_ = 0;
   uint32_t step_ = 1;
   bool anomaly_ = false;
+  bool profiling_ = false;
+  bool hooks_ = false;  // profiling_ || placement_: the one test on the fast path
+  const CostModel* placement_ = nullptr;
+  Profile profile_;
 };
 
 }  // namespace lldl

@@ -15,6 +15,7 @@
 #include "bindings/arrays.h"
 #include "bindings/module.h"
 #include "core/error.h"
+#include "core/placement.h"
 
 namespace lldl::py_bind {
 
@@ -26,6 +27,7 @@ struct PyGraph {
   explicit PyGraph(DType t) : g(t) {}
   Graph g;
   std::vector<py::object> borrowed;
+  py::object placement;  // keeps the CostModel of set_auto_placement alive
 };
 using GraphPtr = std::shared_ptr<PyGraph>;
 
@@ -226,6 +228,31 @@ void bind_graph(py::module_& m) {
            [](const GraphPtr& pg, const std::string& n) { return PyTensor{pg, pg->g.param_by_name(n)}; })
       .def_property("anomaly_mode", [](const GraphPtr& pg) { return pg->g.anomaly_mode(); },
                     [](const GraphPtr& pg, bool on) { pg->g.set_anomaly_mode(on); })
+      .def("set_profiling", [](const GraphPtr& pg, bool on) { pg->g.set_profiling(on); },
+           py::arg("on") = true,
+           "Per-op profiling: calls, kernel time, FLOPs and bytes per op and phase.")
+      .def_property_readonly("profiling", [](const GraphPtr& pg) { return pg->g.profiling(); })
+      .def("profile", [](const GraphPtr& pg) { return profile_dict(pg->g.profile()); },
+           "{op: {'forward': {calls, seconds, flops, bytes, gflops, gbs, backend}, "
+           "'backward': {...}}} for every op with calls.")
+      .def("reset_profile", [](const GraphPtr& pg) { pg->g.reset_profile(); })
+      .def("profile_table",
+           [](const GraphPtr& pg, bool roofline) { return profile_text(pg->g.profile(), roofline); },
+           py::arg("roofline") = false,
+           "The profile as a table sorted by time; roofline=True adds the position under the "
+           "measured peak (measure_peak).")
+      .def("set_auto_placement",
+           [](const GraphPtr& pg, const py::object& model) {
+             if (model.is_none()) {
+               pg->g.set_auto_placement(nullptr);
+               pg->placement = py::none();
+               return;
+             }
+             pg->g.set_auto_placement(&model.cast<const CostModel&>());
+             pg->placement = model;
+           },
+           py::arg("model"),
+           "Run every kernel at the thread count the CostModel predicts fastest; None: off.")
       .def("tape",
            [](const GraphPtr& pg) {
              py::list l;

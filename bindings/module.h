@@ -2,9 +2,19 @@
 #pragma once
 #include <pybind11/pybind11.h>
 
+#include <string>
+
+namespace lldl {
+struct Profile;
+}
+
 namespace lldl::py_bind {
 void bind_seed(pybind11::module_& m);   // NeuralNetwork2, Layer2, Trainer and enums
 void bind_graph(pybind11::module_& m);  // Graph, Tensor, ops, Optimizer
 void bind_data(pybind11::module_& m);   // data set loaders
 void bind_text(pybind11::module_& m);   // text corpus, tokenizers, token windows
+void bind_profile(pybind11::module_& m);  // measure_peak, CostModel
+// A profile as {op: {"forward": {...}, "backward": {...}}} and as a table.
+pybind11::dict profile_dict(const Profile& p);
+std::string profile_text(const Profile& p, bool roofline);
 }  // namespace lldl::py_bind

@@ -177,6 +177,13 @@ void bind_seed(py::module_& m) {
       .def_property_readonly("input_features", &NeuralNetwork2::input_features)
       .def_property_readonly("output_features", &NeuralNetwork2::output_features)
       .def_property_readonly("num_parameters", &NeuralNetwork2::num_parameters)
+      .def("set_profiling", &NeuralNetwork2::set_profiling, py::arg("on") = true,
+           "Profile the network's ops (kept across rebuilds for another input size).")
+      .def("profile", [](const NeuralNetwork2& nn) { return profile_dict(nn.profile()); },
+           "{op: {'forward': {...}, 'backward': {...}}}, as Graph.profile().")
+      .def("profile_table",
+           [](const NeuralNetwork2& nn, bool roofline) { return profile_text(nn.profile(), roofline); },
+           py::arg("roofline") = false)
       .def("parameters",
            [](NeuralNetwork2& nn) {
              py::dict d;

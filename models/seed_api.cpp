@@ -124,6 +124,7 @@ void NeuralNetwork2::build(int64_t n_in) {
     // Walk the layers once to check that each fits the shape it receives and
     // to create its parameters.
     auto g = std::make_unique<Graph>(DType::F32, Backend::CPU, size_t(4) << 20);
+    g->set_profiling(profiling_);
     std::vector<LayerParams> ps;
     std::vector<int64_t> s = input_shape_.empty() ? std::vector<int64_t>{n_in} : input_shape_;
     for (size_t i = 0; i < layers_.size(); ++i) {
@@ -529,6 +530,16 @@ History Trainer::fit(const Matrix& X, const Targets& Y, const Matrix& Xt, const 
   }
   g.reset();
   return hist;
+}
+
+void NeuralNetwork2::set_profiling(bool on) {
+  profiling_ = on;
+  if (graph_) graph_->set_profiling(on);
+}
+
+const Profile& NeuralNetwork2::profile() const {
+  static const Profile empty;
+  return graph_ ? graph_->profile() : empty;
 }
 
 }  // namespace lldl

@@ -114,6 +114,13 @@ class NeuralNetwork2 {
   Graph& graph() { return *graph_; }
   int64_t num_parameters() const;
 
+  // The profiler of the network's graph (core/profiler.h). The setting
+  // carries over when build() makes a new graph (another input size), the
+  // figures do not. Before the first build the profile is empty.
+  void set_profiling(bool on);
+  bool profiling() const { return profiling_; }
+  const Profile& profile() const;
+
  private:
   std::vector<Layer2> layers_;
   LossType loss_;
@@ -127,7 +134,8 @@ class NeuralNetwork2 {
     Tensor w, b, running_mean, running_var;
   };
   std::vector<LayerParams> params_;
-  uint64_t dropout_calls_ = 0;  // seeds a fresh dropout mask per training step
+  uint64_t dropout_calls_ = 0;
+  bool profiling_ = false;  // seeds a fresh dropout mask per training step
   std::unique_ptr<std::atomic<bool>> busy_ = std::make_unique<std::atomic<bool>>(false);
 };
 
