@@ -6,4 +6,5 @@ namespace lldl::py_bind {
 void bind_seed(pybind11::module_& m);   // NeuralNetwork2, Layer2, Trainer and enums
 void bind_graph(pybind11::module_& m);  // Graph, Tensor, ops, Optimizer
 void bind_data(pybind11::module_& m);   // data set loaders
+void bind_cuda(pybind11::module_& m);   // cuda_available, cuda_status, tier
 }  // namespace lldl::py_bind
