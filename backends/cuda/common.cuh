@@ -8,6 +8,7 @@
 
 #include "backends/backend.h"
 #include "backends/cuda/hd.h"
+#include "backends/cuda/naive.h"
 #include "backends/cuda/runtime.h"
 
 namespace lldl::cuda {
@@ -34,6 +35,24 @@ void launch(const char* what, int64_t n, const F& f, bool always_naive = false) 
 }
 
 inline bool fast() { return cuda_tier() == CudaTier::Fast; }
+
+// Row-major GEMMs on the GPU, C_b = op(X_b) op(Y_b) (+ C_b): cuBLAS in the
+// fast tier, GemmF (one thread per element) in the naive one (gemm.cu).
+void gemm(const char* what, bool tx, bool ty, int64_t M, int64_t N, int64_t K, const float* X,
+          const float* Y, float* C, bool acc, int64_t batch, int64_t sx, int64_t sy, int64_t sc);
+
+// The launcher of naive.h and im2col.h on the GPU.
+struct DeviceLauncher {
+  template <class F>
+  void operator()(const char* what, int64_t n, const F& f, bool per_row = false) const {
+    launch(what, n, f, per_row);
+  }
+  void* scratch(size_t bytes) const { return cuda::scratch(bytes); }
+  void gemm(const char* what, bool tx, bool ty, int64_t M, int64_t N, int64_t K, const float* X,
+            const float* Y, float* C, bool acc, int64_t batch, int64_t sx, int64_t sy, int64_t sc) const {
+    cuda::gemm(what, tx, ty, M, N, K, X, Y, C, acc, batch, sx, sy, sc);
+  }
+};
 
 // ---- reductions --------------------------------------------------------------
 
@@ -62,16 +81,6 @@ __device__ inline double block_sum(double v) {
   v = lane < nw ? part[lane] : 0.0;
   return warp_sum(v);
 }
-
-// ---- KernelArgs accessors ----------------------------------------------------
-template <class T>
-const T* in(const KernelArgs& a, int i) { return static_cast<const T*>(a.in[i]); }
-template <class T>
-T* gin(const KernelArgs& a, int i) { return static_cast<T*>(a.gin[i]); }
-template <class T>
-T* out(const KernelArgs& a) { return static_cast<T*>(a.out); }
-template <class T>
-const T* gout(const KernelArgs& a) { return static_cast<const T*>(a.gout); }
 
 // sum_i f(i) * scale over i in [0, n) into *o, on the device: blocks write
 // partial sums to part (>= kMaxPartials doubles of scratch the caller

@@ -14,59 +14,15 @@ namespace lldl::cuda {
 
 namespace {
 
-int64_t numel(const KernelArgs& a) { return a.out_shape.numel(); }
+using Dev = DeviceLauncher;
 
-// ---- pointwise ------------------------------------------------------------
-
-void add_fwd(const KernelArgs& a) {
-  launch("add", numel(a), AddF<float>{in<float>(a, 0), in<float>(a, 1), out<float>(a)});
-}
-void add_bwd(const KernelArgs& a) {
-  for (int k = 0; k < 2; ++k)
-    if (float* d = gin<float>(a, k)) launch("add backward", numel(a), AccF<float>{gout<float>(a), d, 1.0f, false});
-}
-void sub_fwd(const KernelArgs& a) {
-  launch("sub", numel(a), SubF<float>{in<float>(a, 0), in<float>(a, 1), out<float>(a)});
-}
-void sub_bwd(const KernelArgs& a) {
-  if (float* d = gin<float>(a, 0)) launch("sub backward", numel(a), AccF<float>{gout<float>(a), d, 1.0f, false});
-  if (float* d = gin<float>(a, 1)) launch("sub backward", numel(a), AccF<float>{gout<float>(a), d, 1.0f, true});
-}
-void mul_fwd(const KernelArgs& a) {
-  launch("mul", numel(a), MulF<float>{in<float>(a, 0), in<float>(a, 1), out<float>(a)});
-}
-void mul_bwd(const KernelArgs& a) {
-  if (float* d = gin<float>(a, 0)) launch("mul backward", numel(a), MulBwdF<float>{gout<float>(a), in<float>(a, 1), d});
-  if (float* d = gin<float>(a, 1)) launch("mul backward", numel(a), MulBwdF<float>{gout<float>(a), in<float>(a, 0), d});
-}
-void scale_fwd(const KernelArgs& a) {
-  launch("scale", numel(a), ScaleF<float>{in<float>(a, 0), out<float>(a), a.attr.scale.alpha});
-}
-void scale_bwd(const KernelArgs& a) {
-  if (float* d = gin<float>(a, 0))
-    launch("scale backward", numel(a), AccF<float>{gout<float>(a), d, a.attr.scale.alpha, false});
-}
-// identity and reshape's backward: d += g.
-void pass_bwd(const KernelArgs& a) {
-  if (float* d = gin<float>(a, 0)) launch("backward", numel(a), AccF<float>{gout<float>(a), d, 1.0f, false});
-}
-void identity_fwd(const KernelArgs& a) {
-  launch("identity", numel(a), CopyF<float>{in<float>(a, 0), out<float>(a)});
+// The registered kernel for a naive.h function that both tiers share.
+template <void (*Fn)(const KernelArgs&, Dev&)>
+void shared(const KernelArgs& a) {
+  Dev l;
+  Fn(a, l);
 }
 void reshape_fwd(const KernelArgs&) {}  // the output is a view of x (Graph::record)
-
-void sigmoid_fwd(const KernelArgs& a) { launch("sigmoid", numel(a), SigmoidF<float>{in<float>(a, 0), out<float>(a)}); }
-void sigmoid_bwd(const KernelArgs& a) {
-  if (float* d = gin<float>(a, 0)) launch("sigmoid backward", numel(a), SigmoidBwdF<float>{out<float>(a), gout<float>(a), d});
-}
-void tanh_fwd(const KernelArgs& a) { launch("tanh", numel(a), TanhF<float>{in<float>(a, 0), out<float>(a)}); }
-void tanh_bwd(const KernelArgs& a) {
-  if (float* d = gin<float>(a, 0)) launch("tanh backward", numel(a), TanhBwdF<float>{out<float>(a), gout<float>(a), d});
-}
-void relu_fwd(const KernelArgs& a) { launch("relu", numel(a), ReluF<float>{in<float>(a, 0), out<float>(a)}); }
-void relu_bwd(const KernelArgs& a) {
-  if (float* d = gin<float>(a, 0)) launch("relu backward", numel(a), ReluBwdF<float>{in<float>(a, 0), gout<float>(a), d});
-}
 
 // ---- bias_add: x (rows, n) + b (n) ------------------------------------------
 
@@ -108,62 +64,28 @@ __global__ void row_sum_kernel(const float* x, float* o, int64_t rows, int64_t n
   if (lane == 0) o[r] = static_cast<float>(s * scale);
 }
 
-void bias_fwd(const KernelArgs& a) {
-  launch("bias_add", numel(a), BiasF<float>{in<float>(a, 0), in<float>(a, 1), out<float>(a), a.out_shape.last()});
-}
 void bias_bwd(const KernelArgs& a) {
-  const int64_t n = a.out_shape.last(), rows = a.out_shape.rows();
-  pass_bwd(a);
-  float* db = gin<float>(a, 1);
-  if (!db) return;
-  if (fast()) col_reduce("bias_add backward", gout<float>(a), db, 1, rows, n, 1.0, true);
-  else launch("bias_add backward", n, ColSumF<float>{gout<float>(a), db, rows, n});
-}
-
-// ---- dropout ----------------------------------------------------------------
-
-bool dropout_active(const KernelArgs& a) { return a.attr.dropout.training && a.attr.dropout.p > 0.0f; }
-DropMask dropout_mask(const KernelArgs& a) { return {mix64(a.attr.dropout.seed), a.attr.dropout.p}; }
-float dropout_scale(const KernelArgs& a) { return 1.0f / (1.0f - a.attr.dropout.p); }
-
-void dropout_fwd(const KernelArgs& a) {
-  if (!dropout_active(a)) return identity_fwd(a);
-  launch("dropout", numel(a), DropoutF<float>{in<float>(a, 0), out<float>(a), dropout_mask(a), dropout_scale(a)});
-}
-void dropout_bwd(const KernelArgs& a) {
-  if (!dropout_active(a)) return pass_bwd(a);
-  if (float* d = gin<float>(a, 0))
-    launch("dropout backward", numel(a), DropoutBwdF<float>{gout<float>(a), d, dropout_mask(a), dropout_scale(a)});
+  Dev l;
+  if (!fast()) return naive::bias_bwd(a, l);
+  naive::pass_bwd(a, l);
+  if (float* db = gin<float>(a, 1))
+    col_reduce("bias_add backward", gout<float>(a), db, 1, a.out_shape.rows(), a.out_shape.last(), 1.0, true);
 }
 
 // ---- sum, mean ----------------------------------------------------------------
-
-ReduceDims reduce_dims(const KernelArgs& a) {
-  const Shape& s = a.in_shape[0];
-  ReduceDims p{1, 1, 1};
-  int axis = a.attr.reduce.axis;
-  if (axis < 0) {
-    p.n = s.numel();
-    return p;
-  }
-  for (int i = 0; i < axis; ++i) p.outer *= s[i];
-  p.n = s[axis];
-  for (int i = axis + 1; i < s.ndim; ++i) p.inner *= s[i];
-  return p;
-}
 
 struct ValueTerm {  // f(i) = x[i], for device_sum
   const float* x;
   __device__ double operator()(int64_t i) const { return x[i]; }
 };
 
-template <bool Mean>
 void reduce_fwd(const KernelArgs& a) {
+  Dev l;
+  if (!fast()) return naive::reduce_fwd(a, l);
   const ReduceDims p = reduce_dims(a);
   const float* x = in<float>(a, 0);
   float* o = out<float>(a);
-  if (!fast()) return launch("reduce", p.outer * p.inner, ReduceF<float>{x, o, p, Mean}, true);
-  const double scale = Mean ? 1.0 / static_cast<double>(p.n) : 1.0;
+  const double scale = a.kind == OpKind::Mean ? 1.0 / static_cast<double>(p.n) : 1.0;
   if (p.inner > 1) return col_reduce("reduce", x, o, p.outer, p.n, p.inner, scale, false);
   if (p.outer == 1) {
     double* part = static_cast<double*>(scratch(sizeof(double) * kMaxPartials));
@@ -174,15 +96,6 @@ void reduce_fwd(const KernelArgs& a) {
       x, o, p.outer, p.n, scale);
   check_launch("reduce");
 }
-template <bool Mean>
-void reduce_bwd(const KernelArgs& a) {
-  float* d = gin<float>(a, 0);
-  if (!d) return;
-  const ReduceDims p = reduce_dims(a);
-  const float f = Mean ? 1.0f / static_cast<float>(p.n) : 1.0f;
-  launch("reduce backward", p.outer * p.n * p.inner, ReduceBwdF<float>{gout<float>(a), d, p, f});
-}
-
 // ---- mse_loss ----------------------------------------------------------------
 
 struct SquaredErrorTerm {
@@ -194,36 +107,31 @@ struct SquaredErrorTerm {
 };
 
 void mse_fwd(const KernelArgs& a) {
+  Dev l;
+  if (!fast()) return naive::mse_fwd(a, l);
   const int64_t n = a.in_shape[0].numel();
   const float *p = in<float>(a, 0), *t = in<float>(a, 1);
-  if (!fast()) return launch("mse_loss", 1, MseF<float>{p, t, out<float>(a), n}, true);
   double* part = static_cast<double*>(scratch(sizeof(double) * kMaxPartials));
   device_sum("mse_loss", n, SquaredErrorTerm{p, t}, 1.0 / static_cast<double>(n), out<float>(a), part);
 }
-void mse_bwd(const KernelArgs& a) {
-  const int64_t n = a.in_shape[0].numel();
-  const float *p = in<float>(a, 0), *t = in<float>(a, 1), *g = gout<float>(a);
-  if (float* d = gin<float>(a, 0)) launch("mse_loss backward", n, MseBwdF<float>{p, t, g, d, n, false});
-  if (float* d = gin<float>(a, 1)) launch("mse_loss backward", n, MseBwdF<float>{p, t, g, d, n, true});
-}
-
 }  // namespace
 
 void register_pointwise(KernelPair* t) {
-  t[int(OpKind::Add)] = {add_fwd, add_bwd};
-  t[int(OpKind::Sub)] = {sub_fwd, sub_bwd};
-  t[int(OpKind::Mul)] = {mul_fwd, mul_bwd};
-  t[int(OpKind::Scale)] = {scale_fwd, scale_bwd};
-  t[int(OpKind::BiasAdd)] = {bias_fwd, bias_bwd};
-  t[int(OpKind::Sigmoid)] = {sigmoid_fwd, sigmoid_bwd};
-  t[int(OpKind::Tanh)] = {tanh_fwd, tanh_bwd};
-  t[int(OpKind::Relu)] = {relu_fwd, relu_bwd};
-  t[int(OpKind::Identity)] = {identity_fwd, pass_bwd};
-  t[int(OpKind::Reshape)] = {reshape_fwd, pass_bwd};
-  t[int(OpKind::Dropout)] = {dropout_fwd, dropout_bwd};
-  t[int(OpKind::Sum)] = {reduce_fwd<false>, reduce_bwd<false>};
-  t[int(OpKind::Mean)] = {reduce_fwd<true>, reduce_bwd<true>};
-  t[int(OpKind::MseLoss)] = {mse_fwd, mse_bwd};
+  using namespace naive;
+  t[int(OpKind::Add)] = {shared<add_fwd<Dev>>, shared<add_bwd<Dev>>};
+  t[int(OpKind::Sub)] = {shared<sub_fwd<Dev>>, shared<sub_bwd<Dev>>};
+  t[int(OpKind::Mul)] = {shared<mul_fwd<Dev>>, shared<mul_bwd<Dev>>};
+  t[int(OpKind::Scale)] = {shared<scale_fwd<Dev>>, shared<scale_bwd<Dev>>};
+  t[int(OpKind::BiasAdd)] = {shared<bias_fwd<Dev>>, cuda::bias_bwd};
+  t[int(OpKind::Sigmoid)] = {shared<sigmoid_fwd<Dev>>, shared<sigmoid_bwd<Dev>>};
+  t[int(OpKind::Tanh)] = {shared<tanh_fwd<Dev>>, shared<tanh_bwd<Dev>>};
+  t[int(OpKind::Relu)] = {shared<relu_fwd<Dev>>, shared<relu_bwd<Dev>>};
+  t[int(OpKind::Identity)] = {shared<identity_fwd<Dev>>, shared<pass_bwd<Dev>>};
+  t[int(OpKind::Reshape)] = {cuda::reshape_fwd, shared<pass_bwd<Dev>>};
+  t[int(OpKind::Dropout)] = {shared<dropout_fwd<Dev>>, shared<dropout_bwd<Dev>>};
+  t[int(OpKind::Sum)] = {cuda::reduce_fwd, shared<reduce_bwd<Dev>>};
+  t[int(OpKind::Mean)] = {cuda::reduce_fwd, shared<reduce_bwd<Dev>>};
+  t[int(OpKind::MseLoss)] = {cuda::mse_fwd, shared<mse_bwd<Dev>>};
 }
 
 }  // namespace lldl::cuda

@@ -11,18 +11,11 @@
 // loops (to scratch), then one thread per element applies them. Fast: one
 // block per channel, statistics by block reductions (warp shuffles + shared
 // memory), normalisation in the same kernel.
-#include "backends/cuda/bodies_layers.h"
 #include "backends/cuda/common.cuh"
 
 namespace lldl::cuda {
 
 namespace {
-
-PoolGeom pool_geom(const KernelArgs& a) {
-  const Shape &x = a.in_shape[0], &y = a.out_shape;
-  const int64_t k = a.attr.pool.kernel;
-  return {x[0] * x[1], x[2], x[3], y[2], y[3], k, a.attr.pool.stride ? a.attr.pool.stride : k};
-}
 
 __global__ void max_pool_scatter_kernel(const float* x, const float* dy, float* dx, PoolGeom g) {
   const int64_t n = g.planes * g.OH * g.OW;
@@ -50,44 +43,24 @@ unsigned grid_for(int64_t n) {
   return static_cast<unsigned>(b < 8 * 132 ? b : 8 * 132);
 }
 
-void max_pool_fwd(const KernelArgs& a) {
-  const PoolGeom g = pool_geom(a);
-  launch("max_pool2d", g.planes * g.OH * g.OW, MaxPoolF<float>{in<float>(a, 0), out<float>(a), g});
+void pool_fwd(const KernelArgs& a) {
+  DeviceLauncher l;  // both tiers: the fast one launches a grid-stride grid
+  naive::pool_fwd(a, l);
 }
-void max_pool_bwd(const KernelArgs& a) {
+void pool_bwd(const KernelArgs& a) {
+  DeviceLauncher l;
+  if (!fast()) return naive::pool_bwd(a, l);
   float* dx = gin<float>(a, 0);
   if (!dx) return;
   const PoolGeom g = pool_geom(a);
-  const float *x = in<float>(a, 0), *dy = gout<float>(a);
-  if (!fast()) return launch("max_pool2d backward", g.planes * g.H * g.W, MaxPoolBwdF<float>{x, dy, dx, g});
   const int64_t n = g.planes * g.OH * g.OW;
   if (n == 0) return;
-  max_pool_scatter_kernel<<<grid_for(n), kBlock>>>(x, dy, dx, g);
-  check_launch("max_pool2d backward");
-}
-void avg_pool_fwd(const KernelArgs& a) {
-  const PoolGeom g = pool_geom(a);
-  launch("avg_pool2d", g.planes * g.OH * g.OW, AvgPoolF<float>{in<float>(a, 0), out<float>(a), g});
-}
-void avg_pool_bwd(const KernelArgs& a) {
-  float* dx = gin<float>(a, 0);
-  if (!dx) return;
-  const PoolGeom g = pool_geom(a);
-  const float* dy = gout<float>(a);
-  if (!fast()) return launch("avg_pool2d backward", g.planes * g.H * g.W, AvgPoolBwdF<float>{dy, dx, g});
-  const int64_t n = g.planes * g.OH * g.OW;
-  if (n == 0) return;
-  avg_pool_scatter_kernel<<<grid_for(n), kBlock>>>(dy, dx, g);
-  check_launch("avg_pool2d backward");
+  if (a.kind == OpKind::MaxPool2d) max_pool_scatter_kernel<<<grid_for(n), kBlock>>>(in<float>(a, 0), gout<float>(a), dx, g);
+  else avg_pool_scatter_kernel<<<grid_for(n), kBlock>>>(gout<float>(a), dx, g);
+  check_launch(a.kind == OpKind::MaxPool2d ? "max_pool2d backward" : "avg_pool2d backward");
 }
 
 // ---- batch norm ------------------------------------------------------------------
-
-BnGeom bn_geom(const KernelArgs& a) {
-  const Shape& x = a.out_shape;
-  return {x[0], x[1], x.ndim == 4 ? x[2] * x[3] : 1, a.attr.batch_norm.eps,
-          a.attr.batch_norm.momentum, a.attr.batch_norm.training != 0};
-}
 
 // Element t of channel c's M = N*S values.
 __device__ inline int64_t bn_at(const BnGeom& g, int64_t c, int64_t t) {
@@ -173,9 +146,8 @@ void bn_fwd(const KernelArgs& a) {
     bn_fwd_block_kernel<<<static_cast<unsigned>(g.C), 256>>>(x, gamma, beta, rm, rv, out<float>(a), g);
     return check_launch("batch_norm");
   }
-  double* stats = static_cast<double*>(scratch(sizeof(double) * 2 * g.C));
-  launch("batch_norm", g.C, BnStatsF<float>{x, rm, rv, stats, g, true}, true);
-  launch("batch_norm", g.N * g.C * g.S, BnApplyF<float>{x, gamma, beta, stats, out<float>(a), g});
+  DeviceLauncher l;
+  naive::bn_fwd(a, l);
 }
 void bn_bwd(const KernelArgs& a) {
   const BnGeom g = bn_geom(a);
@@ -190,19 +162,15 @@ void bn_bwd(const KernelArgs& a) {
                                                              drm, drv, g);
     return check_launch("batch_norm backward");
   }
-  double* stats = static_cast<double*>(scratch(sizeof(double) * 4 * g.C));
-  double* sums = stats + 2 * g.C;
-  launch("batch_norm backward", g.C, BnStatsF<float>{x, rm, rv, stats, g, false}, true);
-  launch("batch_norm backward", g.C,
-         BnBwdStatsF<float>{x, gy, gamma, stats, sums, dgamma, dbeta, drm, drv, g}, true);
-  if (dx) launch("batch_norm backward", g.N * g.C * g.S, BnBwdXF<float>{x, gy, gamma, stats, sums, dx, g});
+  DeviceLauncher l;
+  naive::bn_bwd(a, l);
 }
 
 }  // namespace
 
 void register_pool_bn(KernelPair* t) {
-  t[int(OpKind::MaxPool2d)] = {max_pool_fwd, max_pool_bwd};
-  t[int(OpKind::AvgPool2d)] = {avg_pool_fwd, avg_pool_bwd};
+  t[int(OpKind::MaxPool2d)] = {pool_fwd, pool_bwd};
+  t[int(OpKind::AvgPool2d)] = {pool_fwd, pool_bwd};
   t[int(OpKind::BatchNorm)] = {bn_fwd, bn_bwd};
 }
 

@@ -7,8 +7,6 @@
 // loss fused into the same pass; row terms are added by a block reduction.
 #include <math.h>
 
-#include "backends/cuda/bodies_pointwise.h"
-#include "backends/cuda/bodies_rows.h"
 #include "backends/cuda/common.cuh"
 
 namespace lldl::cuda {
@@ -73,10 +71,8 @@ void softmax_fwd(const KernelArgs& a) {
   const int64_t n = a.out_shape.last(), rows = a.out_shape.rows();
   const float* x = in<float>(a, 0);
   float* y = out<float>(a);
-  if (!fast()) {
-    if (Log) return launch("log_softmax", rows, LogSoftmaxRowF<float>{x, y, n}, true);
-    return launch("softmax", rows, SoftmaxRowF<float>{x, y, n}, true);
-  }
+  DeviceLauncher l;
+  if (!fast()) return naive::softmax_fwd(a, l);
   if (rows == 0) return;
   softmax_warp_kernel<Log><<<row_blocks(rows), kWarpsPerBlock * 32>>>(x, y, rows, n);
   check_launch(Log ? "log_softmax" : "softmax");
@@ -87,10 +83,8 @@ void softmax_bwd(const KernelArgs& a) {
   if (!d) return;
   const int64_t n = a.out_shape.last(), rows = a.out_shape.rows();
   const float *y = out<float>(a), *g = gout<float>(a);
-  if (!fast()) {
-    if (Log) return launch("log_softmax backward", rows, LogSoftmaxBwdRowF<float>{y, g, d, n}, true);
-    return launch("softmax backward", rows, SoftmaxBwdRowF<float>{y, g, d, n}, true);
-  }
+  DeviceLauncher l;
+  if (!fast()) return naive::softmax_bwd(a, l);
   if (rows == 0) return;
   softmax_bwd_warp_kernel<Log><<<row_blocks(rows), kWarpsPerBlock * 32>>>(y, g, d, rows, n);
   check_launch(Log ? "log_softmax backward" : "softmax backward");
@@ -124,6 +118,8 @@ struct RowTerm {
 
 template <bool Labels>
 void ce_fwd(const KernelArgs& a) {
+  DeviceLauncher l;
+  if (!fast()) return naive::ce_fwd(a, l);
   const int64_t N = a.in_shape[0][0], C = a.in_shape[0][1];
   const float* x = in<float>(a, 0);
   const float* t = Labels ? nullptr : in<float>(a, 1);
@@ -133,11 +129,6 @@ void ce_fwd(const KernelArgs& a) {
   double* row = static_cast<double*>(scratch(sizeof(double) * (N + kMaxPartials)));
   double* part = row + N;
   const double f = -1.0 / static_cast<double>(N);
-  if (!fast()) {
-    if (Labels) launch(what, N, CeLabelsRowF<float>{x, y, row, C}, true);
-    else launch(what, N, CeRowF<float>{x, t, row, C}, true);
-    return launch(what, 1, FinishSumF<float>{row, out<float>(a), N, f}, true);
-  }
   ce_row_warp_kernel<Labels><<<row_blocks(N), kWarpsPerBlock * 32>>>(x, t, y, row, N, C);
   check_launch(what);
   device_sum(what, N, RowTerm{row}, f, out<float>(a), part);
@@ -176,10 +167,8 @@ void ce_bwd(const KernelArgs& a) {
   float *dx = gin<float>(a, 0), *dt = Labels ? nullptr : gin<float>(a, 1);
   if (!dx && !dt) return;
   const char* what = Labels ? "cross_entropy_labels backward" : "cross_entropy backward";
-  if (!fast()) {
-    if (Labels) return launch(what, N, CeLabelsBwdRowF<float>{x, y, g, dx, N, C}, true);
-    return launch(what, N, CeBwdRowF<float>{x, t, g, dx, dt, N, C}, true);
-  }
+  DeviceLauncher l;
+  if (!fast()) return naive::ce_bwd(a, l);
   if (N == 0) return;
   ce_bwd_warp_kernel<Labels><<<row_blocks(N), kWarpsPerBlock * 32>>>(x, t, y, g, dx, dt, N, C);
   check_launch(what);
