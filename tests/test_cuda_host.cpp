@@ -54,11 +54,6 @@ struct HostLauncher {
   }
 };
 
-using Fn = std::function<void(const KernelArgs&)>;
-struct Side {
-  Fn forward, backward;
-};
-
 // The naive CUDA kernel pair of a kind, run through launcher l.
 Side naive_side(OpKind k, HostLauncher& l) {
   using H = HostLauncher;
@@ -94,67 +89,6 @@ Side naive_side(OpKind k, HostLauncher& l) {
   }
 }
 
-Side cpu_side(OpKind k) {
-  const KernelPair& p = kernels(Backend::CPU, DType::F32, k);
-  return {p.forward, p.backward};
-}
-
-// Output, input gradients and inputs (batch norm updates its running
-// buffers in place) after forward and backward.
-struct Result {
-  std::vector<float> out;
-  std::vector<std::vector<float>> grads, inputs;
-};
-
-Result run(const Case& k, const Side& s, uint64_t seed) {
-  const OpMeta& m = op_meta(k.kind);
-  Inputs v = make_inputs(k, seed);
-  KernelArgs a{};
-  a.kind = k.kind;
-  a.attr = k.attr;
-  a.n_in = static_cast<int>(k.in.size());
-  for (int j = 0; j < a.n_in; ++j) {
-    a.in[j] = is_int_input(m, j) ? static_cast<const void*>(v.i[j].data()) : v.f[j].data();
-    a.in_shape[j] = k.in[j];
-  }
-  a.out_shape = m.shape(a.in_shape, a.attr);
-  Result r;
-  // NaN-filled, so an element no kernel wrote fails the comparison.
-  r.out.assign(static_cast<size_t>(a.out_shape.numel()), std::numeric_limits<float>::quiet_NaN());
-  a.out = m.view ? static_cast<void*>(v.f[0].data()) : r.out.data();
-  std::vector<float> ws;
-  if (m.workspace) {
-    ws.assign(static_cast<size_t>(m.workspace(a.in_shape, a.out_shape, a.attr)), 0.0f);
-    a.ws = ws.data();
-  }
-  s.forward(a);
-  if (m.view) r.out = v.f[0];
-  std::vector<float> g = random_vector(a.out_shape.numel(), seed + 1);
-  a.gout = g.data();
-  r.grads.resize(k.in.size());
-  for (int j = 0; j < a.n_in; ++j) {
-    if (is_int_input(m, j)) continue;
-    r.grads[j] = random_vector(k.in[j].numel(), seed + 10 + j);  // gradients accumulate into these
-    a.gin[j] = r.grads[j].data();
-  }
-  s.backward(a);
-  r.inputs = v.f;
-  return r;
-}
-
-void compare(const Case& k, const Result& got, const Result& ref, const std::string& how) {
-  const double tol = tolerance(k.kind, false);
-  INFO(k.label() << " (" << how << ")");
-  double e = nmse(got.out, ref.out);
-  CHECK_MESSAGE(e <= tol, "forward output: normalised MSE " << e << " > " << tol);
-  for (size_t j = 0; j < ref.grads.size(); ++j) {
-    e = nmse(got.grads[j], ref.grads[j]);
-    CHECK_MESSAGE(e <= tol, "gradient of input " << j << ": normalised MSE " << e << " > " << tol);
-    e = nmse(got.inputs[j], ref.inputs[j]);
-    CHECK_MESSAGE(e <= tol, "input " << j << " after the op: normalised MSE " << e << " > " << tol);
-  }
-}
-
 }  // namespace
 
 TEST_CASE("every op kind has a CUDA test case and a host-emulated naive kernel") {
@@ -172,13 +106,13 @@ TEST_CASE("CUDA naive kernels on the host match the CPU backend, forward and bac
   uint64_t seed = 100;
   for (const Case& k : cases()) {
     seed += 1000;
-    Result ref = run(k, cpu_side(k.kind), seed);
+    Result ref = run(k, cpu_side(k.kind), seed, false);
     HostLauncher one_per_thread;  // the naive tier's launch
-    compare(k, run(k, naive_side(k.kind, one_per_thread), seed), ref, "one thread per element");
+    compare(k, run(k, naive_side(k.kind, one_per_thread), seed, false), ref, "one thread per element", false);
     HostLauncher strided;  // 3 blocks of 32 threads, each thread striding
     strided.max_grid = 3;
     strided.block = 32;
-    compare(k, run(k, naive_side(k.kind, strided), seed), ref, "grid-stride, 3 blocks of 32");
+    compare(k, run(k, naive_side(k.kind, strided), seed, false), ref, "grid-stride, 3 blocks of 32", false);
   }
 }
 
@@ -198,7 +132,7 @@ TEST_CASE("CUDA fast-tier conv2d (im2col + GEMM) on the host matches the CPU bac
                     l("db", g.OC, cuda::ConvBwdBF<float>{cuda::gout<float>(a), db, g}, true);
                   cuda::conv_im2col_bwd(a, l, cuda::gin<float>(a, 0), cuda::gin<float>(a, 1));
                 }};
-    compare(k, run(k, im2col, seed), run(k, cpu_side(k.kind), seed), "im2col + GEMM");
+    compare(k, run(k, im2col, seed, false), run(k, cpu_side(k.kind), seed, false), "im2col + GEMM", false);
   }
   CHECK(n >= 3);
 }
