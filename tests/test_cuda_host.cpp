@@ -164,3 +164,22 @@ TEST_CASE("CUDA optimiser update on the host matches the CPU optimiser") {
     CHECK_MESSAGE(e <= 1e-12, "parameters after 3 steps: normalised MSE " << e);
   }
 }
+
+TEST_CASE("CUDA relu passes NaN and -0 through like the CPU backend") {
+  // Anomaly mode relies on a NaN reaching the op's output.
+  std::vector<float> x = {NAN, -0.0f, -1.0f, 2.0f}, cpu(4), dev(4);
+  KernelArgs a{};
+  a.kind = OpKind::Relu;
+  a.n_in = 1;
+  a.in[0] = x.data();
+  a.in_shape[0] = a.out_shape = Shape{4};
+  a.out = cpu.data();
+  kernels(Backend::CPU, DType::F32, OpKind::Relu).forward(a);
+  cuda::host_launch(cuda::ReluF<float>{x.data(), dev.data()}, 4);
+  for (int i = 0; i < 4; ++i) {
+    INFO("element " << i << ": CPU " << cpu[i] << ", CUDA body " << dev[i]);
+    CHECK(std::isnan(dev[i]) == std::isnan(cpu[i]));
+    if (!std::isnan(cpu[i])) CHECK(std::signbit(dev[i]) == std::signbit(cpu[i]));
+    if (!std::isnan(cpu[i])) CHECK(dev[i] == cpu[i]);
+  }
+}

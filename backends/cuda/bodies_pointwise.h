@@ -82,9 +82,10 @@ template <class T> struct TanhBwdF {  // dy/dx = 1 - y^2
   const T *y, *g; T* d;
   LLDL_HD void operator()(int64_t i) const { d[i] += g[i] * (T(1) - y[i] * y[i]); }
 };
+// Written so that NaN and -0 pass through, as the CPU's max(x, 0) does.
 template <class T> struct ReluF {
   const T* x; T* o;
-  LLDL_HD void operator()(int64_t i) const { o[i] = x[i] > T(0) ? x[i] : T(0); }
+  LLDL_HD void operator()(int64_t i) const { o[i] = x[i] < T(0) ? T(0) : x[i]; }
 };
 template <class T> struct ReluBwdF {  // gradient 0 at the kink
   const T *x, *g; T* d;
