@@ -5,22 +5,50 @@
 #include <cstring>
 #include <string>
 
+#include "backends/cuda/device.h"
 #include "core/error.h"
 #include "core/placement.h"
 #include "core/threads.h"
 
 namespace lldl {
 
+namespace {
+// The arena's memory for a backend; refuses a backend that cannot run here.
+ArenaAllocator allocator_for(Backend b) {
+  if (b == Backend::CPU) return host_allocator();
+  if (b == Backend::CUDA) {
+    if (!cuda_available())
+      throw UnavailableError("graph: backend 'cuda' is not available: " + cuda_status());
+    return cuda_allocator();
+  }
+  throw UnavailableError(std::string("graph: backend '") + backend_name(b) +
+                         "' is not available in this build");
+}
+}  // namespace
+
 Graph::Graph(DType dtype, Backend backend, size_t arena_block_bytes)
-    : dtype_(dtype), backend_(backend), arena_(arena_block_bytes) {
+    : dtype_(dtype), backend_(backend), arena_(arena_block_bytes, allocator_for(backend)) {
   if (dtype != DType::F32 && dtype != DType::F64)
     throw TypeError(std::string("graph: compute dtype must be float32 or float64, got ") +
                     dtype_name(dtype));
-  if (backend != Backend::CPU)
-    throw UnavailableError(std::string("graph: backend '") + backend_name(backend) +
-                           "' is not available in this build");
+  if (backend == Backend::CUDA && dtype != DType::F32)
+    throw TypeError(std::string("graph: the cuda backend computes in float32, got ") +
+                    dtype_name(dtype));
   tape_.reserve(256);
   step_tensors_.reserve(256);
+}
+
+void Graph::mem_zero(void* p, size_t bytes) const {
+  if (backend_ == Backend::CPU) std::memset(p, 0, bytes);
+  else cuda_memset(p, 0, bytes);
+}
+void Graph::mem_in(void* dst, const void* src, size_t bytes) const {
+  if (backend_ == Backend::CPU) std::memcpy(dst, src, bytes);
+  else cuda_to_device(dst, src, bytes);
+}
+void Graph::mem_out(void* dst, const void* src, size_t bytes) const {
+  if (backend_ == Backend::CPU) std::memcpy(dst, src, bytes);
+  else cuda_to_host(dst, src, bytes);
 }
 
 // ---- tensors ---------------------------------------------------------------
@@ -32,7 +60,7 @@ Tensor Graph::new_tensor(const Shape& s, DType t, Region r, bool zero) {
   d.region = r;
   size_t bytes = static_cast<size_t>(s.numel()) * dtype_size(t);
   d.data = arena_.alloc(r, bytes, &d.offset);
-  if (zero) std::memset(d.data, 0, bytes);
+  if (zero && bytes) mem_zero(d.data, bytes);
   if (r == Region::Persistent) {
     persistent_.push_back(std::move(d));
     return {this, -static_cast<int32_t>(persistent_.size()), 0};
@@ -59,12 +87,13 @@ Tensor Graph::input(const Shape& s, DType t) { return new_tensor(s, t, Region::S
 Tensor Graph::input(const Shape& s, const void* data, DType t) {
   Tensor h = new_tensor(s, t, Region::Step, false);
   size_t bytes = static_cast<size_t>(s.numel()) * dtype_size(t);
-  if (bytes) std::memcpy(by_id(h.id).data, data, bytes);  // data may be null when empty
+  if (bytes) mem_in(by_id(h.id).data, data, bytes);  // data may be null when empty
   return h;
 }
 
 Tensor Graph::external(const Shape& s, void* data, DType t) {
   if (!data && s.numel() > 0) throw ValueError("external: data pointer is null");
+  if (backend_ != Backend::CPU) return input(s, data, t);  // host memory: copy it over
   TensorDesc d;
   d.shape = s;
   d.dtype = t;
@@ -120,9 +149,37 @@ double Graph::item(Tensor t) const {
   if (d.shape.numel() != 1)
     throw ShapeError("item: tensor has " + std::to_string(d.shape.numel()) +
                      " elements (" + d.shape.str() + "), needs exactly one");
-  if (d.dtype == DType::F32) return *static_cast<const float*>(d.data);
-  if (d.dtype == DType::F64) return *static_cast<const double*>(d.data);
-  return *static_cast<const int32_t*>(d.data);
+  double v64 = 0;
+  float v32 = 0;
+  int32_t vi = 0;
+  if (d.dtype == DType::F32) return mem_out(&v32, d.data, sizeof v32), v32;
+  if (d.dtype == DType::F64) return mem_out(&v64, d.data, sizeof v64), v64;
+  return mem_out(&vi, d.data, sizeof vi), vi;
+}
+
+void Graph::to_host(Tensor t, void* dst) const {
+  const TensorDesc& d = desc(t);
+  size_t bytes = static_cast<size_t>(d.shape.numel()) * dtype_size(d.dtype);
+  if (bytes) mem_out(dst, d.data, bytes);
+}
+
+void Graph::grad_to_host(Tensor t, void* dst) {
+  const TensorDesc& d = desc(t);
+  void* g = checked_grad(t, d.dtype);
+  size_t bytes = static_cast<size_t>(d.shape.numel()) * dtype_size(d.dtype);
+  if (bytes) mem_out(dst, g, bytes);
+}
+
+void Graph::from_host(Tensor t, const void* src) {
+  const TensorDesc& d = desc(t);
+  size_t bytes = static_cast<size_t>(d.shape.numel()) * dtype_size(d.dtype);
+  if (bytes) mem_in(d.data, src, bytes);
+}
+
+void Graph::zero_data(Tensor t) {
+  const TensorDesc& d = desc(t);
+  size_t bytes = static_cast<size_t>(d.shape.numel()) * dtype_size(d.dtype);
+  if (bytes) mem_zero(d.data, bytes);
 }
 
 std::vector<Tensor> Graph::params() const {
@@ -145,12 +202,18 @@ void Graph::ensure_grad(TensorDesc& d) {
   size_t bytes = static_cast<size_t>(d.shape.numel()) * dtype_size(d.dtype);
   Region r = d.region == Region::Persistent ? Region::Persistent : Region::Step;
   d.grad = arena_.alloc(r, bytes);
-  std::memset(d.grad, 0, bytes);
+  if (bytes) mem_zero(d.grad, bytes);
 }
 
 // ---- ops -------------------------------------------------------------------
 
 void Graph::check_finite(const char* what, const TapeEntry& e, const void* p, int64_t n) const {
+  std::vector<char> host;
+  if (backend_ != Backend::CPU) {  // look at a host copy
+    host.resize(static_cast<size_t>(n) * dtype_size(dtype_));
+    if (n) mem_out(host.data(), p, host.size());
+    p = host.data();
+  }
   bool bad = false;
   if (dtype_ == DType::F32) {
     const float* f = static_cast<const float*>(p);
@@ -195,7 +258,22 @@ Tensor Graph::record(OpKind kind, const Tensor* inputs, int n_in, OpAttr attr) {
   }
   for (int i = n_in; i < kMaxInputs; ++i) e.in[i] = kNoTensor;
   a.out_shape = m.shape(a.in_shape, attr);
-  if (m.check) m.check(a.in_shape, a.in, attr);
+  if (m.check) {
+    if (backend_ == Backend::CPU) {
+      m.check(a.in_shape, a.in, attr);
+    } else {
+      // The check reads values (label ranges) on the host: give it copies.
+      std::vector<std::vector<char>> host(n_in);
+      const void* ptrs[kMaxInputs] = {};
+      for (int i = 0; i < n_in; ++i) {
+        const TensorDesc& d = desc(inputs[i]);
+        host[i].resize(static_cast<size_t>(d.shape.numel()) * dtype_size(d.dtype));
+        if (!host[i].empty()) mem_out(host[i].data(), d.data, host[i].size());
+        ptrs[i] = host[i].data();
+      }
+      m.check(a.in_shape, ptrs, attr);
+    }
+  }
   const KernelPair& k = kernels(backend_, dtype_, kind);
 
   Tensor out;
@@ -298,10 +376,12 @@ void Graph::backward(Tensor out, const void* seed) {
   // gradients (parameters, inputs) accumulate across calls until zero_grad.
   for (const TapeEntry& e : tape_) {
     TensorDesc& t = by_id(e.out);
-    if (t.grad) std::memset(t.grad, 0, static_cast<size_t>(t.shape.numel()) * dtype_size(dtype_));
+    size_t bytes = static_cast<size_t>(t.shape.numel()) * dtype_size(dtype_);
+    if (t.grad && bytes) mem_zero(t.grad, bytes);
   }
   ensure_grad(od);
-  std::memcpy(od.grad, seed, static_cast<size_t>(od.shape.numel()) * dtype_size(dtype_));
+  size_t seed_bytes = static_cast<size_t>(od.shape.numel()) * dtype_size(dtype_);
+  if (seed_bytes) mem_in(od.grad, seed, seed_bytes);
 
   for (size_t idx = tape_.size(); idx-- > 0;) {
     const TapeEntry& e = tape_[idx];
@@ -343,7 +423,7 @@ void Graph::zero_grad() {
   // Step leaves (inputs with set_requires_grad) accumulate like parameters.
   for (auto* v : {&persistent_, &step_tensors_})
     for (TensorDesc& d : *v)
-      if (d.grad) std::memset(d.grad, 0, static_cast<size_t>(d.shape.numel()) * dtype_size(d.dtype));
+      if (d.grad && d.shape.numel()) mem_zero(d.grad, static_cast<size_t>(d.shape.numel()) * dtype_size(d.dtype));
 }
 
 void Graph::reset(bool keep_grads) {

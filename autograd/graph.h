@@ -4,6 +4,14 @@
 // the tape in reverse. Per step: inputs, ops, loss, backward, optimiser step,
 // reset(). reset() rewinds the step region of the arena and invalidates every
 // step tensor; parameters persist.
+//
+// Backend::CUDA places the whole graph on the GPU: the arena's blocks are
+// device memory (one cudaMalloc per block, see backends/cuda/device.h), every
+// kernel is the CUDA one, and data()/grad() return DEVICE pointers. Host data
+// enters through input(s, data, t), external() (which copies on CUDA) and
+// from_host(), and leaves through item(), to_host() and grad_to_host().
+// Constructing a CUDA graph without a usable device throws UnavailableError
+// with the reason (cuda_status()).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -64,7 +72,8 @@ class Graph {
   // A step tensor holding a copy of `data` (numel elements of type t).
   Tensor input(const Shape& s, const void* data, DType t);
   // A step tensor over caller-owned memory, no copy. The memory must stay
-  // valid and unchanged until reset().
+  // valid and unchanged until reset(). On CUDA the host data is copied to the
+  // device (as input(s, data, t) does).
   Tensor external(const Shape& s, void* data, DType t);
   // Makes a step leaf (an input) collect a gradient in backward().
   void set_requires_grad(Tensor t);
@@ -77,6 +86,27 @@ class Graph {
   T* grad(Tensor t) { return static_cast<T*>(checked_grad(t, dtype_of<T>())); }
   // Reads the scalar value of a one-element tensor as double.
   double item(Tensor t) const;
+  // Copies a tensor's data (or gradient) to host memory of numel elements of
+  // its dtype, or overwrites its data from host memory; on any backend.
+  void to_host(Tensor t, void* dst) const;
+  void grad_to_host(Tensor t, void* dst);
+  void from_host(Tensor t, const void* src);
+  template <class T = float>
+  std::vector<T> host_data(Tensor t) const {
+    std::vector<T> v(static_cast<size_t>(desc(t).shape.numel()));
+    if (desc(t).dtype != dtype_of<T>()) throw TypeError("host_data: wrong element type");
+    to_host(t, v.data());
+    return v;
+  }
+  template <class T = float>
+  std::vector<T> host_grad(Tensor t) {
+    std::vector<T> v(static_cast<size_t>(desc(t).shape.numel()));
+    if (desc(t).dtype != dtype_of<T>()) throw TypeError("host_grad: wrong element type");
+    grad_to_host(t, v.data());
+    return v;
+  }
+  // Sets a tensor's data to zero (optimiser state).
+  void zero_data(Tensor t);
 
   std::vector<Tensor> params() const;
   size_t num_params() const { return num_params_; }
@@ -143,6 +173,11 @@ class Graph {
   void check_finite(const char* what, const TapeEntry& e, const void* p, int64_t n) const;
   // A kernel with profiling and/or placement (the rare path).
   void run_hooked(KernelFn f, const KernelArgs& a, Phase ph);
+  // Memory of this graph's backend: host memset/memcpy on the CPU, the CUDA
+  // runtime on the GPU. `in`: host to graph memory; `out`: graph to host.
+  void mem_zero(void* p, size_t bytes) const;
+  void mem_in(void* dst, const void* host_src, size_t bytes) const;
+  void mem_out(void* host_dst, const void* src, size_t bytes) const;
 
   DType dtype_;
   Backend backend_;

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -13,7 +14,12 @@ template <class F>
 void fill(Graph& g, Tensor t, F&& next) {
   const TensorDesc& d = g.desc(t);
   int64_t n = d.shape.numel();
-  if (d.dtype == DType::F32) {
+  if (d.dtype == DType::F32 && g.backend() != Backend::CPU) {
+    // Device memory: draw the same values on the host, then copy them over.
+    std::vector<float> host(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) host[i] = static_cast<float>(next());
+    g.from_host(t, host.data());
+  } else if (d.dtype == DType::F32) {
     float* p = static_cast<float*>(d.data);
     for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(next());
   } else if (d.dtype == DType::F64) {

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "backends/cuda/device.h"
 #include "core/error.h"
 
 namespace lldl {
@@ -29,10 +30,7 @@ void validate(const OptimConfig& c) {
 
 void Optimizer::reset_state() {
   for (std::vector<Tensor>* s : {&m, &v})
-    for (Tensor x : *s) {
-      const TensorDesc& d = g->desc(x);
-      std::memset(d.data, 0, static_cast<size_t>(d.shape.numel()) * dtype_size(d.dtype));
-    }
+    for (Tensor x : *s) g->zero_data(x);
   for (int64_t& s : steps) s = 0;
   t = 0;
 }
@@ -110,7 +108,14 @@ void Optimizer::step() {
     const TensorDesc& d = g->desc(params[i]);
     int64_t n = d.shape.numel();
     ++steps[i];
-    if (g->dtype() == DType::F32)
+    if (g->backend() == Backend::CUDA) {
+      // The same update as update() below, on the device (float32 only).
+      const float b1 = cfg.beta1, b2 = cfg.beta2;
+      CudaOptimArgs c{int(cfg.kind), cfg.lr, cfg.momentum, b1, b2, cfg.eps, cfg.weight_decay,
+                      1.0f - std::pow(b1, float(steps[i])), 1.0f - std::pow(b2, float(steps[i]))};
+      cuda_optim_update(c, n, g->data<float>(params[i]), g->grad<float>(params[i]),
+                        g->data<float>(m[i]), g->data<float>(v[i]));
+    } else if (g->dtype() == DType::F32)
       update_chunked(cfg, steps[i], n, g->data<float>(params[i]), g->grad<float>(params[i]),
                      g->data<float>(m[i]), g->data<float>(v[i]));
     else

@@ -42,5 +42,7 @@ bool has_kernels(Backend b, DType t, OpKind k);
 
 // Filled by each backend (backends/<name>/table.cpp).
 void cpu_fill_table(KernelPair (&f32)[kOpCount], KernelPair (&f64)[kOpCount]);
+// CUDA builds only (LLDL_HAVE_CUDA): float32 kernels, device pointers.
+void cuda_fill_table(KernelPair (&f32)[kOpCount]);
 
 }  // namespace lldl

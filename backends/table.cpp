@@ -10,6 +10,9 @@ struct Table {
   KernelPair k[kBackendCount][kDTypeCount][kOpCount] = {};
   Table() {
     cpu_fill_table(k[int(Backend::CPU)][int(DType::F32)], k[int(Backend::CPU)][int(DType::F64)]);
+#ifdef LLDL_HAVE_CUDA
+    cuda_fill_table(k[int(Backend::CUDA)][int(DType::F32)]);
+#endif
   }
 };
 const Table& table() {

@@ -42,4 +42,5 @@ PYBIND11_MODULE(cppapi, m) {
   lldl::py_bind::bind_data(m);
   lldl::py_bind::bind_text(m);
   lldl::py_bind::bind_profile(m);
+  lldl::py_bind::bind_cuda(m);
 }

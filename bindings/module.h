@@ -17,4 +17,5 @@ void bind_profile(pybind11::module_& m);  // measure_peak, CostModel
 // A profile as {op: {"forward": {...}, "backward": {...}}} and as a table.
 pybind11::dict profile_dict(const Profile& p);
 std::string profile_text(const Profile& p, bool roofline);
+void bind_cuda(pybind11::module_& m);   // cuda_available, cuda_status, tier
 }  // namespace lldl::py_bind

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "autograd/functions.h"
+#include "backends/cuda/device.h"
 
 using namespace lldl;
 
@@ -645,9 +646,18 @@ TEST_CASE("backward refuses a non-scalar loss and an output without gradient") {
 TEST_CASE("graphs refuse a non-float dtype and a backend that is not built") {
   check_contains(message_of<TypeError>([] { Graph g(DType::I32); }, "TypeError"),
                  {"float32 or float64", "int32"});
-  check_contains(
-      message_of<UnavailableError>([] { Graph g(DType::F32, Backend::CUDA); }, "UnavailableError"),
-      {"cuda"});
+  if (cuda_available()) {
+    // With a device the graph is built; float64 is still refused there.
+    Graph g(DType::F32, Backend::CUDA);
+    CHECK(g.backend() == Backend::CUDA);
+    check_contains(message_of<TypeError>([] { Graph g(DType::F64, Backend::CUDA); }, "TypeError"),
+                   {"cuda", "float32", "float64"});
+  } else {
+    // Without one the error says why (the same words as cuda_status()).
+    check_contains(
+        message_of<UnavailableError>([] { Graph g(DType::F32, Backend::CUDA); }, "UnavailableError"),
+        {"cuda", "not available", cuda_status()});
+  }
 }
 
 TEST_CASE("bad shapes are refused when built") {

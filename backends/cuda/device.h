@@ -1,0 +1,56 @@
+// The CUDA device as the rest of lldl sees it: whether there is one, which
+// kernel tier runs, device memory and host <-> device copies.
+//
+// Plain C++ (no CUDA headers), so every file may include it. In a build
+// without CUDA (LLDL_HAVE_CUDA undefined) backends/cuda_stub.cpp provides
+// these functions: cuda_available() is false and every memory function
+// throws UnavailableError naming the reason. In a CUDA build on a machine
+// without a GPU or driver, the same happens at run time; nothing crashes.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "core/arena.h"
+
+namespace lldl {
+
+// True when this build has the CUDA backend and cudaGetDeviceCount finds at
+// least one device. Probed once, on first use.
+bool cuda_available();
+// One line: the device (name, compute capability, memory) when available,
+// else why not ("built without CUDA", "no CUDA device: <CUDA's message>").
+std::string cuda_status();
+
+// Which kernels the CUDA backend runs. Naive: one thread per output element,
+// the obvious loops (teaching code). Fast: cuBLAS, warp-shuffle reductions,
+// fused row kernels, im2col + GEMM. Read at every kernel call, so it can be
+// switched between ops.
+enum class CudaTier : uint8_t { Naive, Fast };
+void set_cuda_tier(CudaTier t);
+CudaTier cuda_tier();
+inline const char* cuda_tier_name(CudaTier t) { return t == CudaTier::Naive ? "naive" : "fast"; }
+
+// Device memory. Each throws UnavailableError (with cuda_status() or CUDA's
+// message) when there is no device or the call fails.
+void* cuda_alloc(size_t bytes);
+void cuda_free(void* p);  // null is fine; errors at shutdown are ignored
+void cuda_to_device(void* dst, const void* host_src, size_t bytes);
+void cuda_to_host(void* host_dst, const void* src, size_t bytes);
+void cuda_copy(void* dst, const void* src, size_t bytes);  // device to device
+void cuda_memset(void* dst, int value, size_t bytes);
+void cuda_synchronize();
+// The device arena's allocator: one cudaMalloc per arena block.
+ArenaAllocator cuda_allocator();
+
+// The optimiser update on device memory (autograd/optim.cpp calls it for a
+// CUDA graph). kind: 0 SGD, 1 momentum, 2 Adam, 3 AdamW (OptimKind's order);
+// bc1, bc2 the bias corrections 1 - beta^t.
+struct CudaOptimArgs {
+  int kind;
+  float lr, momentum, beta1, beta2, eps, weight_decay, bc1, bc2;
+};
+void cuda_optim_update(const CudaOptimArgs& a, int64_t n, float* p, const float* grad, float* m,
+                       float* v);
+
+}  // namespace lldl

@@ -1,0 +1,91 @@
+// CUDA kernels of matmul and conv2d (float32); shapes as in
+// backends/cpu/matmul.cpp and conv.cpp.
+//
+// matmul: naive.h's plumbing over gemm() below, which is GemmF (one thread
+// per element of C, a loop over K) in the naive tier and cuBLAS SGEMM in
+// float (TF32 off, runtime.h) in the fast one.
+// conv2d: naive, one thread per output element (and per input pixel, weight
+// and bias for the gradients), naive.h; fast, im2col into scratch and a
+// strided-batched SGEMM per chunk of images (im2col.h), and a block reduction
+// per channel for the bias gradient.
+#include "backends/cuda/common.cuh"
+#include "backends/cuda/im2col.h"
+
+namespace lldl::cuda {
+
+// C_b (M, N) = op(X_b) @ op(Y_b) (+ C_b when acc), row-major: X_b stored
+// (M, K), or (K, M) when tx; Y_b (K, N), or (N, K) when ty.
+//
+// cuBLAS is column-major, where a row-major matrix reads as its transpose;
+// so it computes C^T = op(Y)^T op(X)^T: Y first, with the leading dimensions
+// of the stored row-major matrices.
+void gemm(const char* what, bool tx, bool ty, int64_t M, int64_t N, int64_t K, const float* X,
+          const float* Y, float* C, bool acc, int64_t batch, int64_t sx, int64_t sy, int64_t sc) {
+  if (M == 0 || N == 0 || batch == 0) return;
+  if (!fast()) {
+    for (int64_t b = 0; b < batch; ++b)
+      launch(what, M * N, GemmF<float>{X + b * sx, Y + b * sy, C + b * sc, M, N, K, tx, ty, acc});
+    return;
+  }
+  if (K == 0) {  // an empty sum: C = 0, or unchanged when accumulating
+    if (!acc)
+      for (int64_t b = 0; b < batch; ++b) cuda_memset(C + b * sc, 0, sizeof(float) * M * N);
+    return;
+  }
+  const float one = 1.0f, beta = acc ? 1.0f : 0.0f;
+  const int ldx = static_cast<int>(tx ? M : K), ldy = static_cast<int>(ty ? K : N);
+  const cublasOperation_t opx = tx ? CUBLAS_OP_T : CUBLAS_OP_N, opy = ty ? CUBLAS_OP_T : CUBLAS_OP_N;
+  if (batch == 1)
+    check(cublasSgemm(blas(), opy, opx, int(N), int(M), int(K), &one, Y, ldy, X, ldx, &beta, C, int(N)),
+          what);
+  else
+    check(cublasSgemmStridedBatched(blas(), opy, opx, int(N), int(M), int(K), &one, Y, ldy, sy, X, ldx,
+                                    sx, &beta, C, int(N), sc, int(batch)),
+          what);
+}
+
+namespace {
+
+void matmul_fwd(const KernelArgs& a) {
+  DeviceLauncher l;
+  naive::matmul_fwd(a, l);
+}
+void matmul_bwd(const KernelArgs& a) {
+  DeviceLauncher l;
+  naive::matmul_bwd(a, l);
+}
+
+// db[o] += sum over images and positions of dy[n, o, :], a block per channel.
+__global__ void conv_bias_grad_kernel(const float* dy, float* db, ConvGeom g) {
+  const int64_t o = blockIdx.x, L = g.L(), M = g.N * L;
+  double s = 0;
+  for (int64_t t = threadIdx.x; t < M; t += blockDim.x) s += dy[(t / L * g.OC + o) * L + t % L];
+  s = block_sum(s);
+  if (threadIdx.x == 0) db[o] += static_cast<float>(s);
+}
+
+void conv_fwd(const KernelArgs& a) {
+  DeviceLauncher l;
+  if (!fast()) return naive::conv_fwd(a, l);
+  conv_im2col_fwd(a, l);
+}
+
+void conv_bwd(const KernelArgs& a) {
+  DeviceLauncher l;
+  if (!fast()) return naive::conv_bwd(a, l);
+  const ConvGeom g = conv_geom(a);
+  if (float* db = gin<float>(a, 2); db && g.OC > 0) {
+    conv_bias_grad_kernel<<<static_cast<unsigned>(g.OC), 256>>>(gout<float>(a), db, g);
+    check_launch("conv2d backward");
+  }
+  conv_im2col_bwd(a, l, gin<float>(a, 0), gin<float>(a, 1));
+}
+
+}  // namespace
+
+void register_gemm(KernelPair* t) {
+  t[int(OpKind::MatMul)] = {matmul_fwd, matmul_bwd};
+  t[int(OpKind::Conv2d)] = {conv_fwd, conv_bwd};
+}
+
+}  // namespace lldl::cuda

@@ -1,0 +1,40 @@
+// The CUDA interface (backends/cuda/device.h) in a build without CUDA: the
+// backend reports itself unavailable and every device function throws.
+#ifndef LLDL_HAVE_CUDA
+#include <atomic>
+#include <string>
+
+#include "backends/cuda/device.h"
+#include "core/error.h"
+
+namespace lldl {
+
+namespace {
+const char* kWhy = "built without CUDA (configure with -DLLDL_CUDA=ON and the CUDA toolkit)";
+[[noreturn]] void unavailable(const char* what) {
+  throw UnavailableError(std::string(what) + ": CUDA is not available (" + kWhy + ")");
+}
+std::atomic<CudaTier> g_tier{CudaTier::Fast};
+void* no_alloc(size_t) { unavailable("cuda_alloc"); }
+void no_free(void*) {}
+}  // namespace
+
+bool cuda_available() { return false; }
+std::string cuda_status() { return kWhy; }
+void set_cuda_tier(CudaTier t) { g_tier.store(t); }
+CudaTier cuda_tier() { return g_tier.load(); }
+
+void* cuda_alloc(size_t) { unavailable("cuda_alloc"); }
+void cuda_free(void*) {}
+void cuda_to_device(void*, const void*, size_t) { unavailable("cuda_to_device"); }
+void cuda_to_host(void*, const void*, size_t) { unavailable("cuda_to_host"); }
+void cuda_copy(void*, const void*, size_t) { unavailable("cuda_copy"); }
+void cuda_memset(void*, int, size_t) { unavailable("cuda_memset"); }
+void cuda_synchronize() { unavailable("cuda_synchronize"); }
+ArenaAllocator cuda_allocator() { return {no_alloc, no_free}; }
+void cuda_optim_update(const CudaOptimArgs&, int64_t, float*, const float*, float*, float*) {
+  unavailable("optimizer");
+}
+
+}  // namespace lldl
+#endif  // LLDL_HAVE_CUDA

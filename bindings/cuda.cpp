@@ -1,0 +1,30 @@
+// cppapi: the CUDA backend's status and tier switch.
+#include <pybind11/stl.h>
+
+#include <string>
+
+#include "backends/cuda/device.h"
+#include "bindings/module.h"
+#include "core/error.h"
+
+namespace py = pybind11;
+
+namespace lldl::py_bind {
+
+void bind_cuda(py::module_& m) {
+  m.def("cuda_available", &cuda_available,
+        "True when lldl was built with CUDA and a CUDA device is present.");
+  m.def("cuda_status", &cuda_status,
+        "The CUDA device in one line, or why the CUDA backend is unavailable.");
+  m.def(
+      "set_cuda_tier",
+      [](const std::string& tier) {
+        if (tier == "naive") set_cuda_tier(CudaTier::Naive);
+        else if (tier == "fast") set_cuda_tier(CudaTier::Fast);
+        else throw ValueError("set_cuda_tier: tier must be 'naive' or 'fast', got '" + tier + "'");
+      },
+      py::arg("tier"), "Which CUDA kernels run: 'naive' (one thread per output) or 'fast'.");
+  m.def("cuda_tier", [] { return std::string(cuda_tier_name(cuda_tier())); });
+}
+
+}  // namespace lldl::py_bind

@@ -1,0 +1,185 @@
+// The CUDA backend's naive kernels, run on the host (no GPU needed).
+//
+// backends/cuda/naive.h writes every naive kernel over a launcher; here the
+// launcher walks the grid and block indices of the launch on the CPU and
+// calls the same __host__ __device__ bodies the GPU runs (hd.h). Each case of
+// cuda_cases.h runs on the CPU backend and through this emulation with the
+// same inputs, upstream gradient and pre-filled input gradients; outputs,
+// accumulated gradients and in-place buffers must agree (normalised MSE
+// <= 1e-7, NaN fails). Two launch shapes are emulated: one thread per element
+// (the naive tier) and a small grid whose threads stride (the fast tier's
+// pointwise launch), which catches index arithmetic that skips or repeats
+// elements. The im2col + GEMM conv2d of the fast tier and the optimiser
+// update are checked the same way.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "autograd/optim.h"
+#include "backends/cuda/im2col.h"
+#include "backends/cuda/naive.h"
+#include "cuda_cases.h"
+
+using namespace lldl;
+using namespace lldl::cudatest;
+
+namespace {
+
+// The launcher of naive.h on the host: host_launch over a grid of
+// blocks_for(n) blocks (naive), or at most max_grid blocks (grid-stride).
+struct HostLauncher {
+  int64_t max_grid = 0;  // 0: one thread per element
+  int block = cuda::kBlock;
+  std::vector<char> buf;
+  template <class F>
+  void operator()(const char*, int64_t n, const F& f, bool per_row = false) {
+    if (n <= 0) return;
+    int64_t grid = cuda::blocks_for(n, block);
+    if (!per_row && max_grid > 0 && grid > max_grid) grid = max_grid;
+    cuda::host_launch(f, n, grid, block);
+  }
+  // Scratch starts as NaN bytes, so reading what no body wrote shows up.
+  void* scratch(size_t bytes) {
+    buf.assign(bytes, static_cast<char>(0xff));
+    return buf.data();
+  }
+  void gemm(const char* what, bool tx, bool ty, int64_t M, int64_t N, int64_t K, const float* X,
+            const float* Y, float* C, bool acc, int64_t batch, int64_t sx, int64_t sy, int64_t sc) {
+    for (int64_t b = 0; b < batch; ++b)
+      (*this)(what, M * N, cuda::GemmF<float>{X + b * sx, Y + b * sy, C + b * sc, M, N, K, tx, ty, acc});
+  }
+};
+
+// The naive CUDA kernel pair of a kind, run through launcher l.
+Side naive_side(OpKind k, HostLauncher& l) {
+  using H = HostLauncher;
+  namespace nv = cuda::naive;
+  auto pair = [&l](void (*f)(const KernelArgs&, H&), void (*b)(const KernelArgs&, H&)) {
+    return Side{[f, &l](const KernelArgs& a) { if (f) f(a, l); }, [b, &l](const KernelArgs& a) { b(a, l); }};
+  };
+  switch (k) {
+    case OpKind::MatMul: return pair(nv::matmul_fwd<H>, nv::matmul_bwd<H>);
+    case OpKind::BiasAdd: return pair(nv::bias_fwd<H>, nv::bias_bwd<H>);
+    case OpKind::Add: return pair(nv::add_fwd<H>, nv::add_bwd<H>);
+    case OpKind::Sub: return pair(nv::sub_fwd<H>, nv::sub_bwd<H>);
+    case OpKind::Mul: return pair(nv::mul_fwd<H>, nv::mul_bwd<H>);
+    case OpKind::Scale: return pair(nv::scale_fwd<H>, nv::scale_bwd<H>);
+    case OpKind::Sum:
+    case OpKind::Mean: return pair(nv::reduce_fwd<H>, nv::reduce_bwd<H>);
+    case OpKind::Sigmoid: return pair(nv::sigmoid_fwd<H>, nv::sigmoid_bwd<H>);
+    case OpKind::Tanh: return pair(nv::tanh_fwd<H>, nv::tanh_bwd<H>);
+    case OpKind::Relu: return pair(nv::relu_fwd<H>, nv::relu_bwd<H>);
+    case OpKind::Identity: return pair(nv::identity_fwd<H>, nv::pass_bwd<H>);
+    case OpKind::Softmax:
+    case OpKind::LogSoftmax: return pair(nv::softmax_fwd<H>, nv::softmax_bwd<H>);
+    case OpKind::MseLoss: return pair(nv::mse_fwd<H>, nv::mse_bwd<H>);
+    case OpKind::CrossEntropy:
+    case OpKind::CrossEntropyLabels: return pair(nv::ce_fwd<H>, nv::ce_bwd<H>);
+    case OpKind::Conv2d: return pair(nv::conv_fwd<H>, nv::conv_bwd<H>);
+    case OpKind::MaxPool2d:
+    case OpKind::AvgPool2d: return pair(nv::pool_fwd<H>, nv::pool_bwd<H>);
+    case OpKind::Reshape: return pair(nullptr, nv::pass_bwd<H>);  // forward: a view
+    case OpKind::Dropout: return pair(nv::dropout_fwd<H>, nv::dropout_bwd<H>);
+    case OpKind::BatchNorm: return pair(nv::bn_fwd<H>, nv::bn_bwd<H>);
+    default: return {};
+  }
+}
+
+}  // namespace
+
+TEST_CASE("every op kind has a CUDA test case and a host-emulated naive kernel") {
+  std::vector<int> count(kOpCount, 0);
+  for (const Case& k : cases()) count[int(k.kind)]++;
+  HostLauncher l;
+  for (int i = 0; i < kOpCount; ++i) {
+    INFO("op " << op_name(OpKind(i)));
+    CHECK_MESSAGE(count[i] > 0, "no case in tests/cuda_cases.h");
+    CHECK_MESSAGE(bool(naive_side(OpKind(i), l).backward), "no naive kernel in naive_side()");
+  }
+}
+
+TEST_CASE("CUDA naive kernels on the host match the CPU backend, forward and backward") {
+  uint64_t seed = 100;
+  for (const Case& k : cases()) {
+    seed += 1000;
+    Result ref = run(k, cpu_side(k.kind), seed, false);
+    HostLauncher one_per_thread;  // the naive tier's launch
+    compare(k, run(k, naive_side(k.kind, one_per_thread), seed, false), ref, "one thread per element", false);
+    HostLauncher strided;  // 3 blocks of 32 threads, each thread striding
+    strided.max_grid = 3;
+    strided.block = 32;
+    compare(k, run(k, naive_side(k.kind, strided), seed, false), ref, "grid-stride, 3 blocks of 32", false);
+  }
+}
+
+TEST_CASE("CUDA fast-tier conv2d (im2col + GEMM) on the host matches the CPU backend") {
+  uint64_t seed = 7;
+  int n = 0;
+  for (const Case& k : cases()) {
+    if (k.kind != OpKind::Conv2d) continue;
+    ++n;
+    seed += 1000;
+    HostLauncher l;
+    Side im2col{[&l](const KernelArgs& a) { cuda::conv_im2col_fwd(a, l); },
+                [&l](const KernelArgs& a) {
+                  // db as the naive tier computes it; dx and dW by im2col.
+                  const cuda::ConvGeom g = cuda::conv_geom(a);
+                  if (float* db = cuda::gin<float>(a, 2))
+                    l("db", g.OC, cuda::ConvBwdBF<float>{cuda::gout<float>(a), db, g}, true);
+                  cuda::conv_im2col_bwd(a, l, cuda::gin<float>(a, 0), cuda::gin<float>(a, 1));
+                }};
+    compare(k, run(k, im2col, seed, false), run(k, cpu_side(k.kind), seed, false), "im2col + GEMM", false);
+  }
+  CHECK(n >= 3);
+}
+
+TEST_CASE("CUDA optimiser update on the host matches the CPU optimiser") {
+  for (OptimKind kind : {OptimKind::SGD, OptimKind::Momentum, OptimKind::Adam, OptimKind::AdamW}) {
+    INFO("optimiser kind " << int(kind));
+    OptimConfig cfg;
+    cfg.kind = kind;
+    cfg.lr = 0.05f;
+    cfg.weight_decay = 0.01f;
+    Graph g;
+    Tensor p = g.param({37});
+    std::vector<float> p0 = random_vector(37, 5), m(37, 0.0f), v(37, 0.0f);
+    g.from_host(p, p0.data());
+    Optimizer opt(g, cfg);
+    std::vector<float> dev = p0;
+    for (int step = 1; step <= 3; ++step) {
+      std::vector<float> grad = random_vector(37, 50 + step);
+      std::copy(grad.begin(), grad.end(), g.grad(p));
+      opt.step();
+      const float b1 = cfg.beta1, b2 = cfg.beta2;
+      CudaOptimArgs c{int(kind), cfg.lr, cfg.momentum, b1, b2, cfg.eps, cfg.weight_decay,
+                      1.0f - std::pow(b1, float(step)), 1.0f - std::pow(b2, float(step))};
+      cuda::host_launch(cuda::OptimF{c, dev.data(), grad.data(), m.data(), v.data()}, 37);
+    }
+    std::vector<float> ref = g.host_data(p);
+    double e = nmse(dev, ref);
+    CHECK_MESSAGE(e <= 1e-12, "parameters after 3 steps: normalised MSE " << e);
+  }
+}
+
+TEST_CASE("CUDA relu passes NaN and -0 through like the CPU backend") {
+  // Anomaly mode relies on a NaN reaching the op's output.
+  std::vector<float> x = {NAN, -0.0f, -1.0f, 2.0f}, cpu(4), dev(4);
+  KernelArgs a{};
+  a.kind = OpKind::Relu;
+  a.n_in = 1;
+  a.in[0] = x.data();
+  a.in_shape[0] = a.out_shape = Shape{4};
+  a.out = cpu.data();
+  kernels(Backend::CPU, DType::F32, OpKind::Relu).forward(a);
+  cuda::host_launch(cuda::ReluF<float>{x.data(), dev.data()}, 4);
+  for (int i = 0; i < 4; ++i) {
+    INFO("element " << i << ": CPU " << cpu[i] << ", CUDA body " << dev[i]);
+    CHECK(std::isnan(dev[i]) == std::isnan(cpu[i]));
+    if (!std::isnan(cpu[i])) CHECK(std::signbit(dev[i]) == std::signbit(cpu[i]));
+    if (!std::isnan(cpu[i])) CHECK(dev[i] == cpu[i]);
+  }
+}
