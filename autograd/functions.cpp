@@ -95,4 +95,13 @@ Tensor batch_norm(Tensor x, Tensor gamma, Tensor beta, Tensor running_mean, Tens
   return apply(OpKind::BatchNorm, in, 5, batch_norm_attr(training, momentum, eps));
 }
 
+Tensor causal_attention(Tensor qkv, int n_head) {
+  return unary(OpKind::Attention, qkv, attention_attr(n_head));
+}
+
+Tensor lstm(Tensor x, Tensor w_ih, Tensor w_hh, Tensor b) {
+  Tensor in[4] = {x, w_ih, w_hh, b};
+  return apply(OpKind::Lstm, in, 4, no_attr());
+}
+
 }  // namespace lldl

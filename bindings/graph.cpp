@@ -305,6 +305,15 @@ void bind_graph(py::module_& m) {
   }, py::arg("x"), py::arg("gamma"), py::arg("beta"), py::arg("running_mean"),
      py::arg("running_var"), py::arg("training") = true, py::arg("momentum") = 0.1f,
      py::arg("eps") = 1e-5f, "Per-channel normalisation; running buffers come from Graph.buffer.");
+  m.def("causal_attention", [](const PyTensor& qkv, int n_head) {
+    return wrap(qkv, causal_attention(qkv.t, n_head));
+  }, py::arg("qkv"), py::arg("n_head"),
+     "qkv (B, T, 3C) as GPT-2's c_attn writes it -> y (B, T, C), causal multi-head attention.");
+  m.def("lstm", [](const PyTensor& x, const PyTensor& w_ih, const PyTensor& w_hh,
+                   const PyTensor& b) { return wrap(x, lstm(x.t, w_ih.t, w_hh.t, b.t)); },
+        py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b"),
+        "x (B, T, I), w_ih (4H, I), w_hh (4H, H), b (4H) -> h (B, T, H); zero initial state, "
+        "gates i, f, g, o (PyTorch), b = bias_ih + bias_hh.");
   m.def("op_names", [] {
     std::vector<std::string> n;
     for (int i = 0; i < kOpCount; ++i) n.push_back(op_name(static_cast<OpKind>(i)));

@@ -96,5 +96,7 @@ void set_conv_algo(ConvAlgo a);
 ConvAlgo conv_algo();
 template <class T> void register_dropout(KernelPair* t);
 template <class T> void register_batchnorm(KernelPair* t);
+template <class T> void register_attention(KernelPair* t);  // attention.cpp
+template <class T> void register_lstm(KernelPair* t);       // lstm.cpp
 
 }  // namespace lldl::cpu

@@ -16,6 +16,8 @@ void fill(KernelPair* t) {
   cpu::register_pool<T>(t);
   cpu::register_dropout<T>(t);
   cpu::register_batchnorm<T>(t);
+  cpu::register_attention<T>(t);
+  cpu::register_lstm<T>(t);
 }
 }  // namespace
 
