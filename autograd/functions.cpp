@@ -120,6 +120,13 @@ Tensor slice(Tensor x, int axis, int64_t start, int64_t length) {
 
 Tensor concat(Tensor a, Tensor b, int axis) {
   return binary(OpKind::Concat, a, b, concat_attr(axis));
+Tensor causal_attention(Tensor qkv, int n_head) {
+  return unary(OpKind::Attention, qkv, attention_attr(n_head));
+}
+
+Tensor lstm(Tensor x, Tensor w_ih, Tensor w_hh, Tensor b) {
+  Tensor in[4] = {x, w_ih, w_hh, b};
+  return apply(OpKind::Lstm, in, 4, no_attr());
 }
 
 }  // namespace lldl

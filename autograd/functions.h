@@ -74,6 +74,18 @@ Tensor slice(Tensor x, int axis, int64_t start, int64_t length);
 // a and b joined along axis (negative counts from the end); all other dims
 // must be equal.
 Tensor concat(Tensor a, Tensor b, int axis);
+// Causal multi-head self-attention over GPT-2's fused projection: qkv is
+// (B, T, 3C) with q = qkv[..., 0:C], k = [..., C:2C], v = [..., 2C:3C]; head
+// h uses columns h*D..(h+1)*D of each (D = C / n_head). Returns y (B, T, C):
+// y[b, t, head h] = sum_{s <= t} softmax_s(q_t . k_s / sqrt(D)) v_s.
+// C must be divisible by n_head >= 1. Keeps the softmax probabilities
+// (B, n_head, T, T) for backward.
+Tensor causal_attention(Tensor qkv, int n_head);
+// Single-layer LSTM from a zero state (PyTorch conventions, gates i, f, g, o):
+// x (B, T, I), w_ih (4H, I), w_hh (4H, H), b (4H) = bias_ih + bias_hh ->
+// h (B, T, H). Keeps the activated gates and cell states for backward. For
+// generation with carried state see cpu::lstm_step (backends/cpu/lstm.h).
+Tensor lstm(Tensor x, Tensor w_ih, Tensor w_hh, Tensor b);
 
 inline Tensor operator+(Tensor a, Tensor b) { return add(a, b); }
 inline Tensor operator-(Tensor a, Tensor b) { return sub(a, b); }

@@ -353,6 +353,15 @@ void bind_graph(py::module_& m) {
   m.def("concat", [](const PyTensor& a, const PyTensor& b, int axis) {
     return wrap(a, concat(a.t, b.t, axis));
   }, py::arg("a"), py::arg("b"), py::arg("axis"), "a and b joined along axis.");
+  m.def("causal_attention", [](const PyTensor& qkv, int n_head) {
+    return wrap(qkv, causal_attention(qkv.t, n_head));
+  }, py::arg("qkv"), py::arg("n_head"),
+     "qkv (B, T, 3C) as GPT-2's c_attn writes it -> y (B, T, C), causal multi-head attention.");
+  m.def("lstm", [](const PyTensor& x, const PyTensor& w_ih, const PyTensor& w_hh,
+                   const PyTensor& b) { return wrap(x, lstm(x.t, w_ih.t, w_hh.t, b.t)); },
+        py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b"),
+        "x (B, T, I), w_ih (4H, I), w_hh (4H, H), b (4H) -> h (B, T, H); zero initial state, "
+        "gates i, f, g, o (PyTorch), b = bias_ih + bias_hh.");
   m.def("op_names", [] {
     std::vector<std::string> n;
     for (int i = 0; i < kOpCount; ++i) n.push_back(op_name(static_cast<OpKind>(i)));

@@ -215,6 +215,73 @@ Shape reshape_shape(const Shape* in, const OpAttr& a) {
 }
 double zero_cost(const Shape*, const Shape&, const OpAttr&) { return 0.0; }
 
+// ---- causal attention and LSTM (shape rules, costs, workspaces) ------------
+Shape attention_shape(const Shape* in, const OpAttr& a) {
+  const Shape& x = in[0];
+  if (x.ndim != 3) fail("causal_attention", "qkv must be (B, T, 3*n_embd), got " + x.str());
+  if (x[2] == 0 || x[2] % 3 != 0)
+    fail("causal_attention", "qkv's last dimension must be a positive multiple of 3 (q, k, v "
+                             "side by side), got " + i2s(x[2]) + " (qkv is " + x.str() + ")");
+  const int64_t C = x[2] / 3, nh = a.attention.n_head;
+  if (nh < 1) fail("causal_attention", "n_head must be >= 1, got " + i2s(nh));
+  if (C % nh != 0)
+    fail("causal_attention", "n_embd " + i2s(C) + " is not divisible by n_head " + i2s(nh) +
+                                 " (qkv is " + x.str() + ")");
+  return Shape{x[0], x[1], C};
+}
+// Causal entries (s <= t) over every batch row and head.
+double attention_entries(const Shape& x, const OpAttr& a) {
+  const double T = static_cast<double>(x[1]);
+  return static_cast<double>(x[0]) * a.attention.n_head * T * (T + 1) / 2;
+}
+// Per causal entry: q.k (2D), p v (2D) and the softmax (max, exp, sum, scale).
+double attention_flops(const Shape* in, const Shape& out, const OpAttr& a) {
+  const double D = static_cast<double>(out[2]) / a.attention.n_head;
+  return attention_entries(in[0], a) * (4 * D + 5);
+}
+// Softmax probabilities P (B, n_head, T, T) for backward; only s <= t is used.
+int64_t attention_workspace(const Shape* in, const Shape&, const OpAttr& a) {
+  return in[0][0] * a.attention.n_head * in[0][1] * in[0][1];
+}
+double attention_bytes(const Shape* in, const Shape& out, const OpAttr& a) {
+  return f32_bytes(in[0]) + f32_bytes(out) +
+         4.0 * static_cast<double>(attention_workspace(in, out, a));
+}
+
+Shape lstm_shape(const Shape* in, const OpAttr&) {
+  const Shape &x = in[0], &wih = in[1], &whh = in[2], &b = in[3];
+  const std::string all = " (x is " + x.str() + ", w_ih is " + wih.str() + ", w_hh is " +
+                          whh.str() + ", b is " + b.str() + ")";
+  if (x.ndim != 3) fail("lstm", "x must be (B, T, I), got " + x.str() + all);
+  if (wih.ndim != 2 || wih[0] == 0 || wih[0] % 4 != 0)
+    fail("lstm", "w_ih must be (4H, I) with H >= 1 (gates i, f, g, o stacked), got " +
+                     wih.str() + all);
+  const int64_t H = wih[0] / 4;
+  if (wih[1] != x[2])
+    fail("lstm", "w_ih has " + i2s(wih[1]) + " input columns but x has I = " + i2s(x[2]) +
+                     " features" + all);
+  if (whh.ndim != 2 || whh[0] != 4 * H || whh[1] != H)
+    fail("lstm", "w_hh must be (4H, H) = " + i2s(4 * H) + "x" + i2s(H) + " for H = " + i2s(H) +
+                     ", got " + whh.str() + all);
+  if (b.ndim != 1 || b[0] != 4 * H)
+    fail("lstm", "b must be (4H) = " + i2s(4 * H) + " for H = " + i2s(H) + ", got " + b.str() +
+                     all);
+  return Shape{x[0], x[1], H};
+}
+// Per (b, t, j): the two GEMMs (8 (I + H)), bias and gate activations (~20)
+// and the cell update (~8).
+double lstm_flops(const Shape* in, const Shape& out, const OpAttr&) {
+  return static_cast<double>(out.numel()) * (8.0 * static_cast<double>(in[0][2] + out[2]) + 28);
+}
+// Activated gates (B, T, 4H) then cell states c (B, T, H); backward reads
+// h_{t-1} from the output itself.
+int64_t lstm_workspace(const Shape*, const Shape& out, const OpAttr&) { return 5 * out.numel(); }
+double lstm_bytes(const Shape* in, const Shape& out, const OpAttr& a) {
+  double s = f32_bytes(out) + 4.0 * static_cast<double>(lstm_workspace(in, out, a));
+  for (int i = 0; i < 4; ++i) s += f32_bytes(in[i]);
+  return s;
+}
+
 // ---- costs ---------------------------------------------------------------
 template <int PerElem>
 double per_out(const Shape*, const Shape& out, const OpAttr&) {
@@ -290,6 +357,9 @@ constexpr OpMeta kMeta[] = {
     {"transpose", 1, seq_meta::transpose_shape, zero_cost, seq_meta::copy_bytes},
     {"slice", 1, seq_meta::slice_shape, zero_cost, seq_meta::copy_bytes},
     {"concat", 2, seq_meta::concat_shape, zero_cost, seq_meta::concat_bytes},
+    {"causal_attention", 1, attention_shape, attention_flops, attention_bytes, false, 0, nullptr,
+     attention_workspace},
+    {"lstm", 4, lstm_shape, lstm_flops, lstm_bytes, false, 0, nullptr, lstm_workspace},
 };
 static_assert(sizeof(kMeta) / sizeof(kMeta[0]) == kOpCount,
               "every OpKind needs its metadata row in ops/meta.cpp");

@@ -42,6 +42,8 @@ enum class OpKind : uint8_t {
   Transpose,    // (x) -> x with dims attr.transpose.dim0 and dim1 swapped (a contiguous copy)
   Slice,        // (x) -> elements [start, start + length) along attr.slice.axis (a copy)
   Concat,       // (a, b) -> a and b joined along attr.concat.axis, other dims equal
+  Attention,    // (qkv [B, T, 3C]) -> [B, T, C], causal multi-head; attr.attention; ws: softmax P
+  Lstm,         // (x [B,T,I], w_ih [4H,I], w_hh [4H,H], b [4H]) -> h [B,T,H]; ws: gates, cells
   Count
 };
 constexpr int kOpCount = static_cast<int>(OpKind::Count);
@@ -73,6 +75,9 @@ union OpAttr {
   struct {
     int32_t kernel, stride;  // square windows; stride 0 means stride = kernel
   } pool;
+  struct {
+    int32_t n_head;  // >= 1, divides n_embd = C
+  } attention;
   struct {
     // Target dimensions; unused trailing slots are -1 (all -1: a scalar).
     // int32 keeps the union at 16 bytes; reshape() refuses larger dims.
@@ -145,6 +150,11 @@ inline OpAttr dropout_attr(float p, bool training, uint64_t seed) {
   a.dropout.p = p;
   a.dropout.training = training;
   a.dropout.seed = seed;
+  return a;
+}
+inline OpAttr attention_attr(int n_head) {
+  OpAttr a{};
+  a.attention.n_head = n_head;
   return a;
 }
 inline OpAttr batch_norm_attr(bool training, float momentum = 0.1f, float eps = 1e-5f) {

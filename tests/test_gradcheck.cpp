@@ -312,6 +312,32 @@ std::vector<OpCase> make_cases() {
   cs.push_back({K::Concat, "2x3x4 + 2x1x4 axis 1", {param({2, 3, 4}), param({2, 1, 4})}, concat_attr(1)});
   cs.push_back({K::Concat, "5 + const 2 axis 0", {param({5}), constant({2})}, concat_attr(0)});
   cs.push_back(twice(K::Concat, "x with x axis 1, x 3x2", param({3, 2}), concat_attr(1)));
+  // causal_attention (qkv (B, T, 3C), n_head): T = 1 (softmax over one key,
+  // y = v), one head, several heads, D = 1 and 2, batch 1 and 2.
+  auto attn = [&](const std::string& name, InputSpec qkv, int n_head) {
+    cs.push_back(OpCase{K::Attention, name, {qkv}, attention_attr(n_head)}.curved(0.05));
+  };
+  attn("B 1, T 1, C 4, one head", param({1, 1, 12}), 1);
+  attn("B 1, T 5, C 4, one head", param({1, 5, 12}, -1.5, 1.5), 1);
+  attn("B 2, T 3, C 2, two heads (D 1)", step_input({2, 3, 6}), 2);
+  attn("B 1, T 3, C 6, three heads (D 2)", param({1, 3, 18}), 3);
+  attn("B 2, T 2, C 4, two heads", param({2, 2, 12}), 2);
+
+  // lstm (x (B, T, I), w_ih (4H, I), w_hh (4H, H), b (4H)): T = 1 (w_hh
+  // unused: zero gradient), B = 1, H = 1, several steps and batch rows, a
+  // constant input sequence.
+  auto lstm_in = [](int64_t B, int64_t T, int64_t I, int64_t H, Leaf x_leaf = Leaf::Param) {
+    InputSpec x = param({B, T, I});
+    x.leaf = x_leaf;
+    return std::vector<InputSpec>{x, param({4 * H, I}, -1, 1), param({4 * H, H}, -1, 1),
+                                  param({4 * H}, -1, 1)};
+  };
+  cs.push_back(OpCase{K::Lstm, "B 1, T 1, I 3, H 2", lstm_in(1, 1, 3, 2)}.curved(0.05));
+  cs.push_back(OpCase{K::Lstm, "B 2, T 3, I 2, H 2", lstm_in(2, 3, 2, 2)}.curved(0.05));
+  cs.push_back(OpCase{K::Lstm, "B 1, T 4, I 3, H 3", lstm_in(1, 4, 3, 3, Leaf::Input)}.curved(0.05));
+  cs.push_back(OpCase{K::Lstm, "B 3, T 2, I 2, H 1", lstm_in(3, 2, 2, 1)}.curved(0.05));
+  cs.push_back(
+      OpCase{K::Lstm, "B 2, T 3, I 2, H 2, constant x", lstm_in(2, 3, 2, 2, Leaf::Const)}.curved(0.05));
   return cs;
 }
 

@@ -437,6 +437,40 @@ std::vector<BadInput> bad_inputs() {
        {"concat: axis -3 is out of range for a of 2x3 and b of 2x3 (2 dims)"}, concat_attr(-3)},
       {K::Concat, "int32 b", {{2, 3}, {2, 3}}, Err::Type, {"concat: input 1 is int32"},
        concat_attr(0), {f32, i32}},
+      {K::Attention, "2-D qkv", {{4, 12}}, Err::Shape,
+       {"causal_attention: qkv must be (B, T, 3*n_embd), got 4x12"}, attention_attr(1)},
+      {K::Attention, "last dimension not a multiple of 3", {{2, 4, 10}}, Err::Shape,
+       {"qkv's last dimension must be a positive multiple of 3", "got 10 (qkv is 2x4x10)"},
+       attention_attr(1)},
+      {K::Attention, "empty last dimension", {{2, 4, 0}}, Err::Shape,
+       {"positive multiple of 3", "qkv is 2x4x0"}, attention_attr(1)},
+      {K::Attention, "n_embd not divisible by n_head", {{2, 4, 30}}, Err::Shape,
+       {"causal_attention: n_embd 10 is not divisible by n_head 3 (qkv is 2x4x30)"},
+       attention_attr(3)},
+      {K::Attention, "n_head 0", {{2, 4, 12}}, Err::Shape,
+       {"causal_attention: n_head must be >= 1, got 0"}, attention_attr(0)},
+      {K::Attention, "negative n_head", {{2, 4, 12}}, Err::Shape, {"n_head must be >= 1, got -2"},
+       attention_attr(-2)},
+      {K::Attention, "int32 qkv", {{2, 4, 12}}, Err::Type,
+       {"causal_attention: input 0 is int32, expected float32"}, attention_attr(1), {i32}},
+      {K::Lstm, "2-D x", {{4, 3}, {8, 3}, {8, 2}, {8}}, Err::Shape,
+       {"lstm: x must be (B, T, I), got 4x3", "w_ih is 8x3", "w_hh is 8x2", "b is 8"}},
+      {K::Lstm, "w_ih rows not a multiple of 4", {{2, 5, 3}, {6, 3}, {8, 2}, {8}}, Err::Shape,
+       {"lstm: w_ih must be (4H, I)", "got 6x3", "x is 2x5x3"}},
+      {K::Lstm, "w_ih columns differ from I", {{2, 5, 3}, {8, 4}, {8, 2}, {8}}, Err::Shape,
+       {"lstm: w_ih has 4 input columns but x has I = 3 features", "x is 2x5x3", "w_ih is 8x4"}},
+      {K::Lstm, "w_hh not (4H, H)", {{2, 5, 3}, {8, 3}, {8, 3}, {8}}, Err::Shape,
+       {"lstm: w_hh must be (4H, H) = 8x2 for H = 2, got 8x3"}},
+      {K::Lstm, "w_hh transposed", {{2, 5, 3}, {8, 3}, {2, 8}, {8}}, Err::Shape,
+       {"w_hh must be (4H, H) = 8x2 for H = 2, got 2x8"}},
+      {K::Lstm, "b of length H", {{2, 5, 3}, {8, 3}, {8, 2}, {2}}, Err::Shape,
+       {"lstm: b must be (4H) = 8 for H = 2, got 2", "b is 2"}},
+      {K::Lstm, "b is a matrix", {{2, 5, 3}, {8, 3}, {8, 2}, {1, 8}}, Err::Shape,
+       {"b must be (4H) = 8 for H = 2, got 1x8"}},
+      {K::Lstm, "empty w_ih", {{2, 5, 3}, {0, 3}, {0, 0}, {0}}, Err::Shape,
+       {"w_ih must be (4H, I) with H >= 1", "got 0x3"}},
+      {K::Lstm, "float64 w_hh", {{2, 5, 3}, {8, 3}, {8, 2}, {8}}, Err::Type,
+       {"lstm: input 2 is float64, expected float32"}, no_attr(), {f32, f32, f64, f32}},
   };
   return b;
 }
@@ -461,6 +495,10 @@ std::vector<Shape> valid_shapes(OpKind k) {
       return {{2, 3}, {4, 5}};
     case OpKind::LayerNorm:
       return {{2, 3}, {3}, {3}};
+    case OpKind::Attention:
+      return {{2, 3, 6}};
+    case OpKind::Lstm:
+      return {{2, 3, 4}, {8, 4}, {8, 2}, {8}};
     default:
       break;
   }

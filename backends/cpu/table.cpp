@@ -20,6 +20,8 @@ void fill(KernelPair* t) {
   cpu::register_layernorm<T>(t);
   cpu::register_gelu<T>(t);
   cpu::register_layout<T>(t);
+  cpu::register_attention<T>(t);
+  cpu::register_lstm<T>(t);
 }
 }  // namespace
 
