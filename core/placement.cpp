@@ -1,5 +1,7 @@
 #include "core/placement.h"
 
+#include "backends/cuda/device.h"
+
 #include <omp.h>
 
 #include <cmath>
@@ -199,7 +201,11 @@ bool kind_from(const std::string& s, OpKind* k) {
 
 void CostModel::init_defaults() {
   for (int b = 0; b < kBackendCount; ++b)
-    available_[b] = Backend(b) == Backend::CPU || has_kernels(Backend(b), DType::F32, OpKind::MatMul);
+    // A backend counts only when its kernels are built AND usable now (a CUDA
+    // build on a machine without a GPU has kernels but no device).
+    available_[b] = Backend(b) == Backend::CPU ||
+                    (has_kernels(Backend(b), DType::F32, OpKind::MatMul) &&
+                     (Backend(b) != Backend::CUDA || cuda_available()));
   max_threads_ = std::max(1, omp_get_num_procs());
 }
 
