@@ -6,6 +6,7 @@
 
 namespace lldl {
 struct Profile;
+struct MemoryReport;
 }
 
 namespace lldl::py_bind {
@@ -17,4 +18,6 @@ void bind_profile(pybind11::module_& m);  // measure_peak, CostModel
 // A profile as {op: {"forward": {...}, "backward": {...}}} and as a table.
 pybind11::dict profile_dict(const Profile& p);
 std::string profile_text(const Profile& p, bool roofline);
+// A memory planner report (autograd/planner.h) as a dict of its fields.
+pybind11::dict memory_report_dict(const MemoryReport& r);
 }  // namespace lldl::py_bind
