@@ -65,7 +65,7 @@ void Graph::use(const TensorDesc& d, int32_t id) {
   int32_t slot = mem_.touch(d.data_slot) ? d.grad_slot : d.data_slot;
   throw ValueError("tensor " + std::to_string(id) + " (" + d.shape.str() + ") was released by the "
                    "memory planner: its last use in the planned step was at tick " +
-                   std::to_string(mem_.planned_end(slot)) + " and its memory was reused (now tick " +
+                   std::to_string(mem_.planned_end(slot)) + " and its memory may now hold another tensor (now tick " +
                    std::to_string(mem_.now()) + "). With memory planning on, intermediate tensors "
                    "are valid only until their last use; the loss, outputs no op consumes and "
                    "inputs stay valid until reset() (set_memory_planning(false) keeps every tensor)");

@@ -140,8 +140,10 @@ class Graph {
   // planning on, an intermediate tensor is valid only until its last use in
   // the step that was planned: a later data()/grad()/desc() raises
   // ValueError; the loss, outputs that no op consumes and inputs stay valid
-  // until reset(). Pointers from data() follow the same rule. Turning it on
-  // takes effect at once on an empty step, else at the next reset().
+  // until reset(); a read made in the logged step is planned for. Pointers
+  // from data() follow the same rule, and a second backward() that the
+  // planned step did not make raises too. Turning it on or off takes effect
+  // at once on an empty step, else at the next reset().
   void set_memory_planning(bool on) { mem_.set_enabled(on, step_tensors_.empty() && tape_.empty()); }
   bool memory_planning() const { return mem_.enabled(); }
   // Figures of the last completed step (planning on); with planning off only
