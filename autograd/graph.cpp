@@ -53,13 +53,14 @@ void Graph::mem_out(void* dst, const void* src, size_t bytes) const {
 
 // ---- tensors ---------------------------------------------------------------
 
-Tensor Graph::new_tensor(const Shape& s, DType t, Region r, bool zero) {
+Tensor Graph::new_tensor(const Shape& s, DType t, Region r, bool zero, AllocKind kind) {
   TensorDesc d;
   d.shape = s;
   d.dtype = t;
   d.region = r;
   size_t bytes = static_cast<size_t>(s.numel()) * dtype_size(t);
-  d.data = arena_.alloc(r, bytes, &d.offset);
+  d.data = r == Region::Step ? step_alloc(bytes, kind, &d.offset, &d.data_slot)
+                             : arena_.alloc(r, bytes, &d.offset);
   if (zero && bytes) mem_zero(d.data, bytes);
   if (r == Region::Persistent) {
     persistent_.push_back(std::move(d));
@@ -82,9 +83,35 @@ Tensor Graph::param(const Shape& s, const std::string& name) {
 
 Tensor Graph::buffer(const Shape& s, DType t) { return new_tensor(s, t, Region::Persistent, true); }
 
-Tensor Graph::input(const Shape& s, DType t) { return new_tensor(s, t, Region::Step, true); }
+void* Graph::step_alloc(size_t bytes, AllocKind kind, size_t* offset, int32_t* slot) {
+  if (!mem_.active()) return arena_.alloc(Region::Step, bytes, offset);
+  return mem_.alloc(arena_, bytes, kind, offset, slot);
+}
+
+void Graph::use(const TensorDesc& d, int32_t id) {
+  if (mem_.touch(d.data_slot) && mem_.touch(d.grad_slot)) return;
+  int32_t slot = mem_.touch(d.data_slot) ? d.grad_slot : d.data_slot;
+  throw ValueError("tensor " + std::to_string(id) + " (" + d.shape.str() + ") was released by the "
+                   "memory planner: its last use in the planned step was at tick " +
+                   std::to_string(mem_.planned_end(slot)) + " and its memory may now hold another tensor (now tick " +
+                   std::to_string(mem_.now()) + "). With memory planning on, intermediate tensors "
+                   "are valid only until their last use; the loss, outputs no op consumes and "
+                   "inputs stay valid until reset() (set_memory_planning(false) keeps every tensor)");
+}
+
+MemoryReport Graph::memory_report() const {
+  MemoryReport r = mem_.report();
+  if (r.requests == 0) r.peak_unplanned = arena_.stats(Region::Step).high_water;
+  return r;
+}
+
+Tensor Graph::input(const Shape& s, DType t) {
+  if (mem_.active()) mem_.tick();
+  return new_tensor(s, t, Region::Step, true);
+}
 
 Tensor Graph::input(const Shape& s, const void* data, DType t) {
+  if (mem_.active()) mem_.tick();
   Tensor h = new_tensor(s, t, Region::Step, false);
   size_t bytes = static_cast<size_t>(s.numel()) * dtype_size(t);
   if (bytes) mem_in(by_id(h.id).data, data, bytes);  // data may be null when empty
@@ -119,7 +146,10 @@ TensorDesc& Graph::desc_mut(Tensor t) {
       throw ValueError("tensor " + std::to_string(t.id) + " is from step " +
                        std::to_string(t.step) + " but the graph is at step " +
                        std::to_string(step_) + ": it was released by reset()");
-    return step_tensors_[t.id];
+    TensorDesc& d = step_tensors_[t.id];
+    if (mem_.active()) [[unlikely]]
+      use(d, t.id);
+    return d;
   }
   if (t.id == kNoTensor || -t.id - 1 >= static_cast<int32_t>(persistent_.size()))
     throw ValueError("unknown tensor id " + std::to_string(t.id));
@@ -200,8 +230,8 @@ Tensor Graph::param_by_name(const std::string& name) const {
 void Graph::ensure_grad(TensorDesc& d) {
   if (d.grad) return;
   size_t bytes = static_cast<size_t>(d.shape.numel()) * dtype_size(d.dtype);
-  Region r = d.region == Region::Persistent ? Region::Persistent : Region::Step;
-  d.grad = arena_.alloc(r, bytes);
+  d.grad = d.region == Region::Persistent ? arena_.alloc(Region::Persistent, bytes)
+                                          : step_alloc(bytes, AllocKind::Grad, nullptr, &d.grad_slot);
   if (bytes) mem_zero(d.grad, bytes);
 }
 
@@ -236,6 +266,7 @@ Tensor Graph::record(OpKind kind, const Tensor* inputs, int n_in, OpAttr attr) {
   if (n_in != m.arity)
     throw ValueError(std::string(m.name) + ": takes " + std::to_string(m.arity) +
                      " input(s), got " + std::to_string(n_in));
+  if (mem_.active()) mem_.tick();  // inputs are used, output and workspace born, at one tick
   KernelArgs a{};
   a.kind = kind;
   a.attr = attr;
@@ -288,6 +319,7 @@ Tensor Graph::record(OpKind kind, const Tensor* inputs, int n_in, OpAttr attr) {
     v.region = Region::Step;  // the handle lives for this step, whatever it aliases
     v.data = src.data;
     v.offset = src.offset;
+    v.data_slot = src.data_slot;  // one buffer: a use of either is a use of both
     step_tensors_.push_back(std::move(v));
     out = {this, static_cast<int32_t>(step_tensors_.size() - 1), step_};
   } else {
@@ -296,7 +328,7 @@ Tensor Graph::record(OpKind kind, const Tensor* inputs, int n_in, OpAttr attr) {
   e.ws = kNoTensor;
   if (m.workspace) {
     Tensor ws = new_tensor(Shape{m.workspace(a.in_shape, a.out_shape, attr)}, dtype_,
-                           Region::Step, false);
+                           Region::Step, false, AllocKind::Workspace);
     a.ws = by_id(ws.id).data;
     e.ws = ws.id;
   }
@@ -366,6 +398,7 @@ void Graph::backward(Tensor loss) {
 }
 
 void Graph::backward(Tensor out, const void* seed) {
+  if (mem_.active()) mem_.tick();
   TensorDesc& od = desc_mut(out);
   if (od.region == Region::Persistent || out.id < 0)
     throw ValueError("backward: the output must be a tensor computed in this step");
@@ -376,10 +409,16 @@ void Graph::backward(Tensor out, const void* seed) {
   // gradients (parameters, inputs) accumulate across calls until zero_grad.
   for (const TapeEntry& e : tape_) {
     TensorDesc& t = by_id(e.out);
+    if (!t.grad) continue;
+    if (mem_.active()) use(t, e.out);
     size_t bytes = static_cast<size_t>(t.shape.numel()) * dtype_size(dtype_);
-    if (t.grad && bytes) mem_zero(t.grad, bytes);
+    if (bytes) mem_zero(t.grad, bytes);
   }
   ensure_grad(od);
+  if (mem_.active()) {  // the user may read the output and its gradient until reset()
+    mem_.keep(od.data_slot);
+    mem_.keep(od.grad_slot);
+  }
   size_t seed_bytes = static_cast<size_t>(od.shape.numel()) * dtype_size(dtype_);
   if (seed_bytes) mem_in(od.grad, seed, seed_bytes);
 
@@ -388,11 +427,21 @@ void Graph::backward(Tensor out, const void* seed) {
     TensorDesc& o = by_id(e.out);
     if (!o.requires_grad || !o.grad) continue;  // not on the path to `out`
     if (e.out > out.id) continue;               // recorded after `out`
+    bool any = false;
+    for (int i = 0; i < e.n_in; ++i) any |= by_id(e.in[i]).requires_grad;
+    if (!any) continue;
+    if (mem_.active()) [[unlikely]] {
+      // The kernel may read every input, the output, its gradient and the
+      // workspace, and writes the inputs' gradients: all are used now.
+      mem_.tick();
+      for (int i = 0; i < e.n_in; ++i) use_id(e.in[i]);
+      use_id(e.out);
+      if (e.ws != kNoTensor) use_id(e.ws);
+    }
     KernelArgs a{};
     a.kind = e.kind;
     a.attr = e.attr;
     a.n_in = e.n_in;
-    bool any = false;
     for (int i = 0; i < e.n_in; ++i) {
       TensorDesc& in = by_id(e.in[i]);
       a.in[i] = in.data;
@@ -400,10 +449,8 @@ void Graph::backward(Tensor out, const void* seed) {
       if (in.requires_grad) {
         ensure_grad(in);
         a.gin[i] = in.grad;
-        any = true;
       }
     }
-    if (!any) continue;
     a.out = o.data;
     a.out_shape = o.shape;
     a.gout = o.grad;
@@ -422,14 +469,40 @@ void Graph::backward(Tensor out, const void* seed) {
 void Graph::zero_grad() {
   // Step leaves (inputs with set_requires_grad) accumulate like parameters.
   for (auto* v : {&persistent_, &step_tensors_})
-    for (TensorDesc& d : *v)
-      if (d.grad && d.shape.numel()) mem_zero(d.grad, static_cast<size_t>(d.shape.numel()) * dtype_size(d.dtype));
+    for (TensorDesc& d : *v) {
+      if (!d.grad || !d.shape.numel()) continue;
+      // A gradient the memory planner released is unreadable: skip it rather
+      // than write into memory that now belongs to another buffer.
+      if (mem_.active() && v == &step_tensors_ &&
+          !(mem_.touch(d.grad_slot) && mem_.touch(d.data_slot)))
+        continue;
+      mem_zero(d.grad, static_cast<size_t>(d.shape.numel()) * dtype_size(d.dtype));
+    }
 }
 
 void Graph::reset(bool keep_grads) {
+  if (mem_.active()) {
+    // What the user may read until reset(): inputs (leaves) and outputs that
+    // no op consumed; the planner keeps them live to the end of the step.
+    enum : uint8_t { Leaf, Output, Consumed, Workspace };
+    roles_.assign(step_tensors_.size(), Leaf);
+    for (const TapeEntry& e : tape_) {
+      roles_[e.out] = Output;
+      if (e.ws != kNoTensor) roles_[e.ws] = Workspace;
+    }
+    for (const TapeEntry& e : tape_)
+      for (int i = 0; i < e.n_in; ++i)
+        if (e.in[i] >= 0 && roles_[e.in[i]] == Output) roles_[e.in[i]] = Consumed;
+    for (size_t i = 0; i < step_tensors_.size(); ++i)
+      if (roles_[i] == Leaf || roles_[i] == Output) {
+        mem_.keep(step_tensors_[i].data_slot);
+        mem_.keep(step_tensors_[i].grad_slot);
+      }
+  }
   step_tensors_.clear();
   tape_.clear();
   arena_.reset_step();
+  mem_.end_step(arena_);
   ++step_;
   if (!keep_grads) zero_grad();
 }

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/planner.h"
 #include "autograd/tape.h"
 #include "backends/backend.h"
 #include "core/arena.h"
@@ -48,6 +49,9 @@ struct TensorDesc {
   void* grad = nullptr;   // allocated when first needed
   size_t offset = 0;      // byte offset in its arena region
   std::string name;       // parameters only
+  // The memory planner's names for the data and gradient buffers of a step
+  // tensor (a view shares its source's data slot); -1 when not planned.
+  int32_t data_slot = -1, grad_slot = -1;
 };
 
 class Graph {
@@ -157,6 +161,25 @@ class Graph {
   }
   const CostModel* auto_placement() const { return placement_; }
 
+  // Memory planning (autograd/planner.h), off by default. While on, each
+  // step's buffers are logged and their lifetimes measured; from the next
+  // step on, a step that makes the same requests is served from one planned
+  // block in which buffers whose lifetimes do not overlap share memory, so it
+  // allocates nothing. A step that differs (another batch size, another
+  // graph) falls back to bump allocation and is planned at reset(). With
+  // planning on, an intermediate tensor is valid only until its last use in
+  // the step that was planned: a later data()/grad()/desc() raises
+  // ValueError; the loss, outputs that no op consumes and inputs stay valid
+  // until reset(); a read made in the logged step is planned for. Pointers
+  // from data() follow the same rule, and a second backward() that the
+  // planned step did not make raises too. Turning it on or off takes effect
+  // at once on an empty step, else at the next reset().
+  void set_memory_planning(bool on) { mem_.set_enabled(on, step_tensors_.empty() && tape_.empty()); }
+  bool memory_planning() const { return mem_.enabled(); }
+  // Figures of the last completed step (planning on); with planning off only
+  // peak_unplanned is set: the step region's high-water mark.
+  MemoryReport memory_report() const;
+
   const std::vector<TapeEntry>& tape() const { return tape_; }
   Arena& arena() { return arena_; }
   const Arena& arena() const { return arena_; }
@@ -166,7 +189,15 @@ class Graph {
  private:
   TensorDesc& desc_mut(Tensor t);
   TensorDesc& by_id(int32_t id) { return id >= 0 ? step_tensors_[id] : persistent_[-id - 1]; }
-  Tensor new_tensor(const Shape& s, DType t, Region r, bool zero);
+  Tensor new_tensor(const Shape& s, DType t, Region r, bool zero,
+                    AllocKind kind = AllocKind::Data);
+  void* step_alloc(size_t bytes, AllocKind kind, size_t* offset, int32_t* slot);
+  // Planning on: records a use of a step tensor's buffers now; raises when
+  // the plan gave their memory away.
+  void use(const TensorDesc& d, int32_t id);
+  void use_id(int32_t id) {
+    if (id >= 0) use(step_tensors_[id], id);
+  }
   void* checked_data(Tensor t, DType want);
   void* checked_grad(Tensor t, DType want);
   void ensure_grad(TensorDesc& d);
@@ -192,6 +223,8 @@ class Graph {
   bool hooks_ = false;  // profiling_ || placement_: the one test on the fast path
   const CostModel* placement_ = nullptr;
   Profile profile_;
+  MemoryPlanner mem_;
+  std::vector<uint8_t> roles_;  // reset(): scratch for what planning keeps
 };
 
 }  // namespace lldl

@@ -241,6 +241,19 @@ void bind_graph(py::module_& m) {
            py::arg("roofline") = false,
            "The profile as a table sorted by time; roofline=True adds the position under the "
            "measured peak (measure_peak).")
+      .def("set_memory_planning", [](const GraphPtr& pg, bool on) { pg->g.set_memory_planning(on); },
+           py::arg("on") = true,
+           "Plan step memory by lifetimes: after a step's first run, the same step is served "
+           "from one planned block and allocates nothing. With planning on, an intermediate "
+           "tensor is valid only until its last use (reading it later raises ValueError); the "
+           "loss, outputs no op consumes and inputs stay valid until reset(). Takes effect on "
+           "an empty step at once, else at the next reset().")
+      .def_property_readonly("memory_planning", [](const GraphPtr& pg) { return pg->g.memory_planning(); })
+      .def("memory_report", [](const GraphPtr& pg) { return memory_report_dict(pg->g.memory_report()); },
+           "Step-region bytes of the last completed step: peak_unplanned (bump allocation), "
+           "peak_planned, sum_all_tensors, max_live_bytes (the lower bound), plan_bytes (the "
+           "block for all planned graphs), requests, graphs, last_step_planned, planned_steps, "
+           "fallback_steps. With planning off only peak_unplanned is set.")
       .def("set_auto_placement",
            [](const GraphPtr& pg, const py::object& model) {
              if (model.is_none()) {

@@ -6,6 +6,7 @@
 
 namespace lldl {
 struct Profile;
+struct MemoryReport;
 }
 
 namespace lldl::py_bind {
@@ -18,4 +19,6 @@ void bind_profile(pybind11::module_& m);  // measure_peak, CostModel
 pybind11::dict profile_dict(const Profile& p);
 std::string profile_text(const Profile& p, bool roofline);
 void bind_cuda(pybind11::module_& m);   // cuda_available, cuda_status, tier
+// A memory planner report (autograd/planner.h) as a dict of its fields.
+pybind11::dict memory_report_dict(const MemoryReport& r);
 }  // namespace lldl::py_bind

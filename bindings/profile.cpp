@@ -6,6 +6,7 @@
 //   m = cppapi.CostModel.from_csv("bench/out/study.csv"); g.set_auto_placement(m)
 #include <pybind11/stl.h>
 
+#include "autograd/planner.h"
 #include "bindings/module.h"
 #include "core/error.h"
 #include "core/placement.h"
@@ -14,6 +15,21 @@
 namespace lldl::py_bind {
 
 namespace py = pybind11;
+
+py::dict memory_report_dict(const MemoryReport& r) {
+  py::dict d;
+  d["peak_unplanned"] = r.peak_unplanned;
+  d["peak_planned"] = r.peak_planned;
+  d["sum_all_tensors"] = r.sum_all_tensors;
+  d["max_live_bytes"] = r.max_live_bytes;
+  d["plan_bytes"] = r.plan_bytes;
+  d["requests"] = r.requests;
+  d["graphs"] = r.graphs;
+  d["last_step_planned"] = r.last_step_planned;
+  d["planned_steps"] = r.planned_steps;
+  d["fallback_steps"] = r.fallback_steps;
+  return d;
+}
 
 py::dict profile_dict(const Profile& p) {
   py::dict out;

@@ -179,6 +179,13 @@ void bind_seed(py::module_& m) {
       .def_property_readonly("num_parameters", &NeuralNetwork2::num_parameters)
       .def("set_profiling", &NeuralNetwork2::set_profiling, py::arg("on") = true,
            "Profile the network's ops (kept across rebuilds for another input size).")
+      .def("set_memory_planning", &NeuralNetwork2::set_memory_planning, py::arg("on") = true,
+           "Plan the network graph's step memory (Graph.set_memory_planning); kept across "
+           "rebuilds.")
+      .def_property_readonly("memory_planning", &NeuralNetwork2::memory_planning)
+      .def("memory_report",
+           [](const NeuralNetwork2& nn) { return memory_report_dict(nn.memory_report()); },
+           "Graph.memory_report() of the network's graph.")
       .def("profile", [](const NeuralNetwork2& nn) { return profile_dict(nn.profile()); },
            "{op: {'forward': {...}, 'backward': {...}}}, as Graph.profile().")
       .def("profile_table",

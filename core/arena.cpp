@@ -35,8 +35,8 @@ Arena::Pool& Arena::pool(Region r) {
 }
 const Arena::Pool& Arena::pool(Region r) const { return const_cast<Arena*>(this)->pool(r); }
 
-void Arena::add_block(Pool& p, size_t min_bytes) {
-  size_t size = round_up(min_bytes > block_bytes_ ? min_bytes : block_bytes_);
+void Arena::add_block(Pool& p, size_t min_bytes, bool exact) {
+  size_t size = round_up(exact || min_bytes > block_bytes_ ? min_bytes : block_bytes_);
   void* mem = alloc_.alloc(size);
   if (!mem) throw std::bad_alloc();
   p.blocks.push_back({static_cast<char*>(mem), size});
@@ -79,6 +79,20 @@ void Arena::reset_step() {
   p.used = 0;
   p.before = 0;
   p.st.in_use = 0;
+}
+
+void Arena::fit_step(size_t bytes) {
+  Pool& p = step_;
+  if (p.st.in_use != 0) throw ValueError("arena: fit_step while step memory is in use");
+  size_t size = round_up(bytes ? bytes : 1);
+  if (p.blocks.size() == 1 && p.blocks[0].size == size) return;
+  for (Block& b : p.blocks) alloc_.free(b.base);
+  p.blocks.clear();
+  p.st.reserved = 0;
+  add_block(p, size, true);
+  p.cur = 0;
+  p.used = 0;
+  p.before = 0;
 }
 
 ArenaStats Arena::stats(Region r) const { return pool(r).st; }

@@ -46,6 +46,10 @@ class Arena {
   void* alloc(Region r, size_t bytes, size_t* offset = nullptr);
   // Rewinds the step region; persistent memory is untouched.
   void reset_step();
+  // After reset_step(): makes the step region one block of exactly `bytes`
+  // (rounded to 64) unless it is one already; the memory planner sizes it to
+  // its plan. Throws ValueError while step memory is in use.
+  void fit_step(size_t bytes);
 
   ArenaStats stats(Region r) const;
 
@@ -63,7 +67,7 @@ class Arena {
   };
   Pool& pool(Region r);
   const Pool& pool(Region r) const;
-  void add_block(Pool& p, size_t min_bytes);
+  void add_block(Pool& p, size_t min_bytes, bool exact = false);
 
   size_t block_bytes_;
   ArenaAllocator alloc_;

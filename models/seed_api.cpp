@@ -125,6 +125,7 @@ void NeuralNetwork2::build(int64_t n_in) {
     // to create its parameters.
     auto g = std::make_unique<Graph>(DType::F32, Backend::CPU, size_t(4) << 20);
     g->set_profiling(profiling_);
+    g->set_memory_planning(planning_);
     std::vector<LayerParams> ps;
     std::vector<int64_t> s = input_shape_.empty() ? std::vector<int64_t>{n_in} : input_shape_;
     for (size_t i = 0; i < layers_.size(); ++i) {
@@ -535,6 +536,15 @@ History Trainer::fit(const Matrix& X, const Targets& Y, const Matrix& Xt, const 
 void NeuralNetwork2::set_profiling(bool on) {
   profiling_ = on;
   if (graph_) graph_->set_profiling(on);
+}
+
+void NeuralNetwork2::set_memory_planning(bool on) {
+  planning_ = on;
+  if (graph_) graph_->set_memory_planning(on);
+}
+
+MemoryReport NeuralNetwork2::memory_report() const {
+  return graph_ ? graph_->memory_report() : MemoryReport{};
 }
 
 const Profile& NeuralNetwork2::profile() const {

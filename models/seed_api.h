@@ -121,6 +121,14 @@ class NeuralNetwork2 {
   bool profiling() const { return profiling_; }
   const Profile& profile() const;
 
+  // Memory planning of the network's graph (Graph::set_memory_planning):
+  // training and evaluation steps are served from a planned block after
+  // their first run. Carries over when build() makes a new graph, like
+  // profiling. memory_report() is that of the graph (zeros before a build).
+  void set_memory_planning(bool on);
+  bool memory_planning() const { return planning_; }
+  MemoryReport memory_report() const;
+
  private:
   std::vector<Layer2> layers_;
   LossType loss_;
@@ -136,6 +144,7 @@ class NeuralNetwork2 {
   std::vector<LayerParams> params_;
   uint64_t dropout_calls_ = 0;
   bool profiling_ = false;  // seeds a fresh dropout mask per training step
+  bool planning_ = false;
   std::unique_ptr<std::atomic<bool>> busy_ = std::make_unique<std::atomic<bool>>(false);
 };
 
