@@ -6,4 +6,5 @@ namespace lldl::py_bind {
 void bind_seed(pybind11::module_& m);   // NeuralNetwork2, Layer2, Trainer and enums
 void bind_graph(pybind11::module_& m);  // Graph, Tensor, ops, Optimizer
 void bind_data(pybind11::module_& m);   // data set loaders
+void bind_lm(pybind11::module_& m);     // GPT and LSTM language models
 }  // namespace lldl::py_bind
