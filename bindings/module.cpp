@@ -28,6 +28,8 @@ PYBIND11_MODULE(cppapi, m) {
       PyErr_SetString(PyExc_ValueError, e.what());
     } catch (const lldl::ValueError& e) {
       PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const lldl::IOError& e) {
+      PyErr_SetString(PyExc_OSError, e.what());
     } catch (const lldl::UnavailableError& e) {
       PyErr_SetString(PyExc_RuntimeError, e.what());
     }

@@ -18,6 +18,11 @@ struct TypeError : std::invalid_argument {
 struct ValueError : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
+// The operating system refused a file operation (open, write, fsync,
+// rename ...); the message names the file and the call.
+struct IOError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 // A request the build or machine cannot serve (e.g. CUDA without a GPU).
 struct UnavailableError : std::runtime_error {
   using std::runtime_error::runtime_error;

@@ -1,0 +1,85 @@
+// save_params / load_params: the Graph side of checkpoints.
+#include "io/checkpoint.h"
+
+#include <cstring>
+#include <set>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "io/safetensors_format.h"
+
+namespace lldl {
+namespace {
+
+std::vector<int64_t> dims_of(const Shape& s) { return std::vector<int64_t>(s.d, s.d + s.ndim); }
+
+// Parameters by name; a repeated name would make the file ambiguous.
+std::map<std::string, Tensor> params_by_name(const Graph& g, const char* op, const std::string& path) {
+  std::map<std::string, Tensor> out;
+  for (Tensor t : g.params())
+    if (!out.emplace(g.desc(t).name, t).second)
+      throw ValueError(std::string(op) + ": " + st::describe(path) + ": two parameters are named '" +
+                       g.desc(t).name + "'");
+  return out;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const std::string& x : v) s += (s.empty() ? "'" : ", '") + x + "'";
+  return s;
+}
+
+}  // namespace
+
+void save_params(const Graph& g, const std::string& path, const std::map<std::string, std::string>& metadata) {
+  std::vector<StTensorRef> refs;
+  for (const auto& [name, t] : params_by_name(g, "save_params", path)) {
+    const TensorDesc& d = g.desc(t);
+    refs.push_back({name, d.dtype, dims_of(d.shape), d.data});
+  }
+  save_safetensors(path, refs, metadata);
+}
+
+void load_params(Graph& g, const std::string& path, std::map<std::string, std::string>* metadata) {
+  std::map<std::string, std::string> meta;
+  std::vector<StTensor> file = load_safetensors(path, &meta);
+  std::map<std::string, Tensor> params = params_by_name(g, "load_params", path);
+
+  // Validate everything first: nothing is copied unless all of it fits.
+  std::vector<std::string> problems, extra;
+  std::vector<std::pair<const StTensor*, Tensor>> copies;
+  std::set<std::string> seen;
+  for (const StTensor& f : file) {
+    auto it = params.find(f.name);
+    if (it == params.end()) {
+      extra.push_back(f.name);
+      continue;
+    }
+    seen.insert(f.name);
+    const TensorDesc& d = g.desc(it->second);
+    if (f.dtype != d.dtype)
+      problems.push_back("tensor '" + f.name + "' is " + st_dtype_name(f.dtype) + " in the file but the parameter is " +
+                         st_dtype_name(d.dtype));
+    else if (f.shape != dims_of(d.shape))
+      problems.push_back("tensor '" + f.name + "' has shape " + st::shape_str(f.shape) +
+                         " in the file but the parameter has " + st::shape_str(dims_of(d.shape)));
+    else
+      copies.emplace_back(&f, it->second);
+  }
+  std::vector<std::string> missing;
+  for (const auto& [name, t] : params)
+    if (!seen.count(name)) missing.push_back(name);
+  if (!missing.empty()) problems.push_back("missing parameters " + join(missing));
+  if (!extra.empty()) problems.push_back("the file has tensors that are not parameters: " + join(extra));
+  if (!problems.empty()) {
+    std::string msg = "load_params: " + st::describe(path) + ": ";
+    for (size_t i = 0; i < problems.size(); ++i) msg += (i ? "; " : "") + problems[i];
+    throw ValueError(msg);
+  }
+
+  for (const auto& [f, t] : copies)
+    if (!f->data.empty()) std::memcpy(g.desc(t).data, f->data.data(), f->data.size());
+  if (metadata) *metadata = std::move(meta);
+}
+
+}  // namespace lldl
