@@ -41,4 +41,5 @@ PYBIND11_MODULE(cppapi, m) {
   lldl::py_bind::bind_graph(m);
   lldl::py_bind::bind_data(m);
   lldl::py_bind::bind_lm(m);
+  lldl::py_bind::bind_text(m);
 }
