@@ -1,6 +1,7 @@
 #include "autograd/optim.h"
 
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -122,6 +123,54 @@ void Optimizer::step() {
       update_chunked(cfg, steps[i], n, g->data<double>(params[i]), g->grad<double>(params[i]),
                      g->data<double>(m[i]), g->data<double>(v[i]));
   }
+}
+
+namespace {
+template <class T>
+double sum_squares(Graph& g, Tensor t) {
+  const T* d = g.grad<T>(t);
+  int64_t n = g.shape(t).numel();
+  double s = 0;
+#pragma omp parallel for reduction(+ : s) schedule(static) if (n >= (int64_t(1) << 16))
+  for (int64_t i = 0; i < n; ++i) s += double(d[i]) * double(d[i]);
+  return s;
+}
+template <class T>
+void scale_grad(Graph& g, Tensor t, T f) {
+  T* d = g.grad<T>(t);
+  int64_t n = g.shape(t).numel();
+  for (int64_t i = 0; i < n; ++i) d[i] *= f;
+}
+}  // namespace
+
+double clip_grad_norm(Graph& g, double max_norm) {
+  if (!(max_norm > 0) || !std::isfinite(max_norm))
+    throw ValueError("clip_grad_norm: max_norm must be a positive finite number, got " +
+                     std::to_string(max_norm));
+  const bool f32 = g.dtype() == DType::F32;
+  std::vector<Tensor> ps = g.params();
+  double ss = 0;
+  for (Tensor p : ps) ss += f32 ? sum_squares<float>(g, p) : sum_squares<double>(g, p);
+  double norm = std::sqrt(ss);
+  if (!std::isfinite(norm))
+    throw ValueError("clip_grad_norm: the gradient norm is not finite (NaN or Inf in a gradient)");
+  if (norm > max_norm) {
+    double f = max_norm / (norm + 1e-6);
+    for (Tensor p : ps) f32 ? scale_grad<float>(g, p, float(f)) : scale_grad<double>(g, p, f);
+  }
+  return norm;
+}
+
+double cosine_lr(int64_t step, int64_t warmup, int64_t total, double lr_max, double lr_min) {
+  if (total < 1 || warmup < 0 || step < 0 || !(lr_max > 0) || !(lr_min >= 0) || lr_min > lr_max)
+    throw ValueError("cosine_lr: needs total >= 1, warmup >= 0, step >= 0 and 0 <= lr_min <= "
+                     "lr_max, lr_max > 0; got step " + std::to_string(step) + ", warmup " +
+                     std::to_string(warmup) + ", total " + std::to_string(total) + ", lr_max " +
+                     std::to_string(lr_max) + ", lr_min " + std::to_string(lr_min));
+  if (step < warmup) return lr_max * double(step + 1) / double(warmup);
+  if (total <= warmup + 1) return lr_max;
+  double progress = std::min(1.0, double(step - warmup) / double(total - 1 - warmup));
+  return lr_min + 0.5 * (lr_max - lr_min) * (1.0 + std::cos(3.141592653589793 * progress));
 }
 
 }  // namespace lldl

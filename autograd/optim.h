@@ -41,4 +41,15 @@ struct Optimizer {
   void add_new_params();
 };
 
+// Scales every parameter gradient so that their global L2 norm is at most
+// max_norm (nothing changes when it already is); returns the norm before
+// clipping. max_norm must be > 0. A NaN or Inf norm raises ValueError rather
+// than spreading NaN into every parameter at the next step.
+double clip_grad_norm(Graph& g, double max_norm);
+
+// Learning rate at `step` (0-based) of a run of `total` steps: linear warm-up
+// from lr_max/warmup to lr_max over the first `warmup` steps, then a cosine
+// decay from lr_max to lr_min reached at the last step.
+double cosine_lr(int64_t step, int64_t warmup, int64_t total, double lr_max, double lr_min);
+
 }  // namespace lldl

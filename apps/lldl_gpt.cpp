@@ -1,0 +1,322 @@
+// lldl-gpt: train a small GPT (or the char-LSTM) on text and sample from it.
+//
+//   lldl-gpt train --data PATH... --steps N --out CKPT [model and optimiser flags]
+//   lldl-gpt sample --ckpt CKPT --prompt TEXT --tokens N [--temperature T --top-k K --seed S]
+//
+// A --data PATH that is a directory is read as fortune files (entries split
+// on '%' lines, e.g. /usr/share/games/fortunes); a file is read as plain text.
+// The tokenizer (characters by default) travels inside the checkpoint's
+// metadata, so `sample` needs nothing but the checkpoint.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/threads.h"
+#include "io/safetensors.h"
+#include "models/gpt.h"
+#include "models/lm_train.h"
+#include "models/lstm_lm.h"
+#include "text/bpe.h"
+#include "text/fortunes.h"
+#include "text/io.h"
+#include "text/tokenizer.h"
+
+using namespace lldl;
+
+namespace {
+
+const char* kUsage =
+    "usage:\n"
+    "  lldl-gpt train --data PATH... --steps N --out CKPT [options]\n"
+    "      --model gpt|lstm (gpt)   --tokenizer char|byte|bpe (char)  --bpe-vocab N (512)\n"
+    "      --n-layer N (4) --n-head N (4) --n-embd N (128) --block N (128)     [gpt]\n"
+    "      --lstm-embd N (64) --lstm-hidden N (256)                            [lstm]\n"
+    "      --batch N (16) --lr X (1e-3) --min-lr X (1e-4) --warmup N (100)\n"
+    "      --weight-decay X (0.1) --grad-clip X (1.0) --eval-every N (100) --eval-batches N (16)\n"
+    "      --ckpt-every N (0: at the end) --val-fraction X (0.05) --seed N (1337) --threads N\n"
+    "      --quiet\n"
+    "  lldl-gpt sample --ckpt CKPT --prompt TEXT --tokens N [--temperature X (0.8)]\n"
+    "      [--top-k N (40)] [--seed N (1)] [--threads N]\n";
+
+[[noreturn]] void usage_error(const std::string& msg) {
+  throw ValueError("lldl-gpt: " + msg + "\n" + kUsage);
+}
+
+// --flag value pairs; --data takes every following non-flag argument.
+struct Args {
+  std::map<std::string, std::string> kv;
+  std::vector<std::string> data;
+  std::vector<std::string> flags;
+
+  Args(int argc, char** argv, int from) {
+    for (int i = from; i < argc; ++i) {
+      std::string a = argv[i];
+      if (a.rfind("--", 0) != 0) usage_error("unexpected argument '" + a + "'");
+      std::string key = a.substr(2);
+      if (key == "quiet") {
+        flags.push_back(key);
+        continue;
+      }
+      if (key == "data") {
+        while (i + 1 < argc && std::strncmp(argv[i + 1], "--", 2) != 0) data.push_back(argv[++i]);
+        if (data.empty()) usage_error("--data needs at least one path");
+        continue;
+      }
+      if (i + 1 >= argc) usage_error("--" + key + " needs a value");
+      kv[key] = argv[++i];
+    }
+  }
+  bool has(const std::string& k) const { return kv.count(k) > 0; }
+  std::string str(const std::string& k, const std::string& def) const {
+    auto it = kv.find(k);
+    return it == kv.end() ? def : it->second;
+  }
+  int64_t num(const std::string& k, int64_t def) const {
+    auto it = kv.find(k);
+    if (it == kv.end()) return def;
+    try {
+      size_t used = 0;
+      long long v = std::stoll(it->second, &used);
+      if (used == it->second.size()) return v;
+    } catch (const std::exception&) {
+    }
+    usage_error("--" + k + " must be an integer, got '" + it->second + "'");
+  }
+  double real(const std::string& k, double def) const {
+    auto it = kv.find(k);
+    if (it == kv.end()) return def;
+    try {
+      size_t used = 0;
+      double v = std::stod(it->second, &used);
+      if (used == it->second.size()) return v;
+    } catch (const std::exception&) {
+    }
+    usage_error("--" + k + " must be a number, got '" + it->second + "'");
+  }
+  void allow(std::initializer_list<const char*> known) const {
+    for (const auto& [k, v] : kv) {
+      bool ok = false;
+      for (const char* n : known) ok |= k == n;
+      if (!ok) usage_error("unknown option --" + k);
+    }
+  }
+};
+
+// The tokenizer named in a checkpoint's metadata, behind one interface.
+struct Tokenizer {
+  std::string kind;
+  std::function<std::vector<int32_t>(const std::string&)> encode;
+  std::function<std::string(const std::vector<int32_t>&)> decode;
+  int64_t vocab = 0;
+  std::map<std::string, std::string> meta;  // goes into the checkpoint
+};
+
+std::string hex(const std::string& s) {
+  static const char* d = "0123456789abcdef";
+  std::string h;
+  for (unsigned char c : s) h += {d[c >> 4], d[c & 15]};
+  return h;
+}
+std::string unhex(const std::string& h) {
+  auto v = [&](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    throw ValueError("checkpoint: tokenizer.vocab is not hexadecimal");
+  };
+  if (h.size() % 2) throw ValueError("checkpoint: tokenizer.vocab has an odd length");
+  std::string s;
+  for (size_t i = 0; i < h.size(); i += 2) s += static_cast<char>(v(h[i]) * 16 + v(h[i + 1]));
+  return s;
+}
+
+Tokenizer make_char(const std::string& corpus) {
+  auto t = std::make_shared<CharTokenizer>(corpus);
+  return {"char", [t](const std::string& s) { return t->encode(s); },
+          [t](const std::vector<int32_t>& ids) { return t->decode(ids); }, t->vocab_size(),
+          {{"tokenizer", "char"}, {"tokenizer.vocab", hex(t->vocab())}}};
+}
+Tokenizer make_byte() {
+  auto t = std::make_shared<ByteTokenizer>();
+  return {"byte", [t](const std::string& s) { return t->encode(s); },
+          [t](const std::vector<int32_t>& ids) { return t->decode(ids); }, 256,
+          {{"tokenizer", "byte"}}};
+}
+// The BPE file format is text; it is stored whole in the metadata.
+Tokenizer make_bpe(BpeTokenizer bpe, const std::string& file_text) {
+  auto t = std::make_shared<BpeTokenizer>(std::move(bpe));
+  return {"bpe", [t](const std::string& s) { return t->encode(s); },
+          [t](const std::vector<int32_t>& ids) { return t->decode(ids); }, t->vocab_size(),
+          {{"tokenizer", "bpe"}, {"tokenizer.bpe", file_text}}};
+}
+std::string temp_path(const std::string& near) {
+  return near + ".tok." + std::to_string(::getpid());
+}
+Tokenizer train_bpe(const std::string& corpus, int vocab, const std::string& out) {
+  BpeTokenizer bpe = BpeTokenizer::train(corpus, vocab);
+  std::string tmp = temp_path(out);
+  bpe.save(tmp);
+  std::string text = read_file(tmp, "bpe");
+  std::remove(tmp.c_str());
+  return make_bpe(std::move(bpe), text);
+}
+
+Tokenizer tokenizer_from_metadata(const std::map<std::string, std::string>& m,
+                                  const std::string& ckpt) {
+  auto it = m.find("tokenizer");
+  std::string kind = it == m.end() ? "" : it->second;
+  auto field = [&](const char* k) {
+    auto f = m.find(k);
+    if (f == m.end()) throw ValueError("checkpoint " + ckpt + ": metadata has no '" + k + "'");
+    return f->second;
+  };
+  if (kind == "char") return make_char(unhex(field("tokenizer.vocab")));
+  if (kind == "byte") return make_byte();
+  if (kind == "bpe") {
+    std::string tmp = temp_path(ckpt);
+    write_file(tmp, field("tokenizer.bpe"), "bpe");
+    try {
+      BpeTokenizer b = BpeTokenizer::load(tmp);
+      std::remove(tmp.c_str());
+      return make_bpe(std::move(b), field("tokenizer.bpe"));
+    } catch (...) {
+      std::remove(tmp.c_str());
+      throw;
+    }
+  }
+  throw ValueError("checkpoint " + ckpt + ": unknown tokenizer '" + kind + "'");
+}
+
+void read_corpus(const std::vector<std::string>& paths, std::vector<std::string>* entries) {
+  for (const std::string& p : paths) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) != 0) throw ValueError("--data: no such file or directory: " + p);
+    if (S_ISDIR(st.st_mode)) {
+      for (std::string& e : load_fortunes(p)) entries->push_back(std::move(e));
+    } else {
+      // A plain text file: fortune-style '%' separators split it into
+      // entries when present; otherwise it is one entry.
+      std::vector<std::string> es = corpus_entries(read_file(p, "--data"));
+      for (std::string& e : es) entries->push_back(std::move(e));
+    }
+  }
+  if (entries->empty()) throw ValueError("--data: empty corpus (no text in " + paths[0] + ")");
+}
+
+int cmd_train(const Args& a) {
+  a.allow({"steps", "out", "model", "tokenizer", "bpe-vocab", "n-layer", "n-head", "n-embd",
+           "block", "lstm-embd", "lstm-hidden", "batch", "lr", "min-lr", "warmup",
+           "weight-decay", "grad-clip", "eval-every", "eval-batches", "ckpt-every",
+           "val-fraction", "seed", "threads"});
+  if (a.data.empty()) usage_error("train needs --data PATH...");
+  if (!a.has("out")) usage_error("train needs --out CKPT");
+  if (a.has("threads")) set_num_threads(static_cast<int>(a.num("threads", 1)));
+  std::vector<std::string> entries;
+  read_corpus(a.data, &entries);
+  TextSplit split = split_corpus(entries, a.real("val-fraction", 0.05), a.num("seed", 1337));
+  std::string kind = a.str("tokenizer", "char");
+  Tokenizer tok = kind == "char"   ? make_char(split.train + split.val)
+                  : kind == "byte" ? make_byte()
+                  : kind == "bpe"  ? train_bpe(split.train, static_cast<int>(a.num("bpe-vocab", 512)),
+                                               a.str("out", ""))
+                                   : (usage_error("--tokenizer must be char, byte or bpe"), make_byte());
+  std::vector<int32_t> train = tok.encode(split.train), val = tok.encode(split.val);
+
+  LMTrainConfig c;
+  c.steps = a.num("steps", 2000);
+  c.batch = a.num("batch", 16);
+  c.seq = a.num("block", 128);
+  c.lr = a.real("lr", 1e-3);
+  c.min_lr = a.real("min-lr", c.lr / 10);
+  c.warmup = a.num("warmup", 100);
+  c.weight_decay = a.real("weight-decay", 0.1);
+  c.grad_clip = a.real("grad-clip", 1.0);
+  c.eval_every = a.num("eval-every", 100);
+  c.eval_batches = a.num("eval-batches", 16);
+  c.ckpt_every = a.num("ckpt-every", 0);
+  c.out = a.str("out", "");
+  c.seed = static_cast<uint64_t>(a.num("seed", 1337));
+  c.progress = a.flags.empty();
+  std::string model = a.str("model", "gpt");
+  std::fprintf(stderr, "corpus: %zu entries, %zu train / %zu val tokens, %s tokenizer (vocab %lld)\n",
+               entries.size(), train.size(), val.size(), tok.kind.c_str(), (long long)tok.vocab);
+  LMTrainLog log;
+  if (model == "gpt") {
+    GPTConfig g;
+    g.vocab_size = tok.vocab;
+    g.block_size = c.seq;
+    g.n_layer = a.num("n-layer", 4);
+    g.n_head = a.num("n-head", 4);
+    g.n_embd = a.num("n-embd", 128);
+    GPT m(g, c.seed);
+    std::fprintf(stderr, "gpt: %lld parameters\n", (long long)m.num_parameters());
+    log = train_lm(m, train, val, c, tok.meta);
+  } else if (model == "lstm") {
+    LSTMConfig l;
+    l.vocab_size = tok.vocab;
+    l.n_embd = a.num("lstm-embd", 64);
+    l.n_hidden = a.num("lstm-hidden", 256);
+    LSTMLM m(l, c.seed);
+    std::fprintf(stderr, "lstm: %lld parameters\n", (long long)m.num_parameters());
+    log = train_lm(m, train, val, c, tok.meta);
+  } else {
+    usage_error("--model must be gpt or lstm, got '" + model + "'");
+  }
+  std::printf("trained %lld steps: final train loss %.4f, val loss %.4f nats/token, %.0f tokens/s\n",
+              (long long)c.steps, log.train_loss.back(),
+              log.val_loss.empty() ? -1.0 : log.val_loss.back(), log.tokens_per_s);
+  std::printf("checkpoint: %s\n", c.out.c_str());
+  return 0;
+}
+
+int cmd_sample(const Args& a) {
+  a.allow({"ckpt", "prompt", "tokens", "temperature", "top-k", "seed", "threads"});
+  if (!a.has("ckpt")) usage_error("sample needs --ckpt CKPT");
+  if (!a.has("prompt")) usage_error("sample needs --prompt TEXT");
+  if (a.has("threads")) set_num_threads(static_cast<int>(a.num("threads", 1)));
+  std::string path = a.str("ckpt", "");
+  std::map<std::string, std::string> meta;
+  load_safetensors(path, &meta);
+  Tokenizer tok = tokenizer_from_metadata(meta, path);
+  std::string prompt = a.str("prompt", "");
+  if (prompt.empty()) throw ValueError("--prompt is empty (give at least one character)");
+  std::vector<int32_t> ids = tok.encode(prompt);
+  int64_t n = a.num("tokens", 200);
+  float temp = static_cast<float>(a.real("temperature", 0.8));
+  int64_t top_k = a.num("top-k", 40);
+  uint64_t seed = static_cast<uint64_t>(a.num("seed", 1));
+  std::vector<int32_t> out;
+  if (meta["lldl.model"] == "lstm")
+    out = LSTMLM::from_checkpoint(path)->generate(ids, n, temp, std::min(top_k, tok.vocab), seed);
+  else
+    out = GPT::from_checkpoint(path)->generate(ids, n, temp, std::min(top_k, tok.vocab), seed);
+  std::string text = tok.decode(out);
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::printf("\n");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    if (argc < 2) usage_error("missing command");
+    std::string cmd = argv[1];
+    Args a(argc, argv, 2);
+    if (cmd == "train") return cmd_train(a);
+    if (cmd == "sample") return cmd_sample(a);
+    usage_error("unknown command '" + cmd + "'");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,169 @@
+#include "models/gpt.h"
+
+#include <cmath>
+#include <string>
+
+#include "autograd/init.h"
+#include "core/error.h"
+#include "io/checkpoint.h"
+#include "io/safetensors.h"
+#include "models/lm_common.h"
+
+namespace lldl {
+
+
+void GPTConfig::validate() const {
+  auto positive = [](const char* name, int64_t v) {
+    if (v < 1) throw ValueError(std::string("GPTConfig: ") + name + " must be >= 1, got " +
+                                std::to_string(v));
+  };
+  positive("vocab_size", vocab_size);
+  positive("block_size", block_size);
+  positive("n_layer", n_layer);
+  positive("n_head", n_head);
+  positive("n_embd", n_embd);
+  if (n_embd % n_head)
+    throw ValueError("GPTConfig: n_embd (" + std::to_string(n_embd) +
+                     ") must be divisible by n_head (" + std::to_string(n_head) + ")");
+  if (vocab_size > INT32_MAX || block_size > (int64_t(1) << 20) || n_embd > (int64_t(1) << 16))
+    throw ValueError("GPTConfig: sizes too large (vocab_size " + std::to_string(vocab_size) +
+                     ", block_size " + std::to_string(block_size) + ", n_embd " +
+                     std::to_string(n_embd) + ")");
+}
+
+std::map<std::string, std::string> GPTConfig::to_metadata() const {
+  return {{"lldl.model", "gpt"},
+          {"vocab_size", std::to_string(vocab_size)},
+          {"block_size", std::to_string(block_size)},
+          {"n_layer", std::to_string(n_layer)},
+          {"n_head", std::to_string(n_head)},
+          {"n_embd", std::to_string(n_embd)}};
+}
+
+GPTConfig GPTConfig::from_metadata(const std::map<std::string, std::string>& m) {
+  check_model_kind(m, "gpt");
+  GPTConfig c;
+  c.vocab_size = metadata_int(m, "vocab_size");
+  c.block_size = metadata_int(m, "block_size");
+  c.n_layer = metadata_int(m, "n_layer");
+  c.n_head = metadata_int(m, "n_head");
+  c.n_embd = metadata_int(m, "n_embd");
+  c.validate();
+  return c;
+}
+
+Tensor GPT::p(const std::string& name, const Shape& s) {
+  Tensor t = g_.param(s, name);
+  params_.emplace_back(name, t);
+  return t;
+}
+
+GPT::GPT(const GPTConfig& cfg, uint64_t seed) : cfg_((cfg.validate(), cfg)) {
+  const int64_t V = cfg.vocab_size, C = cfg.n_embd;
+  // GPT-2's initialisation: N(0, 0.02) weights, the projections into the
+  // residual stream scaled by 1/sqrt(2 n_layer), zero biases, unit LN gains.
+  const double std0 = 0.02, std_res = 0.02 / std::sqrt(2.0 * double(cfg.n_layer));
+  uint64_t s = seed;
+  auto normal = [&](Tensor t, double sd) { init_normal(g_, t, 0.0, sd, s++); };
+  auto ones = [&](Tensor t) { init_uniform(g_, t, 1.0, 1.0, 0); };
+  wte_ = p("wte.weight", Shape{V, C});
+  normal(wte_, std0);
+  wpe_ = p("wpe.weight", Shape{cfg.block_size, C});
+  normal(wpe_, 0.01);
+  for (int64_t i = 0; i < cfg.n_layer; ++i) {
+    std::string h = "h." + std::to_string(i) + ".";
+    Block b;
+    b.ln1_w = p(h + "ln_1.weight", Shape{C});
+    b.ln1_b = p(h + "ln_1.bias", Shape{C});
+    b.attn_w = p(h + "attn.c_attn.weight", Shape{C, 3 * C});
+    b.attn_b = p(h + "attn.c_attn.bias", Shape{3 * C});
+    b.proj_w = p(h + "attn.c_proj.weight", Shape{C, C});
+    b.proj_b = p(h + "attn.c_proj.bias", Shape{C});
+    b.ln2_w = p(h + "ln_2.weight", Shape{C});
+    b.ln2_b = p(h + "ln_2.bias", Shape{C});
+    b.fc_w = p(h + "mlp.c_fc.weight", Shape{C, 4 * C});
+    b.fc_b = p(h + "mlp.c_fc.bias", Shape{4 * C});
+    b.mlp_w = p(h + "mlp.c_proj.weight", Shape{4 * C, C});
+    b.mlp_b = p(h + "mlp.c_proj.bias", Shape{C});
+    ones(b.ln1_w);
+    ones(b.ln2_w);
+    normal(b.attn_w, std0);
+    normal(b.proj_w, std_res);
+    normal(b.fc_w, std0);
+    normal(b.mlp_w, std_res);
+    h_.push_back(b);
+  }
+  lnf_w_ = p("ln_f.weight", Shape{C});
+  lnf_b_ = p("ln_f.bias", Shape{C});
+  ones(lnf_w_);
+}
+
+int64_t GPT::num_parameters() const {
+  int64_t n = 0;
+  for (const auto& [name, t] : params_) n += g_.shape(t).numel();
+  return n;
+}
+
+void GPT::check_tokens(const int32_t* idx, int64_t B, int64_t T) const {
+  check_token_ids("gpt", idx, B, T, cfg_.vocab_size, cfg_.block_size);
+}
+
+Tensor GPT::forward(const int32_t* idx, int64_t B, int64_t T) {
+  check_tokens(idx, B, T);
+  g_.reset(/*keep_grads=*/true);
+  const int64_t C = cfg_.n_embd, BT = B * T;
+  Tensor ids = g_.input(Shape{B, T}, idx, DType::I32);
+  Tensor pos = g_.input(Shape{B, T}, DType::I32);
+  int32_t* pp = g_.data<int32_t>(pos);
+  for (int64_t i = 0; i < BT; ++i) pp[i] = static_cast<int32_t>(i % T);
+
+  Tensor x = reshape(add(embedding(ids, wte_), embedding(pos, wpe_)), Shape{BT, C});
+  for (const Block& b : h_) {
+    // Attention sub-block: x + c_proj(attn(c_attn(ln_1(x)))).
+    Tensor qkv = bias_add(matmul(layer_norm(x, b.ln1_w, b.ln1_b), b.attn_w), b.attn_b);
+    Tensor a = causal_attention(reshape(qkv, Shape{B, T, 3 * C}), static_cast<int>(cfg_.n_head));
+    x = add(x, bias_add(matmul(reshape(a, Shape{BT, C}), b.proj_w), b.proj_b));
+    // MLP sub-block: x + c_proj(gelu(c_fc(ln_2(x)))).
+    Tensor h = gelu(bias_add(matmul(layer_norm(x, b.ln2_w, b.ln2_b), b.fc_w), b.fc_b));
+    x = add(x, bias_add(matmul(h, b.mlp_w), b.mlp_b));
+  }
+  // The LM head is the token embedding, transposed: logits = x wte^T.
+  return matmul(layer_norm(x, lnf_w_, lnf_b_), wte_, false, true);
+}
+
+double GPT::loss(const int32_t* idx, const int32_t* targets, int64_t B, int64_t T) {
+  check_tokens(targets, B, T);
+  Tensor logits = forward(idx, B, T);
+  Tensor y = g_.input(Shape{B * T}, targets, DType::I32);
+  loss_ = cross_entropy(logits, y);
+  return g_.item(loss_);
+}
+
+void GPT::backward() {
+  if (!loss_.valid() || loss_.step != g_.step())
+    throw ValueError("gpt: backward() needs a loss() first (and no forward() in between)");
+  g_.backward(loss_);
+}
+
+void GPT::save(const std::string& path, const std::map<std::string, std::string>& extra) const {
+  std::map<std::string, std::string> meta = cfg_.to_metadata();
+  for (const auto& kv : extra) meta.insert(kv);
+  save_params(g_, path, meta);
+}
+
+void GPT::load(const std::string& path) {
+  std::map<std::string, std::string> meta;
+  load_params(g_, path, &meta);
+}
+
+std::unique_ptr<GPT> GPT::from_checkpoint(const std::string& path,
+                                          std::map<std::string, std::string>* meta) {
+  std::map<std::string, std::string> m;
+  load_safetensors(path, &m);
+  auto gpt = std::make_unique<GPT>(GPTConfig::from_metadata(m));
+  gpt->load(path);
+  if (meta) *meta = std::move(m);
+  return gpt;
+}
+
+}  // namespace lldl

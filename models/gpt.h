@@ -1,0 +1,95 @@
+// A GPT in the GPT-2 layout, on lldl's tape.
+//
+//   token + learned position embeddings -> n_layer pre-LayerNorm blocks
+//   (causal self-attention, then a 4x GELU MLP, each added to the residual
+//   stream) -> final LayerNorm -> LM head tied to the token embedding.
+//
+// Parameter names and layouts are GPT-2's state dict (Conv1D weights stored
+// input x output, so a layer is x @ W + b): wte.weight [V, C], wpe.weight
+// [block, C], h.{i}.ln_1.{weight,bias} [C], h.{i}.attn.c_attn.weight [C, 3C]
+// and .bias [3C], h.{i}.attn.c_proj.weight [C, C] and .bias, h.{i}.ln_2.*,
+// h.{i}.mlp.c_fc.weight [C, 4C] and .bias [4C], h.{i}.mlp.c_proj.weight
+// [4C, C] and .bias, ln_f.{weight,bias}. A GPT-2 safetensors checkpoint
+// therefore loads as it is (its extra attn.bias mask buffers aside).
+//
+// One training step:  gpt.loss(x, y, B, T); gpt.backward(); clip; opt.step();
+// Generation runs outside the tape with a KV cache (models/gpt_infer.cpp).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "autograd/functions.h"
+
+namespace lldl {
+
+struct GPTConfig {
+  int64_t vocab_size = 256, block_size = 128, n_layer = 4, n_head = 4, n_embd = 128;
+  // Throws ValueError naming the field (sizes >= 1, n_embd divisible by n_head).
+  void validate() const;
+  std::map<std::string, std::string> to_metadata() const;
+  static GPTConfig from_metadata(const std::map<std::string, std::string>& m);
+};
+
+class GPT {
+ public:
+  explicit GPT(const GPTConfig& cfg, uint64_t seed = 1337);
+  const GPTConfig& config() const { return cfg_; }
+  Graph& graph() { return g_; }
+  const Graph& graph() const { return g_; }
+
+  // Starts a new step (gradients kept) and records the forward pass of idx
+  // [B, T] (row-major). Ids must be in [0, vocab_size) and T <= block_size
+  // (ValueError otherwise). Returns the logits tensor [B*T, vocab_size].
+  Tensor forward(const int32_t* idx, int64_t B, int64_t T);
+  // forward, then the mean cross-entropy against targets [B, T]; remembers the
+  // loss for backward(). Returns its value.
+  double loss(const int32_t* idx, const int32_t* targets, int64_t B, int64_t T);
+  // Accumulates the gradients of the last loss() into the parameters'.
+  void backward();
+  void zero_grad() { g_.zero_grad(); }
+
+  // Parameters in GPT-2 state-dict order.
+  const std::vector<std::pair<std::string, Tensor>>& named_params() const { return params_; }
+  int64_t num_parameters() const;  // elements, counting the tied wte once
+
+  // Atomic safetensors checkpoint of every parameter, the config in its
+  // metadata (plus `extra`, e.g. the tokenizer).
+  void save(const std::string& path, const std::map<std::string, std::string>& extra = {}) const;
+  // Loads a checkpoint with this model's config (every tensor must match).
+  void load(const std::string& path);
+  // Builds the model a checkpoint describes and loads it; `meta` gets the
+  // checkpoint's metadata.
+  static std::unique_ptr<GPT> from_checkpoint(const std::string& path,
+                                              std::map<std::string, std::string>* meta = nullptr);
+
+  // Appends max_new tokens to `prompt` (non-empty, ids in range), sampling
+  // with temperature / top-k (models/sampling.h), using a KV cache. When the
+  // context fills block_size, the cache is rebuilt from the last half block.
+  std::vector<int32_t> generate(const std::vector<int32_t>& prompt, int64_t max_new,
+                                float temperature, int64_t top_k, uint64_t seed) const;
+  // Logits [T, vocab] of every position of one sequence (T <= block_size),
+  // computed token by token through the KV cache: equals forward()'s logits.
+  std::vector<float> cached_logits(const std::vector<int32_t>& seq) const;
+
+  // Checks ids and sizes before anything is recorded.
+  void check_tokens(const int32_t* idx, int64_t B, int64_t T) const;
+
+ private:
+  Tensor p(const std::string& name, const Shape& s);
+  GPTConfig cfg_;
+  Graph g_;
+  std::vector<std::pair<std::string, Tensor>> params_;
+  Tensor wte_, wpe_, lnf_w_, lnf_b_;
+  struct Block {
+    Tensor ln1_w, ln1_b, attn_w, attn_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, mlp_w, mlp_b;
+  };
+  std::vector<Block> h_;
+  Tensor loss_;
+  friend struct GptInfer;
+};
+
+}  // namespace lldl

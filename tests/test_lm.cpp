@@ -1,0 +1,296 @@
+// The language models (GPT, char-LSTM), their sampling, training utilities
+// and checkpoints. The PyTorch comparison lives in tests/python/test_lm_torch.py.
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "autograd/optim.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "models/gpt.h"
+#include "models/lm_train.h"
+#include "models/lstm_lm.h"
+#include "models/sampling.h"
+
+using namespace lldl;
+
+namespace {
+
+GPTConfig tiny_gpt() { return GPTConfig{13, 8, 2, 2, 16}; }
+LSTMConfig tiny_lstm() { return LSTMConfig{13, 8, 12}; }
+
+std::vector<int32_t> random_ids(int64_t n, int64_t vocab, uint64_t seed) {
+  Rng r(seed);
+  std::vector<int32_t> v(n);
+  for (auto& x : v) x = static_cast<int32_t>(r.below(vocab));
+  return v;
+}
+
+std::string temp_file(const std::string& tag) {
+  return "/tmp/lldl_test_lm_" + tag + "_" + std::to_string(::getpid()) + ".safetensors";
+}
+
+template <class Model>
+std::vector<float> logits_of(Model& m, const std::vector<int32_t>& ids, int64_t B, int64_t T) {
+  Tensor l = m.forward(ids.data(), B, T);
+  const float* p = m.graph().template data<float>(l);
+  return std::vector<float>(p, p + m.graph().shape(l).numel());
+}
+
+template <class Model>
+double overfit(Model& m, int steps) {
+  // One fixed batch: a working model and optimiser drive its loss far down.
+  auto x = random_ids(2 * 8, 13, 5), y = random_ids(2 * 8, 13, 6);
+  OptimConfig c;
+  c.kind = OptimKind::AdamW;
+  c.lr = 1e-2f;
+  c.weight_decay = 0.0f;
+  Optimizer opt(m.graph(), c);
+  double loss = 0;
+  for (int i = 0; i < steps; ++i) {
+    loss = m.loss(x.data(), y.data(), 2, 8);
+    m.backward();
+    opt.step();
+    m.zero_grad();
+  }
+  return loss;
+}
+
+}  // namespace
+
+TEST_CASE("gpt: parameter names and shapes follow the GPT-2 state dict") {
+  GPT m(tiny_gpt());
+  const auto& ps = m.named_params();
+  REQUIRE(ps.size() == 2 + 12 * 2 + 2);
+  CHECK(ps[0].first == "wte.weight");
+  CHECK(m.graph().shape(ps[0].second) == Shape{13, 16});
+  CHECK(ps[1].first == "wpe.weight");
+  CHECK(m.graph().shape(ps[1].second) == Shape{8, 16});
+  CHECK(ps[4].first == "h.0.attn.c_attn.weight");
+  CHECK(m.graph().shape(ps[4].second) == Shape{16, 48});  // Conv1D: input x output
+  CHECK(ps[10].first == "h.0.mlp.c_fc.weight");
+  CHECK(m.graph().shape(ps[10].second) == Shape{16, 64});
+  CHECK(ps[12].first == "h.0.mlp.c_proj.weight");
+  CHECK(m.graph().shape(ps[12].second) == Shape{64, 16});
+  CHECK(ps.back().first == "ln_f.bias");
+  // 13*16 + 8*16 + 2 * (4*16 + 16*48 + 48 + 16*16 + 16 + 16*64 + 64 + 64*16 + 16) + 2*16
+  CHECK(m.num_parameters() == 208 + 128 + 2 * 3280 + 32);
+}
+
+TEST_CASE("gpt: the loss at initialisation is close to ln(vocab)") {
+  GPT m(tiny_gpt());
+  auto x = random_ids(3 * 8, 13, 1), y = random_ids(3 * 8, 13, 2);
+  double loss = m.loss(x.data(), y.data(), 3, 8);
+  CHECK(std::abs(loss - std::log(13.0)) < 0.05);
+}
+
+TEST_CASE("gpt: logits are causal (a later token never changes an earlier position)") {
+  GPT m(tiny_gpt());
+  auto x = random_ids(8, 13, 3);
+  std::vector<float> a = logits_of(m, x, 1, 8);
+  x[5] = (x[5] + 1) % 13;
+  std::vector<float> b = logits_of(m, x, 1, 8);
+  for (int t = 0; t < 8; ++t) {
+    double diff = 0;
+    for (int v = 0; v < 13; ++v) diff = std::max(diff, double(std::abs(a[t * 13 + v] - b[t * 13 + v])));
+    if (t < 5) CHECK(diff == 0.0);
+    else CHECK(diff > 1e-6);
+  }
+}
+
+TEST_CASE("gpt: KV-cached logits equal the full forward pass") {
+  GPT m(tiny_gpt());
+  // Parameters away from their initial values, so every path matters.
+  overfit(m, 5);
+  auto x = random_ids(8, 13, 4);
+  std::vector<float> full = logits_of(m, x, 1, 8);
+  std::vector<float> cached = m.cached_logits(x);
+  REQUIRE(cached.size() == full.size());
+  double worst = 0;
+  for (size_t i = 0; i < full.size(); ++i) worst = std::max(worst, double(std::abs(full[i] - cached[i])));
+  CHECK(worst < 1e-4);
+}
+
+TEST_CASE("gpt and lstm: a fixed batch is overfitted") {
+  GPT g(tiny_gpt());
+  CHECK(overfit(g, 150) < 0.1);
+  LSTMLM l(tiny_lstm());
+  CHECK(overfit(l, 300) < 0.1);
+}
+
+TEST_CASE("lstm: stepwise logits equal the full forward pass") {
+  LSTMLM m(tiny_lstm());
+  overfit(m, 5);
+  auto x = random_ids(10, 13, 7);
+  std::vector<float> full = logits_of(m, x, 1, 10);
+  std::vector<float> step = m.stepwise_logits(x);
+  double worst = 0;
+  for (size_t i = 0; i < full.size(); ++i) worst = std::max(worst, double(std::abs(full[i] - step[i])));
+  CHECK(worst < 1e-4);
+}
+
+TEST_CASE("gpt and lstm: save then load gives identical logits; the file is checked") {
+  std::string path = temp_file("roundtrip");
+  GPT a(tiny_gpt(), 1);
+  overfit(a, 3);
+  a.save(path, {{"note", "x"}});
+  std::map<std::string, std::string> meta;
+  auto b = GPT::from_checkpoint(path, &meta);
+  CHECK(meta["note"] == "x");
+  CHECK(meta["n_layer"] == "2");
+  auto x = random_ids(2 * 8, 13, 9);
+  CHECK(logits_of(a, x, 2, 8) == logits_of(*b, x, 2, 8));
+
+  // Another config cannot load it, and keeps its own parameters.
+  GPT c(GPTConfig{13, 8, 1, 2, 16}, 2);
+  std::vector<float> before = logits_of(c, x, 2, 8);
+  CHECK_THROWS_AS(c.load(path), ValueError);
+  CHECK(logits_of(c, x, 2, 8) == before);
+  // An LSTM checkpoint is not a GPT.
+  CHECK_THROWS_WITH_AS(LSTMLM::from_checkpoint(path), doctest::Contains("not an lldl lstm"),
+                       ValueError);
+
+  LSTMLM l(tiny_lstm(), 3);
+  l.save(path);
+  auto l2 = LSTMLM::from_checkpoint(path);
+  CHECK(logits_of(l, x, 2, 8) == logits_of(*l2, x, 2, 8));
+
+  // A truncated checkpoint is rejected and the model is unchanged.
+  {
+    std::ifstream in(path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
+  }
+  std::vector<float> kept = logits_of(*l2, x, 2, 8);
+  CHECK_THROWS_AS(l2->load(path), ValueError);
+  CHECK(logits_of(*l2, x, 2, 8) == kept);
+  std::remove(path.c_str());
+}
+
+TEST_CASE("gpt and lstm: bad input names the argument") {
+  CHECK_THROWS_WITH_AS(GPT(GPTConfig{13, 8, 2, 3, 16}), doctest::Contains("n_embd (16) must be divisible by n_head (3)"), ValueError);
+  CHECK_THROWS_WITH_AS(GPT(GPTConfig{0, 8, 2, 2, 16}), doctest::Contains("vocab_size"), ValueError);
+  GPT m(tiny_gpt());
+  auto x = random_ids(9, 13, 1);
+  CHECK_THROWS_WITH_AS(m.forward(x.data(), 1, 9), doctest::Contains("longer than block_size 8"), ValueError);
+  x[3] = 13;
+  CHECK_THROWS_WITH_AS(m.forward(x.data(), 1, 8), doctest::Contains("token id 13 at [0, 3]"), ValueError);
+  x[3] = -1;
+  CHECK_THROWS_WITH_AS(m.forward(x.data(), 1, 8), doctest::Contains("token id -1"), ValueError);
+  CHECK_THROWS_WITH_AS(m.forward(x.data(), 0, 8), doctest::Contains("empty batch"), ValueError);
+  CHECK_THROWS_WITH_AS(m.backward(), doctest::Contains("needs a loss()"), ValueError);
+  CHECK_THROWS_WITH_AS(m.generate({}, 5, 1.0f, 5, 0), doctest::Contains("prompt is empty"), ValueError);
+  CHECK_THROWS_WITH_AS(m.generate({1}, 5, 1.0f, 0, 0), doctest::Contains("top_k must be >= 1"), ValueError);
+  CHECK_THROWS_WITH_AS(m.generate({1}, 5, -0.5f, 3, 0), doctest::Contains("temperature"), ValueError);
+  CHECK_THROWS_WITH_AS(m.generate({1}, 5, NAN, 3, 0), doctest::Contains("temperature"), ValueError);
+  CHECK_THROWS_WITH_AS(m.generate({1, 20}, 5, 1.0f, 3, 0), doctest::Contains("prompt token 20 at position 1"), ValueError);
+  LSTMLM l(tiny_lstm());
+  CHECK_THROWS_WITH_AS(l.generate({}, 5, 1.0f, 5, 0), doctest::Contains("prompt is empty"), ValueError);
+  CHECK_THROWS_WITH_AS(LSTMLM(LSTMConfig{13, 0, 4}), doctest::Contains("n_embd"), ValueError);
+}
+
+TEST_CASE("gpt: generation is deterministic per seed, greedy at temperature 0, and runs past the block") {
+  GPT m(tiny_gpt());
+  overfit(m, 20);
+  auto a = m.generate({1, 2, 3}, 20, 1.0f, 13, 42);
+  auto b = m.generate({1, 2, 3}, 20, 1.0f, 13, 42);
+  CHECK(a == b);
+  REQUIRE(a.size() == 23);
+  CHECK(std::vector<int32_t>(a.begin(), a.begin() + 3) == std::vector<int32_t>{1, 2, 3});
+  for (int32_t t : a) CHECK((t >= 0 && t < 13));
+  // Greedy: each token is the arg-max of the logits of the sequence so far.
+  auto g = m.generate({4}, 6, 0.0f, 13, 0);
+  for (size_t t = 1; t < g.size(); ++t) {
+    std::vector<int32_t> prefix(g.begin(), g.begin() + t);
+    std::vector<float> l = m.cached_logits(prefix);
+    const float* last = l.data() + (t - 1) * 13;
+    CHECK(g[t] == std::max_element(last, last + 13) - last);
+  }
+}
+
+TEST_CASE("sampling: top-k never picks outside the k largest; temperature 0 is the arg-max") {
+  std::vector<float> logits = {0.1f, 2.0f, -1.0f, 1.5f, 0.7f};
+  Rng r(1);
+  std::vector<int> seen(5, 0);
+  for (int i = 0; i < 2000; ++i) ++seen[sample_token(logits.data(), 5, 1.0f, 2, r)];
+  CHECK(seen[0] + seen[2] + seen[4] == 0);
+  // p(1) / p(3) = exp(0.5) at temperature 1.
+  double ratio = double(seen[1]) / seen[3];
+  CHECK(ratio == doctest::Approx(std::exp(0.5)).epsilon(0.15));
+  CHECK(sample_token(logits.data(), 5, 0.0f, 1, r) == 1);
+  logits[2] = NAN;
+  CHECK_THROWS_AS(sample_token(logits.data(), 5, 1.0f, 5, r), ValueError);
+}
+
+TEST_CASE("clip_grad_norm and cosine_lr") {
+  Graph g;
+  Tensor a = g.param(Shape{2}), b = g.param(Shape{1});
+  g.grad<float>(a)[0] = 3;
+  g.grad<float>(a)[1] = 0;
+  g.grad<float>(b)[0] = 4;
+  CHECK(clip_grad_norm(g, 10.0) == doctest::Approx(5.0));
+  CHECK(g.grad<float>(b)[0] == 4.0f);  // under the limit: unchanged
+  CHECK(clip_grad_norm(g, 1.0) == doctest::Approx(5.0));
+  CHECK(g.grad<float>(a)[0] == doctest::Approx(0.6));
+  CHECK(g.grad<float>(b)[0] == doctest::Approx(0.8));
+  CHECK_THROWS_AS(clip_grad_norm(g, 0.0), ValueError);
+  g.grad<float>(b)[0] = NAN;
+  CHECK_THROWS_WITH_AS(clip_grad_norm(g, 1.0), doctest::Contains("not finite"), ValueError);
+
+  CHECK(cosine_lr(0, 10, 100, 1.0, 0.1) == doctest::Approx(0.1));
+  CHECK(cosine_lr(9, 10, 100, 1.0, 0.1) == doctest::Approx(1.0));
+  CHECK(cosine_lr(10, 10, 100, 1.0, 0.1) == doctest::Approx(1.0));
+  CHECK(cosine_lr(99, 10, 100, 1.0, 0.1) == doctest::Approx(0.1));
+  CHECK(cosine_lr(54, 10, 99, 1.0, 0.0) == doctest::Approx(0.5));  // halfway through the decay
+  double prev = 2;
+  for (int s = 10; s < 100; ++s) {
+    double lr = cosine_lr(s, 10, 100, 1.0, 0.1);
+    CHECK(lr <= prev);
+    prev = lr;
+  }
+  CHECK_THROWS_AS(cosine_lr(0, 0, 0, 1.0, 0.1), ValueError);
+  CHECK_THROWS_AS(cosine_lr(0, 0, 10, 1.0, 2.0), ValueError);
+}
+
+TEST_CASE("train_lm: validation loss falls and the checkpoint holds the final model") {
+  // A corpus with structure a model can learn: "abcabc..." with noise.
+  std::vector<int32_t> train, val;
+  Rng r(3);
+  for (int i = 0; i < 3000; ++i) train.push_back(i % 3 == 0 ? 1 : (i % 3 == 1 ? 2 : int32_t(r.below(2) + 3)));
+  for (int i = 0; i < 600; ++i) val.push_back(i % 3 == 0 ? 1 : (i % 3 == 1 ? 2 : int32_t(r.below(2) + 3)));
+  GPT m(GPTConfig{6, 8, 1, 2, 16});
+  LMTrainConfig c;
+  c.steps = 120;
+  c.batch = 8;
+  c.seq = 8;
+  c.lr = 3e-3;
+  c.min_lr = 3e-4;
+  c.warmup = 10;
+  c.eval_every = 40;
+  c.eval_batches = 4;
+  c.progress = false;
+  c.out = temp_file("train");
+  LMTrainLog log = train_lm(m, train, val, c, {{"tokenizer", "test"}});
+  REQUIRE(log.val_loss.size() == 3);
+  CHECK(log.eval_step == std::vector<int64_t>{40, 80, 120});
+  // The entropy of this source is ln(2)/3 per token; untrained is ln(6).
+  CHECK(log.val_loss.back() < 0.6);
+  CHECK(log.val_loss.back() < log.val_loss.front());
+  CHECK(log.tokens_per_s > 0);
+  std::map<std::string, std::string> meta;
+  auto back = GPT::from_checkpoint(c.out, &meta);
+  CHECK(meta["train.step"] == "120");
+  CHECK(meta["tokenizer"] == "test");
+  CHECK(eval_lm(*back, val, 8, 8, 4, c.seed + 7919) == doctest::Approx(log.val_loss.back()).epsilon(1e-6));
+  std::remove(c.out.c_str());
+
+  LMTrainConfig bad = c;
+  bad.steps = 0;
+  CHECK_THROWS_WITH_AS(train_lm(m, train, val, bad), doctest::Contains("steps must be >= 1"), ValueError);
+}
