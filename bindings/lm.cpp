@@ -73,7 +73,7 @@ py::dict named(PyLM<Model>& lm, bool grads) {
   Graph& g = lm.m->graph();
   for (const auto& [name, t] : lm.m->named_params()) {
     const Shape& s = g.shape(t);
-    std::vector<py::ssize_t> shape(s.dims, s.dims + s.ndim);
+    std::vector<py::ssize_t> shape(s.d, s.d + s.ndim);
     d[py::str(name)] = copy_out(grads ? g.grad<float>(t) : g.data<float>(t), shape);
   }
   return d;

@@ -143,7 +143,18 @@ def test_five_adamw_steps_match_pytorch(kind, tmp_path):
     assert ours[-1] != ours[0]
     params = model.parameters()
     for name, p in P.items():
-        assert rel_err(params[name], p.detach()) <= TOL, name
+        ours_p, ref_p = params[name], p.detach().numpy()
+        if name.endswith("attn.c_attn.bias"):
+            # The key bias adds q_t . b_k to every score of row t: softmax
+            # ignores it, so its true gradient is exactly 0 and both sides hold
+            # rounding noise (~1e-11), which Adam's g / sqrt(v) turns into
+            # steps of up to lr in arbitrary directions. Those entries can
+            # only be bounded; the query and value biases are compared.
+            C = model.config.n_embd
+            assert np.abs(ours_p[C:2 * C] - ref_p[C:2 * C]).max() <= 2 * 3e-3 * 5
+            keep = np.r_[0:C, 2 * C:3 * C]
+            ours_p, ref_p = ours_p[keep], ref_p[keep]
+        assert rel_err(ours_p, ref_p) <= TOL, name
 
 
 def test_gpt_cached_generation_matches_uncached_logits():
