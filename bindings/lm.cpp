@@ -13,6 +13,7 @@
 #include "autograd/optim.h"
 #include "bindings/module.h"
 #include "core/error.h"
+#include "core/profiler.h"
 #include "models/gpt.h"
 #include "models/lstm_lm.h"
 
@@ -120,6 +121,14 @@ py::class_<PyLM<Model>> bind_lm(py::module_& m, const char* name, const char* do
            },
            "Accumulates the gradients of the last loss() (zero_grad() clears them).")
       .def("zero_grad", [](LM& lm) { lm.m->zero_grad(); })
+      .def("set_profiling", [](LM& lm, bool on) { lm.m->graph().set_profiling(on); },
+           py::arg("on"), "Per-op timing of every forward and backward kernel (Graph profiler).")
+      .def("profile_table",
+           [](LM& lm, bool roofline) {
+             return profile_table(lm.m->graph().profile(), roofline ? &measure_peak() : nullptr);
+           },
+           py::arg("roofline") = false, "The profiler's table, slowest op first.")
+      .def("reset_profile", [](LM& lm) { lm.m->graph().reset_profile(); })
       .def("grads", [](LM& lm) { return named(lm, true); }, "dict name -> gradient (a copy)")
       .def("parameters", [](LM& lm) { return named(lm, false); }, "dict name -> value (a copy)")
       .def("save", [](const LM& lm, const std::string& path) { lm.m->save(path); },

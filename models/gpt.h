@@ -50,7 +50,9 @@ class GPT {
   double loss(const int32_t* idx, const int32_t* targets, int64_t B, int64_t T);
   // Accumulates the gradients of the last loss() into the parameters'.
   void backward();
-  void zero_grad() { g_.zero_grad(); }
+  // Clears the parameter gradients and ends the step (the step's tensors,
+  // their gradients included, are released rather than zeroed one by one).
+  void zero_grad() { g_.reset(/*keep_grads=*/false); }
 
   // Parameters in GPT-2 state-dict order.
   const std::vector<std::pair<std::string, Tensor>>& named_params() const { return params_; }

@@ -36,7 +36,9 @@ class LSTMLM {
   Tensor forward(const int32_t* idx, int64_t B, int64_t T);
   double loss(const int32_t* idx, const int32_t* targets, int64_t B, int64_t T);
   void backward();
-  void zero_grad() { g_.zero_grad(); }
+  // Clears the parameter gradients and ends the step (the step's tensors,
+  // their gradients included, are released rather than zeroed one by one).
+  void zero_grad() { g_.reset(/*keep_grads=*/false); }
 
   const std::vector<std::pair<std::string, Tensor>>& named_params() const { return params_; }
   int64_t num_parameters() const;

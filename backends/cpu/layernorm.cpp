@@ -12,8 +12,9 @@
 //
 // Rows are independent, so forward and dx split rows among threads. dgamma
 // and dbeta sum over rows: a second pass whose threads split the columns.
-// Statistics and sums accumulate in double; the output and backward both use
-// the mean and rstd as stored in ws, so they see the same numbers.
+// Row loops are Eigen array expressions (vectorised) in T; the output and
+// backward both use the mean and rstd as stored in ws, so they see the same
+// numbers.
 #include <omp.h>
 
 #include <algorithm>
@@ -29,67 +30,59 @@ namespace {
 template <class T>
 void layer_norm_forward(const KernelArgs& a) {
   const int64_t C = a.out_shape.last(), R = a.out_shape.rows();
-  const T *x = in<T>(a, 0), *gamma = in<T>(a, 1), *beta = in<T>(a, 2);
+  const T *x = in<T>(a, 0);
+  CVecMap<T> gamma(in<T>(a, 1), C), beta(in<T>(a, 2), C);
   T* o = out<T>(a);
   T *mean = static_cast<T*>(a.ws), *rstd = mean + R;
-  const double eps = a.attr.layer_norm.eps;
+  const T eps = static_cast<T>(a.attr.layer_norm.eps);
   pfor(R, [&](int64_t r) {
-    const T* xr = x + r * C;
-    double s = 0;
-    for (int64_t c = 0; c < C; ++c) s += xr[c];
-    const double m = s / static_cast<double>(C);
-    double q = 0;
-    for (int64_t c = 0; c < C; ++c) q += (xr[c] - m) * (xr[c] - m);
-    mean[r] = static_cast<T>(m);
-    rstd[r] = static_cast<T>(1.0 / std::sqrt(q / static_cast<double>(C) + eps));
-    const T mr = mean[r], sr = rstd[r];
-    T* orow = o + r * C;
-    for (int64_t c = 0; c < C; ++c) orow[c] = gamma[c] * ((xr[c] - mr) * sr) + beta[c];
+    // Two passes over the row (mean, then squared deviations), vectorised.
+    CVecMap<T> xr(x + r * C, C);
+    const T m = xr.sum() / static_cast<T>(C);
+    const T sr = T(1) / std::sqrt((xr - m).square().sum() / static_cast<T>(C) + eps);
+    mean[r] = m;
+    rstd[r] = sr;
+    VecMap<T>(o + r * C, C) = gamma * ((xr - m) * sr) + beta;
   }, R * C);
 }
 
 template <class T>
 void layer_norm_backward(const KernelArgs& a) {
   const int64_t C = a.out_shape.last(), R = a.out_shape.rows();
-  const T *x = in<T>(a, 0), *gamma = in<T>(a, 1), *g = gout<T>(a);
+  const T *x = in<T>(a, 0), *g = gout<T>(a);
+  CVecMap<T> gamma(in<T>(a, 1), C);
   const T *mean = static_cast<const T*>(a.ws), *rstd = mean + R;
   T *dx = gin<T>(a, 0), *dgamma = gin<T>(a, 1), *dbeta = gin<T>(a, 2);
   if (dx)
     pfor(R, [&](int64_t r) {
-      const T *xr = x + r * C, *gr = g + r * C;
-      const T mr = mean[r], sr = rstd[r];
-      double sd = 0, sdx = 0;  // sums of dxhat and dxhat xhat over the row
-      for (int64_t c = 0; c < C; ++c) {
-        const double dxh = static_cast<double>(gr[c]) * gamma[c];
-        sd += dxh;
-        sdx += dxh * ((xr[c] - mr) * sr);
-      }
-      // In double: dxhat - mean(dxhat) cancels (exactly, for one feature).
-      const double md = sd / static_cast<double>(C), mdx = sdx / static_cast<double>(C);
-      T* dr = dx + r * C;
-      for (int64_t c = 0; c < C; ++c) {
-        const double xhat = (xr[c] - mr) * sr;
-        dr[c] += static_cast<T>(sr * (static_cast<double>(gr[c]) * gamma[c] - md - xhat * mdx));
-      }
+      CVecMap<T> xr(x + r * C, C), gr(g + r * C, C);
+      const T sr = rstd[r];
+      const auto xhat = (xr - mean[r]) * sr;
+      // dxhat is stored, not left an expression: recomputed inside the last
+      // line, g * gamma - md would be contracted into one FMA and, for one
+      // feature (xhat = 0), leave rounding noise where the gradient is 0.
+      thread_local std::vector<T> buf;
+      buf.resize(static_cast<size_t>(C));
+      VecMap<T> dxh(buf.data(), C);
+      dxh = gr * gamma;
+      const T md = dxh.sum() / static_cast<T>(C), mdx = (dxh * xhat).sum() / static_cast<T>(C);
+      VecMap<T>(dx + r * C, C) += sr * (dxh - md - xhat * mdx);
     }, R * C);
   if (!dgamma && !dbeta) return;
+  // Column sums over all rows; threads take column blocks so no two write
+  // the same element.
   const int64_t blocks =
       R * C >= kParallelMin ? std::clamp<int64_t>(C / 16, 1, omp_get_max_threads()) : 1;
   pfor(blocks, [&](int64_t b) {
-    const int64_t c0 = C * b / blocks, c1 = C * (b + 1) / blocks;
-    std::vector<double> sg(static_cast<size_t>(c1 - c0)), sgx(sg.size());
+    const int64_t c0 = C * b / blocks, n = C * (b + 1) / blocks - c0;
+    Eigen::Array<T, Eigen::Dynamic, 1> sg = Eigen::Array<T, Eigen::Dynamic, 1>::Zero(n), sgx = sg;
     for (int64_t r = 0; r < R; ++r) {
-      const T *xr = x + r * C, *gr = g + r * C;
-      const T mr = mean[r], sr = rstd[r];
-      for (int64_t c = c0; c < c1; ++c) {
-        sg[c - c0] += gr[c];
-        sgx[c - c0] += static_cast<double>(gr[c]) * ((xr[c] - mr) * sr);
-      }
+      CVecMap<T> xr(x + r * C + c0, n), gr(g + r * C + c0, n);
+      sg += gr;
+      sgx += gr * ((xr - mean[r]) * rstd[r]);
     }
-    for (int64_t c = c0; c < c1; ++c) {
-      if (dbeta) dbeta[c] += static_cast<T>(sg[c - c0]);
-      if (dgamma) dgamma[c] += static_cast<T>(sgx[c - c0]);
-    }
+    if (dbeta) VecMap<T>(dbeta + c0, n) += sg;
+    if (dgamma) VecMap<T>(dgamma + c0, n) += sgx;
   }, R * C);
 }
 

@@ -84,9 +84,9 @@ void ce_labels_backward(const KernelArgs& a) {
   if (!dx) return;
   T f = gout<T>(a)[0] / static_cast<T>(N);
   pfor(N, [&](int64_t r) {
-    T lse = row_logsumexp(x + r * C, C);
-    for (int64_t j = 0; j < C; ++j)
-      dx[r * C + j] += f * (std::exp(x[r * C + j] - lse) - (j == y[r] ? T(1) : T(0)));
+    const T lse = row_logsumexp(x + r * C, C);
+    VecMap<T>(dx + r * C, C) += f * (CVecMap<T>(x + r * C, C) - lse).exp();
+    dx[r * C + y[r]] -= f;
   }, N * C);
 }
 

@@ -7,11 +7,9 @@ namespace lldl::cpu {
 
 template <class T>
 T row_logsumexp(const T* x, int64_t n) {
-  T m = x[0];
-  for (int64_t j = 1; j < n; ++j) m = x[j] > m ? x[j] : m;
-  T s = 0;
-  for (int64_t j = 0; j < n; ++j) s += std::exp(x[j] - m);
-  return m + std::log(s);
+  CVecMap<T> r(x, n);  // Eigen's exp is vectorised; std::exp in a loop is not
+  const T m = r.maxCoeff();
+  return m + std::log((r - m).exp().sum());
 }
 template float row_logsumexp<float>(const float*, int64_t);
 template double row_logsumexp<double>(const double*, int64_t);
@@ -24,14 +22,10 @@ void softmax_forward(const KernelArgs& a) {
   const T* x = in<T>(a, 0);
   T* y = out<T>(a);
   auto row = [&](int64_t r) {
-    const T* xr = x + r * n;
-    T* yr = y + r * n;
-    T m = xr[0];
-    for (int64_t j = 1; j < n; ++j) m = xr[j] > m ? xr[j] : m;
-    T s = 0;
-    for (int64_t j = 0; j < n; ++j) s += (yr[j] = std::exp(xr[j] - m));
-    T inv = T(1) / s;
-    for (int64_t j = 0; j < n; ++j) yr[j] *= inv;
+    CVecMap<T> xr(x + r * n, n);
+    VecMap<T> yr(y + r * n, n);
+    yr = (xr - xr.maxCoeff()).exp();
+    yr *= T(1) / yr.sum();
   };
   pfor(rows, row, rows * n);
 }
@@ -43,10 +37,9 @@ void softmax_backward(const KernelArgs& a) {
   T* d = gin<T>(a, 0);
   if (!d) return;
   pfor(rows, [&](int64_t r) {
-    const T *yr = y + r * n, *gr = g + r * n;
-    T dot = 0;
-    for (int64_t j = 0; j < n; ++j) dot += gr[j] * yr[j];
-    for (int64_t j = 0; j < n; ++j) d[r * n + j] += yr[j] * (gr[j] - dot);
+    CVecMap<T> yr(y + r * n, n), gr(g + r * n, n);
+    const T dot = (gr * yr).sum();
+    VecMap<T>(d + r * n, n) += yr * (gr - dot);
   }, rows * n);
 }
 
@@ -56,8 +49,7 @@ void log_softmax_forward(const KernelArgs& a) {
   const T* x = in<T>(a, 0);
   T* y = out<T>(a);
   pfor(rows, [&](int64_t r) {
-    T lse = row_logsumexp(x + r * n, n);
-    for (int64_t j = 0; j < n; ++j) y[r * n + j] = x[r * n + j] - lse;
+    VecMap<T>(y + r * n, n) = CVecMap<T>(x + r * n, n) - row_logsumexp(x + r * n, n);
   }, rows * n);
 }
 // dx = dy - softmax(x) * sum_j dy_j, with softmax(x) = exp(y)
@@ -68,9 +60,8 @@ void log_softmax_backward(const KernelArgs& a) {
   T* d = gin<T>(a, 0);
   if (!d) return;
   pfor(rows, [&](int64_t r) {
-    T s = 0;
-    for (int64_t j = 0; j < n; ++j) s += g[r * n + j];
-    for (int64_t j = 0; j < n; ++j) d[r * n + j] += g[r * n + j] - std::exp(y[r * n + j]) * s;
+    CVecMap<T> gr(g + r * n, n), yr(y + r * n, n);
+    VecMap<T>(d + r * n, n) += gr - yr.exp() * gr.sum();
   }, rows * n);
 }
 

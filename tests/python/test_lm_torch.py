@@ -14,8 +14,8 @@ import pytest
 
 import cppapi
 
-torch = pytest.importorskip("torch")
-st_torch = pytest.importorskip("safetensors.torch")
+import torch  # noqa: E402  (a test dependency: requirements-dev.txt)
+import safetensors.torch as st_torch  # noqa: E402
 F = torch.nn.functional
 
 TOL = 1e-4
