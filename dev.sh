@@ -2,7 +2,8 @@
 # Sets up everything lldl needs, then runs it.
 #
 #   ./dev.sh run  [diabetes flags]   set up, then the examples: the seed's
-#                                    diabetes.py, digits.py, diabetes.cpp
+#                                    diabetes.py, digits.py, diabetes.cpp,
+#                                    and a char GPT trained on the fortunes
 #   ./dev.sh test                    set up, then run every test
 #
 # Setup is idempotent and quick once done: missing apt packages (checked with
@@ -115,6 +116,11 @@ cmd_run() {
   "$PY" examples/digits.py
   say "diabetes from C++ (examples/diabetes.cpp)"
   build/diabetes --data-dir "$(sklearn_data_dir)" "$@"
+  # LLDL_GPT_STEPS=2000 trains longer (about 4 minutes on 2 cores).
+  say "a character-level GPT on the fortunes: lldl-gpt train, then sample"
+  build/lldl-gpt train --data /usr/share/games/fortunes --steps "${LLDL_GPT_STEPS:-1000}" \
+    --out build/fortunes-gpt.safetensors --eval-every 250 </dev/null
+  build/lldl-gpt sample --ckpt build/fortunes-gpt.safetensors --prompt "The " --tokens 400 </dev/null
 }
 
 cmd_test() {
