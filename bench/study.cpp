@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "autograd/graph.h"
+#include "backends/cuda/device.h"
 #include "bench/study_ops.h"
 #include "core/profiler.h"
 #include "core/rng.h"
@@ -128,6 +129,8 @@ std::vector<Job> plan(const Config& cfg) {
     if (be == Backend::Count) throw ValueError("study: unknown backend '" + b + "' (cpu, cuda)");
     if (!has_kernels(be, DType::F32, OpKind::MatMul))
       throw UnavailableError("study: backend '" + b + "' is not available in this build");
+    if (be == Backend::CUDA && !cuda_available())
+      throw UnavailableError("study: backend 'cuda' is not usable here: " + cuda_status());
   }
   std::vector<Job> jobs;
   for (const auto& [name, labels] : cfg.ops) {
@@ -374,7 +377,9 @@ Config parse_args(int argc, char** argv) {
   }
   if (cfg.backends.empty())
     for (int i = 0; i < kBackendCount; ++i)
-      if (has_kernels(Backend(i), DType::F32, OpKind::MatMul)) cfg.backends.push_back(backend_name(Backend(i)));
+      if (has_kernels(Backend(i), DType::F32, OpKind::MatMul) &&
+          (Backend(i) != Backend::CUDA || cuda_available()))  // built, and a device present
+        cfg.backends.push_back(backend_name(Backend(i)));
   if (cfg.quick) {
     cfg.repeats = std::min(cfg.repeats, 3);
     cfg.min_time = std::min(cfg.min_time, 0.005);
