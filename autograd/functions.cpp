@@ -120,6 +120,8 @@ Tensor slice(Tensor x, int axis, int64_t start, int64_t length) {
 
 Tensor concat(Tensor a, Tensor b, int axis) {
   return binary(OpKind::Concat, a, b, concat_attr(axis));
+}
+
 Tensor causal_attention(Tensor qkv, int n_head) {
   return unary(OpKind::Attention, qkv, attention_attr(n_head));
 }
