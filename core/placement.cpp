@@ -9,6 +9,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "backends/cuda/device.h"
 #include "core/error.h"
 
 namespace lldl {
@@ -199,7 +200,8 @@ bool kind_from(const std::string& s, OpKind* k) {
 
 void CostModel::init_defaults() {
   for (int b = 0; b < kBackendCount; ++b)
-    available_[b] = Backend(b) == Backend::CPU || has_kernels(Backend(b), DType::F32, OpKind::MatMul);
+    available_[b] = Backend(b) == Backend::CPU ||
+                    (has_kernels(Backend(b), DType::F32, OpKind::MatMul) && cuda_available());
   max_threads_ = std::max(1, omp_get_num_procs());
 }
 
