@@ -72,6 +72,18 @@ std::vector<Case> cases(int64_t s) {
       c(OpKind::Dropout, rs + " p 0.5", {{r, 1024}}, dropout_attr(0.5f, true, 1)),
       c(OpKind::BatchNorm, b + "x32x28x28 training", {{16 * s, 32, 28, 28}, {32}, {32}, {32}, {32}},
         batch_norm_attr(true)),
+      // Sequence models at GPT-2 small widths (C = 768, 12 heads, T = 256).
+      c(OpKind::Embedding, std::to_string(4 * s) + "x256 ids, table 8192x768", {{4 * s, 256}, {8192, 768}}),
+      c(OpKind::LayerNorm, std::to_string(r) + "x768", {{r, 768}, {768}, {768}}, layer_norm_attr(1e-5f)),
+      c(OpKind::Gelu, rs, {{r, 1024}}),
+      c(OpKind::Transpose, std::to_string(4 * s) + "x256x12x64 dims 1 2", {{4 * s, 256, 12, 64}},
+        transpose_attr(1, 2)),
+      c(OpKind::Transpose, rs + " dims 0 1", {{r, 1024}}, transpose_attr(0, 1)),
+      c(OpKind::Slice, std::to_string(r) + "x3072 axis 1 from 1024, 1024", {{r, 3072}}, slice_attr(1, 1024, 1024)),
+      c(OpKind::Concat, rs + " and " + rs + " axis 1", {{r, 1024}, {r, 1024}}, concat_attr(1)),
+      c(OpKind::Attention, std::to_string(4 * s) + "x256x2304 12 heads", {{4 * s, 256, 3 * 768}},
+        attention_attr(12)),
+      c(OpKind::Lstm, std::to_string(8 * s) + "x64x256 H 256", {{8 * s, 64, 256}, {1024, 256}, {1024, 256}, {1024}}),
   };
 }
 
@@ -91,7 +103,9 @@ Host make_host(const Case& k, const KernelArgs& a) {
     h.gin.emplace_back(is_int_input(m, int(j)) ? 0 : static_cast<size_t>(n) * 4);
     for (int64_t e = 0; e < n; ++e) {
       if (is_int_input(m, int(j))) {
-        int32_t v = static_cast<int32_t>(r.below(static_cast<uint64_t>(k.in[0][1])));
+        // Labels index logits' columns; token ids index the table's rows.
+        const int64_t bound = k.kind == OpKind::Embedding ? k.in[1][0] : k.in[0][1];
+        int32_t v = static_cast<int32_t>(r.below(static_cast<uint64_t>(bound)));
         std::memcpy(h.in[j].data() + 4 * e, &v, 4);
       } else {
         float v = static_cast<float>(j == 4 ? r.uniform(0.5, 2) : r.uniform(-1, 1));

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "backends/cuda/device.h"
 #include "core/error.h"
 
 namespace lldl {

@@ -74,8 +74,9 @@ class CostModel {
   // The fit of one group, or null.
   const CostFit* find(OpKind k, Backend b, int threads, Phase ph, const std::string& tier = "") const;
 
-  // Backends the choice may use. Default: the CPU, and every other backend
-  // whose kernels this build has (has_kernels).
+  // Backends the choice may use. Default: the CPU, and the CUDA backend when
+  // this build has its kernels (has_kernels) and a device is usable
+  // (cuda_available()): a CUDA build on a machine without a GPU places on the CPU.
   void set_available(Backend b, bool on) { available_[int(b)] = on; }
   bool available(Backend b) const { return available_[int(b)]; }
   // Largest thread count the choice may use; default: this machine's cores.

@@ -33,6 +33,56 @@ struct Case {
   std::string label() const { return std::string(op_name(kind)) + " " + name; }
 };
 
+// The sequence-model ops (embedding ... lstm). Small enough for the host
+// emulation; between them they take the paths the kernels branch on (a
+// transpose with and without contiguous inner values, attention batched over
+// heads (B <= n_head) and over batch rows, one time step).
+inline std::vector<Case> seq_cases() {
+  auto c = [](OpKind k, std::string n, std::vector<Shape> in, OpAttr a = no_attr()) {
+    return Case{k, std::move(n), std::move(in), a};
+  };
+  auto lstm = [&c](int64_t B, int64_t T, int64_t I, int64_t H) {
+    Case k = c(OpKind::Lstm, "B " + std::to_string(B) + ", T " + std::to_string(T) + ", I " + std::to_string(I) +
+                                 ", H " + std::to_string(H),
+               {{B, T, I}, {4 * H, I}, {4 * H, H}, {4 * H}});
+    k.lo = -1.0, k.hi = 1.0;  // weights in [-1, 1): the gates do not all saturate
+    return k;
+  };
+  std::vector<Case> v = {
+      c(OpKind::LayerNorm, "4x37", {{4, 37}, {37}, {37}}, layer_norm_attr(1e-5f)),
+      c(OpKind::LayerNorm, "2x3x8, eps 0.1", {{2, 3, 8}, {8}, {8}}, layer_norm_attr(0.1f)),
+      c(OpKind::LayerNorm, "5x1 (one feature)", {{5, 1}, {1}, {1}}, layer_norm_attr(1e-5f)),
+      c(OpKind::Gelu, "3x33", {{3, 33}}),
+      c(OpKind::Transpose, "3x4x5, dims 0 and 2", {{3, 4, 5}}, transpose_attr(0, 2)),
+      c(OpKind::Transpose, "2x3x4x5, dims 1 and 2", {{2, 3, 4, 5}}, transpose_attr(1, 2)),
+      c(OpKind::Transpose, "6x7, dims -1 and -2", {{6, 7}}, transpose_attr(-1, -2)),
+      c(OpKind::Transpose, "3x4, dims 1 and 1", {{3, 4}}, transpose_attr(1, 1)),
+      c(OpKind::Slice, "4x10x3, axis 1 from 2, 5", {{4, 10, 3}}, slice_attr(1, 2, 5)),
+      c(OpKind::Slice, "6x7, axis 0 from 1, 3", {{6, 7}}, slice_attr(0, 1, 3)),
+      c(OpKind::Slice, "6x7, axis -1 from 6, 1", {{6, 7}}, slice_attr(-1, 6, 1)),
+      c(OpKind::Concat, "3x4 and 3x2, axis 1", {{3, 4}, {3, 2}}, concat_attr(1)),
+      c(OpKind::Concat, "2x3x4 and 5x3x4, axis 0", {{2, 3, 4}, {5, 3, 4}}, concat_attr(0)),
+      c(OpKind::Concat, "2x3x4 and 2x3x1, axis -1", {{2, 3, 4}, {2, 3, 1}}, concat_attr(-1)),
+      c(OpKind::Attention, "2x5x12, 2 heads", {{2, 5, 12}}, attention_attr(2)),
+      c(OpKind::Attention, "3x7x24, 2 heads", {{3, 7, 24}}, attention_attr(2)),
+      c(OpKind::Attention, "1x1x6, 1 head", {{1, 1, 6}}, attention_attr(1)),
+      c(OpKind::Attention, "2x9x48, 4 heads", {{2, 9, 48}}, attention_attr(4)),
+      lstm(2, 5, 3, 4),
+      lstm(3, 1, 2, 3),
+      lstm(1, 6, 4, 5),
+  };
+  Case gelu_wide = c(OpKind::Gelu, "200, values in [-12, 12)", {{200}});
+  gelu_wide.lo = -12.0, gelu_wide.hi = 12.0;
+  v.push_back(gelu_wide);
+  Case emb = c(OpKind::Embedding, "2x3 ids, table 7x5", {{2, 3}, {7, 5}});
+  emb.classes = 7;
+  v.push_back(emb);
+  emb = c(OpKind::Embedding, "40 ids of 3 (repeats), table 3x9", {{40}, {3, 9}});
+  emb.classes = 3;
+  v.push_back(emb);
+  return v;
+}
+
 inline std::vector<Case> cases() {
   auto c = [](OpKind k, std::string n, std::vector<Shape> in, OpAttr a = no_attr()) {
     return Case{k, std::move(n), std::move(in), a};
@@ -90,6 +140,7 @@ inline std::vector<Case> cases() {
   labels = c(OpKind::CrossEntropyLabels, "50x33", {{50, 33}, {50}});
   labels.classes = 33;
   v.push_back(labels);
+  for (const Case& k : seq_cases()) v.push_back(k);
   // Soft targets in [0, 1).
   for (Case& k : v)
     if (k.kind == OpKind::CrossEntropy) k.lo = 0.0, k.hi = 1.0;
@@ -132,6 +183,29 @@ inline std::vector<Case> large_cases() {
       c(OpKind::BatchNorm, "32x16x14x14 eval", {{32, 16, 14, 14}, {16}, {16}, {16}, {16}},
         batch_norm_attr(false)),
   };
+  for (Case k : std::vector<Case>{
+           c(OpKind::LayerNorm, "1000x768", {{1000, 768}, {768}, {768}}, layer_norm_attr(1e-5f)),
+           c(OpKind::LayerNorm, "4096x33", {{4096, 33}, {33}, {33}}, layer_norm_attr(1e-5f)),
+           c(OpKind::Gelu, "513x1025", {{513, 1025}}),
+           c(OpKind::Transpose, "3x70x45, dims 1 and 2 (tiles)", {{3, 70, 45}}, transpose_attr(1, 2)),
+           c(OpKind::Transpose, "16x33x2x40, dims 1 and 3 (tiles)", {{16, 33, 2, 40}}, transpose_attr(1, 3)),
+           c(OpKind::Transpose, "300x257, dims 0 and 1 (tiles)", {{300, 257}}, transpose_attr(0, 1)),
+           c(OpKind::Transpose, "8x128x12x64, dims 1 and 2 (heads)", {{8, 128, 12, 64}}, transpose_attr(1, 2)),
+           c(OpKind::Slice, "64x256x768, axis 2 from 256, 256", {{64, 256, 768}}, slice_attr(2, 256, 256)),
+           c(OpKind::Concat, "512x300 and 512x200, axis 1", {{512, 300}, {512, 200}}, concat_attr(1)),
+           c(OpKind::Attention, "4x128x768, 8 heads", {{4, 128, 768}}, attention_attr(8)),
+           c(OpKind::Attention, "16x100x192, 2 heads", {{16, 100, 192}}, attention_attr(2)),
+       })
+    v.push_back(k);
+  Case lstm_big = c(OpKind::Lstm, "B 8, T 32, I 64, H 128", {{8, 32, 64}, {512, 64}, {512, 128}, {512}});
+  lstm_big.lo = -0.2, lstm_big.hi = 0.2;
+  v.push_back(lstm_big);
+  Case emb = c(OpKind::Embedding, "8x256 ids, table 1000x768", {{8, 256}, {1000, 768}});
+  emb.classes = 1000;
+  v.push_back(emb);
+  emb = c(OpKind::Embedding, "4096 ids of 5, table 5x64", {{4096}, {5, 64}});
+  emb.classes = 5;
+  v.push_back(emb);
   Case ce = c(OpKind::CrossEntropy, "256x1000", {{256, 1000}, {256, 1000}});
   ce.lo = 0.0;
   ce.hi = 1.0;
@@ -189,9 +263,11 @@ inline double nmse(const std::vector<float>& a, const std::vector<float>& ref) {
 }
 
 // The criteria of issue 6: normalised MSE <= 1e-7, 5e-4 for matmul-like ops
-// (a GPU's GEMM sums in another order and may fuse differently).
+// (a GPU's GEMM sums in another order and may fuse differently: matmul,
+// conv2d and the GEMM-based attention and LSTM).
 inline double tolerance(OpKind k, bool gpu) {
-  if (gpu && (k == OpKind::MatMul || k == OpKind::Conv2d)) return 5e-4;
+  if (gpu && (k == OpKind::MatMul || k == OpKind::Conv2d || k == OpKind::Attention || k == OpKind::Lstm))
+    return 5e-4;
   return 1e-7;
 }
 
@@ -235,7 +311,7 @@ struct Buffers {
 // Output, input gradients and inputs (batch norm updates its running
 // buffers in place) after forward and backward.
 struct Result {
-  std::vector<float> out;
+  std::vector<float> out, ws;  // ws: the workspace after forward and backward
   std::vector<std::vector<float>> grads, inputs;
 };
 
@@ -258,10 +334,12 @@ inline Result run(const Case& k, const Side& s, uint64_t seed, bool device) {
   // NaN-filled, so an element no kernel wrote fails the comparison.
   r.out.assign(static_cast<size_t>(a.out_shape.numel()), std::numeric_limits<float>::quiet_NaN());
   a.out = m.view ? const_cast<void*>(a.in[0]) : b.put(r.out.data(), out_bytes);
-  std::vector<float> ws;
+  // The workspace NaN-filled too: forward must write every element, in the
+  // layout (and size) of the op's metadata row, which compare() checks.
   if (m.workspace) {
-    ws.assign(static_cast<size_t>(m.workspace(a.in_shape, a.out_shape, a.attr)), 0.0f);
-    a.ws = b.put(ws.data(), ws.size() * 4);
+    r.ws.assign(static_cast<size_t>(m.workspace(a.in_shape, a.out_shape, a.attr)),
+                std::numeric_limits<float>::quiet_NaN());
+    a.ws = b.put(r.ws.data(), r.ws.size() * 4);
   }
   s.forward(a);
   std::vector<float> g = random_vector(a.out_shape.numel(), seed + 1);
@@ -280,6 +358,7 @@ inline Result run(const Case& k, const Side& s, uint64_t seed, bool device) {
   }
   if (m.view) r.out = v.f[0];
   else b.get(r.out.data(), a.out, out_bytes);
+  b.get(r.ws.data(), a.ws, r.ws.size() * 4);
   r.inputs = v.f;
   return r;
 }
@@ -290,6 +369,8 @@ inline void compare(const Case& k, const Result& got, const Result& ref, const s
   INFO(k.label() << " (" << how << ")");
   double e = nmse(got.out, ref.out);
   CHECK_MESSAGE(e <= tol, "forward output: normalised MSE " << e << " > " << tol);
+  e = nmse(got.ws, ref.ws);
+  CHECK_MESSAGE(e <= tol, "workspace: normalised MSE " << e << " > " << tol);
   for (size_t j = 0; j < ref.grads.size(); ++j) {
     e = nmse(got.grads[j], ref.grads[j]);
     CHECK_MESSAGE(e <= tol, "gradient of input " << j << ": normalised MSE " << e << " > " << tol);

@@ -9,8 +9,8 @@
 // <= 1e-7, NaN fails). Two launch shapes are emulated: one thread per element
 // (the naive tier) and a small grid whose threads stride (the fast tier's
 // pointwise launch), which catches index arithmetic that skips or repeats
-// elements. The im2col + GEMM conv2d of the fast tier and the optimiser
-// update are checked the same way.
+// elements. The im2col + GEMM conv2d of the fast tier, its strided-GEMM
+// attention and LSTM, and the optimiser update are checked the same way.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -22,6 +22,8 @@
 #include "autograd/optim.h"
 #include "backends/cuda/im2col.h"
 #include "backends/cuda/naive.h"
+#include "backends/cuda/naive_seq.h"
+#include "backends/cuda/seq_gemm.h"
 #include "cuda_cases.h"
 
 using namespace lldl;
@@ -51,6 +53,13 @@ struct HostLauncher {
             const float* Y, float* C, bool acc, int64_t batch, int64_t sx, int64_t sy, int64_t sc) {
     for (int64_t b = 0; b < batch; ++b)
       (*this)(what, M * N, cuda::GemmF<float>{X + b * sx, Y + b * sy, C + b * sc, M, N, K, tx, ty, acc});
+  }
+  void gemm_ld(const char* what, bool tx, bool ty, int64_t M, int64_t N, int64_t K, const float* X, int64_t ldx,
+               const float* Y, int64_t ldy, float* C, int64_t ldc, bool acc, int64_t batch, int64_t sx,
+               int64_t sy, int64_t sc) {
+    for (int64_t b = 0; b < batch; ++b)
+      (*this)(what, M * N,
+              cuda::GemmF<float>{X + b * sx, Y + b * sy, C + b * sc, M, N, K, tx, ty, acc, ldx, ldy, ldc});
   }
 };
 
@@ -85,6 +94,16 @@ Side naive_side(OpKind k, HostLauncher& l) {
     case OpKind::Reshape: return pair(nullptr, nv::pass_bwd<H>);  // forward: a view
     case OpKind::Dropout: return pair(nv::dropout_fwd<H>, nv::dropout_bwd<H>);
     case OpKind::BatchNorm: return pair(nv::bn_fwd<H>, nv::bn_bwd<H>);
+    case OpKind::Embedding: return pair(nv::embedding_fwd<H>, nv::embedding_bwd<H>);
+    case OpKind::LayerNorm: return pair(nv::layer_norm_fwd<H>, nv::layer_norm_bwd<H>);
+    case OpKind::Gelu: return pair(nv::gelu_fwd<H>, nv::gelu_bwd<H>);
+    case OpKind::Transpose: return pair(nv::transpose_fwd<H>, nv::transpose_bwd<H>);
+    case OpKind::Slice: return pair(nv::slice_fwd<H>, nv::slice_bwd<H>);
+    case OpKind::Concat: return pair(nv::concat_fwd<H>, nv::concat_bwd<H>);
+    case OpKind::Attention: return pair(nv::attention_fwd<H>, nv::attention_bwd<H>);
+    case OpKind::Lstm:
+      return Side{[&l](const KernelArgs& a) { nv::lstm_fwd(a, l); },
+                  [&l](const KernelArgs& a) { cuda::lstm_bwd(a, l, false); }};
     default: return {};
   }
 }
@@ -135,6 +154,60 @@ TEST_CASE("CUDA fast-tier conv2d (im2col + GEMM) on the host matches the CPU bac
     compare(k, run(k, im2col, seed, false), run(k, cpu_side(k.kind), seed, false), "im2col + GEMM", false);
   }
   CHECK(n >= 3);
+}
+
+// The fast tier's attention and LSTM are GEMMs with strides into packed
+// tensors plus small kernels; here the GEMMs are GemmF with the same
+// arguments and the attention softmax steps are the row bodies the GPU's
+// warp kernels mirror, so the strides, offsets and batching are checked.
+TEST_CASE("CUDA fast-tier attention and LSTM (strided GEMMs) on the host match the CPU backend") {
+  uint64_t seed = 11;
+  int n_attention = 0, n_lstm = 0;
+  for (const Case& k : cases()) {
+    if (k.kind != OpKind::Attention && k.kind != OpKind::Lstm) continue;
+    seed += 1000;
+    HostLauncher l;
+    Side fast;
+    if (k.kind == OpKind::Attention) {
+      ++n_attention;
+      fast.forward = [&l](const KernelArgs& a) {
+        cuda::attention_gemm_fwd(a, l, [&l](float* P, int64_t rows, int64_t T, float scale) {
+          l("softmax", rows, cuda::AttnSoftmaxRowF<float>{P, T, scale}, true);
+        });
+      };
+      fast.backward = [&l](const KernelArgs& a) {
+        cuda::attention_gemm_bwd(a, l, [&l](const float* P, float* dS, int64_t rows, int64_t T, float scale) {
+          l("softmax backward", rows, cuda::AttnSoftmaxBwdRowF<float>{P, dS, T, scale}, true);
+        });
+      };
+    } else {
+      ++n_lstm;
+      fast.forward = [&l](const KernelArgs& a) { cuda::lstm_gemm_fwd(a, l); };
+      fast.backward = [&l](const KernelArgs& a) { cuda::lstm_bwd(a, l, true); };
+    }
+    compare(k, run(k, fast, seed, false), run(k, cpu_side(k.kind), seed, false), "strided GEMMs", false);
+  }
+  CHECK(n_attention >= 3);
+  CHECK(n_lstm >= 3);
+}
+
+TEST_CASE("CUDA attention batches heads or batch rows, whichever is larger") {
+  // head_batches picks the GEMM batch; both choices must be among the cases
+  // above, or one set of strides would go untested.
+  bool by_head = false, by_row = false;
+  for (const Case& k : cases()) {
+    if (k.kind != OpKind::Attention) continue;
+    KernelArgs a{};
+    a.in_shape[0] = k.in[0];
+    a.attr = k.attr;
+    const cuda::AttnGeom g = cuda::attn_geom(a);
+    const cuda::HeadBatches hb = cuda::head_batches(g);
+    CHECK(hb.calls * hb.batch == g.B * g.NH);
+    if (hb.batch > 1 && hb.s_qkv == g.D) by_head = true;              // next head: D columns on
+    if (hb.batch > 1 && hb.s_qkv == g.T * 3 * g.C) by_row = true;     // next batch row
+  }
+  CHECK(by_head);
+  CHECK(by_row);
 }
 
 TEST_CASE("CUDA optimiser update on the host matches the CPU optimiser") {

@@ -13,19 +13,23 @@ namespace lldl::cuda {
 // ---- matmul -------------------------------------------------------------------
 // C (M, N) = op(X) (M, K) @ op(Y) (K, N), row-major; X is stored (M, K), or
 // (K, M) when tx; Y is stored (K, N), or (N, K) when ty. acc: C += instead.
+// ldx, ldy, ldc: the stored matrices' row strides (0: contiguous), for
+// slices of packed tensors (attention heads, LSTM time steps).
 // The backward passes are GEMMs too (matmul.cu), so one body serves all.
 template <class T> struct GemmF {
   const T *X, *Y; T* C; int64_t M, N, K; bool tx, ty, acc;
+  int64_t ldx = 0, ldy = 0, ldc = 0;
   LLDL_HD void operator()(int64_t i) const {
+    const int64_t lx = ldx ? ldx : (tx ? M : K), ly = ldy ? ldy : (ty ? K : N), lc = ldc ? ldc : N;
     int64_t r = i / N, c = i % N;
     T s = 0;
     for (int64_t k = 0; k < K; ++k) {
-      T xv = tx ? X[k * M + r] : X[r * K + k];
-      T yv = ty ? Y[c * K + k] : Y[k * N + c];
+      T xv = tx ? X[k * lx + r] : X[r * lx + k];
+      T yv = ty ? Y[c * ly + k] : Y[k * ly + c];
       s += xv * yv;
     }
-    if (acc) C[i] += s;
-    else C[i] = s;
+    if (acc) C[r * lc + c] += s;
+    else C[r * lc + c] = s;
   }
 };
 

@@ -40,6 +40,10 @@ inline bool fast() { return cuda_tier() == CudaTier::Fast; }
 // fast tier, GemmF (one thread per element) in the naive one (gemm.cu).
 void gemm(const char* what, bool tx, bool ty, int64_t M, int64_t N, int64_t K, const float* X,
           const float* Y, float* C, bool acc, int64_t batch, int64_t sx, int64_t sy, int64_t sc);
+// The same with row strides ldx, ldy, ldc (slices of packed tensors).
+void gemm_ld(const char* what, bool tx, bool ty, int64_t M, int64_t N, int64_t K, const float* X, int64_t ldx,
+             const float* Y, int64_t ldy, float* C, int64_t ldc, bool acc, int64_t batch, int64_t sx, int64_t sy,
+             int64_t sc);
 
 // The launcher of naive.h and im2col.h on the GPU.
 struct DeviceLauncher {
@@ -52,7 +56,21 @@ struct DeviceLauncher {
             const float* Y, float* C, bool acc, int64_t batch, int64_t sx, int64_t sy, int64_t sc) const {
     cuda::gemm(what, tx, ty, M, N, K, X, Y, C, acc, batch, sx, sy, sc);
   }
+  void gemm_ld(const char* what, bool tx, bool ty, int64_t M, int64_t N, int64_t K, const float* X, int64_t ldx,
+               const float* Y, int64_t ldy, float* C, int64_t ldc, bool acc, int64_t batch, int64_t sx,
+               int64_t sy, int64_t sc) const {
+    cuda::gemm_ld(what, tx, ty, M, N, K, X, ldx, Y, ldy, C, ldc, acc, batch, sx, sy, sc);
+  }
 };
+
+// ---- one warp per row ----------------------------------------------------------
+// Blocks of kWarpsPerBlock warps; warp w of the grid takes row w and leaves
+// as a whole when w >= rows (so every shuffle sees 32 live lanes).
+constexpr int kWarpsPerBlock = 8;
+inline unsigned row_blocks(int64_t rows) {
+  return static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock);
+}
+__device__ inline int64_t warp_row() { return (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) >> 5; }
 
 // ---- reductions --------------------------------------------------------------
 
@@ -120,5 +138,7 @@ void register_pointwise(KernelPair* t);  // pointwise.cu
 void register_rows(KernelPair* t);       // rows.cu
 void register_pool_bn(KernelPair* t);    // pool_bn.cu
 void register_gemm(KernelPair* t);       // gemm.cu
+void register_seq(KernelPair* t);        // seq.cu
+void register_attention_lstm(KernelPair* t);  // attention_lstm.cu
 
 }  // namespace lldl::cuda

@@ -14,34 +14,40 @@
 namespace lldl::cuda {
 
 // C_b (M, N) = op(X_b) @ op(Y_b) (+ C_b when acc), row-major: X_b stored
-// (M, K), or (K, M) when tx; Y_b (K, N), or (N, K) when ty.
+// (M, K), or (K, M) when tx, with row stride ldx; Y_b (K, N), or (N, K) when
+// ty, row stride ldy; C_b row stride ldc.
 //
 // cuBLAS is column-major, where a row-major matrix reads as its transpose;
 // so it computes C^T = op(Y)^T op(X)^T: Y first, with the leading dimensions
 // of the stored row-major matrices.
-void gemm(const char* what, bool tx, bool ty, int64_t M, int64_t N, int64_t K, const float* X,
-          const float* Y, float* C, bool acc, int64_t batch, int64_t sx, int64_t sy, int64_t sc) {
+void gemm_ld(const char* what, bool tx, bool ty, int64_t M, int64_t N, int64_t K, const float* X, int64_t ldx,
+             const float* Y, int64_t ldy, float* C, int64_t ldc, bool acc, int64_t batch, int64_t sx, int64_t sy,
+             int64_t sc) {
   if (M == 0 || N == 0 || batch == 0) return;
-  if (!fast()) {
+  // Naive tier, or an empty sum (C = 0, or unchanged when accumulating):
+  // GemmF, one thread per element of C.
+  if (!fast() || K == 0) {
+    if (K == 0 && acc) return;
     for (int64_t b = 0; b < batch; ++b)
-      launch(what, M * N, GemmF<float>{X + b * sx, Y + b * sy, C + b * sc, M, N, K, tx, ty, acc});
-    return;
-  }
-  if (K == 0) {  // an empty sum: C = 0, or unchanged when accumulating
-    if (!acc)
-      for (int64_t b = 0; b < batch; ++b) cuda_memset(C + b * sc, 0, sizeof(float) * M * N);
+      launch(what, M * N, GemmF<float>{X + b * sx, Y + b * sy, C + b * sc, M, N, K, tx, ty, acc, ldx, ldy, ldc});
     return;
   }
   const float one = 1.0f, beta = acc ? 1.0f : 0.0f;
-  const int ldx = static_cast<int>(tx ? M : K), ldy = static_cast<int>(ty ? K : N);
   const cublasOperation_t opx = tx ? CUBLAS_OP_T : CUBLAS_OP_N, opy = ty ? CUBLAS_OP_T : CUBLAS_OP_N;
   if (batch == 1)
-    check(cublasSgemm(blas(), opy, opx, int(N), int(M), int(K), &one, Y, ldy, X, ldx, &beta, C, int(N)),
+    check(cublasSgemm(blas(), opy, opx, int(N), int(M), int(K), &one, Y, int(ldy), X, int(ldx), &beta, C,
+                      int(ldc)),
           what);
   else
-    check(cublasSgemmStridedBatched(blas(), opy, opx, int(N), int(M), int(K), &one, Y, ldy, sy, X, ldx,
-                                    sx, &beta, C, int(N), sc, int(batch)),
+    check(cublasSgemmStridedBatched(blas(), opy, opx, int(N), int(M), int(K), &one, Y, int(ldy), sy, X,
+                                    int(ldx), sx, &beta, C, int(ldc), sc, int(batch)),
           what);
+}
+
+// The same with contiguous matrices.
+void gemm(const char* what, bool tx, bool ty, int64_t M, int64_t N, int64_t K, const float* X,
+          const float* Y, float* C, bool acc, int64_t batch, int64_t sx, int64_t sy, int64_t sc) {
+  gemm_ld(what, tx, ty, M, N, K, X, tx ? M : K, Y, ty ? K : N, C, N, acc, batch, sx, sy, sc);
 }
 
 namespace {

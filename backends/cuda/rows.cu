@@ -13,13 +13,7 @@ namespace lldl::cuda {
 
 namespace {
 
-constexpr int kWarpsPerBlock = 8;
-
-// Blocks of 8 warps, one warp per row.
-unsigned row_blocks(int64_t rows) {
-  return static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock);
-}
-__device__ inline int64_t warp_row() { return (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) >> 5; }
+// Blocks of 8 warps, one warp per row (row_blocks, warp_row: common.cuh).
 
 // Log-sum-exp of row xr, every lane gets it.
 __device__ inline float warp_lse(const float* xr, int64_t n, int lane) {

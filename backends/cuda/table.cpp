@@ -10,6 +10,8 @@ void register_pointwise(KernelPair* t);  // pointwise.cu
 void register_rows(KernelPair* t);       // rows.cu
 void register_pool_bn(KernelPair* t);    // pool_bn.cu
 void register_gemm(KernelPair* t);       // gemm.cu
+void register_seq(KernelPair* t);        // seq.cu
+void register_attention_lstm(KernelPair* t);  // attention_lstm.cu
 }  // namespace cuda
 
 void cuda_fill_table(KernelPair (&f32)[kOpCount]) {
@@ -17,6 +19,8 @@ void cuda_fill_table(KernelPair (&f32)[kOpCount]) {
   cuda::register_rows(f32);
   cuda::register_pool_bn(f32);
   cuda::register_gemm(f32);
+  cuda::register_seq(f32);
+  cuda::register_attention_lstm(f32);
 }
 
 }  // namespace lldl

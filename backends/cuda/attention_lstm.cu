@@ -1,0 +1,93 @@
+// CUDA kernels of causal_attention and lstm (float32). Shapes and the
+// workspaces (attention: softmax probabilities P (B, n_head, T, T), zero
+// above the diagonal; lstm: activated gates (B, T, 4H), then cell states
+// (B, T, H)) as in backends/cpu/attention.cpp and lstm.cpp, so either tier's
+// backward reads what its forward wrote in the layout the graph allocated.
+//
+// Attention. Naive: one thread per (b, head, t) row with loops for the
+// scores, the softmax and the output row; backward a thread per row (dS, dq)
+// then per key position (dk, dv). Fast (seq_gemm.h): per head, strided-
+// batched SGEMMs read Q, K, V straight out of qkv (leading dimension 3C):
+// S = Q K^T, then a warp per row does the masked, scaled softmax in place,
+// Y = P V; backward dV += P^T dY, dP = dY V^T, a warp per row turns dP into
+// dS, dQ += dS K, dK += dS^T Q.
+// LSTM. Naive: per time step a thread per (b, gate unit) for the pre-
+// activations and a thread per (b, unit) for the cell (naive_seq.h). Fast:
+// one SGEMM x W_ih^T over all steps, then per step an SGEMM adding
+// h_{t-1} W_hh^T and the fused cell kernel (seq_gemm.h). Backward through
+// time (lstm_bwd, naive_seq.h) with per-step SGEMMs for dh and one GEMM
+// each for dx, dW_ih, dW_hh and db at the end.
+#include <math.h>
+
+#include "backends/cuda/common.cuh"
+#include "backends/cuda/seq_gemm.h"
+
+namespace lldl::cuda {
+
+namespace {
+
+// Row r of P (T entries, unscaled scores on entry; t = r mod T):
+// softmax_{s<=t}(scale S) with the maximum subtracted, zero for s > t.
+__global__ void attn_softmax_warp_kernel(float* P, int64_t rows, int64_t T, float scale) {
+  const int64_t r = warp_row();
+  const int lane = threadIdx.x & 31;
+  if (r >= rows) return;
+  const int64_t t = r % T;
+  float* p = P + r * T;
+  float m = -INFINITY;
+  for (int64_t s = lane; s <= t; s += 32) m = p[s] > m ? p[s] : m;
+  m = warp_max(m);
+  float sum = 0;
+  for (int64_t s = lane; s <= t; s += 32) sum += (p[s] = expf((p[s] - m) * scale));
+  const float inv = 1.0f / warp_sum(sum);
+  for (int64_t s = lane; s < T; s += 32) p[s] = s <= t ? p[s] * inv : 0.0f;
+}
+// dS = P (dP - sum_{s<=t} dP P) scale, zero for s > t (dS holds dP on entry).
+__global__ void attn_softmax_bwd_warp_kernel(const float* P, float* dS, int64_t rows, int64_t T, float scale) {
+  const int64_t r = warp_row();
+  const int lane = threadIdx.x & 31;
+  if (r >= rows) return;
+  const int64_t t = r % T;
+  const float* p = P + r * T;
+  float* d = dS + r * T;
+  float dot = 0;
+  for (int64_t s = lane; s <= t; s += 32) dot += d[s] * p[s];
+  dot = warp_sum(dot);
+  for (int64_t s = lane; s < T; s += 32) d[s] = s <= t ? p[s] * (d[s] - dot) * scale : 0.0f;
+}
+
+void attention_forward(const KernelArgs& a) {
+  DeviceLauncher l;
+  if (!fast()) return naive::attention_fwd(a, l);
+  attention_gemm_fwd(a, l, [](float* P, int64_t rows, int64_t T, float scale) {
+    attn_softmax_warp_kernel<<<row_blocks(rows), kWarpsPerBlock * 32>>>(P, rows, T, scale);
+    check_launch("causal_attention");
+  });
+}
+void attention_backward(const KernelArgs& a) {
+  DeviceLauncher l;
+  if (!fast()) return naive::attention_bwd(a, l);
+  attention_gemm_bwd(a, l, [](const float* P, float* dS, int64_t rows, int64_t T, float scale) {
+    attn_softmax_bwd_warp_kernel<<<row_blocks(rows), kWarpsPerBlock * 32>>>(P, dS, rows, T, scale);
+    check_launch("causal_attention backward");
+  });
+}
+
+void lstm_forward(const KernelArgs& a) {
+  DeviceLauncher l;
+  if (!fast()) return naive::lstm_fwd(a, l);
+  lstm_gemm_fwd(a, l);
+}
+void lstm_backward(const KernelArgs& a) {
+  DeviceLauncher l;
+  lstm_bwd(a, l, fast());
+}
+
+}  // namespace
+
+void register_attention_lstm(KernelPair* t) {
+  t[int(OpKind::Attention)] = {attention_forward, attention_backward};
+  t[int(OpKind::Lstm)] = {lstm_forward, lstm_backward};
+}
+
+}  // namespace lldl::cuda
