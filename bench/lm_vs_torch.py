@@ -105,10 +105,10 @@ class TorchLSTM(torch.nn.Module):
             self.lstm.weight_hh_l0.copy_(P["lstm.weight_hh_l0"])
             self.lstm.bias_ih_l0.copy_(P["lstm.bias"])
             self.lstm.bias_hh_l0.zero_()
-        # lldl has one bias (bias_ih + bias_hh): train one of the two here.
-        self.lstm.bias_hh_l0.requires_grad_(False)
             self.head.weight.copy_(P["head.weight"])
             self.head.bias.copy_(P["head.bias"])
+        # lldl has one bias (bias_ih + bias_hh): train one of the two here.
+        self.lstm.bias_hh_l0.requires_grad_(False)
 
     def forward(self, idx):
         h, _ = self.lstm(self.emb(idx))
