@@ -255,7 +255,7 @@ TEST_CASE("max_pool2d and avg_pool2d on a known plane") {
   }
 }
 
-TEST_CASE("max_pool2d: the first maximum of a window gets the gradient; NaN propagates") {
+TEST_CASE("max_pool2d: the first maximum of a window gets the gradient, NaN propagates") {
   Graph g;
   const float nan = std::numeric_limits<float>::quiet_NaN();
   // Window 0 all equal, window 1 holds a NaN after its maximum.

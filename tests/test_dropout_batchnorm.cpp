@@ -235,7 +235,7 @@ TEST_CASE("batch_norm: hand-computed values (PyTorch BatchNorm1d, momentum 1)") 
   CHECK(g.data(rv)[1] == doctest::Approx(4));
 }
 
-TEST_CASE("batch_norm: the running buffers get no gradient; gamma and beta do") {
+TEST_CASE("batch_norm: the running buffers get no gradient, gamma and beta do") {
   for (bool training : {true, false}) {
     CAPTURE(training);
     Graph g;
@@ -258,7 +258,7 @@ TEST_CASE("batch_norm: the running buffers get no gradient; gamma and beta do") 
   }
 }
 
-TEST_CASE("batch_norm: eval works on a single sample; training output is standardised") {
+TEST_CASE("batch_norm: eval works on a single sample, training output is standardised") {
   Graph g;
   BnCase ref = random_case(1, 3, 1, 2);
   Tensor gamma = g.param({3}), beta = g.param({3});

@@ -135,7 +135,7 @@ TEST_CASE("lstm: stepwise logits equal the full forward pass") {
   CHECK(worst < 1e-4);
 }
 
-TEST_CASE("gpt and lstm: save then load gives identical logits; the file is checked") {
+TEST_CASE("gpt and lstm: save then load gives identical logits, the file is checked") {
   std::string path = temp_file("roundtrip");
   GPT a(tiny_gpt(), 1);
   overfit(a, 3);
@@ -215,7 +215,7 @@ TEST_CASE("gpt: generation is deterministic per seed, greedy at temperature 0, a
   }
 }
 
-TEST_CASE("sampling: top-k never picks outside the k largest; temperature 0 is the arg-max") {
+TEST_CASE("sampling: top-k never picks outside the k largest, temperature 0 is the arg-max") {
   std::vector<float> logits = {0.1f, 2.0f, -1.0f, 1.5f, 0.7f};
   Rng r(1);
   std::vector<int> seen(5, 0);

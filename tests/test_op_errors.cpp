@@ -657,7 +657,7 @@ TEST_CASE("cross_entropy refuses a label out of range, naming the label and the 
   CHECK(g.item(loss) == doctest::Approx(std::log(4.0)));
 }
 
-TEST_CASE("int32 tensors have no gradient; a float32 tensor is not read as double") {
+TEST_CASE("int32 tensors have no gradient, a float32 tensor is not read as double") {
   Graph g;
   int32_t y[2] = {0, 1};
   Tensor labels = g.input({2}, y, DType::I32);

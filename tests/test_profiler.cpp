@@ -50,7 +50,7 @@ TEST_CASE("profiler: off by default and off records nothing") {
   CHECK(g.profile().total_calls() == 0);
 }
 
-TEST_CASE("profiler: calls equal the recorded ops and backward kernel calls; FLOPs and bytes "
+TEST_CASE("profiler: calls equal the recorded ops and backward kernel calls, FLOPs and bytes "
           "are the metadata rows times the calls") {
   Graph g;
   Tensor W = g.param({16, 4}, "W");
@@ -115,7 +115,7 @@ TEST_CASE("roofline: intensity, attainable rate and bound follow from the peak")
   CHECK_FALSE(h.memory_bound);
 }
 
-TEST_CASE("profile_table: sorted by time with percentages; the roofline columns need a peak") {
+TEST_CASE("profile_table: sorted by time with percentages, the roofline columns need a peak") {
   Profile p;
   p.at(Backend::CPU, OpKind::Relu, Phase::Forward) = {10, 1000000, 1e6, 8e6};
   p.at(Backend::CPU, OpKind::MatMul, Phase::Forward) = {2, 3000000, 2e9, 1e7};

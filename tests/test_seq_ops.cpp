@@ -195,7 +195,7 @@ TEST_CASE("gelu on a large input (vectorised, threaded chunks) matches the formu
   CHECK_MESSAGE(bad_d == 0, bad_d << " derivatives differ from the formula by more than 1e-5");
 }
 
-TEST_CASE("transpose moves element [.., i, .., j, ..] to [.., j, .., i, ..]") {
+TEST_CASE("transpose moves element (.., i, .., j, ..) to (.., j, .., i, ..)") {
   Graph g;
   const Shape s{2, 3, 4, 5};
   Tensor x = iota(g, s);
@@ -245,7 +245,7 @@ TEST_CASE("transpose of a large matrix (threaded) and its backward place every e
   CHECK_MESSAGE(bad == 0, bad << " elements misplaced");
 }
 
-TEST_CASE("slice keeps [start, start + length) along the axis") {
+TEST_CASE("slice keeps the elements from start to start + length - 1 along the axis") {
   Graph g;
   const Shape s{3, 4, 5};
   Tensor x = iota(g, s);

@@ -223,7 +223,7 @@ TEST_CASE("CharTokenizer.load rejects missing, truncated and corrupt files, nami
 
 // ---- TokenWindows ---------------------------------------------------------------
 
-TEST_CASE("TokenWindows: targets are the inputs shifted by one, starts cover [0, n-T-1]") {
+TEST_CASE("TokenWindows: targets are the inputs shifted by one, starts cover (0, n-T-1)") {
   const int n = 20, T = 5, B = 64;
   std::vector<int32_t> tokens(n);
   std::iota(tokens.begin(), tokens.end(), 100);

@@ -84,7 +84,7 @@ TEST_CASE("BPE training with incremental counts learns the naive trainer's merge
   CHECK(BpeTokenizer::train(noise, 256 + 40).merges() == naive_merges(noise, 256 + 40));
 }
 
-TEST_CASE("BPE tokens are their merge's two parts; training stops when no pair is left") {
+TEST_CASE("BPE tokens are their merge's two parts, training stops when no pair is left") {
   const BpeTokenizer& t = fortunes_bpe(512);
   REQUIRE(t.vocab_size() == 512);
   for (int32_t i = 0; i < 256; ++i) CHECK(t.token_bytes(i) == std::string(1, char(i)));

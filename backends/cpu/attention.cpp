@@ -31,10 +31,6 @@ namespace lldl::cpu {
 
 namespace {
 
-template <class T>
-using SMap = Eigen::Map<MatR<T>, 0, Eigen::OuterStride<>>;
-template <class T>
-using CSMap = Eigen::Map<const MatR<T>, 0, Eigen::OuterStride<>>;
 
 // Row (and column) block of the T x T matrices: products run block by block
 // over the causal part only, as plain GEMMs, which Eigen runs faster than its

@@ -19,6 +19,29 @@ using VecMap = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
 template <class T>
 using CVecMap = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
 
+// Row-major maps with a row stride (a column block of a wider matrix).
+template <class T>
+using SMap = Eigen::Map<MatR<T>, 0, Eigen::OuterStride<>>;
+template <class T>
+using CSMap = Eigen::Map<const MatR<T>, 0, Eigen::OuterStride<>>;
+
+// dst (+)= l @ r. Below kSmallGemm multiply-adds the product is
+// coefficient-based (still vectorised) on this thread: Eigen's GEMM would
+// fork threads for it, which costs far more than the product itself, and
+// ruinously so when the other core is busy.
+constexpr int64_t kSmallGemm = 64 * 64 * 64;
+
+template <class D, class L, class R>
+void product(D&& dst, const L& l, const R& r, bool accumulate) {
+  if (l.rows() * r.cols() * l.cols() < kSmallGemm) {
+    if (accumulate) dst.noalias() += l.lazyProduct(r);
+    else dst.noalias() = l.lazyProduct(r);
+  } else {
+    if (accumulate) dst.noalias() += l * r;
+    else dst.noalias() = l * r;
+  }
+}
+
 // Forking threads costs microseconds; below this many elements a loop runs
 // on the calling thread.
 constexpr int64_t kParallelMin = 1 << 15;

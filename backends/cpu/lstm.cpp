@@ -27,10 +27,6 @@ namespace lldl::cpu {
 namespace {
 
 template <class T>
-using SMap = Eigen::Map<MatR<T>, 0, Eigen::OuterStride<>>;
-template <class T>
-using CSMap = Eigen::Map<const MatR<T>, 0, Eigen::OuterStride<>>;
-template <class T>
 using CRow = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
 template <class T>
 using Arr = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
@@ -39,19 +35,6 @@ using CArr = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
 
 // dst (+)= l r. Small products stay coefficient-based on this thread (as in
 // matmul.cpp): Eigen's GEMM would fork threads costing more than the product.
-template <class D, class L, class R>
-void gemm(D&& dst, const L& l, const R& r, bool accumulate) {
-  if (l.rows() * r.cols() * l.cols() < 64 * 64 * 64) {
-    if (accumulate) dst.noalias() += l.lazyProduct(r);
-    else dst.noalias() = l.lazyProduct(r);
-  } else {
-    if (accumulate) dst.noalias() += l * r;
-    else dst.noalias() = l * r;
-  }
-}
-
-// One row: activates the gate pre-activations g[4H] in place and writes the
-// new cell state c and hidden state h. c_prev null: zero (c may alias c_prev).
 template <class T>
 void cell(T* g, const T* c_prev, T* c, T* h, int64_t H) {
   Arr<T> i(g, H), f(g + H, H), gg(g + 2 * H, H), o(g + 3 * H, H), cc(c, H), hh(h, H);
@@ -93,13 +76,13 @@ void lstm_forward(const KernelArgs& a) {
   T *h = out<T>(a), *gates = static_cast<T*>(a.ws), *cs = gates + B * Tn * G;
   CMap<T> Wih(in<T>(a, 1), G, I), Whh(in<T>(a, 2), G, H);
   Map<T> Gm(gates, B * Tn, G);
-  gemm(Gm, CMap<T>(in<T>(a, 0), B * Tn, I), Wih.transpose(), false);
+  product(Gm, CMap<T>(in<T>(a, 0), B * Tn, I), Wih.transpose(), false);
   Gm.rowwise() += CRow<T>(in<T>(a, 3), G);
   for (int64_t t = 0; t < Tn; ++t) {
     if (t > 0) {
       SMap<T> Gt(gates + t * G, B, G, Eigen::OuterStride<>(Tn * G));
       CSMap<T> Hp(h + (t - 1) * H, B, H, Eigen::OuterStride<>(Tn * H));
-      gemm(Gt, Hp, Whh.transpose(), true);
+      product(Gt, Hp, Whh.transpose(), true);
     }
     pfor(B, [&](int64_t b) {
       const int64_t r = b * Tn + t;  // row of (b, t)
@@ -126,7 +109,7 @@ void lstm_backward(const KernelArgs& a) {
       dH.setZero();
     } else {
       CSMap<T> dGn(dgates.data() + (t + 1) * G, B, G, Eigen::OuterStride<>(Tn * G));
-      gemm(dH, dGn, Whh, false);
+      product(dH, dGn, Whh, false);
     }
     pfor(B, [&](int64_t b) {
       const int64_t r = b * Tn + t;
@@ -135,14 +118,14 @@ void lstm_backward(const KernelArgs& a) {
     }, B * G * 8);
   }
 
-  if (dx) gemm(Map<T>(dx, N, I), dG, Wih, true);
-  if (dwih) gemm(Map<T>(dwih, G, I), dG.transpose(), CMap<T>(in<T>(a, 0), N, I), true);
+  if (dx) product(Map<T>(dx, N, I), dG, Wih, true);
+  if (dwih) product(Map<T>(dwih, G, I), dG.transpose(), CMap<T>(in<T>(a, 0), N, I), true);
   if (db) Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(db, G) += dG.colwise().sum();
   if (dwhh && Tn > 1) {
     std::vector<T> hprev(static_cast<size_t>(N * H), T(0));  // h_{t-1}; zero at t = 0
     for (int64_t b = 0; b < B; ++b)
       std::copy(h + b * Tn * H, h + (b * Tn + Tn - 1) * H, hprev.data() + (b * Tn + 1) * H);
-    gemm(Map<T>(dwhh, G, H), dG.transpose(), CMap<T>(hprev.data(), N, H), true);
+    product(Map<T>(dwhh, G, H), dG.transpose(), CMap<T>(hprev.data(), N, H), true);
   }
 }
 
@@ -158,9 +141,9 @@ void lstm_step(const T* x, const T* w_ih, const T* w_hh, const T* b, T* h, T* c,
   std::vector<T> gates(static_cast<size_t>(B * G));
   Map<T> Gm(gates.data(), B, G);
   // The same order of operations as the op: x W_ih^T, + b, + h W_hh^T.
-  gemm(Gm, CMap<T>(x, B, I), CMap<T>(w_ih, G, I).transpose(), false);
+  product(Gm, CMap<T>(x, B, I), CMap<T>(w_ih, G, I).transpose(), false);
   Gm.rowwise() += CRow<T>(b, G);
-  gemm(Gm, CMap<T>(h, B, H), CMap<T>(w_hh, G, H).transpose(), true);
+  product(Gm, CMap<T>(h, B, H), CMap<T>(w_hh, G, H).transpose(), true);
   for (int64_t r = 0; r < B; ++r) cell(gates.data() + r * G, c + r * H, c + r * H, h + r * H, H);
 }
 template void lstm_step<float>(const float*, const float*, const float*, const float*, float*,

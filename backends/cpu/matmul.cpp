@@ -7,23 +7,6 @@ namespace lldl::cpu {
 
 namespace {
 
-// dst (+)= l @ r. Below kSmallGemm multiply-adds the product is
-// coefficient-based (still vectorised) on this thread: Eigen's GEMM would
-// fork threads for it, which costs far more than the product itself, and
-// ruinously so when the other core is busy.
-constexpr int64_t kSmallGemm = 64 * 64 * 64;
-
-template <class D, class L, class R>
-void product(D&& dst, const L& l, const R& r, bool accumulate) {
-  if (l.rows() * r.cols() * l.cols() < kSmallGemm) {
-    if (accumulate) dst.noalias() += l.lazyProduct(r);
-    else dst.noalias() = l.lazyProduct(r);
-  } else {
-    if (accumulate) dst.noalias() += l * r;
-    else dst.noalias() = l * r;
-  }
-}
-
 template <class T>
 void matmul_forward(const KernelArgs& a) {
   const Shape &sa = a.in_shape[0], &sb = a.in_shape[1];
