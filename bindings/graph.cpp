@@ -24,7 +24,7 @@ namespace {
 // The graph plus the arrays whose memory its step tensors borrow; those are
 // released by reset().
 struct PyGraph {
-  explicit PyGraph(DType t) : g(t) {}
+  PyGraph(DType t, Backend b) : g(t, b) {}
   Graph g;
   std::vector<py::object> borrowed;
   py::object placement;  // keeps the CostModel of set_auto_placement alive
@@ -37,20 +37,16 @@ struct PyTensor {
   Tensor t;
 };
 
-py::array to_numpy(const TensorDesc& d, const void* src) {
+// A copy of a tensor's values (or gradient) as a NumPy array; through the
+// graph's backend, so a CUDA tensor is copied from the device.
+py::array to_numpy(Graph& g, Tensor t, bool grad) {
+  const TensorDesc& d = g.desc(t);
   std::vector<py::ssize_t> shape(d.shape.d, d.shape.d + d.shape.ndim);
-  if (d.dtype == DType::I32) {
-    py::array_t<int32_t> a(shape);
-    std::copy_n(static_cast<const int32_t*>(src), d.shape.numel(), a.mutable_data());
-    return a;
-  }
-  if (d.dtype == DType::F64) {
-    py::array_t<double> a(shape);
-    std::copy_n(static_cast<const double*>(src), d.shape.numel(), a.mutable_data());
-    return a;
-  }
-  py::array_t<float> a(shape);
-  std::copy_n(static_cast<const float*>(src), d.shape.numel(), a.mutable_data());
+  py::array a = d.dtype == DType::I32   ? py::array(py::array_t<int32_t>(shape))
+                : d.dtype == DType::F64 ? py::array(py::array_t<double>(shape))
+                                        : py::array(py::array_t<float>(shape));
+  if (grad) g.grad_to_host(t, a.mutable_data());
+  else g.to_host(t, a.mutable_data());
   return a;
 }
 
@@ -94,7 +90,7 @@ void copy_into(PyGraph& pg, Tensor t, const py::handle& value, const char* name)
     if (a.shape(i) != d.shape[i])
       throw ValueError(std::string(name) + ": shape " + shape_str(a) + " does not match tensor " +
                        d.shape.str());
-  std::memcpy(d.data, a.data(), static_cast<size_t>(d.shape.numel()) * dtype_size(d.dtype));
+  pg.g.from_host(t, a.data());
 }
 
 }  // namespace
@@ -110,13 +106,11 @@ void bind_graph(py::module_& m) {
       .def_property_readonly("requires_grad",
                              [](const PyTensor& t) { return t.owner->g.desc(t.t).requires_grad; })
       .def("numpy", [](const PyTensor& t) {
-             const TensorDesc& d = t.owner->g.desc(t.t);
-             return to_numpy(d, d.data);
+             return to_numpy(t.owner->g, t.t, false);
            }, "A copy of the values as a NumPy array.")
       .def_property_readonly("grad", [](const PyTensor& t) -> py::object {
-             const TensorDesc& d = t.owner->g.desc(t.t);
-             if (!d.grad) return py::none();
-             return to_numpy(d, d.grad);
+             if (!t.owner->g.desc(t.t).grad) return py::none();
+             return to_numpy(t.owner->g, t.t, true);
            }, "A copy of the gradient, or None before backward reached it.")
       .def("item", [](const PyTensor& t) { return t.owner->g.item(t.t); })
       .def("assign", [](PyTensor& t, const py::handle& v) { copy_into(*t.owner, t.t, v, "value"); },
@@ -138,18 +132,27 @@ void bind_graph(py::module_& m) {
   py::class_<PyGraph, GraphPtr>(m, "Graph",
                                 "Owns the arena, tensors and tape of a model. Ops run as they "
                                 "are called; backward() walks the tape in reverse.")
-      .def(py::init([](const std::string& dtype) {
+      .def(py::init([](const std::string& dtype, const std::string& backend) {
              if (dtype != "float32" && dtype != "float64")
                throw TypeError("Graph: dtype must be 'float32' or 'float64', got '" + dtype + "'");
-             return std::make_shared<PyGraph>(dtype == "float32" ? DType::F32 : DType::F64);
+             if (backend != "cpu" && backend != "cuda")
+               throw ValueError("Graph: unknown backend '" + backend + "' (cpu, cuda)");
+             // Graph() itself refuses CUDA without a usable device, saying why.
+             return std::make_shared<PyGraph>(dtype == "float32" ? DType::F32 : DType::F64,
+                                              backend == "cuda" ? Backend::CUDA : Backend::CPU);
            }),
-           py::arg("dtype") = "float32")
+           py::arg("dtype") = "float32", py::arg("backend") = "cpu",
+           "backend 'cuda' places every tensor and op of the graph on the GPU (float32 only); "
+           "values reach it through input()/assign() and come back through numpy()/grad.")
+      .def_property_readonly("backend", [](const GraphPtr& pg) {
+             return std::string(backend_name(pg->g.backend()));
+           })
       .def("buffer",
            [](const GraphPtr& pg, std::vector<int64_t> shape, double fill) {
              Tensor t = pg->g.buffer(shape_from(shape, "buffer"), pg->g.dtype());
-             const TensorDesc& d = pg->g.desc(t);
-             if (d.dtype == DType::F64) std::fill_n(static_cast<double*>(d.data), d.shape.numel(), fill);
-             else std::fill_n(static_cast<float*>(d.data), d.shape.numel(), static_cast<float>(fill));
+             const int64_t n = pg->g.desc(t).shape.numel();
+             if (pg->g.dtype() == DType::F64) pg->g.from_host(t, std::vector<double>(n, fill).data());
+             else pg->g.from_host(t, std::vector<float>(n, static_cast<float>(fill)).data());
              return PyTensor{pg, t};
            },
            py::arg("shape"), py::arg("fill") = 0.0,

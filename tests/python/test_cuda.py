@@ -42,3 +42,52 @@ def test_import_and_cpu_work_do_not_touch_the_gpu():
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-1] == "6.0"
+
+
+def test_asking_for_a_cuda_graph_without_a_device_names_the_reason():
+    with pytest.raises(ValueError, match="unknown backend 'tpu'"):
+        cppapi.Graph(backend="tpu")
+    assert cppapi.Graph().backend == "cpu"
+    if cppapi.cuda_available():
+        assert cppapi.Graph(backend="cuda").backend == "cuda"
+    else:
+        with pytest.raises(RuntimeError, match="cuda") as e:
+            cppapi.Graph(backend="cuda")
+        assert cppapi.cuda_status().split(":")[0] in str(e.value)
+
+
+def mlp_losses(backend, steps=20):
+    import numpy as np
+    g = cppapi.Graph(backend=backend)
+    rng = np.random.default_rng(0)
+    x_np = rng.standard_normal((64, 10)).astype(np.float32)
+    y_np = rng.standard_normal((64, 1)).astype(np.float32)
+    W1 = g.param((10, 16), name="W1", seed=1)
+    b1 = g.param((16,), name="b1", init="zeros")
+    W2 = g.param((16, 1), name="W2", seed=2)
+    opt = cppapi.Optimizer(g, cppapi.OptimiserType.Adam, lr=1e-2)
+    losses = []
+    for _ in range(steps):
+        x, y = g.input(x_np), g.input(y_np)
+        loss = cppapi.mse_loss(cppapi.tanh(cppapi.bias_add(x @ W1, b1)) @ W2, y)
+        g.backward(loss)
+        losses.append(loss.item())
+        opt.step()
+        g.reset()
+    return losses, W1.numpy()
+
+
+@pytest.mark.skipif(not cppapi.cuda_available(),
+                    reason=f"needs a CUDA device: {cppapi.cuda_status()}")
+def test_an_mlp_trained_on_the_gpu_from_python_follows_the_cpu():
+    import numpy as np
+    cpu, w_cpu = mlp_losses("cpu")
+    gpu, w_gpu = mlp_losses("cuda")
+    assert cpu[-1] < 0.7 * cpu[0]
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-3)
+    np.testing.assert_allclose(w_gpu, w_cpu, rtol=1e-3, atol=1e-5)
+
+
+def test_the_mlp_of_the_gpu_test_learns_on_the_cpu():
+    cpu, _ = mlp_losses("cpu")
+    assert cpu[-1] < 0.7 * cpu[0]
