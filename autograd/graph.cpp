@@ -46,6 +46,10 @@ void Graph::mem_in(void* dst, const void* src, size_t bytes) const {
   if (backend_ == Backend::CPU) std::memcpy(dst, src, bytes);
   else cuda_to_device(dst, src, bytes);
 }
+void Graph::mem_copy(void* dst, const void* src, size_t bytes) const {
+  if (backend_ == Backend::CPU) std::memcpy(dst, src, bytes);
+  else cuda_copy(dst, src, bytes);
+}
 void Graph::mem_out(void* dst, const void* src, size_t bytes) const {
   if (backend_ == Backend::CPU) std::memcpy(dst, src, bytes);
   else cuda_to_host(dst, src, bytes);
@@ -397,7 +401,19 @@ void Graph::backward(Tensor loss) {
   backward(loss, dtype_ == DType::F64 ? static_cast<const void*>(&one64) : &one32);
 }
 
-void Graph::backward(Tensor out, const void* seed) {
+void Graph::backward(Tensor out, const void* seed) { backward_seeded(out, seed, false); }
+
+void Graph::backward(Tensor out, Tensor seed) {
+  const TensorDesc& sd = desc(seed);
+  const TensorDesc& od = desc(out);
+  if (!(sd.shape == od.shape) || sd.dtype != dtype_)
+    throw ShapeError("backward: the seed tensor must have the output's shape " + od.shape.str() +
+                     " and dtype " + dtype_name(dtype_) + ", got " + sd.shape.str() + " " +
+                     dtype_name(sd.dtype));
+  backward_seeded(out, sd.data, true);
+}
+
+void Graph::backward_seeded(Tensor out, const void* seed, bool seed_in_graph) {
   if (mem_.active()) mem_.tick();
   TensorDesc& od = desc_mut(out);
   if (od.region == Region::Persistent || out.id < 0)
@@ -420,7 +436,10 @@ void Graph::backward(Tensor out, const void* seed) {
     mem_.keep(od.grad_slot);
   }
   size_t seed_bytes = static_cast<size_t>(od.shape.numel()) * dtype_size(dtype_);
-  if (seed_bytes) mem_in(od.grad, seed, seed_bytes);
+  if (seed_bytes) {
+    if (seed_in_graph) mem_copy(od.grad, seed, seed_bytes);
+    else mem_in(od.grad, seed, seed_bytes);
+  }
 
   for (size_t idx = tape_.size(); idx-- > 0;) {
     const TapeEntry& e = tape_[idx];

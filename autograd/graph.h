@@ -128,6 +128,10 @@ class Graph {
   // Reverse walk from any output with the given upstream gradient (numel
   // elements of the graph's dtype).
   void backward(Tensor out, const void* seed);
+  // The same with the upstream gradient held by a tensor of this graph (same
+  // shape as out): copied within the backend's memory, so a CUDA graph pays
+  // no host-to-device copy (the study times kernels this way).
+  void backward(Tensor out, Tensor seed);
   // Zeroes every parameter gradient and those of this step's tensors.
   void zero_grad();
   // Ends the step: rewinds the step region, clears the tape, zeroes
@@ -207,6 +211,8 @@ class Graph {
   // Memory of this graph's backend: host memset/memcpy on the CPU, the CUDA
   // runtime on the GPU. `in`: host to graph memory; `out`: graph to host.
   void mem_zero(void* p, size_t bytes) const;
+  void mem_copy(void* dst, const void* src, size_t bytes) const;  // both in the backend's memory
+  void backward_seeded(Tensor out, const void* seed, bool seed_in_graph);
   void mem_in(void* dst, const void* host_src, size_t bytes) const;
   void mem_out(void* host_dst, const void* src, size_t bytes) const;
 

@@ -75,22 +75,21 @@ inline Case c_lstm(const Dims& d) {
   int64_t h4 = 4 * d[3];
   return {{Shape{d[0], d[1], d[2]}, Shape{h4, d[2]}, Shape{h4, d[3]}, Shape{h4}}, no_attr(), {}};
 }
-// layer_norm(x [R,C], gamma [C], beta [C]) needs its eps attribute; once the
-// op is in, add a builder like this (attribute builder from ops/op.h):
-//   inline Case c_layer_norm(const Dims& d) {
-//     want("layer_norm", d, {2}, "RxC");
-//     return {{Shape{d[0], d[1]}, Shape{d[1]}, Shape{d[1]}}, layer_norm_attr(1e-5f), {}};
-//   }
-// causal_attention(qkv [B,T,3C], n_head), size BxTxCxH:
-//   inline Case c_attention(const Dims& d) {
-//     want("causal_attention", d, {4}, "BxTxCxH (H heads)");
-//     return {{Shape{d[0], d[1], 3 * d[2]}}, attention_attr(int(d[3])), {}};
-//   }
-// embedding(ids int32 [B,T], table [V,C]), size BxTxVxC:
-//   inline Case c_embedding(const Dims& d) {
-//     want("embedding", d, {4}, "BxTxVxC");
-//     return {{Shape{d[0], d[1]}, Shape{d[2], d[3]}}, no_attr(), {d[2], 0}};
-//   }
+// layer_norm(x [R,C], gamma [C], beta [C]), eps 1e-5.
+inline Case c_layer_norm(const Dims& d) {
+  want("layer_norm", d, {2}, "RxC");
+  return {{Shape{d[0], d[1]}, Shape{d[1]}, Shape{d[1]}}, layer_norm_attr(1e-5f), {}};
+}
+// causal_attention(qkv [B,T,3C], n_head), size BxTxCxH.
+inline Case c_attention(const Dims& d) {
+  want("causal_attention", d, {4}, "BxTxCxH (H heads)");
+  return {{Shape{d[0], d[1], 3 * d[2]}}, attention_attr(static_cast<int>(d[3])), {}};
+}
+// embedding(ids int32 [B,T], table [V,C]), size BxTxVxC.
+inline Case c_embedding(const Dims& d) {
+  want("embedding", d, {4}, "BxTxVxC");
+  return {{Shape{d[0], d[1]}, Shape{d[2], d[3]}}, no_attr(), {d[2], 0}};
+}
 
 inline constexpr char kRelu[] = "relu", kTanh[] = "tanh", kAdd[] = "add", kGelu[] = "gelu",
                       kSigmoid[] = "sigmoid";
@@ -107,9 +106,10 @@ inline const OpEntry kStudyOps[] = {
     {"sigmoid", "N or RxC", c_unary<kSigmoid>, "", ""},  // on request only
     {"gelu", "N or RxC", c_unary<kGelu>, "1024 262144 4194304", "262144"},
     {"lstm", "BxTxIxH", c_lstm, "8x16x32x64 32x32x128x256", "8x16x32x64"},
-    // {"layer_norm", "RxC", c_layer_norm, "64x128 1024x768", "64x128"},
-    // {"causal_attention", "BxTxCxH", c_attention, "4x64x128x4 8x256x256x8", "4x64x128x4"},
-    // {"embedding", "BxTxVxC", c_embedding, "32x64x65x128", "32x64x65x128"},
+    {"layer_norm", "RxC", c_layer_norm, "64x128 256x768 2048x768", "64x128"},
+    {"causal_attention", "BxTxCxH (H heads)", c_attention, "2x32x64x4 16x128x128x4 8x256x256x8",
+     "2x32x64x4"},
+    {"embedding", "BxTxVxC", c_embedding, "", ""},  // on request only
 };
 
 }  // namespace lldl::study
