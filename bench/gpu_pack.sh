@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds the GPU checks' binaries on a machine without a GPU (nvcc is enough)
+# and gathers them, with the CUDA runtime, into build-gpu-pack/ for carrying
+# to a GPU machine, where bench/gpu_check.sh build-gpu-pack runs them.
+# Portable CPU code (x86-64-v3: AVX2 and FMA, no -march=native) and sm_90
+# (Hopper: H100, H200) by default; LLDL_CUDA_ARCH overrides (e.g. "80;90").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DLLDL_NATIVE=OFF \
+  -DCMAKE_CXX_FLAGS="-march=x86-64-v3" -DCMAKE_CUDA_ARCHITECTURES="${LLDL_CUDA_ARCH:-90}" \
+  -DLLDL_CUDA=ON -DLLDL_BUILD_PYTHON=OFF -DLLDL_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build build-gpu -j "$(nproc)" --target lldl_tests bench_cuda study bench_step_device
+rm -rf build-gpu-pack
+mkdir -p build-gpu-pack/lib
+cp build-gpu/lldl_tests build-gpu/bench_cuda build-gpu/study build-gpu/bench_step_device build-gpu-pack/
+cudart=$(ldd build-gpu/lldl_tests | awk '/libcudart/ {print $3}')
+[[ -n $cudart ]] && cp -L "$cudart" build-gpu-pack/lib/
+du -sh build-gpu-pack
