@@ -23,8 +23,6 @@ import time
 
 import numpy as np
 
-import cppapi
-
 try:
     import torch
     import torch.nn.functional as F
@@ -37,6 +35,8 @@ LSTM_CFG = dict(n_embd=64, n_hidden=256, block=64, batch=32, lr=2e-3)
 
 
 def corpus():
+    import cppapi
+
     entries = cppapi.load_fortunes()
     split = cppapi.split_corpus(entries, 0.05, 1337)
     train, val = split[0], split[1]
@@ -116,6 +116,8 @@ class TorchLSTM(torch.nn.Module):
 
 
 def make_models(kind, vocab):
+    import cppapi
+
     if kind == "gpt":
         c = GPT_CFG
         m = cppapi.GPT(cppapi.GPTConfig(vocab, c["block"], c["n_layer"], c["n_head"], c["n_embd"]))
@@ -131,6 +133,8 @@ def make_models(kind, vocab):
 
 
 def run(kind, steps_list, threads, train, val, vocab, sample_tokens):
+    import cppapi
+
     total = max(steps_list)
     cppapi.set_num_threads(threads)
     torch.set_num_threads(threads)
