@@ -52,10 +52,9 @@ def run_torch(n_images, threads):
     torch.manual_seed(0)
     x, y = load(n_images)
     x, y = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
-    model = tnn.Sequential(
-        tnn.Conv2d(1, 16, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(2),
-        tnn.Conv2d(16, 32, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(2),
-        tnn.Flatten(), tnn.Linear(1568, 128), tnn.ReLU(), tnn.Linear(128, 10))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from vs_pytorch import torch_cnn_model
+    model = torch_cnn_model()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = tnn.CrossEntropyLoss()
 

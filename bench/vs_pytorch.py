@@ -77,6 +77,17 @@ def fashion_data(n):
     return x, lab[:n].astype(np.int32)
 
 
+def timed_rate(step, batches, units_per_batch, warmup=2):
+    """Runs step() on the first `warmup` batches untimed, then times the rest;
+    returns units per second."""
+    for b in batches[:warmup]:
+        step(b)
+    t0 = time.perf_counter()
+    for b in batches[warmup:]:
+        step(b)
+    return (len(batches) - warmup) * units_per_batch / (time.perf_counter() - t0)
+
+
 def token_batches(n, B, T, seed=0):
     rng = np.random.default_rng(seed)
     toks = rng.integers(0, VOCAB, size=(n, B, T + 1)).astype(np.int32)
@@ -138,12 +149,7 @@ def lldl_lm(kind, steps):
         m.step(lr)
         m.zero_grad()
 
-    for xy in batches[:2]:
-        step(xy)
-    t0 = time.perf_counter()
-    for xy in batches[2:]:
-        step(xy)
-    return steps * B * T / (time.perf_counter() - t0)
+    return timed_rate(step, batches, B * T)
 
 
 # ---- PyTorch ----------------------------------------------------------------
@@ -183,16 +189,22 @@ def torch_seed_mlp(kind, steps):
     return epochs * per_epoch / (time.perf_counter() - t0)
 
 
+def torch_cnn_model():
+    """Issue 4's Fashion-MNIST network in PyTorch (bench/cnn_vs_torch.py uses it too)."""
+    import torch.nn as tnn
+    return tnn.Sequential(
+        tnn.Conv2d(1, 16, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(2),
+        tnn.Conv2d(16, 32, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(2),
+        tnn.Flatten(), tnn.Linear(1568, 128), tnn.ReLU(), tnn.Linear(128, 10))
+
+
 def torch_cnn(images):
     import torch
     import torch.nn as tnn
     torch.manual_seed(0)
     x, y = fashion_data(images)
     x, y = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
-    model = tnn.Sequential(
-        tnn.Conv2d(1, 16, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(2),
-        tnn.Conv2d(16, 32, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(2),
-        tnn.Flatten(), tnn.Linear(1568, 128), tnn.ReLU(), tnn.Linear(128, 10))
+    model = torch_cnn_model()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = tnn.CrossEntropyLoss()
 
@@ -245,12 +257,7 @@ def torch_lm(kind, steps):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
 
-    for xy in batches[:2]:
-        step(xy)
-    t0 = time.perf_counter()
-    for xy in batches[2:]:
-        step(xy)
-    return steps * B * T / (time.perf_counter() - t0)
+    return timed_rate(step, batches, B * T)
 
 
 # ---- driver -----------------------------------------------------------------
