@@ -204,7 +204,9 @@ class Graph {
   }
   void* checked_data(Tensor t, DType want);
   void* checked_grad(Tensor t, DType want);
-  void ensure_grad(TensorDesc& d);
+  // Allocates d's gradient if it has none; zero-filled unless zero is false
+  // (a backward that tracks the gradient as stale, see backward_seeded).
+  void ensure_grad(TensorDesc& d, bool zero = true);
   void check_finite(const char* what, const TapeEntry& e, const void* p, int64_t n) const;
   // A kernel with profiling and/or placement (the rare path).
   void run_hooked(KernelFn f, const KernelArgs& a, Phase ph);
@@ -231,6 +233,11 @@ class Graph {
   Profile profile_;
   MemoryPlanner mem_;
   std::vector<uint8_t> roles_;  // reset(): scratch for what planning keeps
+  // backward_seeded on the CPU without memory planning: per step tensor, 1
+  // while its gradient holds stale data that counts as zero (written first
+  // by an overwriting kernel, zero-filled just in time otherwise, or at the
+  // end of backward if nothing wrote it).
+  std::vector<uint8_t> stale_;
 };
 
 }  // namespace lldl

@@ -26,12 +26,21 @@ struct KernelArgs {
   // backward only
   const void* gout;          // gradient of the output
   void* gin[kMaxInputs];     // gradients to accumulate into, or null
+  // Bit i set: gin[i] holds stale data and the kernel must overwrite it (=)
+  // instead of accumulating (+=). Only set for kernels registered with
+  // KernelPair::overwrites; lets the graph skip zero-filling intermediate
+  // gradients that a single kernel writes first.
+  uint8_t gin_fresh = 0;
 };
+
+// True when the backward kernel must overwrite gin[i] rather than add to it.
+inline bool fresh(const KernelArgs& a, int i) { return (a.gin_fresh >> i) & 1; }
 
 using KernelFn = void (*)(const KernelArgs&);
 struct KernelPair {
   KernelFn forward = nullptr;
   KernelFn backward = nullptr;
+  bool overwrites = false;  // backward honours KernelArgs::gin_fresh
 };
 
 // Returns the kernels for (backend, dtype, kind), or throws UnavailableError

@@ -50,3 +50,62 @@ TEST_CASE("backward rejects a seed tensor of the wrong shape") {
   CHECK_THROWS_WITH_AS(g.backward(y, seed), doctest::Contains("seed tensor must have the output's shape"),
                        ShapeError);
 }
+
+namespace {
+// W (3x2) and x (2x3) with fixed values, for the lazy-zeroing tests.
+Tensor fixed_param(Graph& g, const char* name, float base) {
+  Tensor W = g.param({3, 2}, name);
+  float* w = g.data(W);
+  for (int i = 0; i < 6; ++i) w[i] = base + 0.1f * float(i) * (i % 2 ? -1.0f : 1.0f);
+  return W;
+}
+Tensor fixed_x(Graph& g) {
+  const float xv[6] = {1, -2, 3, 0.5f, 4, -1};
+  return g.input({2, 3}, xv, DType::F32);
+}
+}  // namespace
+
+TEST_CASE("backward: an intermediate off the path to the loss has a zero gradient") {
+  // The CPU backward zero-fills intermediate gradients lazily: a gradient
+  // that a later backward never reaches must still read as zeros afterwards.
+  Graph g;
+  Tensor W = fixed_param(g, "W", 0.2f), V = fixed_param(g, "V", -0.3f);
+  Tensor x = fixed_x(g);
+  Tensor side = relu(matmul(x, V));
+  Tensor loss_side = sum(side);
+  Tensor loss = sum(tanh(matmul(x, W)));
+  g.backward(loss_side);  // allocates side's gradient and fills it with ones
+  CHECK(g.grad(side)[0] == 1.0f);
+  std::vector<float> gv(g.grad(V), g.grad(V) + 6);
+  g.backward(loss);  // does not reach side
+  for (int i = 0; i < 4; ++i) CHECK(g.grad(side)[i] == 0.0f);
+  for (int i = 0; i < 6; ++i) CHECK(g.grad(V)[i] == gv[i]);  // nothing added
+  CHECK(g.grad(W)[0] != 0.0f);
+}
+
+TEST_CASE("backward: an input used twice by one op gets both contributions") {
+  auto grads = [](bool twice) {
+    Graph g;
+    Tensor W = fixed_param(g, "W", 0.2f);
+    Tensor h = tanh(matmul(fixed_x(g), W));
+    Tensor y = twice ? add(h, h) : scale(h, 2.0f);
+    Tensor hh = matmul(y, y, false, true);  // y y^T: y twice again
+    g.backward(sum(hh));
+    return std::vector<float>(g.grad(W), g.grad(W) + 6);
+  };
+  std::vector<float> a = grads(true), b = grads(false);
+  for (int i = 0; i < 6; ++i) CHECK(a[i] == doctest::Approx(b[i]).epsilon(1e-6));
+  CHECK(a[0] != 0.0f);
+}
+
+TEST_CASE("backward twice in one step: intermediates restart from zero, parameters accumulate") {
+  Graph g;
+  Tensor W = fixed_param(g, "W", 0.2f);
+  Tensor h = tanh(matmul(fixed_x(g), W));
+  Tensor loss = sum(mul(h, h));
+  g.backward(loss);
+  std::vector<float> gh1(g.grad(h), g.grad(h) + 4), gw1(g.grad(W), g.grad(W) + 6);
+  g.backward(loss);
+  for (int i = 0; i < 4; ++i) CHECK(g.grad(h)[i] == gh1[i]);
+  for (int i = 0; i < 6; ++i) CHECK(g.grad(W)[i] == doctest::Approx(2 * gw1[i]));
+}

@@ -109,6 +109,7 @@ void attention_backward(const KernelArgs& a) {
   const T *qkv = in<T>(a, 0), *dy = gout<T>(a), *ws = static_cast<const T*>(a.ws);
   const T scale = T(1) / std::sqrt(static_cast<T>(d.D));
   const int64_t row = 3 * d.C;
+  const bool overwrite = fresh(a, 0);
   for_each_head<T>(d, [&](int64_t b, int64_t h, MatR<T>& dS) {
     const int64_t o = d.qkv(b, h);
     CSMap<T> Q(qkv + o, d.T, d.D, Eigen::OuterStride<>(row));
@@ -119,6 +120,11 @@ void attention_backward(const KernelArgs& a) {
     SMap<T> dV(dqkv + o + 2 * d.C, d.T, d.D, Eigen::OuterStride<>(row));
     CSMap<T> dY(dy + d.y(b, h), d.T, d.D, Eigen::OuterStride<>(d.C));
     CMap<T> P(ws + d.p(b, h), d.T, d.T);
+    if (overwrite) {  // stale gradient: this head's slices start from zero
+      dQ.setZero();
+      dK.setZero();
+      dV.setZero();
+    }
 
     for (int64_t c0 = 0; c0 < d.T; c0 += kBlock) {  // column blocks of P
       const int64_t n = std::min(kBlock, d.T - c0);
@@ -150,7 +156,7 @@ void attention_backward(const KernelArgs& a) {
 
 template <class T>
 void register_attention(KernelPair* t) {
-  t[int(OpKind::Attention)] = {attention_forward<T>, attention_backward<T>};
+  t[int(OpKind::Attention)] = {attention_forward<T>, attention_backward<T>, true};
 }
 template void register_attention<float>(KernelPair*);
 template void register_attention<double>(KernelPair*);

@@ -102,6 +102,15 @@ inline void pfor(int64_t n, F&& f, int64_t work = -1) {
   for (int64_t i = 0; i < n; ++i) f(i);
 }
 
+// d[i] = v(i) for i in [0, n) when `overwrite` (a stale gradient the
+// kernel writes first, KernelArgs::gin_fresh), else d[i] += v(i); threaded
+// like pfor.
+template <class T, class V>
+inline void put(T* d, bool overwrite, int64_t n, V&& v) {
+  if (overwrite) pfor(n, [&](int64_t i) { d[i] = v(i); });
+  else pfor(n, [&](int64_t i) { d[i] += v(i); });
+}
+
 // Runs f(begin, count) over [0, n) in chunks of 4096 elements (threaded like
 // pfor), for kernels that hand each chunk to a vectorised Eigen expression.
 template <class F>

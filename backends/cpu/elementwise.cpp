@@ -22,7 +22,7 @@ template <class T>
 void add_backward(const KernelArgs& a) {
   const T* g = gout<T>(a);
   for (int k = 0; k < 2; ++k)
-    if (T* d = gin<T>(a, k)) pfor(numel(a), [&](int64_t i) { d[i] += g[i]; });
+    if (T* d = gin<T>(a, k)) put(d, fresh(a, k), numel(a), [&](int64_t i) { return g[i]; });
 }
 
 template <class T>
@@ -34,8 +34,8 @@ void sub_forward(const KernelArgs& a) {
 template <class T>
 void sub_backward(const KernelArgs& a) {
   const T* g = gout<T>(a);
-  if (T* d = gin<T>(a, 0)) pfor(numel(a), [&](int64_t i) { d[i] += g[i]; });
-  if (T* d = gin<T>(a, 1)) pfor(numel(a), [&](int64_t i) { d[i] -= g[i]; });
+  if (T* d = gin<T>(a, 0)) put(d, fresh(a, 0), numel(a), [&](int64_t i) { return g[i]; });
+  if (T* d = gin<T>(a, 1)) put(d, fresh(a, 1), numel(a), [&](int64_t i) { return -g[i]; });
 }
 
 template <class T>
@@ -47,8 +47,8 @@ void mul_forward(const KernelArgs& a) {
 template <class T>
 void mul_backward(const KernelArgs& a) {
   const T *x = in<T>(a, 0), *y = in<T>(a, 1), *g = gout<T>(a);
-  if (T* d = gin<T>(a, 0)) pfor(numel(a), [&](int64_t i) { d[i] += g[i] * y[i]; });
-  if (T* d = gin<T>(a, 1)) pfor(numel(a), [&](int64_t i) { d[i] += g[i] * x[i]; });
+  if (T* d = gin<T>(a, 0)) put(d, fresh(a, 0), numel(a), [&](int64_t i) { return g[i] * y[i]; });
+  if (T* d = gin<T>(a, 1)) put(d, fresh(a, 1), numel(a), [&](int64_t i) { return g[i] * x[i]; });
 }
 
 template <class T>
@@ -62,7 +62,7 @@ template <class T>
 void scale_backward(const KernelArgs& a) {
   const T* g = gout<T>(a);
   T s = static_cast<T>(a.attr.scale.alpha);
-  if (T* d = gin<T>(a, 0)) pfor(numel(a), [&](int64_t i) { d[i] += s * g[i]; });
+  if (T* d = gin<T>(a, 0)) put(d, fresh(a, 0), numel(a), [&](int64_t i) { return s * g[i]; });
 }
 
 // x is (rows, n), b is (n): out[r, j] = x[r, j] + b[j].
@@ -81,8 +81,12 @@ template <class T>
 void bias_backward(const KernelArgs& a) {
   int64_t n = a.out_shape.last(), rows = a.out_shape.rows();
   const T* g = gout<T>(a);
-  if (T* d = gin<T>(a, 0))
-    pchunks(rows * n, [&](int64_t b, int64_t len) { VecMap<T>(d + b, len) += CVecMap<T>(g + b, len); });
+  if (T* d = gin<T>(a, 0)) {
+    if (fresh(a, 0))
+      pchunks(rows * n, [&](int64_t b, int64_t len) { VecMap<T>(d + b, len) = CVecMap<T>(g + b, len); });
+    else
+      pchunks(rows * n, [&](int64_t b, int64_t len) { VecMap<T>(d + b, len) += CVecMap<T>(g + b, len); });
+  }
   if (T* d = gin<T>(a, 1)) {
     // Column sums: threads take column blocks, so no two write one element.
     const int64_t blocks = rows * n >= kParallelMin ? std::min<int64_t>(n / 16, 8) : 1;
@@ -90,6 +94,7 @@ void bias_backward(const KernelArgs& a) {
       const int64_t nb = std::max<int64_t>(blocks, 1);
       const int64_t c0 = n * k / nb, len = n * (k + 1) / nb - c0;
       VecMap<T> db(d + c0, len);
+      if (fresh(a, 1)) db.setZero();
       for (int64_t r = 0; r < rows; ++r) db += CVecMap<T>(g + r * n + c0, len);
     }, rows * n);
   }
@@ -109,7 +114,8 @@ void sigmoid_forward(const KernelArgs& a) {
 template <class T>
 void sigmoid_backward(const KernelArgs& a) {  // dy/dx = y (1 - y)
   const T *y = out<T>(a), *g = gout<T>(a);
-  if (T* d = gin<T>(a, 0)) pfor(numel(a), [&](int64_t i) { d[i] += g[i] * y[i] * (T(1) - y[i]); });
+  if (T* d = gin<T>(a, 0))
+    put(d, fresh(a, 0), numel(a), [&](int64_t i) { return g[i] * y[i] * (T(1) - y[i]); });
 }
 
 template <class T>
@@ -121,7 +127,8 @@ void tanh_forward(const KernelArgs& a) {
 template <class T>
 void tanh_backward(const KernelArgs& a) {  // dy/dx = 1 - y^2
   const T *y = out<T>(a), *g = gout<T>(a);
-  if (T* d = gin<T>(a, 0)) pfor(numel(a), [&](int64_t i) { d[i] += g[i] * (T(1) - y[i] * y[i]); });
+  if (T* d = gin<T>(a, 0))
+    put(d, fresh(a, 0), numel(a), [&](int64_t i) { return g[i] * (T(1) - y[i] * y[i]); });
 }
 
 template <class T>
@@ -136,8 +143,11 @@ void relu_backward(const KernelArgs& a) {  // gradient 0 at the kink
   T* d = gin<T>(a, 0);
   if (!d) return;
   // A vectorised select: the scalar loop did not vectorise through pfor.
+  const bool f = fresh(a, 0);
   pchunks(numel(a), [&](int64_t b, int64_t n) {
-    VecMap<T>(d + b, n) += (CVecMap<T>(x + b, n) > T(0)).select(CVecMap<T>(g + b, n), T(0));
+    auto v = (CVecMap<T>(x + b, n) > T(0)).select(CVecMap<T>(g + b, n), T(0));
+    if (f) VecMap<T>(d + b, n) = v;
+    else VecMap<T>(d + b, n) += v;
   });
 }
 
@@ -150,22 +160,22 @@ void identity_forward(const KernelArgs& a) {
 template <class T>
 void identity_backward(const KernelArgs& a) {
   const T* g = gout<T>(a);
-  if (T* d = gin<T>(a, 0)) pfor(numel(a), [&](int64_t i) { d[i] += g[i]; });
+  if (T* d = gin<T>(a, 0)) put(d, fresh(a, 0), numel(a), [&](int64_t i) { return g[i]; });
 }
 
 }  // namespace
 
 template <class T>
 void register_elementwise(KernelPair* t) {
-  t[int(OpKind::Add)] = {add_forward<T>, add_backward<T>};
-  t[int(OpKind::Sub)] = {sub_forward<T>, sub_backward<T>};
-  t[int(OpKind::Mul)] = {mul_forward<T>, mul_backward<T>};
-  t[int(OpKind::Scale)] = {scale_forward<T>, scale_backward<T>};
-  t[int(OpKind::BiasAdd)] = {bias_forward<T>, bias_backward<T>};
-  t[int(OpKind::Sigmoid)] = {sigmoid_forward<T>, sigmoid_backward<T>};
-  t[int(OpKind::Tanh)] = {tanh_forward<T>, tanh_backward<T>};
-  t[int(OpKind::Relu)] = {relu_forward<T>, relu_backward<T>};
-  t[int(OpKind::Identity)] = {identity_forward<T>, identity_backward<T>};
+  t[int(OpKind::Add)] = {add_forward<T>, add_backward<T>, true};
+  t[int(OpKind::Sub)] = {sub_forward<T>, sub_backward<T>, true};
+  t[int(OpKind::Mul)] = {mul_forward<T>, mul_backward<T>, true};
+  t[int(OpKind::Scale)] = {scale_forward<T>, scale_backward<T>, true};
+  t[int(OpKind::BiasAdd)] = {bias_forward<T>, bias_backward<T>, true};
+  t[int(OpKind::Sigmoid)] = {sigmoid_forward<T>, sigmoid_backward<T>, true};
+  t[int(OpKind::Tanh)] = {tanh_forward<T>, tanh_backward<T>, true};
+  t[int(OpKind::Relu)] = {relu_forward<T>, relu_backward<T>, true};
+  t[int(OpKind::Identity)] = {identity_forward<T>, identity_backward<T>, true};
 }
 template void register_elementwise<float>(KernelPair*);
 template void register_elementwise<double>(KernelPair*);

@@ -42,6 +42,7 @@ void gelu_backward(const KernelArgs& a) {
   if (!dx) return;
   const T *x = in<T>(a, 0), *g = gout<T>(a);
   const T k0 = static_cast<T>(kSqrt2OverPi), k1 = static_cast<T>(kCubic);
+  const bool overwrite = fresh(a, 0);
   pchunks(a.out_shape.numel(), [&](int64_t b, int64_t n) {
     // s for a block at a time, in a stack buffer (no allocation per chunk).
     constexpr int64_t kBlock = 256;
@@ -53,9 +54,10 @@ void gelu_backward(const KernelArgs& a) {
       const auto X = CVecMap<T>(x + i, m).max(T(-20)).min(T(20));
       auto s = VecMap<T>(sbuf, m);
       s = (T(1) + (T(-2) * k0 * (X + k1 * X.cube())).exp()).inverse();
-      VecMap<T>(dx + i, m) +=
-          CVecMap<T>(g + i, m) *
-          (s + T(2) * k0 * X * s * (T(1) - s) * (T(1) + T(3) * k1 * X.square()));
+      auto v = CVecMap<T>(g + i, m) *
+               (s + T(2) * k0 * X * s * (T(1) - s) * (T(1) + T(3) * k1 * X.square()));
+      if (overwrite) VecMap<T>(dx + i, m) = v;
+      else VecMap<T>(dx + i, m) += v;
     }
   });
 }
@@ -64,7 +66,7 @@ void gelu_backward(const KernelArgs& a) {
 
 template <class T>
 void register_gelu(KernelPair* t) {
-  t[int(OpKind::Gelu)] = {gelu_forward<T>, gelu_backward<T>};
+  t[int(OpKind::Gelu)] = {gelu_forward<T>, gelu_backward<T>, true};
 }
 template void register_gelu<float>(KernelPair*);
 template void register_gelu<double>(KernelPair*);

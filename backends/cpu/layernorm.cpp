@@ -53,6 +53,7 @@ void layer_norm_backward(const KernelArgs& a) {
   CVecMap<T> gamma(in<T>(a, 1), C);
   const T *mean = static_cast<const T*>(a.ws), *rstd = mean + R;
   T *dx = gin<T>(a, 0), *dgamma = gin<T>(a, 1), *dbeta = gin<T>(a, 2);
+  const bool overwrite = fresh(a, 0);
   if (dx)
     pfor(R, [&](int64_t r) {
       CVecMap<T> xr(x + r * C, C), gr(g + r * C, C);
@@ -66,7 +67,8 @@ void layer_norm_backward(const KernelArgs& a) {
       VecMap<T> dxh(buf.data(), C);
       dxh = gr * gamma;
       const T md = dxh.sum() / static_cast<T>(C), mdx = (dxh * xhat).sum() / static_cast<T>(C);
-      VecMap<T>(dx + r * C, C) += sr * (dxh - md - xhat * mdx);
+      if (overwrite) VecMap<T>(dx + r * C, C) = sr * (dxh - md - xhat * mdx);
+      else VecMap<T>(dx + r * C, C) += sr * (dxh - md - xhat * mdx);
     }, R * C);
   if (!dgamma && !dbeta) return;
   // Column sums over all rows; threads take column blocks so no two write
@@ -81,8 +83,14 @@ void layer_norm_backward(const KernelArgs& a) {
       sg += gr;
       sgx += gr * ((xr - mean[r]) * rstd[r]);
     }
-    if (dbeta) VecMap<T>(dbeta + c0, n) += sg;
-    if (dgamma) VecMap<T>(dgamma + c0, n) += sgx;
+    if (dbeta) {
+      if (fresh(a, 2)) VecMap<T>(dbeta + c0, n) = sg;
+      else VecMap<T>(dbeta + c0, n) += sg;
+    }
+    if (dgamma) {
+      if (fresh(a, 1)) VecMap<T>(dgamma + c0, n) = sgx;
+      else VecMap<T>(dgamma + c0, n) += sgx;
+    }
   }, R * C);
 }
 
@@ -90,7 +98,7 @@ void layer_norm_backward(const KernelArgs& a) {
 
 template <class T>
 void register_layernorm(KernelPair* t) {
-  t[int(OpKind::LayerNorm)] = {layer_norm_forward<T>, layer_norm_backward<T>};
+  t[int(OpKind::LayerNorm)] = {layer_norm_forward<T>, layer_norm_backward<T>, true};
 }
 template void register_layernorm<float>(KernelPair*);
 template void register_layernorm<double>(KernelPair*);

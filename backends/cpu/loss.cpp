@@ -83,9 +83,11 @@ void ce_labels_backward(const KernelArgs& a) {
   T* dx = gin<T>(a, 0);
   if (!dx) return;
   T f = gout<T>(a)[0] / static_cast<T>(N);
+  const bool overwrite = fresh(a, 0);
   pfor(N, [&](int64_t r) {
     const T lse = row_logsumexp(x + r * C, C);
-    VecMap<T>(dx + r * C, C) += f * (CVecMap<T>(x + r * C, C) - lse).exp();
+    if (overwrite) VecMap<T>(dx + r * C, C) = f * (CVecMap<T>(x + r * C, C) - lse).exp();
+    else VecMap<T>(dx + r * C, C) += f * (CVecMap<T>(x + r * C, C) - lse).exp();
     dx[r * C + y[r]] -= f;
   }, N * C);
 }
@@ -96,7 +98,7 @@ template <class T>
 void register_loss(KernelPair* t) {
   t[int(OpKind::MseLoss)] = {mse_forward<T>, mse_backward<T>};
   t[int(OpKind::CrossEntropy)] = {ce_forward<T>, ce_backward<T>};
-  t[int(OpKind::CrossEntropyLabels)] = {ce_labels_forward<T>, ce_labels_backward<T>};
+  t[int(OpKind::CrossEntropyLabels)] = {ce_labels_forward<T>, ce_labels_backward<T>, true};
 }
 template void register_loss<float>(KernelPair*);
 template void register_loss<double>(KernelPair*);

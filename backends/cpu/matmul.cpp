@@ -31,22 +31,24 @@ void matmul_backward(const KernelArgs& a) {
   bool ta = a.attr.matmul.trans_a, tb = a.attr.matmul.trans_b;
   if (T* ga = gin<T>(a, 0)) {
     Map<T> dA(ga, sa[0], sa[1]);
+    const bool acc = !fresh(a, 0);
     if (!ta) {
-      if (!tb) product(dA, dC, B.transpose(), true);  // (M,N)(N,K)
-      else product(dA, dC, B, true);                  // B is (N,K)
+      if (!tb) product(dA, dC, B.transpose(), acc);  // (M,N)(N,K)
+      else product(dA, dC, B, acc);                  // B is (N,K)
     } else {
-      if (!tb) product(dA, B, dC.transpose(), true);  // (K,N)(N,M)
-      else product(dA, B.transpose(), dC.transpose(), true);
+      if (!tb) product(dA, B, dC.transpose(), acc);  // (K,N)(N,M)
+      else product(dA, B.transpose(), dC.transpose(), acc);
     }
   }
   if (T* gb = gin<T>(a, 1)) {
     Map<T> dB(gb, sb[0], sb[1]);
+    const bool acc = !fresh(a, 1);
     if (!tb) {
-      if (!ta) product(dB, A.transpose(), dC, true);  // (K,M)(M,N)
-      else product(dB, A, dC, true);                  // A is (K,M)
+      if (!ta) product(dB, A.transpose(), dC, acc);  // (K,M)(M,N)
+      else product(dB, A, dC, acc);                  // A is (K,M)
     } else {
-      if (!ta) product(dB, dC.transpose(), A, true);  // (N,M)(M,K)
-      else product(dB, dC.transpose(), A.transpose(), true);
+      if (!ta) product(dB, dC.transpose(), A, acc);  // (N,M)(M,K)
+      else product(dB, dC.transpose(), A.transpose(), acc);
     }
   }
 }
@@ -55,7 +57,7 @@ void matmul_backward(const KernelArgs& a) {
 
 template <class T>
 void register_matmul(KernelPair* t) {
-  t[int(OpKind::MatMul)] = {matmul_forward<T>, matmul_backward<T>};
+  t[int(OpKind::MatMul)] = {matmul_forward<T>, matmul_backward<T>, true};
 }
 template void register_matmul<float>(KernelPair*);
 template void register_matmul<double>(KernelPair*);

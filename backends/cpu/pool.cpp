@@ -233,7 +233,7 @@ void reshape_backward(const KernelArgs& a) {
   T* dx = gin<T>(a, 0);
   if (!dx) return;
   const T* dy = gout<T>(a);
-  pfor(a.out_shape.numel(), [&](int64_t i) { dx[i] += dy[i]; });
+  put(dx, fresh(a, 0), a.out_shape.numel(), [&](int64_t i) { return dy[i]; });
 }
 
 }  // namespace
@@ -242,7 +242,7 @@ template <class T>
 void register_pool(KernelPair* t) {
   t[int(OpKind::MaxPool2d)] = {max_forward<T>, max_backward<T>};
   t[int(OpKind::AvgPool2d)] = {avg_forward<T>, avg_backward<T>};
-  t[int(OpKind::Reshape)] = {reshape_forward<T>, reshape_backward<T>};
+  t[int(OpKind::Reshape)] = {reshape_forward<T>, reshape_backward<T>, true};
 }
 template void register_pool<float>(KernelPair*);
 template void register_pool<double>(KernelPair*);
