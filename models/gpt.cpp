@@ -52,13 +52,7 @@ GPTConfig GPTConfig::from_metadata(const std::map<std::string, std::string>& m) 
   return c;
 }
 
-Tensor GPT::p(const std::string& name, const Shape& s) {
-  Tensor t = g_.param(s, name);
-  params_.emplace_back(name, t);
-  return t;
-}
-
-GPT::GPT(const GPTConfig& cfg, uint64_t seed) : cfg_((cfg.validate(), cfg)) {
+GPT::GPT(const GPTConfig& cfg, uint64_t seed) : LanguageModel(cfg, "gpt") {
   const int64_t V = cfg.vocab_size, C = cfg.n_embd;
   // GPT-2's initialisation: N(0, 0.02) weights, the projections into the
   // residual stream scaled by 1/sqrt(2 n_layer), zero biases, unit LN gains.
@@ -98,12 +92,6 @@ GPT::GPT(const GPTConfig& cfg, uint64_t seed) : cfg_((cfg.validate(), cfg)) {
   ones(lnf_w_);
 }
 
-int64_t GPT::num_parameters() const {
-  int64_t n = 0;
-  for (const auto& [name, t] : params_) n += g_.shape(t).numel();
-  return n;
-}
-
 void GPT::check_tokens(const int32_t* idx, int64_t B, int64_t T) const {
   check_token_ids("gpt", idx, B, T, cfg_.vocab_size, cfg_.block_size);
 }
@@ -137,33 +125,6 @@ double GPT::loss(const int32_t* idx, const int32_t* targets, int64_t B, int64_t 
   Tensor y = g_.input(Shape{B * T}, targets, DType::I32);
   loss_ = cross_entropy(logits, y);
   return g_.item(loss_);
-}
-
-void GPT::backward() {
-  if (!loss_.valid() || loss_.step != g_.step())
-    throw ValueError("gpt: backward() needs a loss() first (and no forward() in between)");
-  g_.backward(loss_);
-}
-
-void GPT::save(const std::string& path, const std::map<std::string, std::string>& extra) const {
-  std::map<std::string, std::string> meta = cfg_.to_metadata();
-  for (const auto& kv : extra) meta.insert(kv);
-  save_params(g_, path, meta);
-}
-
-void GPT::load(const std::string& path) {
-  std::map<std::string, std::string> meta;
-  load_params(g_, path, &meta);
-}
-
-std::unique_ptr<GPT> GPT::from_checkpoint(const std::string& path,
-                                          std::map<std::string, std::string>* meta) {
-  std::map<std::string, std::string> m;
-  load_safetensors(path, &m);
-  auto gpt = std::make_unique<GPT>(GPTConfig::from_metadata(m));
-  gpt->load(path);
-  if (meta) *meta = std::move(m);
-  return gpt;
 }
 
 }  // namespace lldl

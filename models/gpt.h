@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "autograd/functions.h"
+#include "models/lm_base.h"
 
 namespace lldl {
 
@@ -34,39 +35,17 @@ struct GPTConfig {
   static GPTConfig from_metadata(const std::map<std::string, std::string>& m);
 };
 
-class GPT {
+class GPT : public LanguageModel<GPT, GPTConfig> {
  public:
   explicit GPT(const GPTConfig& cfg, uint64_t seed = 1337);
-  const GPTConfig& config() const { return cfg_; }
-  Graph& graph() { return g_; }
-  const Graph& graph() const { return g_; }
 
   // Starts a new step (gradients kept) and records the forward pass of idx
   // [B, T] (row-major). Ids must be in [0, vocab_size) and T <= block_size
   // (ValueError otherwise). Returns the logits tensor [B*T, vocab_size].
   Tensor forward(const int32_t* idx, int64_t B, int64_t T);
   // forward, then the mean cross-entropy against targets [B, T]; remembers the
-  // loss for backward(). Returns its value.
+  // loss for backward() (models/lm_base.h). Returns its value.
   double loss(const int32_t* idx, const int32_t* targets, int64_t B, int64_t T);
-  // Accumulates the gradients of the last loss() into the parameters'.
-  void backward();
-  // Clears the parameter gradients and ends the step (the step's tensors,
-  // their gradients included, are released rather than zeroed one by one).
-  void zero_grad() { g_.reset(/*keep_grads=*/false); }
-
-  // Parameters in GPT-2 state-dict order.
-  const std::vector<std::pair<std::string, Tensor>>& named_params() const { return params_; }
-  int64_t num_parameters() const;  // elements, counting the tied wte once
-
-  // Atomic safetensors checkpoint of every parameter, the config in its
-  // metadata (plus `extra`, e.g. the tokenizer).
-  void save(const std::string& path, const std::map<std::string, std::string>& extra = {}) const;
-  // Loads a checkpoint with this model's config (every tensor must match).
-  void load(const std::string& path);
-  // Builds the model a checkpoint describes and loads it; `meta` gets the
-  // checkpoint's metadata.
-  static std::unique_ptr<GPT> from_checkpoint(const std::string& path,
-                                              std::map<std::string, std::string>* meta = nullptr);
 
   // Appends max_new tokens to `prompt` (non-empty, ids in range), sampling
   // with temperature / top-k (models/sampling.h), using a KV cache. When the
@@ -81,16 +60,11 @@ class GPT {
   void check_tokens(const int32_t* idx, int64_t B, int64_t T) const;
 
  private:
-  Tensor p(const std::string& name, const Shape& s);
-  GPTConfig cfg_;
-  Graph g_;
-  std::vector<std::pair<std::string, Tensor>> params_;
   Tensor wte_, wpe_, lnf_w_, lnf_b_;
   struct Block {
     Tensor ln1_w, ln1_b, attn_w, attn_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, mlp_w, mlp_b;
   };
   std::vector<Block> h_;
-  Tensor loss_;
   friend struct GptInfer;
 };
 

@@ -43,13 +43,7 @@ LSTMConfig LSTMConfig::from_metadata(const std::map<std::string, std::string>& m
   return c;
 }
 
-Tensor LSTMLM::p(const std::string& name, const Shape& s) {
-  Tensor t = g_.param(s, name);
-  params_.emplace_back(name, t);
-  return t;
-}
-
-LSTMLM::LSTMLM(const LSTMConfig& cfg, uint64_t seed) : cfg_((cfg.validate(), cfg)) {
+LSTMLM::LSTMLM(const LSTMConfig& cfg, uint64_t seed) : LanguageModel(cfg, "lstm") {
   const int64_t V = cfg.vocab_size, E = cfg.n_embd, H = cfg.n_hidden;
   // PyTorch's defaults: N(0, 1) embeddings, U(-1/sqrt(H), 1/sqrt(H)) for the
   // LSTM and the head (whose fan-in is H).
@@ -66,12 +60,6 @@ LSTMLM::LSTMLM(const LSTMConfig& cfg, uint64_t seed) : cfg_((cfg.validate(), cfg
   init_uniform(g_, b_, -a, a, seed + 3);
   init_uniform(g_, head_w_, -a, a, seed + 4);
   init_uniform(g_, head_b_, -a, a, seed + 5);
-}
-
-int64_t LSTMLM::num_parameters() const {
-  int64_t n = 0;
-  for (const auto& [name, t] : params_) n += g_.shape(t).numel();
-  return n;
 }
 
 void LSTMLM::check_tokens(const int32_t* idx, int64_t B, int64_t T) const {
@@ -91,30 +79,6 @@ double LSTMLM::loss(const int32_t* idx, const int32_t* targets, int64_t B, int64
   Tensor logits = forward(idx, B, T);
   loss_ = cross_entropy(logits, g_.input(Shape{B * T}, targets, DType::I32));
   return g_.item(loss_);
-}
-
-void LSTMLM::backward() {
-  if (!loss_.valid() || loss_.step != g_.step())
-    throw ValueError("lstm: backward() needs a loss() first (and no forward() in between)");
-  g_.backward(loss_);
-}
-
-void LSTMLM::save(const std::string& path, const std::map<std::string, std::string>& extra) const {
-  std::map<std::string, std::string> meta = cfg_.to_metadata();
-  for (const auto& kv : extra) meta.insert(kv);
-  save_params(g_, path, meta);
-}
-
-void LSTMLM::load(const std::string& path) { load_params(g_, path, nullptr); }
-
-std::unique_ptr<LSTMLM> LSTMLM::from_checkpoint(const std::string& path,
-                                                std::map<std::string, std::string>* meta) {
-  std::map<std::string, std::string> m;
-  load_safetensors(path, &m);
-  auto model = std::make_unique<LSTMLM>(LSTMConfig::from_metadata(m));
-  model->load(path);
-  if (meta) *meta = std::move(m);
-  return model;
 }
 
 // One token through embedding, the LSTM cell (state carried in h, c) and the

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "autograd/functions.h"
+#include "models/lm_base.h"
 
 namespace lldl {
 
@@ -25,27 +26,13 @@ struct LSTMConfig {
   static LSTMConfig from_metadata(const std::map<std::string, std::string>& m);
 };
 
-class LSTMLM {
+class LSTMLM : public LanguageModel<LSTMLM, LSTMConfig> {
  public:
   explicit LSTMLM(const LSTMConfig& cfg, uint64_t seed = 1337);
-  const LSTMConfig& config() const { return cfg_; }
-  Graph& graph() { return g_; }
-  const Graph& graph() const { return g_; }
 
   // New step (gradients kept), forward of idx [B, T]: logits [B*T, vocab].
   Tensor forward(const int32_t* idx, int64_t B, int64_t T);
   double loss(const int32_t* idx, const int32_t* targets, int64_t B, int64_t T);
-  void backward();
-  // Clears the parameter gradients and ends the step (the step's tensors,
-  // their gradients included, are released rather than zeroed one by one).
-  void zero_grad() { g_.reset(/*keep_grads=*/false); }
-
-  const std::vector<std::pair<std::string, Tensor>>& named_params() const { return params_; }
-  int64_t num_parameters() const;
-  void save(const std::string& path, const std::map<std::string, std::string>& extra = {}) const;
-  void load(const std::string& path);
-  static std::unique_ptr<LSTMLM> from_checkpoint(const std::string& path,
-                                                 std::map<std::string, std::string>* meta = nullptr);
 
   // Feeds the prompt through the LSTM carrying (h, c), then samples max_new
   // tokens one step at a time (no window limit).
@@ -58,13 +45,8 @@ class LSTMLM {
   void check_tokens(const int32_t* idx, int64_t B, int64_t T) const;
 
  private:
-  Tensor p(const std::string& name, const Shape& s);
   void step(int32_t tok, float* h, float* c, float* logits) const;
-  LSTMConfig cfg_;
-  Graph g_;
-  std::vector<std::pair<std::string, Tensor>> params_;
   Tensor emb_, w_ih_, w_hh_, b_, head_w_, head_b_;
-  Tensor loss_;
 };
 
 }  // namespace lldl
