@@ -111,18 +111,7 @@ int main(int argc, char** argv) {
     if (batch < 1 || steps < 2) throw ValueError("--batch must be >= 1 and --steps >= 2");
     using L = LayerType;
     using A = ActivationType;
-    auto conv = [](int64_t channels) {
-      Layer2 l{L::Conv2D, channels, A::ReLU};
-      l.kernel = 5;
-      l.padding = 2;
-      return l;
-    };
-    Layer2 pool{L::MaxPool2D};
-    pool.kernel = 2;
-    report("Fashion-MNIST CNN",
-           {conv(16), pool, conv(32), pool, {L::Flatten}, {L::Dense, 128, A::ReLU},
-            {L::Dense, 10, A::Linear}},
-           {1, 28, 28}, 784, batch, steps);
+    report("Fashion-MNIST CNN", fashion_cnn_layers(), {1, 28, 28}, 784, batch, steps);
     report("MLP 784-256-128-10",
            {{L::Dense, 256, A::ReLU}, {L::Dense, 128, A::ReLU}, {L::Dense, 10, A::Linear}}, {},
            784, batch, steps);

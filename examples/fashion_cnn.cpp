@@ -31,19 +31,7 @@ int main(int argc, char** argv) {
     }
     ImageSet train = load_fashion_mnist(dir, "train", limit);
     ImageSet test = load_fashion_mnist(dir, "t10k");
-    using L = LayerType;
-    using A = ActivationType;
-    auto conv = [](int64_t channels) {
-      Layer2 l{L::Conv2D, channels, A::ReLU};
-      l.kernel = 5;
-      l.padding = 2;
-      return l;
-    };
-    Layer2 pool{L::MaxPool2D};
-    pool.kernel = 2;
-    NeuralNetwork2 nn({conv(16), pool, conv(32), pool, {L::Flatten}, {L::Dense, 128, A::ReLU},
-                       {L::Dense, 10, A::Linear}},
-                      LossType::CrossEntropy, 42, {1, 28, 28});
+    NeuralNetwork2 nn(fashion_cnn_layers(), LossType::CrossEntropy, 42, {1, 28, 28});
     Trainer trainer(nn, OptimKind::Adam, 1e-3f);
     Matrix X{train.images.data(), train.count, 784}, Xt{test.images.data(), test.count, 784};
     Targets Y{nullptr, train.labels.data(), train.count, 1};

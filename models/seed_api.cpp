@@ -552,4 +552,19 @@ const Profile& NeuralNetwork2::profile() const {
   return graph_ ? graph_->profile() : empty;
 }
 
+std::vector<Layer2> fashion_cnn_layers() {
+  using L = LayerType;
+  using A = ActivationType;
+  auto conv = [](int64_t channels) {
+    Layer2 l{L::Conv2D, channels, A::ReLU};
+    l.kernel = 5;
+    l.padding = 2;
+    return l;
+  };
+  Layer2 pool{L::MaxPool2D};
+  pool.kernel = 2;
+  return {conv(16), pool, conv(32), pool, {L::Flatten}, {L::Dense, 128, A::ReLU},
+          {L::Dense, 10, A::Linear}};
+}
+
 }  // namespace lldl

@@ -202,4 +202,10 @@ class Trainer {
   uint64_t epochs_done_ = 0;
 };
 
+// Issue 4's Fashion-MNIST network, for input_shape (1, 28, 28): conv5x5
+// 1->16 pad 2, ReLU, max-pool 2, conv5x5 16->32 pad 2, ReLU, max-pool 2,
+// dense 1568->128 ReLU, dense 128->10 (examples/fashion_cnn.cpp and
+// bench/bench_memory.cpp build it from here).
+std::vector<Layer2> fashion_cnn_layers();
+
 }  // namespace lldl
