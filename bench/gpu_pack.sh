@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the GPU checks' binaries on a machine without a GPU (nvcc is enough)
 # and gathers them, with the CUDA runtime, into build-gpu-pack/ for carrying
-# to a GPU machine, where bench/gpu_check.sh build-gpu-pack runs them.
+# to a GPU machine, where bench/gpu_check.sh build-gpu-pack runs them (and
+# bench/gpu_python_check.sh builds and tests the Python module there).
 # Portable CPU code (x86-64-v3: AVX2 and FMA, no -march=native) and sm_90
 # (Hopper: H100, H200) by default; LLDL_CUDA_ARCH overrides (e.g. "80;90").
 set -euo pipefail
@@ -15,4 +16,10 @@ mkdir -p build-gpu-pack/lib
 cp build-gpu/lldl_tests build-gpu/bench_cuda build-gpu/study build-gpu/bench_step_device build-gpu-pack/
 cudart=$(ldd build-gpu/lldl_tests | awk '/libcudart/ {print $3}')
 [[ -n $cudart ]] && cp -L "$cudart" build-gpu-pack/lib/
+# Headers for bench/gpu_python_check.sh, which builds the Python module on a
+# GPU machine that lacks the Debian -dev packages.
+mkdir -p build-gpu-pack/hdr/include build-gpu-pack/hdr/share
+cp -r /usr/include/eigen3 /usr/include/nlohmann /usr/include/zlib.h /usr/include/zconf.h \
+  build-gpu-pack/hdr/include/
+cp -r /usr/share/eigen3 /usr/share/cmake/nlohmann_json build-gpu-pack/hdr/share/
 du -sh build-gpu-pack
