@@ -8,11 +8,12 @@ H=build-gpu-pack/hdr
 py=$(command -v python3); echo "python: $py $($py --version 2>&1)"
 inc=$($py -c 'import sysconfig; print(sysconfig.get_paths()["include"])'); echo "Python.h: $inc"; ls "$inc/Python.h" || exit 3
 command -v g++ || exit 4; g++ --version | head -1
-# Headers only, and only where missing (--update=none): nothing installed is replaced.
-cp -r --update=none $H/include/* /usr/include/
+# Headers only, and only where missing: nothing installed is replaced.
+put() { [ -e "$2/$(basename "$1")" ] || cp -r "$1" "$2/"; }
+for f in $H/include/*; do put "$f" /usr/include; done
 mkdir -p /usr/share/cmake
-cp -r --update=none $H/share/eigen3 /usr/share/
-cp -r --update=none $H/share/nlohmann_json /usr/share/cmake/
+put $H/share/eigen3 /usr/share
+put $H/share/nlohmann_json /usr/share/cmake
 z=$(ls /usr/lib/x86_64-linux-gnu/libz.so* /lib/x86_64-linux-gnu/libz.so* 2>/dev/null | head -1); echo "zlib: $z"
 t0=$SECONDS
 cmake -S . -B build-dev -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DLLDL_CUDA=ON \
