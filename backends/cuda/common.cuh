@@ -63,6 +63,14 @@ struct DeviceLauncher {
   }
 };
 
+// The registered kernel for a body (naive.h, naive_seq.h) that both tiers
+// share: runs it with the device launcher.
+template <void (*Fn)(const KernelArgs&, DeviceLauncher&)>
+void shared(const KernelArgs& a) {
+  DeviceLauncher l;
+  Fn(a, l);
+}
+
 // ---- one warp per row ----------------------------------------------------------
 // Blocks of kWarpsPerBlock warps; warp w of the grid takes row w and leaves
 // as a whole when w >= rows (so every shuffle sees 32 live lanes).

@@ -16,12 +16,6 @@ namespace {
 
 using Dev = DeviceLauncher;
 
-// The registered kernel for a naive.h function that both tiers share.
-template <void (*Fn)(const KernelArgs&, Dev&)>
-void shared(const KernelArgs& a) {
-  Dev l;
-  Fn(a, l);
-}
 void reshape_fwd(const KernelArgs&) {}  // the output is a view of x (Graph::record)
 
 // ---- bias_add: x (rows, n) + b (n) ------------------------------------------

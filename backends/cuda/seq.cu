@@ -29,11 +29,6 @@ namespace lldl::cuda {
 namespace {
 
 using Dev = DeviceLauncher;
-template <void (*Fn)(const KernelArgs&, Dev&)>
-void shared(const KernelArgs& a) {
-  Dev l;
-  Fn(a, l);
-}
 
 // ---- embedding ------------------------------------------------------------------
 
