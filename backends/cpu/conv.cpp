@@ -14,6 +14,8 @@
 // (terms that fall into the padding are zero).
 #include "backends/cpu/conv.h"
 
+#include <omp.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <string>
@@ -85,8 +87,22 @@ Geom geom(const KernelArgs& a) {
           a.attr.conv.padding};
 }
 
+// Scratch belongs to an OpenMP thread number, not to an OS thread: libgomp
+// ends the surplus threads when a smaller team starts (Eigen's GEMM asks for
+// fewer threads on small products) and starts new ones for the next full
+// team, so thread_local buffers died and grew again every step on machines
+// with 8 or more threads (seen on a 16-core machine; tests/test_conv.cpp
+// "conv2d scratch grows in the first step only" at OMP_NUM_THREADS=8). The
+// thread numbers of one team are distinct, so no two threads share an entry;
+// inside nested or inactive-nested regions, where numbers repeat, and beyond
+// kPooledThreads, each OS thread keeps its own as before.
 void* scratch(size_t bytes, Slot slot) {
-  thread_local Scratch s[3];
+  constexpr int kPooledThreads = 256;
+  static Scratch pooled[kPooledThreads][3];
+  thread_local Scratch own[3];
+  const int tid = omp_get_thread_num();
+  const bool flat = omp_get_level() == omp_get_active_level() && omp_get_level() <= 1;
+  Scratch* s = flat && tid < kPooledThreads ? pooled[tid] : own;
   return s[static_cast<int>(slot)].get(bytes);
 }
 
