@@ -14,11 +14,13 @@
 // (terms that fall into the padding are zero).
 #include "backends/cpu/conv.h"
 
-#include <omp.h>
-
 #include <atomic>
 #include <cstdlib>
+#include <mutex>
 #include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
 
 #include "core/error.h"
 
@@ -29,13 +31,54 @@ namespace {
 std::atomic<size_t> g_growths{0};
 std::atomic<ConvAlgo> g_algo{ConvAlgo::Auto};
 
-// One thread's scratch: 64-byte aligned, grows, never shrinks.
+// Buffers of threads that ended, for the threads that start after them.
+// libgomp ends surplus threads when a smaller team starts (Eigen's GEMM runs
+// small products on fewer threads) and starts new ones for the next full
+// team; without this, every new thread allocated its scratch again and a
+// training step on 8 or more threads allocated every time (seen on a
+// 16-core machine: tests/test_conv.cpp, "conv2d scratch grows in the first
+// step only"). Never destroyed, so threads that end during exit can still
+// hand their buffers back.
+struct Spares {
+  std::mutex mu;
+  std::vector<std::pair<void*, size_t>> bufs;
+};
+Spares& spares() {
+  static Spares* s = new Spares;
+  return *s;
+}
+constexpr size_t kMaxSpares = 256;
+
+// One thread's scratch: 64-byte aligned, grows, never shrinks; handed on to
+// a later thread when this one ends.
 struct Scratch {
   void* p = nullptr;
   size_t cap = 0;
-  ~Scratch() { std::free(p); }
+  ~Scratch() {
+    if (!p) return;
+    Spares& sp = spares();
+    std::lock_guard<std::mutex> lock(sp.mu);
+    if (sp.bufs.size() < kMaxSpares) sp.bufs.emplace_back(p, cap);
+    else std::free(p);
+  }
   void* get(size_t bytes) {
     if (bytes <= cap) return p;
+    {  // the smallest spare that is big enough, if any
+      Spares& sp = spares();
+      std::lock_guard<std::mutex> lock(sp.mu);
+      size_t best = sp.bufs.size();
+      for (size_t i = 0; i < sp.bufs.size(); ++i)
+        if (sp.bufs[i].second >= bytes &&
+            (best == sp.bufs.size() || sp.bufs[i].second < sp.bufs[best].second))
+          best = i;
+      if (best < sp.bufs.size()) {
+        std::free(p);
+        std::tie(p, cap) = sp.bufs[best];
+        sp.bufs[best] = sp.bufs.back();
+        sp.bufs.pop_back();
+        return p;
+      }
+    }
     std::free(p);
     cap = (bytes + 4095) / 4096 * 4096;
     p = std::aligned_alloc(64, cap);
@@ -87,22 +130,8 @@ Geom geom(const KernelArgs& a) {
           a.attr.conv.padding};
 }
 
-// Scratch belongs to an OpenMP thread number, not to an OS thread: libgomp
-// ends the surplus threads when a smaller team starts (Eigen's GEMM asks for
-// fewer threads on small products) and starts new ones for the next full
-// team, so thread_local buffers died and grew again every step on machines
-// with 8 or more threads (seen on a 16-core machine; tests/test_conv.cpp
-// "conv2d scratch grows in the first step only" at OMP_NUM_THREADS=8). The
-// thread numbers of one team are distinct, so no two threads share an entry;
-// inside nested or inactive-nested regions, where numbers repeat, and beyond
-// kPooledThreads, each OS thread keeps its own as before.
 void* scratch(size_t bytes, Slot slot) {
-  constexpr int kPooledThreads = 256;
-  static Scratch pooled[kPooledThreads][3];
-  thread_local Scratch own[3];
-  const int tid = omp_get_thread_num();
-  const bool flat = omp_get_level() == omp_get_active_level() && omp_get_level() <= 1;
-  Scratch* s = flat && tid < kPooledThreads ? pooled[tid] : own;
+  thread_local Scratch s[3];
   return s[static_cast<int>(slot)].get(bytes);
 }
 
