@@ -529,8 +529,8 @@ void Graph::backward_seeded(Tensor out, const void* seed, bool seed_in_graph) {
   if (lazy)
     for (size_t id = 0; id < stale_.size(); ++id)
       if (stale_[id]) {
-        TensorDesc& t = step_tensors_[id];
-        if (t.grad && grad_bytes(t)) mem_zero(t.grad, grad_bytes(t));
+        const TensorDesc& t = step_tensors_[id];
+        if (size_t bytes = grad_bytes(t); t.grad && bytes) mem_zero(t.grad, bytes);
       }
 }
 

@@ -1,8 +1,7 @@
 // Elementwise ops and activations. x, y, out and their gradients all have
 // the same shape (n elements); bias_add broadcasts a (cols) vector over rows.
-#include <cmath>
-
 #include <algorithm>
+#include <cmath>
 
 #include "backends/cpu/common.h"
 
@@ -89,10 +88,9 @@ void bias_backward(const KernelArgs& a) {
   }
   if (T* d = gin<T>(a, 1)) {
     // Column sums: threads take column blocks, so no two write one element.
-    const int64_t blocks = rows * n >= kParallelMin ? std::min<int64_t>(n / 16, 8) : 1;
-    pfor(std::max<int64_t>(blocks, 1), [&](int64_t k) {
-      const int64_t nb = std::max<int64_t>(blocks, 1);
-      const int64_t c0 = n * k / nb, len = n * (k + 1) / nb - c0;
+    const int64_t blocks = rows * n >= kParallelMin ? std::clamp<int64_t>(n / 16, 1, 8) : 1;
+    pfor(blocks, [&](int64_t k) {
+      const int64_t c0 = n * k / blocks, len = n * (k + 1) / blocks - c0;
       VecMap<T> db(d + c0, len);
       if (fresh(a, 1)) db.setZero();
       for (int64_t r = 0; r < rows; ++r) db += CVecMap<T>(g + r * n + c0, len);

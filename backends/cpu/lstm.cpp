@@ -33,8 +33,8 @@ using Arr = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
 template <class T>
 using CArr = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
 
-// dst (+)= l r. Small products stay coefficient-based on this thread (as in
-// matmul.cpp): Eigen's GEMM would fork threads costing more than the product.
+// One row: activates the gate pre-activations g[4H] in place and writes the
+// new cell state c and hidden state h. c_prev null: zero (c may alias c_prev).
 template <class T>
 void cell(T* g, const T* c_prev, T* c, T* h, int64_t H) {
   Arr<T> i(g, H), f(g + H, H), gg(g + 2 * H, H), o(g + 3 * H, H), cc(c, H), hh(h, H);
