@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backends/cpu/lstm.h"
+#include "core/threads.h"
 #include "tests/gradcheck.h"
 
 using namespace lldl;
@@ -392,4 +393,48 @@ TEST_CASE("lstm gradients on threaded shapes match central differences") {
                                  {step_input({2, 12, 3}), param({20, 3}), param({20, 5}),
                                   param({20})}},
                           30);
+}
+
+TEST_CASE("lstm gives the same h and gradients on 1, 2, 3 and 5 threads") {
+  // The recurrent products split hidden units across one OpenMP team (above
+  // a size threshold these shapes pass): every sum runs in the same order
+  // whatever the split, so results match bit for bit. H 70 and 37 leave a
+  // partial unit block, B 13 a partial row tile; 5 threads on H 37 leave some
+  // threads without units.
+  const int saved = get_num_threads();
+  for (const LstmDims& d : {LstmDims{13, 7, 9, 70}, LstmDims{32, 5, 16, 37}}) {
+    INFO(d.str());
+    Rng rng(static_cast<uint64_t>(d.H));
+    const LstmValues v = lstm_values(d, rng);
+    Vec ref_h, ref_c, ref_gates;
+    ref_lstm(d, v, ref_h, ref_c, ref_gates);
+    const Vec R = random_values(d.B * d.T * d.H, rng);
+    std::vector<Vec> first;
+    for (int threads : {1, 2, 3, 5}) {
+      CAPTURE(threads);
+      set_num_threads(threads);
+      Graph g;
+      Tensor x = input_of<float>(g, {d.B, d.T, d.I}, v.x);
+      Tensor w_ih = input_of<float>(g, {4 * d.H, d.I}, v.w_ih);
+      Tensor w_hh = input_of<float>(g, {4 * d.H, d.H}, v.w_hh);
+      Tensor b = input_of<float>(g, {4 * d.H}, v.b);
+      for (Tensor t : {x, w_ih, w_hh, b}) g.set_requires_grad(t);
+      Tensor h = lstm(x, w_ih, w_hh, b);
+      const Vec hv = values_of<float>(g, h);
+      check_close(hv, ref_h, 2e-5, "h");
+      g.backward(sum(mul(h, input_of<float>(g, g.shape(h), R))));
+      std::vector<Vec> got{hv};
+      for (Tensor t : {x, w_ih, w_hh, b})
+        got.emplace_back(g.grad(t), g.grad(t) + g.shape(t).numel());
+      if (first.empty()) {
+        first = got;
+        continue;
+      }
+      for (size_t i = 0; i < got.size(); ++i) {
+        CAPTURE(i);  // 0: h, then the gradients of x, w_ih, w_hh, b
+        CHECK(got[i] == first[i]);
+      }
+    }
+  }
+  set_num_threads(saved);
 }

@@ -8,18 +8,38 @@
 // states c (B, T, H). Backward reads h_{t-1} from the output and recomputes
 // tanh(c_t); nothing else is kept.
 //
-// Forward: one GEMM x W_ih^T over all B*T rows, then per step a (B, H) x
-// (H, 4H) GEMM adds h_{t-1} W_hh^T. Backward through time keeps the
+// Forward: one GEMM x W_ih^T over all B*T rows; then per step the recurrent
+// product h_{t-1} W_hh^T and the cell. Backward through time keeps the
 // pre-activation gate gradients dG (B, T, 4H) of every step; the only
-// per-step GEMM is the recurrent dh_{t-1} = dG_t W_hh, and afterwards
+// per-step product is the recurrent dh_{t-1} = dG_t W_hh, and afterwards
 //   dx += dG W_ih,  dW_ih += dG^T x,  dW_hh += dG^T h_prev,  db += colsum dG
 // are one GEMM (or reduction) each over all B*T rows (h_prev is h shifted one
 // step, zero at t = 0).
+//
+// The recurrent products are small (B rows) and there are T of them in a
+// chain, so they do not go through Eigen's GEMM, which would fork threads,
+// repack W_hh and join again at every step (a third of the op's time at B 32,
+// H 256). Instead one OpenMP team runs the whole time loop. Each thread owns
+// a slice of hidden units: it packs its slice of W_hh once per call into
+// panels for the register-tiled kernel of tile.h, computes the four
+// gates of its units for every row, and runs the cell on them, so a step
+// needs no barrier between product and cell, only one at its end (step t + 1
+// reads all of h_t). Backward splits dh_{t-1} the same way, and the cell's
+// backward of a unit needs only that unit's dh, c and gates. Every sum runs
+// in the same order whatever the thread count, so results do not depend on
+// it.
 #include "backends/cpu/lstm.h"
 
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "backends/cpu/common.h"
+#include "backends/cpu/tile.h"
 #include "core/error.h"
 
 namespace lldl::cpu {
@@ -28,44 +48,118 @@ namespace {
 
 template <class T>
 using CRow = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
-template <class T>
-using Arr = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
-template <class T>
-using CArr = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
 
-// One row: activates the gate pre-activations g[4H] in place and writes the
-// new cell state c and hidden state h. c_prev null: zero (c may alias c_prev).
-template <class T>
-void cell(T* g, const T* c_prev, T* c, T* h, int64_t H) {
-  Arr<T> i(g, H), f(g + H, H), gg(g + 2 * H, H), o(g + 3 * H, H), cc(c, H), hh(h, H);
+// The cell runs over blocks of Simd<T>::N units, each an Eigen expression of
+// that fixed size (the last block of a row may be shorter). Ranges of units
+// handed to threads start on block boundaries, so every unit is computed by
+// the same instructions whatever the split: an expression over a longer
+// dynamic range would peel scalar iterations up to an aligned address, and
+// the scalar exp and tanh round differently from the vector ones.
+template <class T, int N>
+using Arr = Eigen::Map<Eigen::Array<T, N, 1>>;
+template <class T, int N>
+using CArr = Eigen::Map<const Eigen::Array<T, N, 1>>;
+
+// Units [u0, u0 + n) of one row: activates the gate pre-activations g[4H] in
+// place and writes the new cell state c and hidden state h. c_prev null:
+// zero (c may alias c_prev).
+template <class T, int N>
+void cell_block(T* g, const T* c_prev, T* c, T* h, int64_t H, int64_t u0, int64_t n) {
+  Arr<T, N> i(g + u0, n), f(g + H + u0, n), gg(g + 2 * H + u0, n), o(g + 3 * H + u0, n),
+      cc(c + u0, n), hh(h + u0, n);
   i = (T(1) + (-i).exp()).inverse();
   f = (T(1) + (-f).exp()).inverse();
   gg = gg.tanh();
   o = (T(1) + (-o).exp()).inverse();
-  if (c_prev) cc = f * CArr<T>(c_prev, H) + i * gg;
+  if (c_prev) cc = f * CArr<T, N>(c_prev + u0, n) + i * gg;
   else cc = i * gg;
   hh = o * cc.tanh();
 }
 
-// One row of backward through time. In: activated gates g[4H], c_t, c_{t-1}
-// (null: zero), the output gradient dh_out; dh holds dG_{t+1} W_hh (the
-// recurrent part) and dc the cell gradient from step t+1. Out: the
-// pre-activation gate gradients dg[4H]; dc becomes the gradient of c_{t-1}.
-// dh and dg's o slot serve as scratch (no heap temporaries).
-template <class T>
-void cell_backward(const T* g, const T* c, const T* c_prev, const T* dh_out, T* dh, T* dc, T* dg,
-                   int64_t H) {
-  CArr<T> i(g, H), f(g + H, H), gg(g + 2 * H, H), o(g + 3 * H, H), ct(c, H);
-  Arr<T> dht(dh, H), dct(dc, H), di(dg, H), df(dg + H, H), dgg(dg + 2 * H, H), dout(dg + 3 * H, H);
-  dht += CArr<T>(dh_out, H);
+// Units [u0, u0 + n) of one row of backward through time. In: activated
+// gates g[4H], c_t, c_{t-1} (null: zero), the output gradient dh_out; dh
+// holds dG_{t+1} W_hh (the recurrent part) and dc the cell gradient from step
+// t+1. Out: the pre-activation gate gradients dg[4H]; dc becomes the gradient
+// of c_{t-1}. dh and dg's o slot serve as scratch (no heap temporaries).
+template <class T, int N>
+void cell_backward_block(const T* g, const T* c, const T* c_prev, const T* dh_out, T* dh, T* dc,
+                         T* dg, int64_t H, int64_t u0, int64_t n) {
+  CArr<T, N> i(g + u0, n), f(g + H + u0, n), gg(g + 2 * H + u0, n), o(g + 3 * H + u0, n),
+      ct(c + u0, n);
+  Arr<T, N> dht(dh + u0, n), dct(dc + u0, n), di(dg + u0, n), df(dg + H + u0, n),
+      dgg(dg + 2 * H + u0, n), dout(dg + 3 * H + u0, n);
+  dht += CArr<T, N>(dh_out + u0, n);
   dout = ct.tanh();                                 // tanh(c_t), for now
   dct += dht * o * (T(1) - dout.square());          // through h = o tanh(c)
   dout = dht * dout * o * (T(1) - o);               // sigmoid' = o (1 - o)
   di = dct * gg * i * (T(1) - i);
-  if (c_prev) df = dct * CArr<T>(c_prev, H) * f * (T(1) - f);
+  if (c_prev) df = dct * CArr<T, N>(c_prev + u0, n) * f * (T(1) - f);
   else df.setZero();
   dgg = dct * i * (T(1) - gg.square());             // tanh' = 1 - g^2
   dct *= f;                                         // to c_{t-1}
+}
+
+// f<Simd<T>::N or Eigen::Dynamic>(u0, n) over units [j0, j1) in blocks of
+// Simd<T>::N (j0 a multiple of it).
+template <class T, class F>
+inline void for_blocks(int64_t j0, int64_t j1, F&& f) {
+  constexpr int64_t L = Simd<T>::N;
+  for (int64_t u0 = j0; u0 < j1; u0 += L) {
+    if (u0 + L <= j1) f(std::integral_constant<int, int(L)>{}, u0, L);
+    else f(std::integral_constant<int, Eigen::Dynamic>{}, u0, j1 - u0);
+  }
+}
+
+template <class T>
+void cell(T* g, const T* c_prev, T* c, T* h, int64_t H, int64_t j0, int64_t j1) {
+  for_blocks<T>(j0, j1, [&](auto N, int64_t u0, int64_t n) {
+    cell_block<T, decltype(N)::value>(g, c_prev, c, h, H, u0, n);
+  });
+}
+
+template <class T>
+void cell_backward(const T* g, const T* c, const T* c_prev, const T* dh_out, T* dh, T* dc, T* dg,
+                   int64_t H, int64_t j0, int64_t j1) {
+  for_blocks<T>(j0, j1, [&](auto N, int64_t u0, int64_t n) {
+    cell_backward_block<T, decltype(N)::value>(g, c, c_prev, dh_out, dh, dc, dg, H, u0, n);
+  });
+}
+
+// ---- the recurrent products ------------------------------------------------
+
+// Rows per tile: forward tiles are R x 4 gate vectors, backward R x 2 unit
+// vectors; 16 accumulators either way with AVX-512 (32 registers).
+constexpr int kFwdRows = 6, kBwdRows = 8, kBwdVecs = 2;
+
+// The k loop runs in chunks whose slice of a panel (16 KiB) stays in L1
+// while every row block of the step reads it.
+template <class T, int NV>
+constexpr int64_t kChunk = 16384 / (NV * kVecBytes);
+
+// Reusable buffers of the calling thread (no allocation after the first
+// call of a given size).
+template <class T>
+std::vector<T>& scratch(int which) {
+  thread_local std::vector<T> buf[4];
+  return buf[which];
+}
+
+// Runs body(thread, threads) on one OpenMP team when a step's recurrent
+// product (B * 4H * H multiply-adds) is large enough to share, else on this
+// thread alone.
+template <class F>
+void team(int64_t step_work, F&& body) {
+  if (step_work < (int64_t(1) << 17) || omp_get_max_threads() == 1) {
+    body(0, 1);
+    return;
+  }
+#pragma omp parallel
+  body(omp_get_thread_num(), omp_get_num_threads());
+}
+
+// [begin, end) of n items for thread `th` of `nt`.
+inline std::pair<int64_t, int64_t> share(int64_t n, int th, int nt) {
+  return {n * th / nt, n * (th + 1) / nt};
 }
 
 template <class T>
@@ -74,21 +168,58 @@ void lstm_forward(const KernelArgs& a) {
   const int64_t H = a.out_shape[2], G = 4 * H;
   if (B * Tn == 0) return;
   T *h = out<T>(a), *gates = static_cast<T*>(a.ws), *cs = gates + B * Tn * G;
-  CMap<T> Wih(in<T>(a, 1), G, I), Whh(in<T>(a, 2), G, H);
+  const T* whh = in<T>(a, 2);
   Map<T> Gm(gates, B * Tn, G);
-  product(Gm, CMap<T>(in<T>(a, 0), B * Tn, I), Wih.transpose(), false);
+  product(Gm, CMap<T>(in<T>(a, 0), B * Tn, I), CMap<T>(in<T>(a, 1), G, I).transpose(), false);
   Gm.rowwise() += CRow<T>(in<T>(a, 3), G);
-  for (int64_t t = 0; t < Tn; ++t) {
-    if (t > 0) {
-      SMap<T> Gt(gates + t * G, B, G, Eigen::OuterStride<>(Tn * G));
-      CSMap<T> Hp(h + (t - 1) * H, B, H, Eigen::OuterStride<>(Tn * H));
-      product(Gt, Hp, Whh.transpose(), true);
+
+  // Unit block u (L units) packs W_hh^T's columns q H + u L + j, q = i, f,
+  // g, o, as panel[k][q][j] = W_hh[q H + u L + j, k] (zero past H).
+  constexpr int64_t L = Simd<T>::N;
+  const int64_t blocks = (H + L - 1) / L, panel = H * 4 * L;
+  std::vector<T>& pack = scratch<T>(0);
+  if (Tn > 1 && pack.size() < static_cast<size_t>(blocks * panel))
+    pack.resize(static_cast<size_t>(blocks * panel));
+  team(B * G * H, [&](int th, int nt) {
+    const auto [u_begin, u_end] = share(blocks, th, nt);
+    const int64_t j0 = std::min(u_begin * L, H), j1 = std::min(u_end * L, H);
+    if (Tn > 1)
+      for (int64_t u = u_begin; u < u_end; ++u)
+        for (int64_t q = 0; q < 4; ++q)
+          for (int64_t j = 0; j < L; ++j) {
+            T* p = pack.data() + u * panel + q * L + j;
+            const int64_t unit = u * L + j;
+            if (unit < H) {
+              const T* w = whh + (q * H + unit) * H;
+              for (int64_t k = 0; k < H; ++k) p[k * 4 * L] = w[k];
+            } else {
+              for (int64_t k = 0; k < H; ++k) p[k * 4 * L] = T(0);
+            }
+          }
+    for (int64_t t = 0; t < Tn; ++t) {
+      if (t > 0)
+        for (int64_t u = u_begin; u < u_end; ++u) {
+          const int64_t n = std::min(L, H - u * L);
+          for (int64_t k0 = 0; k0 < H; k0 += kChunk<T, 4>)
+            tile_rows_ranged<T, kFwdRows, 4>(
+                B, h + (t - 1) * H, Tn * H, 1, pack.data() + u * panel,
+                [&](int64_t, int64_t) { return std::pair(k0, std::min(H, k0 + kChunk<T, 4>)); },
+                [&](int64_t b, const T* s) {
+                  T* g = gates + (b * Tn + t) * G + u * L;
+                  for (int64_t q = 0; q < 4; ++q)
+                    for (int64_t j = 0; j < n; ++j) g[q * H + j] += s[q * L + j];
+                });
+        }
+      if (j1 > j0)
+        for (int64_t b = 0; b < B; ++b) {
+          const int64_t r = b * Tn + t;  // row of (b, t)
+          cell(gates + r * G, t ? cs + (r - 1) * H : nullptr, cs + r * H, h + r * H, H, j0, j1);
+        }
+      if (nt > 1) {
+#pragma omp barrier
+      }
     }
-    pfor(B, [&](int64_t b) {
-      const int64_t r = b * Tn + t;  // row of (b, t)
-      cell(gates + r * G, t ? cs + (r - 1) * H : nullptr, cs + r * H, h + r * H, H);
-    }, B * G * 8);
-  }
+  });
 }
 
 template <class T>
@@ -97,35 +228,77 @@ void lstm_backward(const KernelArgs& a) {
   const int64_t B = a.in_shape[0][0], Tn = a.in_shape[0][1], I = a.in_shape[0][2];
   const int64_t H = a.out_shape[2], G = 4 * H, N = B * Tn;
   if (N == 0 || !(dx || dwih || dwhh || db)) return;
-  const T *h = out<T>(a), *dh_out = gout<T>(a);
+  const T *h = out<T>(a), *dh_out = gout<T>(a), *whh = in<T>(a, 2);
   const T *gates = static_cast<const T*>(a.ws), *cs = gates + N * G;
-  CMap<T> Wih(in<T>(a, 1), G, I), Whh(in<T>(a, 2), G, H);
 
-  std::vector<T> dgates(static_cast<size_t>(N * G)), dh(static_cast<size_t>(B * H)),
-      dc(static_cast<size_t>(B * H), T(0));
-  Map<T> dG(dgates.data(), N, G), dH(dh.data(), B, H);
-  for (int64_t t = Tn - 1; t >= 0; --t) {
-    if (t == Tn - 1) {
-      dH.setZero();
-    } else {
-      CSMap<T> dGn(dgates.data() + (t + 1) * G, B, G, Eigen::OuterStride<>(Tn * G));
-      product(dH, dGn, Whh, false);
+  std::vector<T>&dgates = scratch<T>(1), &dh = scratch<T>(2), &dc = scratch<T>(3);
+  dgates.resize(static_cast<size_t>(N * G));
+  dh.assign(static_cast<size_t>(B * H), T(0));
+  dc.assign(static_cast<size_t>(B * H), T(0));
+  // Group u (kBwdVecs blocks of L units) packs W_hh's columns as
+  // panel[k][v][j] = W_hh[k, (u kBwdVecs + v) L + j] (zero past H).
+  constexpr int64_t L = Simd<T>::N, W = kBwdVecs * L;
+  const int64_t groups = (H + W - 1) / W, panel = G * W;
+  std::vector<T>& pack = scratch<T>(0);
+  if (Tn > 1 && pack.size() < static_cast<size_t>(groups * panel))
+    pack.resize(static_cast<size_t>(groups * panel));
+  team(B * G * H, [&](int th, int nt) {
+    const auto [u_begin, u_end] = share(groups, th, nt);
+    const int64_t j0 = std::min(u_begin * W, H), j1 = std::min(u_end * W, H);
+    if (Tn > 1)
+      for (int64_t u = u_begin; u < u_end; ++u)
+        pack_panel<T, kBwdVecs>(whh, H, 1, G, H, u * W, pack.data() + u * panel);
+    for (int64_t t = Tn - 1; t >= 0; --t) {
+      if (t < Tn - 1)
+        for (int64_t u = u_begin; u < u_end; ++u) {
+          const int64_t n = std::min(W, H - u * W);
+          for (int64_t k0 = 0; k0 < G; k0 += kChunk<T, kBwdVecs>)
+            tile_rows_ranged<T, kBwdRows, kBwdVecs>(
+                B, dgates.data() + (t + 1) * G, Tn * G, 1, pack.data() + u * panel,
+                [&](int64_t, int64_t) {
+                  return std::pair(k0, std::min(G, k0 + kChunk<T, kBwdVecs>));
+                },
+                [&](int64_t b, const T* s) {
+                  T* d = dh.data() + b * H + u * W;
+                  if (k0 == 0) std::copy(s, s + n, d);
+                  else
+                    for (int64_t j = 0; j < n; ++j) d[j] += s[j];
+                });
+        }
+      if (j1 > j0)
+        for (int64_t b = 0; b < B; ++b) {
+          const int64_t r = b * Tn + t;
+          cell_backward(gates + r * G, cs + r * H, t ? cs + (r - 1) * H : nullptr, dh_out + r * H,
+                        dh.data() + b * H, dc.data() + b * H, dgates.data() + r * G, H, j0, j1);
+        }
+      if (nt > 1) {
+#pragma omp barrier
+      }
     }
-    pfor(B, [&](int64_t b) {
-      const int64_t r = b * Tn + t;
-      cell_backward(gates + r * G, cs + r * H, t ? cs + (r - 1) * H : nullptr, dh_out + r * H,
-                    dh.data() + b * H, dc.data() + b * H, dgates.data() + r * G, H);
-    }, B * G * 8);
-  }
+  });
 
-  if (dx) product(Map<T>(dx, N, I), dG, Wih, true);
-  if (dwih) product(Map<T>(dwih, G, I), dG.transpose(), CMap<T>(in<T>(a, 0), N, I), true);
-  if (db) Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(db, G) += dG.colwise().sum();
-  if (dwhh && Tn > 1) {
-    std::vector<T> hprev(static_cast<size_t>(N * H), T(0));  // h_{t-1}; zero at t = 0
-    for (int64_t b = 0; b < B; ++b)
-      std::copy(h + b * Tn * H, h + (b * Tn + Tn - 1) * H, hprev.data() + (b * Tn + 1) * H);
-    product(Map<T>(dwhh, G, H), dG.transpose(), CMap<T>(hprev.data(), N, H), true);
+  Map<T> dG(dgates.data(), N, G);
+  if (dx) product(Map<T>(dx, N, I), dG, CMap<T>(in<T>(a, 1), G, I), !fresh(a, 0));
+  if (dwih)
+    product(Map<T>(dwih, G, I), dG.transpose(), CMap<T>(in<T>(a, 0), N, I), !fresh(a, 1));
+  if (dwhh) {
+    Map<T> dW(dwhh, G, H);
+    if (Tn > 1) {
+      std::vector<T>& hprev = scratch<T>(2);  // h_{t-1}, zero at t = 0 (dh is done with)
+      hprev.resize(static_cast<size_t>(N * H));
+      for (int64_t b = 0; b < B; ++b) {
+        std::fill(hprev.data() + b * Tn * H, hprev.data() + (b * Tn + 1) * H, T(0));
+        std::copy(h + b * Tn * H, h + (b * Tn + Tn - 1) * H, hprev.data() + (b * Tn + 1) * H);
+      }
+      product(dW, dG.transpose(), CMap<T>(hprev.data(), N, H), !fresh(a, 2));
+    } else if (fresh(a, 2)) {
+      dW.setZero();
+    }
+  }
+  if (db) {
+    Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>> dbv(db, G);
+    if (fresh(a, 3)) dbv = dG.colwise().sum();
+    else dbv += dG.colwise().sum();
   }
 }
 
@@ -144,7 +317,8 @@ void lstm_step(const T* x, const T* w_ih, const T* w_hh, const T* b, T* h, T* c,
   product(Gm, CMap<T>(x, B, I), CMap<T>(w_ih, G, I).transpose(), false);
   Gm.rowwise() += CRow<T>(b, G);
   product(Gm, CMap<T>(h, B, H), CMap<T>(w_hh, G, H).transpose(), true);
-  for (int64_t r = 0; r < B; ++r) cell(gates.data() + r * G, c + r * H, c + r * H, h + r * H, H);
+  for (int64_t r = 0; r < B; ++r)
+    cell(gates.data() + r * G, c + r * H, c + r * H, h + r * H, H, 0, H);
 }
 template void lstm_step<float>(const float*, const float*, const float*, const float*, float*,
                                float*, int64_t, int64_t, int64_t);
@@ -153,7 +327,7 @@ template void lstm_step<double>(const double*, const double*, const double*, con
 
 template <class T>
 void register_lstm(KernelPair* t) {
-  t[int(OpKind::Lstm)] = {lstm_forward<T>, lstm_backward<T>};
+  t[int(OpKind::Lstm)] = {lstm_forward<T>, lstm_backward<T>, true};
 }
 template void register_lstm<float>(KernelPair*);
 template void register_lstm<double>(KernelPair*);
