@@ -15,27 +15,36 @@
 //             dP  = dY V^T                 (causal part only)
 //             dS  = P * (dP - rowsum(dP * P)) * scale
 //             dQ += dS K,  dK += dS^T Q
-// The products run over blocks of kBlock rows (or columns) of the T x T
-// matrices, each a plain Eigen GEMM over the blocks left of (or below) the
-// diagonal: only the diagonal blocks compute masked entries, and plain GEMMs
-// ran faster than Eigen's triangular products here (T = 128, D = 32). The
-// (b, h) pairs are independent and write disjoint columns of y and of qkv's
-// gradient, so they run on OpenMP threads, each thread with its own T x T
-// scratch for dS.
+// One head's matrices are small (T = 128, D = 32 in the char GPT), too small
+// for Eigen's GEMM to pay for its packing and blocking at every product. The
+// products run instead on the register tiles of tile.h over panels packed
+// once per head (K^T, V, and in backward V^T, K, Q, dY), and only over the
+// causal part: rows of S = Q K^T stop at the diagonal's column block, and
+// every product with P or dS as an operand stops its k loop where P's zeros
+// begin (P[t, s] = 0 for s > t). The (b, h) pairs are independent and write
+// disjoint columns of y and of qkv's gradient, so they run on OpenMP threads,
+// each with its own scratch (dS and the panels).
 #include <algorithm>
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include "backends/cpu/common.h"
+#include "backends/cpu/tile.h"
 
 namespace lldl::cpu {
 
 namespace {
 
-
-// Row (and column) block of the T x T matrices: products run block by block
-// over the causal part only, as plain GEMMs, which Eigen runs faster than its
-// triangular products; only the diagonal blocks compute masked entries.
-constexpr int64_t kBlock = 32;
+template <class T>
+constexpr int64_t kLanes = Simd<T>::N;
+// Column blocks: S and dP rows are computed kSW columns at a time (4
+// vectors), the (T, D) results kDW columns at a time (2 vectors).
+template <class T>
+constexpr int64_t kSW = 4 * kLanes<T>;
+template <class T>
+constexpr int64_t kDW = 2 * kLanes<T>;
+constexpr int kSRows = 4, kDRows = 8;  // rows per tile: 16 accumulators each
 
 struct Dims {
   int64_t B, T, C, NH, D;
@@ -51,22 +60,76 @@ Dims dims(const KernelArgs& a) {
   return {x[0], x[1], C, nh, C / nh};
 }
 
+inline int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+// A thread's scratch: up to three packed panels and a T x T matrix.
+template <class T>
+struct Scratch {
+  std::vector<T> p[3], tt;
+};
+
 // Runs f(b, h, scratch) for every head of every batch row, on OpenMP threads
-// when the work (multiply-adds) is large; scratch is a per-thread T x T
-// matrix.
+// when the work (multiply-adds) is large.
 template <class T, class F>
 void for_each_head(const Dims& d, F&& f) {
   const int64_t n = d.B * d.NH;
+  thread_local Scratch<T> scratch;
   if (n == 1 || n * d.T * d.T * d.D < kParallelMin) {
-    MatR<T> scratch(d.T, d.T);
     for (int64_t i = 0; i < n; ++i) f(i / d.NH, i % d.NH, scratch);
     return;
   }
-#pragma omp parallel
-  {
-    MatR<T> scratch(d.T, d.T);
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < n; ++i) f(i / d.NH, i % d.NH, scratch);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) f(i / d.NH, i % d.NH, scratch);
+}
+
+// Panels of B (K x N, B(k, j) = b[k bk + j bj]) for tile(): column blocks of
+// NV vectors, block c at panel + c K NV lanes.
+template <class T, int NV>
+T* pack(std::vector<T>& buf, const T* b, int64_t bk, int64_t bj, int64_t K, int64_t N) {
+  constexpr int64_t W = NV * kLanes<T>;
+  const int64_t blocks = (N + W - 1) / W;
+  if (buf.size() < static_cast<size_t>(blocks * K * W)) buf.resize(static_cast<size_t>(blocks * K * W));
+  for (int64_t c = 0; c < blocks; ++c) pack_panel<T, NV>(b, bk, bj, K, N, c * W, buf.data() + c * K * W);
+  return buf.data();
+}
+
+// out (T x T, row stride T) gets, for every row t, columns s <= t of
+// A Bt^T, where A(t, d) = a[t lda + d] and panels holds Bt^T (D x T) packed
+// by kSW columns; columns s > t are left alone.
+template <class T>
+void causal_rows(const Dims& d, const T* a, int64_t lda, const T* panels, T* out) {
+  constexpr int64_t W = kSW<T>;
+  for (int64_t c0 = 0; c0 < d.T; c0 += W)  // rows before c0 have no column here
+    tile_rows<T, kSRows, 4>(d.T - c0, a + c0 * lda, lda, 1, panels + c0 * d.D, d.D,
+                            [&](int64_t i, const T* s) {
+                              const int64_t t = c0 + i, n = std::min(W, t + 1 - c0);
+                              std::copy(s, s + n, out + t * d.T + c0);
+                            });
+}
+
+// dst (T x D, row stride ld) (+)= A X over the k range where A is nonzero:
+// A(i, k) = a[i ai + k ak] with A(i, k) = 0 for k > i (lower, A = P or dS)
+// or for k < i (upper, A = P^T or dS^T); panels holds X (T x D) packed by
+// kDW columns.
+template <class T>
+void causal_product(const Dims& d, const T* a, int64_t ai, int64_t ak, bool lower,
+                    const T* panels, T* dst, int64_t ld, bool accumulate) {
+  constexpr int64_t W = kDW<T>;
+  const int64_t T_ = d.T;
+  for (int64_t c0 = 0; c0 < d.D; c0 += W) {
+    const int64_t n = std::min(W, d.D - c0);
+    tile_rows_ranged<T, kDRows, 2>(
+        T_, a, ai, ak, panels + c0 * T_,
+        [&](int64_t r0, int64_t rows) {
+          return lower ? std::pair(int64_t(0), std::min(T_, r0 + rows)) : std::pair(r0, T_);
+        },
+        [&](int64_t i, const T* s) {
+          T* o = dst + i * ld + c0;
+          if (accumulate)
+            for (int64_t j = 0; j < n; ++j) o[j] += s[j];
+          else
+            std::copy(s, s + n, o);
+        });
   }
 }
 
@@ -78,26 +141,20 @@ void attention_forward(const KernelArgs& a) {
   T *y = out<T>(a), *ws = static_cast<T*>(a.ws);
   const T scale = T(1) / std::sqrt(static_cast<T>(d.D));
   const int64_t row = 3 * d.C;
-  for_each_head<T>(d, [&](int64_t b, int64_t h, MatR<T>&) {
-    const T* base = qkv + d.qkv(b, h);
-    CSMap<T> Q(base, d.T, d.D, Eigen::OuterStride<>(row));
-    CSMap<T> K(base + d.C, d.T, d.D, Eigen::OuterStride<>(row));
-    CSMap<T> V(base + 2 * d.C, d.T, d.D, Eigen::OuterStride<>(row));
-    Map<T> P(ws + d.p(b, h), d.T, d.T);
-    SMap<T> Y(y + d.y(b, h), d.T, d.D, Eigen::OuterStride<>(d.C));
-    for (int64_t r0 = 0; r0 < d.T; r0 += kBlock) {
-      const int64_t n = std::min(kBlock, d.T - r0), cols = r0 + n;
-      auto S = P.block(r0, 0, n, cols);
-      S.noalias() = Q.middleRows(r0, n) * K.topRows(cols).transpose();
-      for (int64_t t = r0; t < cols; ++t) {
-        auto r = P.row(t).head(t + 1).array();
-        const T m = r.maxCoeff();
-        r = ((r - m) * scale).exp();
-        r *= T(1) / r.sum();
-        P.row(t).tail(d.T - t - 1).setZero();
-      }
-      Y.middleRows(r0, n).noalias() = S * V.topRows(cols);
+  for_each_head<T>(d, [&](int64_t b, int64_t h, Scratch<T>& sc) {
+    const T* q = qkv + d.qkv(b, h);
+    T* P = ws + d.p(b, h);
+    const T* kt = pack<T, 4>(sc.p[0], q + d.C, 1, row, d.D, d.T);  // K^T (D x T)
+    causal_rows(d, q, row, kt, P);                                  // S = Q K^T
+    for (int64_t t = 0; t < d.T; ++t) {
+      Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> r(P + t * d.T, t + 1);
+      const T m = r.maxCoeff();
+      r = ((r - m) * scale).exp();
+      r *= T(1) / r.sum();
+      std::fill(P + t * d.T + t + 1, P + (t + 1) * d.T, T(0));
     }
+    const T* v = pack<T, 2>(sc.p[1], q + 2 * d.C, row, 1, d.T, d.D);  // V (T x D)
+    causal_product(d, P, d.T, 1, true, v, y + d.y(b, h), d.C, false);  // Y = P V
   });
 }
 
@@ -109,46 +166,29 @@ void attention_backward(const KernelArgs& a) {
   const T *qkv = in<T>(a, 0), *dy = gout<T>(a), *ws = static_cast<const T*>(a.ws);
   const T scale = T(1) / std::sqrt(static_cast<T>(d.D));
   const int64_t row = 3 * d.C;
-  const bool overwrite = fresh(a, 0);
-  for_each_head<T>(d, [&](int64_t b, int64_t h, MatR<T>& dS) {
+  const bool acc = !fresh(a, 0);  // a stale gradient: this head's slices are overwritten
+  for_each_head<T>(d, [&](int64_t b, int64_t h, Scratch<T>& sc) {
     const int64_t o = d.qkv(b, h);
-    CSMap<T> Q(qkv + o, d.T, d.D, Eigen::OuterStride<>(row));
-    CSMap<T> K(qkv + o + d.C, d.T, d.D, Eigen::OuterStride<>(row));
-    CSMap<T> V(qkv + o + 2 * d.C, d.T, d.D, Eigen::OuterStride<>(row));
-    SMap<T> dQ(dqkv + o, d.T, d.D, Eigen::OuterStride<>(row));
-    SMap<T> dK(dqkv + o + d.C, d.T, d.D, Eigen::OuterStride<>(row));
-    SMap<T> dV(dqkv + o + 2 * d.C, d.T, d.D, Eigen::OuterStride<>(row));
-    CSMap<T> dY(dy + d.y(b, h), d.T, d.D, Eigen::OuterStride<>(d.C));
-    CMap<T> P(ws + d.p(b, h), d.T, d.T);
-    if (overwrite) {  // stale gradient: this head's slices start from zero
-      dQ.setZero();
-      dK.setZero();
-      dV.setZero();
-    }
+    const T *q = qkv + o, *k = q + d.C, *v = q + 2 * d.C, *dY = dy + d.y(b, h);
+    const T* P = ws + d.p(b, h);
+    T *dq = dqkv + o, *dk = dq + d.C, *dv = dq + 2 * d.C;
+    if (sc.tt.size() < static_cast<size_t>(d.T * d.T)) sc.tt.resize(static_cast<size_t>(d.T * d.T));
+    T* dS = sc.tt.data();
 
-    for (int64_t c0 = 0; c0 < d.T; c0 += kBlock) {  // column blocks of P
-      const int64_t n = std::min(kBlock, d.T - c0);
-      dV.middleRows(c0, n).noalias() +=
-          P.block(c0, c0, d.T - c0, n).transpose() * dY.middleRows(c0, d.T - c0);
+    // dV = P^T dY
+    causal_product(d, P, 1, d.T, false, pack<T, 2>(sc.p[0], dY, d.C, 1, d.T, d.D), dv, row, acc);
+    // dP = dY V^T, then dS = P (dP - rowsum(dP P)) scale, zero above the diagonal
+    causal_rows(d, dY, d.C, pack<T, 4>(sc.p[1], v, 1, row, d.D, d.T), dS);
+    for (int64_t t = 0; t < d.T; ++t) {
+      Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> p(P + t * d.T, t + 1);
+      Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> g(dS + t * d.T, t + 1);
+      const T dot = (g * p).sum();
+      g = p * (g - dot) * scale;
+      std::fill(dS + t * d.T + t + 1, dS + (t + 1) * d.T, T(0));
     }
-    for (int64_t r0 = 0; r0 < d.T; r0 += kBlock) {  // row blocks of dS
-      const int64_t n = std::min(kBlock, d.T - r0), cols = r0 + n;
-      auto G = dS.block(r0, 0, n, cols);
-      G.noalias() = dY.middleRows(r0, n) * V.topRows(cols).transpose();  // dP
-      for (int64_t t = r0; t < cols; ++t) {
-        auto p = P.row(t).head(t + 1).array();
-        auto g = dS.row(t).head(t + 1).array();
-        const T dot = (g * p).sum();
-        g = p * (g - dot) * scale;
-        dS.row(t).segment(t + 1, cols - t - 1).setZero();
-      }
-      dQ.middleRows(r0, n).noalias() += G * K.topRows(cols);
-    }
-    for (int64_t c0 = 0; c0 < d.T; c0 += kBlock) {  // column blocks of dS
-      const int64_t n = std::min(kBlock, d.T - c0);
-      dK.middleRows(c0, n).noalias() +=
-          dS.block(c0, c0, d.T - c0, n).transpose() * Q.middleRows(c0, d.T - c0);
-    }
+    // dQ = dS K, dK = dS^T Q
+    causal_product(d, dS, d.T, 1, true, pack<T, 2>(sc.p[2], k, row, 1, d.T, d.D), dq, row, acc);
+    causal_product(d, dS, 1, d.T, false, pack<T, 2>(sc.p[0], q, row, 1, d.T, d.D), dk, row, acc);
   });
 }
 
