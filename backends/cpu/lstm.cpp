@@ -18,16 +18,15 @@
 //
 // The recurrent products are small (B rows) and there are T of them in a
 // chain, so they do not go through Eigen's GEMM, which would fork threads,
-// repack W_hh and join again at every step (a third of the op's time at B 32,
-// H 256). Instead one OpenMP team runs the whole time loop. Each thread owns
-// a slice of hidden units: it packs its slice of W_hh once per call into
-// panels for the register-tiled kernel of tile.h, computes the four
-// gates of its units for every row, and runs the cell on them, so a step
-// needs no barrier between product and cell, only one at its end (step t + 1
-// reads all of h_t). Backward splits dh_{t-1} the same way, and the cell's
-// backward of a unit needs only that unit's dh, c and gates. Every sum runs
-// in the same order whatever the thread count, so results do not depend on
-// it.
+// repack W_hh and join again at every step. Instead one OpenMP team runs the
+// whole time loop. Each thread owns a slice of hidden units: it packs its
+// slice of W_hh once per call into panels for the register tiles of tile.h,
+// computes the four gates of its units for every row, and runs the cell on
+// them, so a step needs no barrier between product and cell, only one at its
+// end (step t + 1 reads all of h_t). Backward splits dh_{t-1} the same way,
+// and the cell's backward of a unit needs only that unit's dh, c and gates.
+// Every sum runs in the same order whatever the thread count, so results do
+// not depend on it.
 #include "backends/cpu/lstm.h"
 
 #include <omp.h>
