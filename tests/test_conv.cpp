@@ -287,6 +287,53 @@ TEST_CASE("max_pool2d: the first maximum of a window gets the gradient, NaN prop
   }
 }
 
+TEST_CASE("pooling backward overwrites a stale intermediate gradient, uncovered rows included") {
+  // x (leaf) -> y = 1 * x (an intermediate) -> pool -> sum(pool * r). The
+  // pools write y's gradient instead of adding to it (no zero-fill first),
+  // so garbage left in it must vanish, also in a last row and column no
+  // window covers (odd sizes). x's gradient must equal y's, and the same
+  // pool applied to x directly (x's gradient accumulates: the other path).
+  struct PoolCase {
+    const char* name;
+    bool max;
+    int k, stride;
+    Shape shape;
+  };
+  for (const PoolCase& c : {PoolCase{"max 2x2 (fast path)", true, 2, 0, {2, 3, 5, 7}},
+                            PoolCase{"max k3 s2", true, 3, 2, {1, 2, 8, 6}},
+                            PoolCase{"avg 2x2", false, 2, 0, {2, 2, 5, 5}}}) {
+    INFO(c.name);
+    Rng rng(11);
+    const int64_t n = c.shape.numel();
+    std::vector<float> xv(static_cast<size_t>(n));
+    for (float& v : xv) v = static_cast<float>(rng.uniform(-1, 1));
+    auto pool = [&](Tensor t) { return c.max ? max_pool2d(t, c.k, c.stride) : avg_pool2d(t, c.k, c.stride); };
+    Graph g;
+    Tensor x = g.input(c.shape, xv.data(), DType::F32);
+    g.set_requires_grad(x);
+    Tensor direct = pool(x);
+    std::vector<float> r(static_cast<size_t>(g.shape(direct).numel()));
+    for (float& v : r) v = static_cast<float>(rng.uniform(-1, 1));
+    g.backward(sum(mul(direct, g.input(g.shape(direct), r.data(), DType::F32))));
+    const std::vector<float> want(g.grad(x), g.grad(x) + n);
+    g.zero_grad();
+
+    Tensor y = scale(x, 1.0f);
+    Tensor loss = sum(mul(pool(y), g.input(g.shape(direct), r.data(), DType::F32)));
+    g.backward(loss);
+    for (int round = 0; round < 2; ++round) {
+      CAPTURE(round);
+      for (int64_t i = 0; i < n; ++i) {
+        CAPTURE(i);
+        REQUIRE(g.grad(y)[i] == want[i]);
+        REQUIRE(g.grad(x)[i] == doctest::Approx((round + 1) * want[i]));
+      }
+      std::fill(g.grad(y), g.grad(y) + n, 12345.0f);  // garbage: the next pass overwrites it
+      g.backward(loss);
+    }
+  }
+}
+
 TEST_CASE("conv2d scratch grows in the first step only") {
   // Also at 8 threads (oversubscribed on a small machine): scratch tied to OS
   // threads regrew every step there, as libgomp ends and restarts threads

@@ -106,8 +106,10 @@ void max2x2_forward(const T* x, T* y, const Pool& g) {
 
 // Windows do not overlap: each element gets its window's gradient if it is
 // the first maximum, else 0 ("rest" passes on until an element takes it).
+// overwrite (a stale dx, KernelArgs::gin_fresh): windows cover the planes
+// except a last row or column of odd length, which is zeroed.
 template <class T>
-void max2x2_backward(const T* x, const T* dy, T* dx, const Pool& g) {
+void max2x2_backward(const T* x, const T* dy, T* dx, const Pool& g, bool overwrite) {
   for_plane_groups(g, [&](int64_t p0, int64_t p1) {
     const int64_t M = (p1 - p0) * g.OH * g.OW;
     T* q = plane_scratch<T>(4 * M);
@@ -124,17 +126,30 @@ void max2x2_backward(const T* x, const T* dy, T* dx, const Pool& g) {
       q[2 * M + i] = is_max(v2, m) ? rest : T(0);
       q[3 * M + i] = is_max(v2, m) ? T(0) : rest;
     }
-    for (int64_t p = p0, k = 0; p < p1; ++p)
+    for (int64_t p = p0, k = 0; p < p1; ++p) {
       for (int64_t oh = 0; oh < g.OH; ++oh, k += g.OW) {
         T *d0 = dx + (p * g.H + 2 * oh) * g.W, *d1 = d0 + g.W;
         const T* q0 = q + k;
-        for (int64_t ow = 0; ow < g.OW; ++ow) {
-          d0[2 * ow] += q0[ow];
-          d0[2 * ow + 1] += q0[M + ow];
-          d1[2 * ow] += q0[2 * M + ow];
-          d1[2 * ow + 1] += q0[3 * M + ow];
+        if (overwrite) {
+          for (int64_t ow = 0; ow < g.OW; ++ow) {
+            d0[2 * ow] = q0[ow];
+            d0[2 * ow + 1] = q0[M + ow];
+            d1[2 * ow] = q0[2 * M + ow];
+            d1[2 * ow + 1] = q0[3 * M + ow];
+          }
+          if (g.W > 2 * g.OW) d0[g.W - 1] = d1[g.W - 1] = T(0);
+        } else {
+          for (int64_t ow = 0; ow < g.OW; ++ow) {
+            d0[2 * ow] += q0[ow];
+            d0[2 * ow + 1] += q0[M + ow];
+            d1[2 * ow] += q0[2 * M + ow];
+            d1[2 * ow + 1] += q0[3 * M + ow];
+          }
         }
       }
+      if (overwrite && g.H > 2 * g.OH)
+        std::fill(dx + (p * g.H + 2 * g.OH) * g.W, dx + (p + 1) * g.H * g.W, T(0));
+    }
   });
 }
 
@@ -172,11 +187,13 @@ void max_backward(const KernelArgs& a) {
   if (!dx) return;
   const Pool g = pool_geom(a);
   const T *x = in<T>(a, 0), *dy = gout<T>(a);
-  if (g.k == 2 && g.S == 2) return max2x2_backward(x, dy, dx, g);
+  const bool overwrite = fresh(a, 0);
+  if (g.k == 2 && g.S == 2) return max2x2_backward(x, dy, dx, g, overwrite);
   for_planes(g, [&](int64_t p) {
     const T* xp = x + p * g.H * g.W;
     const T* dyp = dy + p * g.OH * g.OW;
     T* dxp = dx + p * g.H * g.W;
+    if (overwrite) std::fill(dxp, dxp + g.H * g.W, T(0));
     for (int64_t oh = 0; oh < g.OH; ++oh)
       for (int64_t ow = 0; ow < g.OW; ++ow) dxp[argmax(xp, g, oh, ow)] += dyp[oh * g.OW + ow];
   });
@@ -211,9 +228,11 @@ void avg_backward(const KernelArgs& a) {
   const Pool g = pool_geom(a);
   const T* dy = gout<T>(a);
   const T inv = T(1) / static_cast<T>(g.k * g.k);
+  const bool overwrite = fresh(a, 0);
   for_planes(g, [&](int64_t p) {
     const T* dyp = dy + p * g.OH * g.OW;
     T* dxp = dx + p * g.H * g.W;
+    if (overwrite) std::fill(dxp, dxp + g.H * g.W, T(0));  // then windows add in
     for (int64_t oh = 0; oh < g.OH; ++oh)
       for (int64_t ow = 0; ow < g.OW; ++ow) {
         const T d = dyp[oh * g.OW + ow] * inv;
@@ -240,8 +259,8 @@ void reshape_backward(const KernelArgs& a) {
 
 template <class T>
 void register_pool(KernelPair* t) {
-  t[int(OpKind::MaxPool2d)] = {max_forward<T>, max_backward<T>};
-  t[int(OpKind::AvgPool2d)] = {avg_forward<T>, avg_backward<T>};
+  t[int(OpKind::MaxPool2d)] = {max_forward<T>, max_backward<T>, true};
+  t[int(OpKind::AvgPool2d)] = {avg_forward<T>, avg_backward<T>, true};
   t[int(OpKind::Reshape)] = {reshape_forward<T>, reshape_backward<T>, true};
 }
 template void register_pool<float>(KernelPair*);
