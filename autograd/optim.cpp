@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "backends/cuda/device.h"
 #include "core/error.h"
@@ -70,20 +71,33 @@ void update(const OptimConfig& c, int64_t t, int64_t n, T* p, const T* grad, T* 
   }
 }
 
-// Large parameters are updated in chunks on OpenMP threads; small ones stay
-// on this thread (forking costs more than the update). m and v advance with
-// the chunk only where they hold per-element state.
+// The CPU update runs over chunks of all parameters at once, one OpenMP
+// loop per step: a GPT layer's 128 x 384 weight alone is too small to be
+// worth a thread team, but a step updates hundreds of thousands of elements
+// in all. Chunks of 8192 elements; a smaller parameter is one chunk.
+constexpr int64_t kUpdateChunk = 8192;
+
 template <class T>
-void update_chunked(const OptimConfig& c, int64_t t, int64_t n, T* p, const T* grad, T* m, T* v) {
-  constexpr int64_t kChunk = int64_t(1) << 15;
-  if (n < 2 * kChunk) return update(c, t, n, p, grad, m, v);
-  const bool per_m = c.kind != OptimKind::SGD;
-  const bool per_v = c.kind == OptimKind::Adam || c.kind == OptimKind::AdamW;
-#pragma omp parallel for schedule(static)
-  for (int64_t b = 0; b < n; b += kChunk) {
-    int64_t len = b + kChunk < n ? kChunk : n - b;
-    update(c, t, len, p + b, grad + b, per_m ? m + b : m, per_v ? v + b : v);
+void update_all(Optimizer& o) {
+  Graph& g = *o.g;
+  const bool per_m = o.cfg.kind != OptimKind::SGD;
+  const bool per_v = o.cfg.kind == OptimKind::Adam || o.cfg.kind == OptimKind::AdamW;
+  const int64_t chunks = static_cast<int64_t>(o.chunks.size());
+  auto run = [&](int64_t c) {
+    const Optimizer::Chunk& ch = o.chunks[static_cast<size_t>(c)];
+    const size_t i = static_cast<size_t>(ch.param);
+    const int64_t b = ch.begin;
+    T* m = g.data<T>(o.m[i]);
+    T* v = g.data<T>(o.v[i]);
+    update(o.cfg, o.steps[i], ch.count, g.data<T>(o.params[i]) + b, g.grad<T>(o.params[i]) + b,
+           per_m ? m + b : m, per_v ? v + b : v);
+  };
+  if (o.total < 4 * kUpdateChunk) {
+    for (int64_t c = 0; c < chunks; ++c) run(c);
+    return;
   }
+#pragma omp parallel for schedule(dynamic, 4)
+  for (int64_t c = 0; c < chunks; ++c) run(c);
 }
 
 }  // namespace
@@ -98,6 +112,14 @@ void Optimizer::add_new_params() {
     v.push_back(g->buffer(adam ? s : Shape{}, g->dtype()));
     steps.push_back(0);
   }
+  chunks.clear();
+  total = 0;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const int64_t n = g->shape(params[i]).numel();
+    for (int64_t b = 0; b < n; b += kUpdateChunk)
+      chunks.push_back({static_cast<int64_t>(i), b, std::min(kUpdateChunk, n - b)});
+    total += n;
+  }
 }
 
 void Optimizer::step() {
@@ -105,41 +127,73 @@ void Optimizer::step() {
   // only rebuilt when that happens, so a step allocates nothing.
   if (params.size() != g->num_params()) add_new_params();
   ++t;
+  for (int64_t& s : steps) ++s;
+  if (g->backend() != Backend::CUDA) {
+    if (g->dtype() == DType::F32) update_all<float>(*this);
+    else update_all<double>(*this);
+    return;
+  }
   for (size_t i = 0; i < params.size(); ++i) {
     const TensorDesc& d = g->desc(params[i]);
     int64_t n = d.shape.numel();
-    ++steps[i];
-    if (g->backend() == Backend::CUDA) {
+    {
       // The same update as update() below, on the device (float32 only).
       const float b1 = cfg.beta1, b2 = cfg.beta2;
       CudaOptimArgs c{int(cfg.kind), cfg.lr, cfg.momentum, b1, b2, cfg.eps, cfg.weight_decay,
                       1.0f - std::pow(b1, float(steps[i])), 1.0f - std::pow(b2, float(steps[i]))};
       cuda_optim_update(c, n, g->data<float>(params[i]), g->grad<float>(params[i]),
                         g->data<float>(m[i]), g->data<float>(v[i]));
-    } else if (g->dtype() == DType::F32)
-      update_chunked(cfg, steps[i], n, g->data<float>(params[i]), g->grad<float>(params[i]),
-                     g->data<float>(m[i]), g->data<float>(v[i]));
-    else
-      update_chunked(cfg, steps[i], n, g->data<double>(params[i]), g->grad<double>(params[i]),
-                     g->data<double>(m[i]), g->data<double>(v[i]));
+    }
   }
 }
 
 namespace {
+// Both run over (parameter, chunk) pairs of all gradients in one OpenMP
+// loop, like the update. The sum of squares is in double, each chunk's sum
+// vectorised (its own order of additions, fixed for a given chunk).
+constexpr int64_t kClipChunk = 8192;
+
+template <class T, class F>
+void for_grad_chunks(Graph& g, const std::vector<Tensor>& ps, F&& f) {
+  std::vector<std::pair<T*, int64_t>> chunks;
+  int64_t total = 0;
+  for (Tensor p : ps) {
+    T* d = g.grad<T>(p);
+    const int64_t n = g.shape(p).numel();
+    for (int64_t b = 0; b < n; b += kClipChunk)
+      chunks.emplace_back(d + b, std::min(kClipChunk, n - b));
+    total += n;
+  }
+  const int64_t nc = static_cast<int64_t>(chunks.size());
+#pragma omp parallel for schedule(static) if (total >= 4 * kClipChunk)
+  for (int64_t c = 0; c < nc; ++c) {
+    const auto& [d, n] = chunks[static_cast<size_t>(c)];
+    f(c, d, n);
+  }
+}
+
 template <class T>
-double sum_squares(Graph& g, Tensor t) {
-  const T* d = g.grad<T>(t);
-  int64_t n = g.shape(t).numel();
+double sum_squares(Graph& g, const std::vector<Tensor>& ps) {
+  std::vector<double> part;
+  int64_t nc = 0;
+  for (Tensor p : ps) nc += (g.shape(p).numel() + kClipChunk - 1) / kClipChunk;
+  part.assign(static_cast<size_t>(nc), 0.0);
+  for_grad_chunks<T>(g, ps, [&](int64_t c, const T* d, int64_t n) {
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < n; ++i) s += double(d[i]) * double(d[i]);
+    part[static_cast<size_t>(c)] = s;
+  });
   double s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static) if (n >= (int64_t(1) << 16))
-  for (int64_t i = 0; i < n; ++i) s += double(d[i]) * double(d[i]);
+  for (double x : part) s += x;
   return s;
 }
 template <class T>
-void scale_grad(Graph& g, Tensor t, T f) {
-  T* d = g.grad<T>(t);
-  int64_t n = g.shape(t).numel();
-  for (int64_t i = 0; i < n; ++i) d[i] *= f;
+void scale_grads(Graph& g, const std::vector<Tensor>& ps, T f) {
+  for_grad_chunks<T>(g, ps, [&](int64_t, T* d, int64_t n) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) d[i] *= f;
+  });
 }
 }  // namespace
 
@@ -149,14 +203,13 @@ double clip_grad_norm(Graph& g, double max_norm) {
                      std::to_string(max_norm));
   const bool f32 = g.dtype() == DType::F32;
   std::vector<Tensor> ps = g.params();
-  double ss = 0;
-  for (Tensor p : ps) ss += f32 ? sum_squares<float>(g, p) : sum_squares<double>(g, p);
-  double norm = std::sqrt(ss);
+  double norm = std::sqrt(f32 ? sum_squares<float>(g, ps) : sum_squares<double>(g, ps));
   if (!std::isfinite(norm))
     throw ValueError("clip_grad_norm: the gradient norm is not finite (NaN or Inf in a gradient)");
   if (norm > max_norm) {
     double f = max_norm / (norm + 1e-6);
-    for (Tensor p : ps) f32 ? scale_grad<float>(g, p, float(f)) : scale_grad<double>(g, p, f);
+    if (f32) scale_grads<float>(g, ps, float(f));
+    else scale_grads<double>(g, ps, f);
   }
   return norm;
 }

@@ -30,6 +30,13 @@ struct Optimizer {
   std::vector<int64_t> steps;         // per parameter: Adam's bias correction counts
                                       // from the step the parameter joined
   int64_t t = 0;                      // steps taken
+  // The CPU update's work list: parameter index, first element, count
+  // (rebuilt when parameters join); total elements.
+  struct Chunk {
+    int64_t param, begin, count;
+  };
+  std::vector<Chunk> chunks;
+  int64_t total = 0;
 
   Optimizer(Graph& graph, OptimConfig c);
   // One update of every parameter of the graph (parameters created after the
