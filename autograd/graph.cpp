@@ -435,7 +435,10 @@ void Graph::backward_seeded(Tensor out, const void* seed, bool seed_in_graph) {
   // whose output gradient is still stale contributes nothing and is skipped;
   // whatever is still stale at the end is zero-filled, so the gradients read
   // afterwards are the same as with eager zeroing. This saves a pass over
-  // every activation-sized gradient (about 8% of a GPT step).
+  // every activation-sized gradient (about 8% of a GPT step). Profiling
+  // keeps it, so the profile times the kernels that run unprofiled; automatic
+  // placement (which may move a kernel to another backend) and anomaly mode
+  // zero-fill instead.
   const bool lazy = backend_ == Backend::CPU && !mem_.active();
   auto grad_bytes = [&](const TensorDesc& t) {
     return static_cast<size_t>(t.shape.numel()) * dtype_size(dtype_);
@@ -506,7 +509,7 @@ void Graph::backward_seeded(Tensor out, const void* seed, bool seed_in_graph) {
       ensure_grad(in, !is_stale);
       a.gin[i] = in.grad;
       if (is_stale) {
-        if (kp.overwrites && !repeated && !hooks_ && !anomaly_) {
+        if (kp.overwrites && !repeated && !placement_ && !anomaly_) {
           a.gin_fresh |= static_cast<uint8_t>(1u << i);
         } else if (size_t bytes = grad_bytes(in)) {
           mem_zero(in.grad, bytes);
