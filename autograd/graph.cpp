@@ -445,7 +445,10 @@ void Graph::backward_seeded(Tensor out, const void* seed, bool seed_in_graph) {
   };
   if (lazy) {
     stale_.assign(step_tensors_.size(), 0);
+    uses_.assign(step_tensors_.size(), 0);
     for (const TapeEntry& e : tape_) {  // intermediates (allocated or not)
+      for (int i = 0; i < e.n_in; ++i)
+        if (e.in[i] >= 0) ++uses_[e.in[i]];
       stale_[e.out] = 1;
 #ifdef LLDL_POISON_STALE_GRADS
       TensorDesc& t = by_id(e.out);
@@ -500,16 +503,24 @@ void Graph::backward_seeded(Tensor out, const void* seed, bool seed_in_graph) {
     bool repeated = false;
     for (int i = 0; i < e.n_in; ++i)
       for (int j = 0; j < i; ++j) repeated |= e.in[i] == e.in[j];
+    const bool plain = !repeated && !placement_ && !anomaly_;
     for (int i = 0; i < e.n_in; ++i) {
       TensorDesc& in = by_id(e.in[i]);
       a.in[i] = in.data;
       a.in_shape[i] = in.shape;
       if (!in.requires_grad) continue;
       const bool is_stale = lazy && e.in[i] >= 0 && stale_[e.in[i]];
+      if (is_stale && plain && ((kp.passes >> i) & 1) && uses_[e.in[i]] == 1) {
+        // Its gradient is the output's, and no other entry adds to it: share
+        // the buffer (KernelPair::passes); the kernel skips this input.
+        in.grad = o.grad;
+        stale_[e.in[i]] = 0;
+        continue;
+      }
       ensure_grad(in, !is_stale);
       a.gin[i] = in.grad;
       if (is_stale) {
-        if (kp.overwrites && !repeated && !placement_ && !anomaly_) {
+        if (kp.overwrites && plain) {
           a.gin_fresh |= static_cast<uint8_t>(1u << i);
         } else if (size_t bytes = grad_bytes(in)) {
           mem_zero(in.grad, bytes);

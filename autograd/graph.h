@@ -238,6 +238,7 @@ class Graph {
   // by an overwriting kernel, zero-filled just in time otherwise, or at the
   // end of backward if nothing wrote it).
   std::vector<uint8_t> stale_;
+  std::vector<uint32_t> uses_;  // backward: how many tape entries read each step tensor
 };
 
 }  // namespace lldl

@@ -41,6 +41,11 @@ struct KernelPair {
   KernelFn forward = nullptr;
   KernelFn backward = nullptr;
   bool overwrites = false;  // backward honours KernelArgs::gin_fresh
+  // Bit i set: input i's gradient is the output's gradient element for
+  // element (reshape, identity, add, bias_add's x). Where that input's only
+  // consumer is this entry and its gradient is stale, the CPU graph makes the
+  // two gradients one buffer and passes gin[i] = null: no copy.
+  uint8_t passes = 0;
 };
 
 // Returns the kernels for (backend, dtype, kind), or throws UnavailableError

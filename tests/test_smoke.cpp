@@ -109,3 +109,45 @@ TEST_CASE("backward twice in one step: intermediates restart from zero, paramete
   for (int i = 0; i < 4; ++i) CHECK(g.grad(h)[i] == gh1[i]);
   for (int i = 0; i < 6; ++i) CHECK(g.grad(W)[i] == doctest::Approx(2 * gw1[i]));
 }
+
+TEST_CASE("shared gradient buffers give exactly the gradients that copying gives") {
+  // reshape, identity, add and bias_add's x pass the output gradient through
+  // unchanged; where their input has no other consumer the graph shares one
+  // buffer instead of copying (KernelPair::passes). Anomaly mode copies (and
+  // zero-fills), so it is the reference. Every intermediate gradient the user
+  // can read, and every parameter gradient, must match bit for bit, over two
+  // backward calls in one step (the second restarts intermediates from zero).
+  auto run = [](bool anomaly, std::vector<std::vector<float>>& out) {
+    Graph g;
+    g.set_anomaly_mode(anomaly);
+    Tensor W = g.param({4, 6}, "W"), b = g.param({6}, "b"), V = g.param({3, 4}, "V");
+    for (int i = 0; i < 24; ++i) g.data(W)[i] = 0.05f * float(i % 7) - 0.15f;
+    for (int i = 0; i < 6; ++i) g.data(b)[i] = 0.1f * float(i) - 0.2f;
+    for (int i = 0; i < 12; ++i) g.data(V)[i] = 0.07f * float(i % 5) - 0.1f;
+    float xv[20];
+    for (int i = 0; i < 20; ++i) xv[i] = 0.3f * float(i % 6) - 0.8f;
+    Tensor x = g.input({5, 4}, xv, DType::F32);
+    Tensor m = matmul(x, W);                 // only consumer: bias_add (shared)
+    Tensor h = bias_add(m, b);               // consumers: tanh and add
+    Tensor t = tanh(h);                      // only consumer: identity (shared)
+    Tensor i = identity(t);                  // only consumer: add (shared)
+    Tensor s = add(i, h);                    // only consumer: reshape (shared)
+    Tensor r = reshape(s, Shape{10, 3});     // only consumer: matmul
+    Tensor loss = sum(mul(matmul(r, V), matmul(r, V)));
+    out.clear();
+    for (int pass = 0; pass < 2; ++pass) {
+      g.backward(loss);
+      for (Tensor u : {m, h, t, i, s, r, W, b, V})
+        out.emplace_back(g.grad(u), g.grad(u) + g.shape(u).numel());
+    }
+  };
+  std::vector<std::vector<float>> shared, copied;
+  run(false, shared);
+  run(true, copied);
+  REQUIRE(shared.size() == copied.size());
+  for (size_t k = 0; k < shared.size(); ++k) {
+    CAPTURE(k);  // pass * 9 + index into m, h, t, i, s, r, W, b, V
+    CHECK(shared[k] == copied[k]);
+  }
+  CHECK(copied[1] != std::vector<float>(30, 0.0f));  // h's gradient is not trivially zero
+}

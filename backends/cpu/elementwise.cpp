@@ -165,15 +165,15 @@ void identity_backward(const KernelArgs& a) {
 
 template <class T>
 void register_elementwise(KernelPair* t) {
-  t[int(OpKind::Add)] = {add_forward<T>, add_backward<T>, true};
+  t[int(OpKind::Add)] = {add_forward<T>, add_backward<T>, true, 0b11};
   t[int(OpKind::Sub)] = {sub_forward<T>, sub_backward<T>, true};
   t[int(OpKind::Mul)] = {mul_forward<T>, mul_backward<T>, true};
   t[int(OpKind::Scale)] = {scale_forward<T>, scale_backward<T>, true};
-  t[int(OpKind::BiasAdd)] = {bias_forward<T>, bias_backward<T>, true};
+  t[int(OpKind::BiasAdd)] = {bias_forward<T>, bias_backward<T>, true, 0b1};
   t[int(OpKind::Sigmoid)] = {sigmoid_forward<T>, sigmoid_backward<T>, true};
   t[int(OpKind::Tanh)] = {tanh_forward<T>, tanh_backward<T>, true};
   t[int(OpKind::Relu)] = {relu_forward<T>, relu_backward<T>, true};
-  t[int(OpKind::Identity)] = {identity_forward<T>, identity_backward<T>, true};
+  t[int(OpKind::Identity)] = {identity_forward<T>, identity_backward<T>, true, 0b1};
 }
 template void register_elementwise<float>(KernelPair*);
 template void register_elementwise<double>(KernelPair*);

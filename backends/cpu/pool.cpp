@@ -261,7 +261,7 @@ template <class T>
 void register_pool(KernelPair* t) {
   t[int(OpKind::MaxPool2d)] = {max_forward<T>, max_backward<T>, true};
   t[int(OpKind::AvgPool2d)] = {avg_forward<T>, avg_backward<T>, true};
-  t[int(OpKind::Reshape)] = {reshape_forward<T>, reshape_backward<T>, true};
+  t[int(OpKind::Reshape)] = {reshape_forward<T>, reshape_backward<T>, true, 0b1};
 }
 template void register_pool<float>(KernelPair*);
 template void register_pool<double>(KernelPair*);
