@@ -2,6 +2,7 @@
 // copies) and the OpenMP threshold below which a loop stays serial.
 #pragma once
 #include <Eigen/Core>
+#include <algorithm>
 #include <cstdint>
 #include <tuple>
 #include <type_traits>
@@ -133,6 +134,20 @@ inline double psum(int64_t n, F&& f, int64_t work = -1) {
 #pragma omp parallel for reduction(+ : acc) schedule(static)
   for (int64_t i = 0; i < n; ++i) acc += f(i);
   return acc;
+}
+
+// d[j] = (or +=, unless `overwrite`) the sum over r of g[r * n + j]: the
+// column sums of g (rows, n), the bias gradient of bias_add and linear.
+// Threads take column blocks, so no two write one element.
+template <class T>
+inline void column_sums(T* d, bool overwrite, const T* g, int64_t rows, int64_t n) {
+  const int64_t blocks = rows * n >= kParallelMin ? std::clamp<int64_t>(n / 16, 1, 8) : 1;
+  pfor(blocks, [&](int64_t k) {
+    const int64_t c0 = n * k / blocks, len = n * (k + 1) / blocks - c0;
+    VecMap<T> db(d + c0, len);
+    if (overwrite) db.setZero();
+    for (int64_t r = 0; r < rows; ++r) db += CVecMap<T>(g + r * n + c0, len);
+  }, rows * n);
 }
 
 // Log-sum-exp of one row with the row maximum subtracted, so exp never
