@@ -156,7 +156,7 @@ template <class T>
 T row_logsumexp(const T* x, int64_t n);
 
 // Each kernel file registers its kernels for one scalar type.
-template <class T> void register_matmul(KernelPair* t);
+template <class T> void register_matmul(KernelPair* t);  // matmul.cpp: matmul, linear
 template <class T> void register_elementwise(KernelPair* t);
 template <class T> void register_reduce(KernelPair* t);
 template <class T> void register_softmax(KernelPair* t);
