@@ -28,6 +28,10 @@ Tensor matmul(Tensor a, Tensor b, bool trans_a, bool trans_b) {
   return binary(OpKind::MatMul, a, b, matmul_attr(trans_a, trans_b));
 }
 Tensor bias_add(Tensor x, Tensor bias) { return binary(OpKind::BiasAdd, x, bias); }
+Tensor linear(Tensor x, Tensor w, Tensor b, bool trans_b) {
+  Tensor in[3] = {x, w, b};
+  return apply(OpKind::Linear, in, 3, matmul_attr(false, trans_b));
+}
 Tensor add(Tensor a, Tensor b) { return binary(OpKind::Add, a, b); }
 Tensor sub(Tensor a, Tensor b) { return binary(OpKind::Sub, a, b); }
 Tensor mul(Tensor a, Tensor b) { return binary(OpKind::Mul, a, b); }

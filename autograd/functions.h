@@ -10,6 +10,11 @@ namespace lldl {
 
 Tensor matmul(Tensor a, Tensor b, bool trans_a = false, bool trans_b = false);
 Tensor bias_add(Tensor x, Tensor bias);
+// x (M, K) @ w + b with w (K, N), or x @ w^T + b with w (N, K) when trans_b;
+// b (N) -> (M, N). The same values as bias_add(matmul(x, w, false, trans_b), b)
+// up to float rounding, one op: the bias is written before the product
+// accumulates onto it, and backward reads dy in place for all three grads.
+Tensor linear(Tensor x, Tensor w, Tensor b, bool trans_b = false);
 Tensor add(Tensor a, Tensor b);
 Tensor sub(Tensor a, Tensor b);
 Tensor mul(Tensor a, Tensor b);

@@ -64,6 +64,8 @@ std::vector<Case> cases(int64_t s) {
       c(OpKind::CrossEntropyLabels, std::to_string(64 * s) + "x1000", {{64 * s, 1000}, {64 * s}}),
       c(OpKind::MatMul, std::to_string(128 * s) + " square", {{128 * s, 128 * s}, {128 * s, 128 * s}},
         matmul_attr(false, false)),
+      c(OpKind::Linear, std::to_string(128 * s) + " square + bias",
+        {{128 * s, 128 * s}, {128 * s, 128 * s}, {128 * s}}, matmul_attr(false, false)),
       c(OpKind::Conv2d, b + "x16x28x28 * 32x16x3x3 pad 1", {{16 * s, 16, 28, 28}, {32, 16, 3, 3}, {32}},
         conv_attr(1, 1)),
       c(OpKind::MaxPool2d, b + "x32x28x28 2x2", {{16 * s, 32, 28, 28}}, pool_attr(2)),

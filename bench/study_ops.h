@@ -45,6 +45,11 @@ inline Case c_matmul(const Dims& d) {
   int64_t m = d[0], k = d.size() == 3 ? d[1] : d[0], n = d.size() == 3 ? d[2] : d[0];
   return {{Shape{m, k}, Shape{k, n}}, matmul_attr(false, false), {}};
 }
+// linear(x [M,K], w [K,N], b [N]), size MxKxN.
+inline Case c_linear(const Dims& d) {
+  want("linear", d, {3}, "MxKxN");
+  return {{Shape{d[0], d[1]}, Shape{d[1], d[2]}, Shape{d[2]}}, matmul_attr(false, false), {}};
+}
 // x [N,C,H,W], w [OC,C,K,K], b [OC]; stride 1, padding K/2 (same size out).
 inline Case c_conv2d(const Dims& d) {
   want("conv2d", d, {6}, "NxCxHxWxOCxK");
@@ -96,6 +101,8 @@ inline constexpr char kRelu[] = "relu", kTanh[] = "tanh", kAdd[] = "add", kGelu[
 
 inline const OpEntry kStudyOps[] = {
     {"matmul", "N (N x N @ N x N) or MxKxN", c_matmul, "16 32 64 128 256 512 1024", "32 128 512"},
+    {"linear", "MxKxN (x MxK @ w KxN + b N)", c_linear, "64x64x64 512x256x256 2048x384x1152",
+     "512x256x256"},
     {"conv2d", "NxCxHxWxOCxK (stride 1, padding K/2)", c_conv2d,
      "1x1x8x8x4x3 8x3x32x32x16x3 16x16x32x32x32x3 32x32x32x32x64x3",
      "8x3x32x32x16x3 16x16x32x32x32x3"},

@@ -306,6 +306,11 @@ void bind_graph(py::module_& m) {
     return wrap(a, matmul(a.t, b.t, ta, tb));
   }, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false);
   m.def("bias_add", [](const PyTensor& x, const PyTensor& b) { return op2(bias_add, x, b); });
+  m.def("linear", [](const PyTensor& x, const PyTensor& w, const PyTensor& b, bool trans_b) {
+    return wrap(x, linear(x.t, w.t, b.t, trans_b));
+  }, py::arg("x"), py::arg("w"), py::arg("b"), py::arg("trans_b") = false,
+     "x (M, K) @ w (K, N) + b (N) -> (M, N), or x @ w^T + b with w (N, K) when trans_b: "
+     "bias_add(matmul(x, w), b) as one op.");
   m.def("add", [](const PyTensor& a, const PyTensor& b) { return op2(add, a, b); });
   m.def("sub", [](const PyTensor& a, const PyTensor& b) { return op2(sub, a, b); });
   m.def("mul", [](const PyTensor& a, const PyTensor& b) { return op2(mul, a, b); });

@@ -108,12 +108,12 @@ Tensor GPT::forward(const int32_t* idx, int64_t B, int64_t T) {
   Tensor x = reshape(add(embedding(ids, wte_), embedding(pos, wpe_)), Shape{BT, C});
   for (const Block& b : h_) {
     // Attention sub-block: x + c_proj(attn(c_attn(ln_1(x)))).
-    Tensor qkv = bias_add(matmul(layer_norm(x, b.ln1_w, b.ln1_b), b.attn_w), b.attn_b);
+    Tensor qkv = linear(layer_norm(x, b.ln1_w, b.ln1_b), b.attn_w, b.attn_b);
     Tensor a = causal_attention(reshape(qkv, Shape{B, T, 3 * C}), static_cast<int>(cfg_.n_head));
-    x = add(x, bias_add(matmul(reshape(a, Shape{BT, C}), b.proj_w), b.proj_b));
+    x = add(x, linear(reshape(a, Shape{BT, C}), b.proj_w, b.proj_b));
     // MLP sub-block: x + c_proj(gelu(c_fc(ln_2(x)))).
-    Tensor h = gelu(bias_add(matmul(layer_norm(x, b.ln2_w, b.ln2_b), b.fc_w), b.fc_b));
-    x = add(x, bias_add(matmul(h, b.mlp_w), b.mlp_b));
+    Tensor h = gelu(linear(layer_norm(x, b.ln2_w, b.ln2_b), b.fc_w, b.fc_b));
+    x = add(x, linear(h, b.mlp_w, b.mlp_b));
   }
   // The LM head is the token embedding, transposed: logits = x wte^T.
   return matmul(layer_norm(x, lnf_w_, lnf_b_), wte_, false, true);

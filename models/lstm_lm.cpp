@@ -71,7 +71,7 @@ Tensor LSTMLM::forward(const int32_t* idx, int64_t B, int64_t T) {
   g_.reset(/*keep_grads=*/true);
   Tensor ids = g_.input(Shape{B, T}, idx, DType::I32);
   Tensor h = lstm(embedding(ids, emb_), w_ih_, w_hh_, b_);  // [B, T, H]
-  return bias_add(matmul(reshape(h, Shape{B * T, cfg_.n_hidden}), head_w_, false, true), head_b_);
+  return linear(reshape(h, Shape{B * T, cfg_.n_hidden}), head_w_, head_b_, /*trans_b=*/true);
 }
 
 double LSTMLM::loss(const int32_t* idx, const int32_t* targets, int64_t B, int64_t T) {

@@ -215,7 +215,7 @@ Tensor NeuralNetwork2::forward(Tensor x, Tensor* logits, bool training) {
     switch (l.type) {
       case LayerType::Dense:
         if (g.shape(h).ndim > 2) h = flatten(h);
-        z = bias_add(matmul(h, p.w), p.b);
+        z = linear(h, p.w, p.b);
         break;
       case LayerType::Conv2D:
         z = conv2d(h, p.w, p.b, static_cast<int>(l.stride ? l.stride : 1), static_cast<int>(l.padding));

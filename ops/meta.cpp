@@ -49,6 +49,33 @@ double matmul_bytes(const Shape* in, const Shape& out, const OpAttr&) {
   return f32_bytes(in[0]) + f32_bytes(in[1]) + f32_bytes(out);
 }
 
+// linear: x (M, K) @ op(w) + b, op(w) = w (K, N) or w^T when w is (N, K).
+Shape linear_shape(const Shape* in, const OpAttr& a) {
+  const Shape &x = in[0], &w = in[1], &b = in[2];
+  const bool tb = a.matmul.trans_b;
+  const std::string all =
+      " (x is " + x.str() + ", w is " + w.str() + (tb ? " (trans_b)" : "") + ", b is " + b.str() + ")";
+  if (a.matmul.trans_a)
+    fail("linear", "trans_a is not supported: x must be (M, K) as stored" + all);
+  if (x.ndim != 2 || w.ndim != 2)
+    fail("linear", "needs a 2-D x (M, K) and a 2-D w (" + std::string(tb ? "N, K" : "K, N") + ")" + all);
+  const int64_t m = x[0], k = x[1], kw = tb ? w[1] : w[0], n = tb ? w[0] : w[1];
+  if (k != kw)
+    fail("linear", "inner dimensions differ: x is " + std::to_string(m) + "x" + std::to_string(k) +
+                       ", w" + (tb ? "^T" : "") + " is " + std::to_string(kw) + "x" +
+                       std::to_string(n) + all);
+  if (b.ndim != 1 || b[0] != n)
+    fail("linear", "bias must be a vector of the output's " + std::to_string(n) + " columns" + all);
+  return Shape{m, n};
+}
+// 2MNK for the product, MN for the bias.
+double linear_flops(const Shape* in, const Shape& out, const OpAttr&) {
+  return static_cast<double>(out.numel()) * (2.0 * static_cast<double>(in[0][1]) + 1.0);
+}
+double linear_bytes(const Shape* in, const Shape& out, const OpAttr&) {
+  return f32_bytes(in[0]) + f32_bytes(in[1]) + f32_bytes(in[2]) + f32_bytes(out);
+}
+
 Shape bias_shape(const Shape* in, const OpAttr&) {
   const Shape &x = in[0], &b = in[1];
   bool vec = b.ndim == 1 || (b.ndim == 2 && b[0] == 1);
@@ -360,6 +387,7 @@ constexpr OpMeta kMeta[] = {
     {"causal_attention", 1, attention_shape, attention_flops, attention_bytes, false, 0, nullptr,
      attention_workspace},
     {"lstm", 4, lstm_shape, lstm_flops, lstm_bytes, false, 0, nullptr, lstm_workspace},
+    {"linear", 3, linear_shape, linear_flops, linear_bytes},
 };
 static_assert(sizeof(kMeta) / sizeof(kMeta[0]) == kOpCount,
               "every OpKind needs its metadata row in ops/meta.cpp");

@@ -44,6 +44,9 @@ enum class OpKind : uint8_t {
   Concat,       // (a, b) -> a and b joined along attr.concat.axis, other dims equal
   Attention,    // (qkv [B, T, 3C]) -> [B, T, C], causal multi-head; attr.attention; ws: softmax P
   Lstm,         // (x [B,T,I], w_ih [4H,I], w_hh [4H,H], b [4H]) -> h [B,T,H]; ws: gates, cells
+  Linear,       // (x [M,K], w [K,N] ([N,K] when attr.matmul.trans_b), b [N]) -> x @ op(w) + b:
+                // matmul and bias_add fused (no pass over y for the bias, no copy of dy);
+                // attr.matmul.trans_a must be 0
   Count
 };
 constexpr int kOpCount = static_cast<int>(OpKind::Count);

@@ -69,7 +69,7 @@ std::vector<double> train_mlp(Backend backend, int steps) {
     Tensor xt = g.input({n, d}, x.data(), DType::F32);
     Tensor yt = g.input({n}, y.data(), DType::I32);
     Tensor hid = tanh(bias_add(matmul(xt, W1), b1));
-    Tensor loss = cross_entropy(bias_add(matmul(hid, W2), b2), yt);
+    Tensor loss = cross_entropy(linear(hid, W2, b2), yt);  // the fused op in a graph too
     g.backward(loss);
     losses.push_back(g.item(loss));
     opt.step();

@@ -72,6 +72,7 @@ Side naive_side(OpKind k, HostLauncher& l) {
   };
   switch (k) {
     case OpKind::MatMul: return pair(nv::matmul_fwd<H>, nv::matmul_bwd<H>);
+    case OpKind::Linear: return pair(nv::linear_fwd<H>, nv::linear_bwd<H>);
     case OpKind::BiasAdd: return pair(nv::bias_fwd<H>, nv::bias_bwd<H>);
     case OpKind::Add: return pair(nv::add_fwd<H>, nv::add_bwd<H>);
     case OpKind::Sub: return pair(nv::sub_fwd<H>, nv::sub_bwd<H>);

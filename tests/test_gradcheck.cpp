@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "tests/gradcheck.h"
@@ -51,6 +52,27 @@ std::vector<OpCase> make_cases() {
   cs.push_back({K::MatMul, "const 3x7 @ 7x4", {constant({3, 7}), param({7, 4})}, matmul_attr(0, 0)});
   cs.push_back(twice(K::MatMul, "x @ x, x 4x4", param({4, 4}), matmul_attr(0, 0)));
   cs.push_back(twice(K::MatMul, "x^T @ x, x 5x3", step_input({5, 3}), matmul_attr(1, 0)));
+
+  // linear (x, w, b): plain and trans_b, one row, K = 1, N = 1, a constant
+  // x, only the bias differentiated, only w, x as both operands.
+  cs.push_back({K::Linear, "3x7 @ 7x4 + 4", {param({3, 7}), param({7, 4}), param({4})}, matmul_attr(0, 0)});
+  cs.push_back({K::Linear, "3x7 @ (4x7)^T + 4", {step_input({3, 7}), param({4, 7}), param({4})},
+                matmul_attr(0, 1)});
+  cs.push_back({K::Linear, "1x5 @ 5x3 + 3 (one row)", {param({1, 5}), param({5, 3}), step_input({3})},
+                matmul_attr(0, 0)});
+  cs.push_back({K::Linear, "1x5 @ (3x5)^T + 3 (one row)", {param({1, 5}), param({3, 5}), param({3})},
+                matmul_attr(0, 1)});
+  cs.push_back({K::Linear, "6x1 @ 1x5 + 5 (K 1)", {param({6, 1}), param({1, 5}), param({5})}, matmul_attr(0, 0)});
+  cs.push_back({K::Linear, "4x6 @ 6x1 + 1 (N 1)", {param({4, 6}), param({6, 1}), param({1})}, matmul_attr(0, 0)});
+  cs.push_back({K::Linear, "const 3x7 @ 7x4 + 4", {constant({3, 7}), param({7, 4}), param({4})},
+                matmul_attr(0, 0)});
+  cs.push_back({K::Linear, "bias only, const 3x7 @ const 7x4 + 4",
+                {constant({3, 7}), constant({7, 4}), param({4})}, matmul_attr(0, 0)});
+  cs.push_back({K::Linear, "w only, const 5x3 @ (2x3)^T + const 2",
+                {constant({5, 3}), param({2, 3}), constant({2})}, matmul_attr(0, 1)});
+  OpCase lin_twice{K::Linear, "x @ x^T + b, x 3x5", {param({3, 5}), param({3})}};
+  lin_twice.build = [](const std::vector<Tensor>& in) { return linear(in[0], in[0], in[1], true); };
+  cs.push_back(lin_twice);
 
   // bias_add: 2-D, row, column, a (1,n) bias, 3-D and 1-D inputs.
   cs.push_back({K::BiasAdd, "3x7 + 7", {param({3, 7}), param({7})}});
@@ -522,6 +544,69 @@ TEST_CASE("a tensor used twice receives both contributions") {
       CHECK(g.grad<double>(x)[i] == doctest::Approx(s * (1 - s) + 1));
     }
   }
+}
+
+// linear against bias_add(matmul(...)) with every input an intermediate, so
+// its backward is told to overwrite stale gradients (gin_fresh): backward
+// twice in one step must give the intermediates the same gradients twice and
+// the leaves twice the first. Sizes on both sides of the small-GEMM and
+// threaded column-sum thresholds.
+TEST_CASE("linear equals bias_add of matmul and overwrites stale intermediate gradients") {
+  struct Dims {
+    int64_t M, K, N;
+  };
+  for (Dims d : {Dims{5, 7, 3}, Dims{512, 16, 80}, Dims{96, 80, 72}})
+    for (bool tb : {false, true}) {
+      const std::string label = "M " + std::to_string(d.M) + ", K " + std::to_string(d.K) + ", N " +
+                                std::to_string(d.N) + (tb ? ", trans_b" : "");
+      INFO(label);
+      Rng rng(d.M * 100 + d.N + tb);
+      const Shape ws = tb ? Shape{d.N, d.K} : Shape{d.K, d.N};
+      std::vector<double> xv = random_normal(d.M * d.K, rng), wv = random_normal(ws.numel(), rng),
+                          bv = random_normal(d.N, rng);
+      struct Out {
+        std::vector<double> y, gx, gw, gb, gxi, gwi, gbi;
+      };
+      auto run = [&](bool fused, int backwards) {
+        Graph g(DType::F64);
+        Tensor x0 = g.param({d.M, d.K}), w0 = g.param(ws), b0 = g.param({d.N});
+        std::memcpy(g.data<double>(x0), xv.data(), xv.size() * 8);
+        std::memcpy(g.data<double>(w0), wv.data(), wv.size() * 8);
+        std::memcpy(g.data<double>(b0), bv.data(), bv.size() * 8);
+        Tensor x = tanh(x0), w = scale(w0, 1.5f), b = scale(b0, 0.5f);
+        Tensor y = fused ? linear(x, w, b, tb) : bias_add(matmul(x, w, false, tb), b);
+        Tensor loss = sum(mul(y, y));
+        for (int i = 0; i < backwards; ++i) g.backward(loss);
+        auto v = [&](const double* p, int64_t n) { return std::vector<double>(p, p + n); };
+        return Out{v(g.data<double>(y), d.M * d.N),    v(g.grad<double>(x0), xv.size()),
+                   v(g.grad<double>(w0), wv.size()),   v(g.grad<double>(b0), bv.size()),
+                   v(g.grad<double>(x), xv.size()),    v(g.grad<double>(w), wv.size()),
+                   v(g.grad<double>(b), bv.size())};
+      };
+      const Out ref = run(false, 1), once = run(true, 1), twice = run(true, 2);
+      auto same = [](const char* what, const std::vector<double>& got, const std::vector<double>& want,
+                     double factor) {
+        INFO(what);
+        REQUIRE(got.size() == want.size());
+        int bad = 0;
+        for (size_t i = 0; i < got.size(); ++i)
+          if (!(std::abs(got[i] - factor * want[i]) <= 1e-9 * (1 + std::abs(factor * want[i]))) && !bad++)
+            FAIL_CHECK("element " << i << ": " << got[i] << ", expected " << factor * want[i]);
+      };
+      same("output", once.y, ref.y, 1);
+      same("x leaf gradient", once.gx, ref.gx, 1);
+      same("w leaf gradient", once.gw, ref.gw, 1);
+      same("b leaf gradient", once.gb, ref.gb, 1);
+      same("x gradient (intermediate)", once.gxi, ref.gxi, 1);
+      same("w gradient (intermediate)", once.gwi, ref.gwi, 1);
+      same("b gradient (intermediate)", once.gbi, ref.gbi, 1);
+      same("x gradient (intermediate), second backward", twice.gxi, once.gxi, 1);
+      same("w gradient (intermediate), second backward", twice.gwi, once.gwi, 1);
+      same("b gradient (intermediate), second backward", twice.gbi, once.gbi, 1);
+      same("x leaf gradient, two backwards", twice.gx, once.gx, 2);
+      same("w leaf gradient, two backwards", twice.gw, once.gw, 2);
+      same("b leaf gradient, two backwards", twice.gb, once.gb, 2);
+    }
 }
 
 TEST_CASE("the gradient-check criteria reject a wrong gradient") {

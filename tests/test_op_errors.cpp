@@ -96,6 +96,25 @@ std::vector<BadInput> bad_inputs() {
        matmul_attr(0, 1)},
       {K::MatMul, "1-D operand", {{10}, {10, 2}}, Err::Shape, {"2-D", "a is 10", "b is 10x2"}},
       {K::MatMul, "3-D operand", {{2, 3, 4}, {4, 2}}, Err::Shape, {"a is 2x3x4", "b is 4x2"}},
+      {K::Linear, "bias length differs from N", {{4, 3}, {3, 5}, {6}}, Err::Shape,
+       {"linear: bias must be a vector of the output's 5 columns", "x is 4x3", "w is 3x5", "b is 6"}},
+      {K::Linear, "bias of length K, trans_b", {{4, 3}, {5, 3}, {3}}, Err::Shape,
+       {"output's 5 columns", "w is 5x3 (trans_b)", "b is 3"}, matmul_attr(0, 1)},
+      {K::Linear, "bias is a matrix", {{4, 3}, {3, 5}, {1, 5}}, Err::Shape,
+       {"bias must be a vector", "b is 1x5"}},
+      {K::Linear, "inner dimensions differ", {{4, 3}, {2, 5}, {5}}, Err::Shape,
+       {"linear: inner dimensions differ: x is 4x3, w is 2x5"}},
+      {K::Linear, "inner dimensions differ, trans_b", {{4, 3}, {5, 2}, {5}}, Err::Shape,
+       {"linear: inner dimensions differ: x is 4x3, w^T is 2x5", "w is 5x2 (trans_b)"}, matmul_attr(0, 1)},
+      {K::Linear, "w given untransposed with trans_b", {{4, 3}, {3, 5}, {5}}, Err::Shape,
+       {"inner dimensions differ", "w^T is 5x3", "b is 5"}, matmul_attr(0, 1)},
+      {K::Linear, "trans_a", {{3, 4}, {3, 5}, {5}}, Err::Shape,
+       {"linear: trans_a is not supported", "x is 3x4", "w is 3x5", "b is 5"}, matmul_attr(1, 0)},
+      {K::Linear, "3-D x", {{2, 4, 3}, {3, 5}, {5}}, Err::Shape,
+       {"linear: needs a 2-D x (M, K) and a 2-D w (K, N)", "x is 2x4x3"}},
+      {K::Linear, "1-D w", {{4, 3}, {3}, {1}}, Err::Shape, {"2-D w", "w is 3", "b is 1"}},
+      {K::Linear, "float64 bias", {{4, 3}, {3, 5}, {5}}, Err::Type,
+       {"linear: input 2 is float64, expected float32"}, no_attr(), {f32, f32, f64}},
       {K::BiasAdd, "bias length differs", {{4, 5}, {6}}, Err::Shape, {"x is 4x5", "bias is 6"}},
       {K::BiasAdd, "bias is a matrix", {{4, 5}, {2, 5}}, Err::Shape, {"x is 4x5", "bias is 2x5"}},
       {K::BiasAdd, "scalar input", {Shape{}, Shape{1}}, Err::Shape, {"x is scalar", "bias is 1"}},
@@ -482,6 +501,8 @@ std::vector<Shape> valid_shapes(OpKind k) {
       return {{2, 3}, {3, 4}};
     case OpKind::BiasAdd:
       return {{2, 3}, {3}};
+    case OpKind::Linear:
+      return {{2, 3}, {3, 4}, {4}};
     case OpKind::CrossEntropyLabels:
       return {{2, 3}, {2}};
     case OpKind::Conv2d:

@@ -2,6 +2,7 @@
 // copies) and the OpenMP threshold below which a loop stays serial.
 #pragma once
 #include <Eigen/Core>
+#include <algorithm>
 #include <cstdint>
 #include <tuple>
 #include <type_traits>
@@ -135,13 +136,27 @@ inline double psum(int64_t n, F&& f, int64_t work = -1) {
   return acc;
 }
 
+// d[j] = (or +=, unless `overwrite`) the sum over r of g[r * n + j]: the
+// column sums of g (rows, n), the bias gradient of bias_add and linear.
+// Threads take column blocks, so no two write one element.
+template <class T>
+inline void column_sums(T* d, bool overwrite, const T* g, int64_t rows, int64_t n) {
+  const int64_t blocks = rows * n >= kParallelMin ? std::clamp<int64_t>(n / 16, 1, 8) : 1;
+  pfor(blocks, [&](int64_t k) {
+    const int64_t c0 = n * k / blocks, len = n * (k + 1) / blocks - c0;
+    VecMap<T> db(d + c0, len);
+    if (overwrite) db.setZero();
+    for (int64_t r = 0; r < rows; ++r) db += CVecMap<T>(g + r * n + c0, len);
+  }, rows * n);
+}
+
 // Log-sum-exp of one row with the row maximum subtracted, so exp never
 // overflows: lse = m + log(sum exp(x - m)). (softmax.cpp)
 template <class T>
 T row_logsumexp(const T* x, int64_t n);
 
 // Each kernel file registers its kernels for one scalar type.
-template <class T> void register_matmul(KernelPair* t);
+template <class T> void register_matmul(KernelPair* t);  // matmul.cpp: matmul, linear
 template <class T> void register_elementwise(KernelPair* t);
 template <class T> void register_reduce(KernelPair* t);
 template <class T> void register_softmax(KernelPair* t);

@@ -1,6 +1,5 @@
 // Elementwise ops and activations. x, y, out and their gradients all have
 // the same shape (n elements); bias_add broadcasts a (cols) vector over rows.
-#include <algorithm>
 #include <cmath>
 
 #include "backends/cpu/common.h"
@@ -86,16 +85,7 @@ void bias_backward(const KernelArgs& a) {
     else
       pchunks(rows * n, [&](int64_t b, int64_t len) { VecMap<T>(d + b, len) += CVecMap<T>(g + b, len); });
   }
-  if (T* d = gin<T>(a, 1)) {
-    // Column sums: threads take column blocks, so no two write one element.
-    const int64_t blocks = rows * n >= kParallelMin ? std::clamp<int64_t>(n / 16, 1, 8) : 1;
-    pfor(blocks, [&](int64_t k) {
-      const int64_t c0 = n * k / blocks, len = n * (k + 1) / blocks - c0;
-      VecMap<T> db(d + c0, len);
-      if (fresh(a, 1)) db.setZero();
-      for (int64_t r = 0; r < rows; ++r) db += CVecMap<T>(g + r * n + c0, len);
-    }, rows * n);
-  }
+  if (T* d = gin<T>(a, 1)) column_sums(d, fresh(a, 1), g, rows, n);
 }
 
 // Activations: the backward uses the forward output where that is cheaper.

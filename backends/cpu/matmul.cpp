@@ -1,5 +1,6 @@
 // matmul: C = op(A) @ op(B), op = identity or transpose (attr.matmul).
 // A is (M,K) or (K,M) when transposed; B is (K,N) or (N,K); C is (M,N).
+// linear: Y = X @ op(W) + b, X (M,K), W (K,N) or (N,K) (trans_b), b (N).
 // Eigen's GEMM over arena memory; it uses OpenMP threads itself.
 #include "backends/cpu/common.h"
 
@@ -53,11 +54,52 @@ void matmul_backward(const KernelArgs& a) {
   }
 }
 
+// Y = b broadcast over the rows, then Y += X op(W): an assigning product
+// zero-fills Y before accumulating anyway, so the bias costs no extra pass
+// over Y (bias_add after matmul reads and writes Y once more).
+template <class T>
+void linear_forward(const KernelArgs& a) {
+  const Shape &sx = a.in_shape[0], &sw = a.in_shape[1];
+  const int64_t M = a.out_shape[0], N = a.out_shape[1];
+  CMap<T> X(in<T>(a, 0), sx[0], sx[1]);
+  CMap<T> W(in<T>(a, 1), sw[0], sw[1]);
+  CVecMap<T> b(in<T>(a, 2), N);
+  T* y = out<T>(a);
+  pfor(M, [&](int64_t r) { VecMap<T>(y + r * N, N) = b; }, M * N);
+  Map<T> Y(y, M, N);
+  if (a.attr.matmul.trans_b) product(Y, X, W.transpose(), true);
+  else product(Y, X, W, true);
+}
+
+// dX = dY op(W)^T, d op(W) = X^T dY (stored transposed when trans_b), db =
+// column sums of dY; dY is read in place by all three.
+template <class T>
+void linear_backward(const KernelArgs& a) {
+  const Shape &sx = a.in_shape[0], &sw = a.in_shape[1];
+  const int64_t M = a.out_shape[0], N = a.out_shape[1];
+  CMap<T> X(in<T>(a, 0), sx[0], sx[1]);
+  CMap<T> W(in<T>(a, 1), sw[0], sw[1]);
+  CMap<T> dY(gout<T>(a), M, N);
+  const bool tb = a.attr.matmul.trans_b;
+  if (T* gx = gin<T>(a, 0)) {
+    Map<T> dX(gx, sx[0], sx[1]);
+    if (tb) product(dX, dY, W, !fresh(a, 0));  // (M,N)(N,K)
+    else product(dX, dY, W.transpose(), !fresh(a, 0));
+  }
+  if (T* gw = gin<T>(a, 1)) {
+    Map<T> dW(gw, sw[0], sw[1]);
+    if (tb) product(dW, dY.transpose(), X, !fresh(a, 1));  // (N,M)(M,K)
+    else product(dW, X.transpose(), dY, !fresh(a, 1));     // (K,M)(M,N)
+  }
+  if (T* gb = gin<T>(a, 2)) column_sums(gb, fresh(a, 2), gout<T>(a), M, N);
+}
+
 }  // namespace
 
 template <class T>
 void register_matmul(KernelPair* t) {
   t[int(OpKind::MatMul)] = {matmul_forward<T>, matmul_backward<T>, true};
+  t[int(OpKind::Linear)] = {linear_forward<T>, linear_backward<T>, true};
 }
 template void register_matmul<float>(KernelPair*);
 template void register_matmul<double>(KernelPair*);

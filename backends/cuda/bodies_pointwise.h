@@ -55,6 +55,12 @@ template <class T> struct BiasF {
   const T *x, *b; T* o; int64_t n;
   LLDL_HD void operator()(int64_t i) const { o[i] = x[i] + b[i % n]; }
 };
+// o[r, j] = b[j]: the bias written into linear's output before the GEMM
+// accumulates x @ op(w) onto it.
+template <class T> struct RowBroadcastF {
+  const T* b; T* o; int64_t n;
+  LLDL_HD void operator()(int64_t i) const { o[i] = b[i % n]; }
+};
 // db[j] += sum over rows of g[r, j]: one thread per column.
 template <class T> struct ColSumF {
   const T* g; T* d; int64_t rows, n;

@@ -71,6 +71,13 @@ void shared(const KernelArgs& a) {
   Fn(a, l);
 }
 
+// Column sums of a (outer, n, inner) tensor over n into o (outer, inner),
+// times scale, added to o when accumulating: 32 x 8 blocks, a shared-memory
+// tile for the partial sums (pointwise.cu). The bias gradients of bias_add
+// and linear and the fast tier's strided reductions.
+void col_reduce(const char* what, const float* x, float* o, int64_t outer, int64_t n, int64_t inner,
+                double scale, bool accumulate);
+
 // ---- one warp per row ----------------------------------------------------------
 // Blocks of kWarpsPerBlock warps; warp w of the grid takes row w and leaves
 // as a whole when w >= rows (so every shuffle sees 32 live lanes).

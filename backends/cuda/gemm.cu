@@ -1,9 +1,12 @@
-// CUDA kernels of matmul and conv2d (float32); shapes as in
+// CUDA kernels of matmul, linear and conv2d (float32); shapes as in
 // backends/cpu/matmul.cpp and conv.cpp.
 //
 // matmul: naive.h's plumbing over gemm() below, which is GemmF (one thread
 // per element of C, a loop over K) in the naive tier and cuBLAS SGEMM in
 // float (TF32 off, runtime.h) in the fast one.
+// linear: the bias broadcast into y, then the GEMM with beta = 1 (naive.h,
+// both tiers); backward, the two GEMMs of matmul and a column sum of dy for
+// the bias, one thread per column (naive) or col_reduce (fast, as bias_add).
 // conv2d: naive, one thread per output element (and per input pixel, weight
 // and bias for the gradients), naive.h; fast, im2col into scratch and a
 // strided-batched SGEMM per chunk of images (im2col.h), and a block reduction
@@ -61,6 +64,14 @@ void matmul_bwd(const KernelArgs& a) {
   naive::matmul_bwd(a, l);
 }
 
+void linear_bwd(const KernelArgs& a) {
+  DeviceLauncher l;
+  if (!fast()) return naive::linear_bwd(a, l);
+  naive::linear_bwd_gemms(a, l);
+  const LinearDims d = linear_dims(a);
+  if (float* db = gin<float>(a, 2)) col_reduce("linear backward", gout<float>(a), db, 1, d.M, d.N, 1.0, true);
+}
+
 // db[o] += sum over images and positions of dy[n, o, :], a block per channel.
 __global__ void conv_bias_grad_kernel(const float* dy, float* db, ConvGeom g) {
   const int64_t o = blockIdx.x, L = g.L(), M = g.N * L;
@@ -91,6 +102,7 @@ void conv_bwd(const KernelArgs& a) {
 
 void register_gemm(KernelPair* t) {
   t[int(OpKind::MatMul)] = {matmul_fwd, matmul_bwd};
+  t[int(OpKind::Linear)] = {shared<naive::linear_fwd<DeviceLauncher>>, linear_bwd};
   t[int(OpKind::Conv2d)] = {conv_fwd, conv_bwd};
 }
 

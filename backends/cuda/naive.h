@@ -67,6 +67,17 @@ inline MatmulDims matmul_dims(const KernelArgs& a) {
   return {ta ? sa[1] : sa[0], tb ? sb[0] : sb[1], ta ? sa[0] : sa[1], ta, tb};
 }
 
+// linear: y (M, N) = x (M, K) @ op(w) + b, w (K, N) or (N, K) when tb.
+struct LinearDims {
+  int64_t M, N, K;
+  bool tb;
+};
+inline LinearDims linear_dims(const KernelArgs& a) {
+  const Shape &sx = a.in_shape[0], &sw = a.in_shape[1];
+  const bool tb = a.attr.matmul.trans_b;
+  return {sx[0], tb ? sw[0] : sw[1], sx[1], tb};
+}
+
 inline ConvGeom conv_geom(const KernelArgs& a) {
   const Shape &x = a.in_shape[0], &w = a.in_shape[1], &y = a.out_shape;
   return {x[0], x[1], x[2], x[3], w[0], w[2], w[3], y[2], y[3], a.attr.conv.stride, a.attr.conv.padding};
@@ -238,6 +249,32 @@ template <class L> void matmul_bwd(const KernelArgs& a, L& l) {
     if (!d.tb) l.gemm("matmul backward", !d.ta, false, d.K, d.N, d.M, A, dC, dB, true, 1, 0, 0, 0);  // (K,M)(M,N)
     else l.gemm("matmul backward", true, d.ta, d.N, d.K, d.M, dC, A, dB, true, 1, 0, 0, 0);  // (N,M)(M,K)
   }
+}
+
+// linear: the bias broadcast into y, then y += x op(w) through l.gemm (a
+// GEMM with beta = 1 in the fast tier), so both tiers share this.
+template <class L> void linear_fwd(const KernelArgs& a, L& l) {
+  const LinearDims d = linear_dims(a);
+  l("linear", d.M * d.N, RowBroadcastF<f>{in<f>(a, 2), out<f>(a), d.N});
+  l.gemm("linear", false, d.tb, d.M, d.N, d.K, in<f>(a, 0), in<f>(a, 1), out<f>(a), true, 1, 0, 0, 0);
+}
+// dx += dy op(w)^T and dw += x^T dy (dy^T x when w is stored (N, K)); both
+// tiers. The bias gradient is the caller's (a column sum of dy).
+template <class L> void linear_bwd_gemms(const KernelArgs& a, L& l) {
+  const LinearDims d = linear_dims(a);
+  const f *X = in<f>(a, 0), *W = in<f>(a, 1), *dY = gout<f>(a);
+  if (f* dX = gin<f>(a, 0))  // (M,N)(N,K): w^T, or w itself when stored (N, K)
+    l.gemm("linear backward", false, !d.tb, d.M, d.K, d.N, dY, W, dX, true, 1, 0, 0, 0);
+  if (f* dW = gin<f>(a, 1)) {
+    if (!d.tb) l.gemm("linear backward", true, false, d.K, d.N, d.M, X, dY, dW, true, 1, 0, 0, 0);  // (K,M)(M,N)
+    else l.gemm("linear backward", true, false, d.N, d.K, d.M, dY, X, dW, true, 1, 0, 0, 0);  // (N,M)(M,K)
+  }
+}
+// Naive tier: db by one thread per column.
+template <class L> void linear_bwd(const KernelArgs& a, L& l) {
+  linear_bwd_gemms(a, l);
+  const LinearDims d = linear_dims(a);
+  if (f* db = gin<f>(a, 2)) l("linear backward", d.N, ColSumF<f>{gout<f>(a), db, d.M, d.N}, true);
 }
 
 template <class L> void conv_fwd(const KernelArgs& a, L& l) {

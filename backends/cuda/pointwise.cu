@@ -12,14 +12,9 @@
 
 namespace lldl::cuda {
 
+// ---- column sums (bias gradients, strided reductions) --------------------------
+
 namespace {
-
-using Dev = DeviceLauncher;
-
-void reshape_fwd(const KernelArgs&) {}  // the output is a view of x (Graph::record)
-
-// ---- bias_add: x (rows, n) + b (n) ------------------------------------------
-
 // Column sums of a (outer, n, inner) tensor over n, for every (outer, column):
 // a 32 x 8 block takes 32 adjacent columns (coalesced reads), its 8 rows of
 // threads stride down n, and a shared-memory tile adds the 8 partial sums.
@@ -39,6 +34,8 @@ __global__ void col_reduce_kernel(const float* x, float* o, int64_t outer, int64
   if (accumulate) o[r * inner + c] += v;
   else o[r * inner + c] = v;
 }
+}  // namespace
+
 void col_reduce(const char* what, const float* x, float* o, int64_t outer, int64_t n, int64_t inner,
                 double scale, bool accumulate) {
   int64_t blocks = outer * ((inner + 31) / 32);
@@ -46,6 +43,12 @@ void col_reduce(const char* what, const float* x, float* o, int64_t outer, int64
   col_reduce_kernel<<<static_cast<unsigned>(blocks), dim3(32, 8)>>>(x, o, outer, n, inner, scale, accumulate);
   check_launch(what);
 }
+
+namespace {
+
+using Dev = DeviceLauncher;
+
+void reshape_fwd(const KernelArgs&) {}  // the output is a view of x (Graph::record)
 
 // One warp per row of a (rows, n) tensor: o[r] = scale * sum_j x[r, j].
 __global__ void row_sum_kernel(const float* x, float* o, int64_t rows, int64_t n, double scale) {
@@ -57,6 +60,8 @@ __global__ void row_sum_kernel(const float* x, float* o, int64_t rows, int64_t n
   s = warp_sum(s);
   if (lane == 0) o[r] = static_cast<float>(s * scale);
 }
+
+// ---- bias_add: x (rows, n) + b (n) ------------------------------------------
 
 void bias_bwd(const KernelArgs& a) {
   Dev l;

@@ -33,6 +33,8 @@ OPS = {
     "matmul_trans_b": (lambda a, b: C.matmul(a, b, trans_b=True), [(3, 4), (2, 4)], []),
     "matmul_trans_both": (lambda a, b: C.matmul(a, b, True, True), [(4, 3), (2, 4)], []),
     "bias_add": (C.bias_add, [(3, 4), (4,)], []),
+    "linear": (C.linear, [(3, 4), (4, 2), (2,)], []),
+    "linear_trans_b": (lambda x, w, b: C.linear(x, w, b, trans_b=True), [(3, 4), (2, 4), (2,)], []),
     "add": (lambda a, b: a + b, [(3, 4), (3, 4)], []),
     "sub": (lambda a, b: a - b, [(3, 4), (3, 4)], []),
     "mul": (lambda a, b: a * b, [(3, 4), (3, 4)], []),
@@ -117,7 +119,7 @@ def test_float64_gradients_match_finite_differences(name):
                                f"at {np.argwhere(bad)[:3].tolist()}")
 
 
-@pytest.mark.parametrize("name", ["matmul", "bias_add", "mul", "sigmoid", "tanh", "softmax",
+@pytest.mark.parametrize("name", ["matmul", "bias_add", "linear", "linear_trans_b", "mul", "sigmoid", "tanh", "softmax",
                                   "log_softmax", "mse_loss", "cross_entropy_labels", "mlp"])
 def test_float32_gradients_are_sane(name):
     analytic, numeric = vjp_check(name, "float32")
@@ -199,6 +201,52 @@ def test_assign_keeps_the_tensors_dtype():
         labels.assign(np.array([0.5, 1.0]))
     with pytest.raises(TypeError, match="value has dtype int64"):
         g.param((2,), name="b").assign(np.array([1, 2]))
+
+
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_linear_values_and_gradients_match_numpy(trans_b, dtype):
+    """linear(x, w, b) = x @ op(w) + b; with upstream v: dx = v op(w)^T,
+    dw = x^T v (v^T x when w is (N, K)), db = the column sums of v. x and w
+    are intermediates (their gradients are overwritten, not accumulated)."""
+    npd = np.float64 if dtype == "float64" else np.float32
+    r = np.random.default_rng(5 + trans_b)
+    M, K, N = 70, 33, 19
+    x0 = r.standard_normal((M, K)).astype(npd)
+    w0 = r.standard_normal((N, K) if trans_b else (K, N)).astype(npd)
+    b0 = r.standard_normal(N).astype(npd)
+    v = r.standard_normal((M, N)).astype(npd)
+    g = C.Graph(dtype)
+    tx, tw, tb = (g.input(a, requires_grad=True) for a in (x0, w0, b0))
+    x, w = C.scale(tx, 2.0), C.scale(tw, -0.5)
+    y = C.linear(x, w, tb, trans_b=trans_b)
+    assert y.shape == [M, N] and g.tape()[-1]["op"] == "linear"
+    xd, wd = 2.0 * x0.astype(np.float64), -0.5 * w0.astype(np.float64)
+    opw = wd.T if trans_b else wd
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == "float64" else dict(rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(y.numpy(), xd @ opw + b0, **tol)
+    g.backward(y, v)
+    vd = v.astype(np.float64)
+    np.testing.assert_allclose(x.grad, vd @ opw.T, **tol)
+    np.testing.assert_allclose(w.grad, vd.T @ xd if trans_b else xd.T @ vd, **tol)
+    np.testing.assert_allclose(tb.grad, vd.sum(axis=0), **tol)
+    np.testing.assert_allclose(tx.grad, 2.0 * (vd @ opw.T), **tol)
+    # The same graph with bias_add(matmul(...)) gives the same values.
+    g.reset()
+    tx2, tw2, tb2 = (g.input(a, requires_grad=True) for a in (x0, w0, b0))
+    y2 = C.bias_add(C.matmul(C.scale(tx2, 2.0), C.scale(tw2, -0.5), trans_b=trans_b), tb2)
+    np.testing.assert_allclose(y2.numpy(), xd @ opw + b0, **tol)
+
+
+def test_linear_refuses_bad_shapes():
+    g = C.Graph()
+    x, w = g.input(np.ones((4, 3), np.float32)), g.input(np.ones((3, 5), np.float32))
+    with pytest.raises(ValueError, match=r"linear: bias must be a vector of the output's 5 columns "
+                                         r"\(x is 4x3, w is 3x5, b is 6\)"):
+        C.linear(x, w, g.input(np.ones(6, np.float32)))
+    with pytest.raises(ValueError, match=r"linear: inner dimensions differ: x is 4x3, w\^T is 5x3"):
+        C.linear(x, w, g.input(np.ones(3, np.float32)), trans_b=True)
+    assert g.tape() == []
 
 
 def test_training_loop_with_an_optimizer_fits_xor():

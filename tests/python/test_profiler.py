@@ -80,9 +80,10 @@ def test_seed_network_exposes_its_profile():
     trainer = cppapi.Trainer(nn, cppapi.OptimiserType.SGD, 0.01)
     trainer.fit(X, Y, epochs=1, batch_size=16, verbose=0)
     p = nn.profile()
-    assert p["matmul"]["forward"]["calls"] >= 3 * 4  # three dense layers, four batches
-    assert 0 < p["matmul"]["backward"]["calls"] <= p["matmul"]["forward"]["calls"]
-    assert "matmul" in nn.profile_table()
+    # Dense layers are one fused linear op each (matmul and bias together).
+    assert p["linear"]["forward"]["calls"] >= 3 * 4  # three dense layers, four batches
+    assert 0 < p["linear"]["backward"]["calls"] <= p["linear"]["forward"]["calls"]
+    assert "linear" in nn.profile_table() and "bias_add" not in p
 
 
 def synthetic_csv(path, gpu=False):
