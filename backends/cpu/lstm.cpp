@@ -32,12 +32,19 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+// GCC 12 warns inside its own AVX-512 headers (`__m512 __Y = __Y;`, its
+// idiom for an undefined register) where it inlines Eigen's exp on the
+// fixed-size blocks below; the warning is off for those headers only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include "backends/cpu/common.h"
+#pragma GCC diagnostic pop
 #include "backends/cpu/tile.h"
 #include "core/error.h"
 
