@@ -65,11 +65,13 @@ def mlp_losses(backend, steps=20):
     W1 = g.param((10, 16), name="W1", seed=1)
     b1 = g.param((16,), name="b1", init="zeros")
     W2 = g.param((16, 1), name="W2", seed=2)
+    b2 = g.param((1,), name="b2", init="zeros")
     opt = cppapi.Optimizer(g, cppapi.OptimiserType.Adam, lr=1e-2)
     losses = []
     for _ in range(steps):
         x, y = g.input(x_np), g.input(y_np)
-        loss = cppapi.mse_loss(cppapi.tanh(cppapi.bias_add(x @ W1, b1)) @ W2, y)
+        # Both spellings of a dense layer: matmul then bias_add, and the fused linear.
+        loss = cppapi.mse_loss(cppapi.linear(cppapi.tanh(cppapi.bias_add(x @ W1, b1)), W2, b2), y)
         g.backward(loss)
         losses.append(loss.item())
         opt.step()
