@@ -10,10 +10,13 @@ cd "$(dirname "$0")/.."
 cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DLLDL_NATIVE=OFF \
   -DCMAKE_CXX_FLAGS="-march=x86-64-v3" -DCMAKE_CUDA_ARCHITECTURES="${LLDL_CUDA_ARCH:-90}" \
   -DLLDL_CUDA=ON -DLLDL_BUILD_PYTHON=OFF -DLLDL_BUILD_EXAMPLES=OFF >/dev/null
-cmake --build build-gpu -j "$(nproc)" --target lldl_tests bench_cuda study bench_step_device
+cmake --build build-gpu -j "$(nproc)" --target lldl_tests bench_cuda study bench_step_device lldl-gpt
 rm -rf build-gpu-pack
 mkdir -p build-gpu-pack/lib
-cp build-gpu/lldl_tests build-gpu/bench_cuda build-gpu/study build-gpu/bench_step_device build-gpu-pack/
+cp build-gpu/lldl_tests build-gpu/bench_cuda build-gpu/study build-gpu/bench_step_device \
+  build-gpu/lldl-gpt build-gpu-pack/
+# The fortunes, for the tests and lldl-gpt runs there (bench/gpu_session.sh).
+[[ -d /usr/share/games/fortunes ]] && cp -r /usr/share/games/fortunes build-gpu-pack/
 cudart=$(ldd build-gpu/lldl_tests | awk '/libcudart/ {print $3}')
 [[ -n $cudart ]] && cp -L "$cudart" build-gpu-pack/lib/
 # Headers for bench/gpu_python_check.sh, which builds the Python module on a

@@ -3,7 +3,7 @@
 # CPU suite at 16 threads from the x86-64-v3 build (tile.h's 32-byte path),
 # and GPT / LSTM training steps at 1..16 threads.
 set -u
-P=${P:-build-gpu-pack}  # bench/gpu_pack.sh builds it (then copy build-gpu/lldl-gpt and /usr/share/games/fortunes in)
+P=${P:-build-gpu-pack}  # from bench/gpu_pack.sh, carried to the GPU machine
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT" /usr/share/games && cp -r $P/fortunes /usr/share/games/ 2>/dev/null
 libs="$P/lib"
