@@ -156,3 +156,42 @@ def test_fashion_mnist_loader_reads_debian_files_and_rejects_bad_ones(tmp_path):
         f.write(b"\x01\x02\x08\x03" + head[4:] + bytes(2 * 28 * 28))
     with pytest.raises(ValueError, match="bad magic"):
         cppapi.load_fashion_mnist("train", dir=str(tmp_path))
+
+
+@pytest.mark.parametrize("act", [A.ReLU, A.Tanh, A.Sigmoid])
+def test_seed_api_pools_before_the_activation_with_the_same_result(act):
+    # NeuralNetwork2 records Conv2D(act) + MaxPool2D as conv -> max_pool -> act
+    # (pooling commutes with a non-decreasing activation; a quarter of the
+    # activations). One full-batch SGD step must end where the graph API's
+    # conv -> act -> max_pool, from the same weights, ends: same loss, same
+    # parameters. The inputs make many windows whose maximum is <= 0 (ReLU's
+    # gradient 0) and some exact ties.
+    rng = np.random.default_rng(7)
+    x = np.round(rng.standard_normal((16, 2 * 8 * 8)), 1).astype(np.float32)
+    y = (np.arange(16) % 3).astype(np.int32)
+    nn = cppapi.NeuralNetwork2([
+        cppapi.Layer2(L.Conv2D, 4, act, kernel=3, padding=1),
+        cppapi.Layer2(L.MaxPool2D, kernel=2),
+        cppapi.Layer2(L.Flatten),
+        cppapi.Layer2(L.Dense, 3)], cppapi.LossType.CROSS_ENTROPY, input_shape=(2, 8, 8))
+    tr = cppapi.Trainer(nn, cppapi.OptimiserType.SGD, 0.5)
+    tr.fit(x, y, epochs=0, batch_size=16, verbose=0)  # builds: the initial weights
+    p0 = nn.parameters()
+    h = tr.fit(x, y, epochs=1, batch_size=16, restart=False, verbose=0)
+
+    g = cppapi.Graph()
+    w = {k: g.param(v.shape, name=k) for k, v in p0.items()}
+    for k, v in p0.items():
+        w[k].assign(v)
+    f = {A.ReLU: cppapi.relu, A.Tanh: cppapi.tanh, A.Sigmoid: cppapi.sigmoid}[act]
+    hid = cppapi.max_pool2d(f(cppapi.conv2d(g.input(x.reshape(16, 2, 8, 8)), w["layers.0.weight"],
+                                            w["layers.0.bias"], stride=1, padding=1)), 2)
+    logits = cppapi.linear(cppapi.flatten(hid), w["layers.3.weight"], w["layers.3.bias"])
+    loss = cppapi.cross_entropy(logits, g.input(y))
+    g.backward(loss)
+    assert h["train_loss"][-1] == pytest.approx(loss.item(), rel=1e-6)
+    after = nn.parameters()
+    for k in p0:
+        want = p0[k] - np.float32(0.5) * w[k].grad
+        np.testing.assert_allclose(after[k], want, rtol=1e-6, atol=1e-7, err_msg=k)
+    assert np.abs(w["layers.0.weight"].grad).max() > 0
