@@ -138,6 +138,11 @@ const ConvCase kCases[] = {
     {"padding 3 > kernel - 1 (dx not direct), 12 channels", 2, 12, 5, 5, 12, 3, 3, 1, 3},
     {"kernel 1x3, 9 to 9 channels", 3, 9, 7, 6, 9, 1, 3, 1, 1},
     {"40 input channels, 8 output channels", 2, 40, 5, 6, 8, 3, 3, 1, 1},
+    // Few output channels: 5 (below half a packet) and 24 (a packet and a
+    // half), kernels 3x5 and 5x5, rows of 20 outputs. (Each dW element sums
+    // under a thousand terms, so float32 rounding stays within the tolerance.)
+    {"24x22 images, 5 channels, kernel 3x5", 2, 2, 24, 22, 5, 3, 5, 1, 1},
+    {"20x24 images, 24 channels, kernel 5x5, no padding", 2, 3, 20, 24, 24, 5, 5, 1, 0},
 };
 
 }  // namespace
