@@ -224,6 +224,9 @@ Shape avg_pool_shape(const Shape* in, const OpAttr& a) { return pool_shape("avg_
 double pool_flops(const Shape*, const Shape& out, const OpAttr& a) {
   return static_cast<double>(out.numel()) * a.pool.kernel * a.pool.kernel;
 }
+// max_pool2d keeps, per window, which element is its (first) maximum: the
+// CPU backward routes the gradient there without reading x again.
+int64_t max_pool_workspace(const Shape*, const Shape& out, const OpAttr&) { return out.numel(); }
 
 Shape reshape_shape(const Shape* in, const OpAttr& a) {
   const int32_t* d = a.reshape.dims;
@@ -371,7 +374,8 @@ constexpr OpMeta kMeta[] = {
     {"cross_entropy_labels", 2, ce_labels_shape, per_in<5>, labels_bytes, false, 0b10,
      check_labels},
     {"conv2d", 3, conv2d_shape, conv2d_flops, conv2d_bytes},
-    {"max_pool2d", 1, max_pool_shape, pool_flops, unary_bytes},
+    {"max_pool2d", 1, max_pool_shape, pool_flops, unary_bytes, false, 0, nullptr,
+     max_pool_workspace},
     {"avg_pool2d", 1, avg_pool_shape, pool_flops, unary_bytes},
     {"reshape", 1, reshape_shape, zero_cost, zero_cost, /*view=*/true},
     {"dropout", 1, dropout_shape, per_out<1>, unary_bytes},

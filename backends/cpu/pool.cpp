@@ -5,9 +5,11 @@
 // (S = attr.pool.stride, 0 meaning k). Planes are independent, so threads take
 // whole planes and overlapping windows (S < k) never race in backward.
 //
-// Max-pool backward stores no indices: it finds each window's maximum again
-// from x with the forward's rule (the first maximum wins; a NaN is the
-// maximum, so it propagates) and routes the gradient there.
+// Max-pool's forward stores in its workspace, per window, the index of the
+// element that is its maximum (the first maximum wins; a NaN is the maximum,
+// so it propagates), row-major within the window, as a value of T; backward
+// routes the gradient there without reading x again. (The CUDA kernels find
+// the maximum again instead and leave the workspace alone.)
 //
 // reshape is a view: the output aliases x's data (Graph::record), so its
 // forward does nothing; backward adds dy into dx element by element.
@@ -92,16 +94,47 @@ void for_plane_groups(const Pool& g, F&& f) {
   for (int64_t i = 0; i < groups; ++i) f(i * per, std::min(g.planes, (i + 1) * per));
 }
 
+// Per window i of M: the maximum of its four values q0..q3[i] (window
+// order) and the index of the first of them equal to it. A function of its
+// own with restrict pointers: inside the kernel's lambda GCC did not
+// vectorise the loop.
 template <class T>
-void max2x2_forward(const T* x, T* y, const Pool& g) {
+void max_index_2x2(const T* __restrict q0, const T* __restrict q1, const T* __restrict q2,
+                   const T* __restrict q3, T* __restrict y, T* __restrict idx, int64_t M) {
+  for (int64_t i = 0; i < M; ++i) {
+    const T v0 = q0[i], v1 = q1[i], v2 = q2[i];
+    const T m = keep_max(q3[i], keep_max(v2, keep_max(v1, v0)));
+    y[i] = m;
+    // 0 if v0 is the first maximum, else 1 if v1 is, ...: a sum of selects
+    // in T (a chain of selects does not vectorise).
+    const T n0 = is_max(v0, m) ? T(0) : T(1), n1 = is_max(v1, m) ? T(0) : n0,
+            n2 = is_max(v2, m) ? T(0) : n1;
+    idx[i] = n0 + n1 + n2;
+  }
+}
+
+template <class T>
+void max2x2_forward(const T* x, T* y, T* idx, const Pool& g) {
   for_plane_groups(g, [&](int64_t p0, int64_t p1) {
     const int64_t M = (p1 - p0) * g.OH * g.OW;
     T* q = plane_scratch<T>(4 * M);
     gather_2x2(x, g, p0, p1, q, M);
-    T* yp = y + p0 * g.OH * g.OW;
-    for (int64_t i = 0; i < M; ++i)
-      yp[i] = keep_max(q[3 * M + i], keep_max(q[2 * M + i], keep_max(q[M + i], q[i])));
+    max_index_2x2(q, q + M, q + 2 * M, q + 3 * M, y + p0 * g.OH * g.OW, idx + p0 * g.OH * g.OW, M);
   });
+}
+
+// Per window i of M: its gradient d[i] to the element idx[i] names, 0 to
+// the others (q0..q3, window order).
+template <class T>
+void route_2x2(const T* __restrict d, const T* __restrict idx, T* __restrict q0,
+               T* __restrict q1, T* __restrict q2, T* __restrict q3, int64_t M) {
+  for (int64_t i = 0; i < M; ++i) {
+    const T v = d[i], k = idx[i];
+    q0[i] = k == T(0) ? v : T(0);
+    q1[i] = k == T(1) ? v : T(0);
+    q2[i] = k == T(2) ? v : T(0);
+    q3[i] = k == T(3) ? v : T(0);
+  }
 }
 
 // Windows do not overlap: each element gets its window's gradient if it is
@@ -109,23 +142,11 @@ void max2x2_forward(const T* x, T* y, const Pool& g) {
 // overwrite (a stale dx, KernelArgs::gin_fresh): windows cover the planes
 // except a last row or column of odd length, which is zeroed.
 template <class T>
-void max2x2_backward(const T* x, const T* dy, T* dx, const Pool& g, bool overwrite) {
+void max2x2_backward(const T* idx, const T* dy, T* dx, const Pool& g, bool overwrite) {
   for_plane_groups(g, [&](int64_t p0, int64_t p1) {
     const int64_t M = (p1 - p0) * g.OH * g.OW;
     T* q = plane_scratch<T>(4 * M);
-    gather_2x2(x, g, p0, p1, q, M);
-    const T* dyp = dy + p0 * g.OH * g.OW;
-    for (int64_t i = 0; i < M; ++i) {
-      const T v0 = q[i], v1 = q[M + i], v2 = q[2 * M + i];
-      const T m = keep_max(q[3 * M + i], keep_max(v2, keep_max(v1, v0)));
-      T rest = dyp[i];
-      q[i] = is_max(v0, m) ? rest : T(0);
-      rest = is_max(v0, m) ? T(0) : rest;
-      q[M + i] = is_max(v1, m) ? rest : T(0);
-      rest = is_max(v1, m) ? T(0) : rest;
-      q[2 * M + i] = is_max(v2, m) ? rest : T(0);
-      q[3 * M + i] = is_max(v2, m) ? T(0) : rest;
-    }
+    route_2x2(dy + p0 * g.OH * g.OW, idx + p0 * g.OH * g.OW, q, q + M, q + 2 * M, q + 3 * M, M);
     for (int64_t p = p0, k = 0; p < p1; ++p) {
       for (int64_t oh = 0; oh < g.OH; ++oh, k += g.OW) {
         T *d0 = dx + (p * g.H + 2 * oh) * g.W, *d1 = d0 + g.W;
@@ -171,13 +192,17 @@ template <class T>
 void max_forward(const KernelArgs& a) {
   const Pool g = pool_geom(a);
   const T* x = in<T>(a, 0);
-  T* y = out<T>(a);
-  if (g.k == 2 && g.S == 2) return max2x2_forward(x, y, g);
+  T *y = out<T>(a), *idx = static_cast<T*>(a.ws);
+  if (g.k == 2 && g.S == 2) return max2x2_forward(x, y, idx, g);
   for_planes(g, [&](int64_t p) {
     const T* xp = x + p * g.H * g.W;
-    T* yp = y + p * g.OH * g.OW;
+    T *yp = y + p * g.OH * g.OW, *ip = idx + p * g.OH * g.OW;
     for (int64_t oh = 0; oh < g.OH; ++oh)
-      for (int64_t ow = 0; ow < g.OW; ++ow) yp[oh * g.OW + ow] = xp[argmax(xp, g, oh, ow)];
+      for (int64_t ow = 0; ow < g.OW; ++ow) {
+        const int64_t at = argmax(xp, g, oh, ow), r0 = oh * g.S * g.W + ow * g.S;
+        yp[oh * g.OW + ow] = xp[at];
+        ip[oh * g.OW + ow] = static_cast<T>((at - r0) / g.W * g.k + (at - r0) % g.W);
+      }
   });
 }
 
@@ -186,16 +211,18 @@ void max_backward(const KernelArgs& a) {
   T* dx = gin<T>(a, 0);
   if (!dx) return;
   const Pool g = pool_geom(a);
-  const T *x = in<T>(a, 0), *dy = gout<T>(a);
+  const T *idx = static_cast<const T*>(a.ws), *dy = gout<T>(a);
   const bool overwrite = fresh(a, 0);
-  if (g.k == 2 && g.S == 2) return max2x2_backward(x, dy, dx, g, overwrite);
+  if (g.k == 2 && g.S == 2) return max2x2_backward(idx, dy, dx, g, overwrite);
   for_planes(g, [&](int64_t p) {
-    const T* xp = x + p * g.H * g.W;
-    const T* dyp = dy + p * g.OH * g.OW;
+    const T *dyp = dy + p * g.OH * g.OW, *ip = idx + p * g.OH * g.OW;
     T* dxp = dx + p * g.H * g.W;
     if (overwrite) std::fill(dxp, dxp + g.H * g.W, T(0));
     for (int64_t oh = 0; oh < g.OH; ++oh)
-      for (int64_t ow = 0; ow < g.OW; ++ow) dxp[argmax(xp, g, oh, ow)] += dyp[oh * g.OW + ow];
+      for (int64_t ow = 0; ow < g.OW; ++ow) {
+        const int64_t k = static_cast<int64_t>(ip[oh * g.OW + ow]);
+        dxp[(oh * g.S + k / g.k) * g.W + ow * g.S + k % g.k] += dyp[oh * g.OW + ow];
+      }
   });
 }
 

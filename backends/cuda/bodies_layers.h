@@ -182,12 +182,16 @@ LLDL_HD inline int64_t window_argmax(const T* xp, const PoolGeom& g, int64_t oh,
       if (is_max(xp[r0 + i * g.W + j], m)) return r0 + i * g.W + j;
   return r0;
 }
+// Also writes the op's workspace as the CPU does: per window, the index of
+// its maximum within the window (row-major), as a value of T.
 template <class T> struct MaxPoolF {
-  const T* x; T* y; PoolGeom g;
+  const T* x; T* y; T* ws; PoolGeom g;
   LLDL_HD void operator()(int64_t idx) const {
     int64_t ow = idx % g.OW, oh = idx / g.OW % g.OH, p = idx / (g.OW * g.OH);
     const T* xp = x + p * g.H * g.W;
-    y[idx] = xp[window_argmax(xp, g, oh, ow)];
+    const int64_t at = window_argmax(xp, g, oh, ow), r = at - (oh * g.S * g.W + ow * g.S);
+    y[idx] = xp[at];
+    ws[idx] = static_cast<T>(r / g.W * g.k + r % g.W);
   }
 };
 template <class T> struct AvgPoolF {

@@ -291,7 +291,7 @@ template <class L> void conv_bwd(const KernelArgs& a, L& l) {
 
 template <class L> void pool_fwd(const KernelArgs& a, L& l) {
   const PoolGeom g = pool_geom(a);
-  if (a.kind == OpKind::MaxPool2d) l("max_pool2d", g.planes * g.OH * g.OW, MaxPoolF<f>{in<f>(a, 0), out<f>(a), g});
+  if (a.kind == OpKind::MaxPool2d) l("max_pool2d", g.planes * g.OH * g.OW, MaxPoolF<f>{in<f>(a, 0), out<f>(a), static_cast<f*>(a.ws), g});
   else l("avg_pool2d", g.planes * g.OH * g.OW, AvgPoolF<f>{in<f>(a, 0), out<f>(a), g});
 }
 // A gather per input pixel: no two threads write one place.
