@@ -175,9 +175,11 @@ void lstm_forward(const KernelArgs& a) {
   if (B * Tn == 0) return;
   T *h = out<T>(a), *gates = static_cast<T*>(a.ws), *cs = gates + B * Tn * G;
   const T* whh = in<T>(a, 2);
+  // The bias first, then the input projection accumulated onto it (an
+  // assigning product zero-fills first anyway: the bias costs no extra pass).
   Map<T> Gm(gates, B * Tn, G);
-  product(Gm, CMap<T>(in<T>(a, 0), B * Tn, I), CMap<T>(in<T>(a, 1), G, I).transpose(), false);
-  Gm.rowwise() += CRow<T>(in<T>(a, 3), G);
+  pfor(B * Tn, [&](int64_t r) { Gm.row(r) = CRow<T>(in<T>(a, 3), G); }, B * Tn * G);
+  product(Gm, CMap<T>(in<T>(a, 0), B * Tn, I), CMap<T>(in<T>(a, 1), G, I).transpose(), true);
 
   // Unit block u (L units) packs W_hh^T's columns q H + u L + j, q = i, f,
   // g, o, as panel[k][q][j] = W_hh[q H + u L + j, k] (zero past H).
@@ -319,9 +321,9 @@ void lstm_step(const T* x, const T* w_ih, const T* w_hh, const T* b, T* h, T* c,
   const int64_t G = 4 * H;
   std::vector<T> gates(static_cast<size_t>(B * G));
   Map<T> Gm(gates.data(), B, G);
-  // The same order of operations as the op: x W_ih^T, + b, + h W_hh^T.
-  product(Gm, CMap<T>(x, B, I), CMap<T>(w_ih, G, I).transpose(), false);
-  Gm.rowwise() += CRow<T>(b, G);
+  // The same order of operations as the op: b, + x W_ih^T, + h W_hh^T.
+  Gm.rowwise() = CRow<T>(b, G);
+  product(Gm, CMap<T>(x, B, I), CMap<T>(w_ih, G, I).transpose(), true);
   product(Gm, CMap<T>(h, B, H), CMap<T>(w_hh, G, H).transpose(), true);
   for (int64_t r = 0; r < B; ++r)
     cell(gates.data() + r * G, c + r * H, c + r * H, h + r * H, H, 0, H);
