@@ -443,6 +443,11 @@ void Graph::backward_seeded(Tensor out, const void* seed, bool seed_in_graph) {
   auto grad_bytes = [&](const TensorDesc& t) {
     return static_cast<size_t>(t.shape.numel()) * dtype_size(dtype_);
   };
+  // A gradient shared by an earlier backward of this step (passes) gets a
+  // buffer of its own again before this one decides afresh: it may have
+  // other consumers now, and the tensor it shared with may be zero-filled.
+  for (int32_t id : shared_) step_tensors_[id].grad = nullptr;
+  shared_.clear();
   if (lazy) {
     stale_.assign(step_tensors_.size(), 0);
     uses_.assign(step_tensors_.size(), 0);
@@ -514,6 +519,7 @@ void Graph::backward_seeded(Tensor out, const void* seed, bool seed_in_graph) {
         // Its gradient is the output's, and no other entry adds to it: share
         // the buffer (KernelPair::passes); the kernel skips this input.
         in.grad = o.grad;
+        shared_.push_back(e.in[i]);
         stale_[e.in[i]] = 0;
         continue;
       }
@@ -582,6 +588,7 @@ void Graph::reset(bool keep_grads) {
       }
   }
   step_tensors_.clear();
+  shared_.clear();
   tape_.clear();
   arena_.reset_step();
   mem_.end_step(arena_);

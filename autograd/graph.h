@@ -239,6 +239,7 @@ class Graph {
   // end of backward if nothing wrote it).
   std::vector<uint8_t> stale_;
   std::vector<uint32_t> uses_;  // backward: how many tape entries read each step tensor
+  std::vector<int32_t> shared_;  // step tensors whose gradient is another's buffer (passes)
 };
 
 }  // namespace lldl

@@ -151,3 +151,26 @@ TEST_CASE("shared gradient buffers give exactly the gradients that copying gives
   }
   CHECK(copied[1] != std::vector<float>(30, 0.0f));  // h's gradient is not trivially zero
 }
+
+TEST_CASE("a gradient shared in one backward is its own again in the next, with another consumer") {
+  // First backward: h's only consumer is the reshape, so h shares r's
+  // gradient buffer. A second loss then reads h directly while r is off its
+  // path: h must get its own buffer (r's, zero-filled as off the path, would
+  // otherwise wipe it), and its gradient is the new loss's alone.
+  Graph g;
+  Tensor W = g.param({3, 4}, "W");
+  for (int i = 0; i < 12; ++i) g.data(W)[i] = 0.1f * float(i) - 0.5f;
+  float xv[6] = {1, -2, 0.5f, 3, -1, 2};
+  Tensor x = g.input({2, 3}, xv, DType::F32);
+  Tensor h = tanh(matmul(x, W));            // (2, 4)
+  Tensor r = reshape(h, Shape{8});
+  g.backward(sum(mul(r, r)));                // dL/dh = 2 h
+  for (int i = 0; i < 8; ++i) CHECK(g.grad(h)[i] == doctest::Approx(2 * g.data(h)[i]));
+  Tensor loss2 = sum(h);                     // dL2/dh = 1; r is off this path
+  g.backward(loss2);
+  for (int i = 0; i < 8; ++i) {
+    CAPTURE(i);
+    CHECK(g.grad(h)[i] == 1.0f);
+    CHECK(g.grad(r)[i] == 0.0f);
+  }
+}
