@@ -55,6 +55,10 @@ class GPT : public LanguageModel<GPT, GPTConfig> {
   // Logits [T, vocab] of every position of one sequence (T <= block_size),
   // computed token by token through the KV cache: equals forward()'s logits.
   std::vector<float> cached_logits(const std::vector<int32_t>& seq) const;
+  // Logits [vocab] of the last token of seq (1 <= size <= block_size) through
+  // one prefill of the KV cache (all positions at once, as generate() feeds a
+  // prompt): equals forward()'s last row.
+  std::vector<float> prefill_logits(const std::vector<int32_t>& seq) const;
 
   // Checks ids and sizes before anything is recorded.
   void check_tokens(const int32_t* idx, int64_t B, int64_t T) const;

@@ -117,6 +117,26 @@ TEST_CASE("gpt: KV-cached logits equal the full forward pass") {
   CHECK(worst < 1e-4);
 }
 
+TEST_CASE("gpt: a prefill of the KV cache gives the full forward pass's last logits") {
+  // generate() feeds its prompt, and the half block it keeps once the
+  // context fills the block, through one prefill (matrix products over all
+  // positions); every length up to the block must match forward().
+  GPT m(tiny_gpt());
+  overfit(m, 5);
+  for (int64_t n : {1, 2, 5, 8}) {
+    CAPTURE(n);
+    auto x = random_ids(n, 13, static_cast<uint64_t>(10 + n));
+    std::vector<float> full = logits_of(m, x, 1, n);
+    std::vector<float> pre = m.prefill_logits(x);
+    REQUIRE(pre.size() == 13);
+    double worst = 0;
+    for (size_t v = 0; v < 13; ++v)
+      worst = std::max(worst, double(std::abs(full[(n - 1) * 13 + v] - pre[v])));
+    CHECK(worst < 1e-4);
+  }
+  CHECK_THROWS_AS(m.prefill_logits(random_ids(9, 13, 1)), ValueError);  // past the block
+}
+
 TEST_CASE("gpt and lstm: a fixed batch is overfitted") {
   GPT g(tiny_gpt());
   CHECK(overfit(g, 150) < 0.1);
