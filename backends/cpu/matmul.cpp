@@ -71,27 +71,12 @@ void linear_forward(const KernelArgs& a) {
   else product(Y, X, W, true);
 }
 
-// dX = dY op(W)^T, d op(W) = X^T dY (stored transposed when trans_b), db =
-// column sums of dY; dY is read in place by all three.
+// dX and dW are matmul's (trans_a is never set); db = the column sums of
+// dY. dY is read in place by all three.
 template <class T>
 void linear_backward(const KernelArgs& a) {
-  const Shape &sx = a.in_shape[0], &sw = a.in_shape[1];
-  const int64_t M = a.out_shape[0], N = a.out_shape[1];
-  CMap<T> X(in<T>(a, 0), sx[0], sx[1]);
-  CMap<T> W(in<T>(a, 1), sw[0], sw[1]);
-  CMap<T> dY(gout<T>(a), M, N);
-  const bool tb = a.attr.matmul.trans_b;
-  if (T* gx = gin<T>(a, 0)) {
-    Map<T> dX(gx, sx[0], sx[1]);
-    if (tb) product(dX, dY, W, !fresh(a, 0));  // (M,N)(N,K)
-    else product(dX, dY, W.transpose(), !fresh(a, 0));
-  }
-  if (T* gw = gin<T>(a, 1)) {
-    Map<T> dW(gw, sw[0], sw[1]);
-    if (tb) product(dW, dY.transpose(), X, !fresh(a, 1));  // (N,M)(M,K)
-    else product(dW, X.transpose(), dY, !fresh(a, 1));     // (K,M)(M,N)
-  }
-  if (T* gb = gin<T>(a, 2)) column_sums(gb, fresh(a, 2), gout<T>(a), M, N);
+  matmul_backward<T>(a);
+  if (T* gb = gin<T>(a, 2)) column_sums(gb, fresh(a, 2), gout<T>(a), a.out_shape[0], a.out_shape[1]);
 }
 
 }  // namespace

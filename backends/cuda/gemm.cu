@@ -67,8 +67,8 @@ void matmul_bwd(const KernelArgs& a) {
 void linear_bwd(const KernelArgs& a) {
   DeviceLauncher l;
   if (!fast()) return naive::linear_bwd(a, l);
-  naive::linear_bwd_gemms(a, l);
-  const LinearDims d = linear_dims(a);
+  naive::matmul_grads(a, l, "linear backward");
+  const MatmulDims d = matmul_dims(a);
   if (float* db = gin<float>(a, 2)) col_reduce("linear backward", gout<float>(a), db, 1, d.M, d.N, 1.0, true);
 }
 

@@ -56,7 +56,8 @@ inline bool dropout_active(const KernelArgs& a) { return a.attr.dropout.training
 inline DropMask dropout_mask(const KernelArgs& a) { return {mix64(a.attr.dropout.seed), a.attr.dropout.p}; }
 inline float dropout_scale(const KernelArgs& a) { return 1.0f / (1.0f - a.attr.dropout.p); }
 
-// matmul: C (M, N) = op(A) (M, K) @ op(B) (K, N).
+// matmul: C (M, N) = op(A) (M, K) @ op(B) (K, N); also linear's product
+// (x @ op(w), trans_a never set).
 struct MatmulDims {
   int64_t M, N, K;
   bool ta, tb;
@@ -65,17 +66,6 @@ inline MatmulDims matmul_dims(const KernelArgs& a) {
   const Shape &sa = a.in_shape[0], &sb = a.in_shape[1];
   bool ta = a.attr.matmul.trans_a, tb = a.attr.matmul.trans_b;
   return {ta ? sa[1] : sa[0], tb ? sb[0] : sb[1], ta ? sa[0] : sa[1], ta, tb};
-}
-
-// linear: y (M, N) = x (M, K) @ op(w) + b, w (K, N) or (N, K) when tb.
-struct LinearDims {
-  int64_t M, N, K;
-  bool tb;
-};
-inline LinearDims linear_dims(const KernelArgs& a) {
-  const Shape &sx = a.in_shape[0], &sw = a.in_shape[1];
-  const bool tb = a.attr.matmul.trans_b;
-  return {sx[0], tb ? sw[0] : sw[1], sx[1], tb};
 }
 
 inline ConvGeom conv_geom(const KernelArgs& a) {
@@ -237,43 +227,33 @@ template <class L> void matmul_fwd(const KernelArgs& a, L& l) {
   l.gemm("matmul", d.ta, d.tb, d.M, d.N, d.K, in<f>(a, 0), in<f>(a, 1), out<f>(a), false, 1, 0, 0, 0);
 }
 // With C = op(A) op(B): d op(A) = dC op(B)^T and d op(B) = op(A)^T dC, each
-// undone into the stored layout when that operand was transposed.
-template <class L> void matmul_bwd(const KernelArgs& a, L& l) {
+// undone into the stored layout when that operand was transposed. Also
+// linear's dx and dw (`name` labels the launches).
+template <class L> void matmul_grads(const KernelArgs& a, L& l, const char* name) {
   const MatmulDims d = matmul_dims(a);
   const f *A = in<f>(a, 0), *B = in<f>(a, 1), *dC = gout<f>(a);
   if (f* dA = gin<f>(a, 0)) {
-    if (!d.ta) l.gemm("matmul backward", false, !d.tb, d.M, d.K, d.N, dC, B, dA, true, 1, 0, 0, 0);  // (M,N)(N,K)
-    else l.gemm("matmul backward", d.tb, true, d.K, d.M, d.N, B, dC, dA, true, 1, 0, 0, 0);  // (K,N)(N,M)
+    if (!d.ta) l.gemm(name, false, !d.tb, d.M, d.K, d.N, dC, B, dA, true, 1, 0, 0, 0);  // (M,N)(N,K)
+    else l.gemm(name, d.tb, true, d.K, d.M, d.N, B, dC, dA, true, 1, 0, 0, 0);  // (K,N)(N,M)
   }
   if (f* dB = gin<f>(a, 1)) {
-    if (!d.tb) l.gemm("matmul backward", !d.ta, false, d.K, d.N, d.M, A, dC, dB, true, 1, 0, 0, 0);  // (K,M)(M,N)
-    else l.gemm("matmul backward", true, d.ta, d.N, d.K, d.M, dC, A, dB, true, 1, 0, 0, 0);  // (N,M)(M,K)
+    if (!d.tb) l.gemm(name, !d.ta, false, d.K, d.N, d.M, A, dC, dB, true, 1, 0, 0, 0);  // (K,M)(M,N)
+    else l.gemm(name, true, d.ta, d.N, d.K, d.M, dC, A, dB, true, 1, 0, 0, 0);  // (N,M)(M,K)
   }
 }
+template <class L> void matmul_bwd(const KernelArgs& a, L& l) { matmul_grads(a, l, "matmul backward"); }
 
 // linear: the bias broadcast into y, then y += x op(w) through l.gemm (a
 // GEMM with beta = 1 in the fast tier), so both tiers share this.
 template <class L> void linear_fwd(const KernelArgs& a, L& l) {
-  const LinearDims d = linear_dims(a);
+  const MatmulDims d = matmul_dims(a);
   l("linear", d.M * d.N, RowBroadcastF<f>{in<f>(a, 2), out<f>(a), d.N});
   l.gemm("linear", false, d.tb, d.M, d.N, d.K, in<f>(a, 0), in<f>(a, 1), out<f>(a), true, 1, 0, 0, 0);
 }
-// dx += dy op(w)^T and dw += x^T dy (dy^T x when w is stored (N, K)); both
-// tiers. The bias gradient is the caller's (a column sum of dy).
-template <class L> void linear_bwd_gemms(const KernelArgs& a, L& l) {
-  const LinearDims d = linear_dims(a);
-  const f *X = in<f>(a, 0), *W = in<f>(a, 1), *dY = gout<f>(a);
-  if (f* dX = gin<f>(a, 0))  // (M,N)(N,K): w^T, or w itself when stored (N, K)
-    l.gemm("linear backward", false, !d.tb, d.M, d.K, d.N, dY, W, dX, true, 1, 0, 0, 0);
-  if (f* dW = gin<f>(a, 1)) {
-    if (!d.tb) l.gemm("linear backward", true, false, d.K, d.N, d.M, X, dY, dW, true, 1, 0, 0, 0);  // (K,M)(M,N)
-    else l.gemm("linear backward", true, false, d.N, d.K, d.M, dY, X, dW, true, 1, 0, 0, 0);  // (N,M)(M,K)
-  }
-}
-// Naive tier: db by one thread per column.
+// dx and dw as matmul's; the naive tier sums db by one thread per column.
 template <class L> void linear_bwd(const KernelArgs& a, L& l) {
-  linear_bwd_gemms(a, l);
-  const LinearDims d = linear_dims(a);
+  matmul_grads(a, l, "linear backward");
+  const MatmulDims d = matmul_dims(a);
   if (f* db = gin<f>(a, 2)) l("linear backward", d.N, ColSumF<f>{gout<f>(a), db, d.M, d.N}, true);
 }
 
