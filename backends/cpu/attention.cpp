@@ -60,7 +60,6 @@ Dims dims(const KernelArgs& a) {
   return {x[0], x[1], C, nh, C / nh};
 }
 
-inline int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
 
 // A thread's scratch: up to three packed panels and a T x T matrix.
 template <class T>
