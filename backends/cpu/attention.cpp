@@ -60,7 +60,6 @@ Dims dims(const KernelArgs& a) {
   return {x[0], x[1], C, nh, C / nh};
 }
 
-
 // A thread's scratch: up to three packed panels and a T x T matrix.
 template <class T>
 struct Scratch {
