@@ -135,4 +135,6 @@ Tensor lstm(Tensor x, Tensor w_ih, Tensor w_hh, Tensor b) {
   return apply(OpKind::Lstm, in, 4, no_attr());
 }
 
+Tensor lstm_gates(Tensor gx, Tensor w_hh) { return binary(OpKind::LstmGates, gx, w_hh, no_attr()); }
+
 }  // namespace lldl

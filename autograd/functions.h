@@ -91,6 +91,12 @@ Tensor causal_attention(Tensor qkv, int n_head);
 // h (B, T, H). Keeps the activated gates and cell states for backward. For
 // generation with carried state see cpu::lstm_step (backends/cpu/lstm.h).
 Tensor lstm(Tensor x, Tensor w_ih, Tensor w_hh, Tensor b);
+// The same LSTM with the input projection already applied: gx (B, T, 4H) =
+// x W_ih^T + b, however the caller computed it. A language model whose
+// input is embedding(ids, E) can project the V rows of the table once,
+// linear(E, W_ih, b), and look up gx = embedding(ids, table) (V x I x 4H
+// multiply-adds instead of B x T x I x 4H, an exact identity).
+Tensor lstm_gates(Tensor gx, Tensor w_hh);
 
 inline Tensor operator+(Tensor a, Tensor b) { return add(a, b); }
 inline Tensor operator-(Tensor a, Tensor b) { return sub(a, b); }

@@ -383,6 +383,11 @@ void bind_graph(py::module_& m) {
         py::arg("x"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b"),
         "x (B, T, I), w_ih (4H, I), w_hh (4H, H), b (4H) -> h (B, T, H); zero initial state, "
         "gates i, f, g, o (PyTorch), b = bias_ih + bias_hh.");
+  m.def("lstm_gates", [](const PyTensor& gx, const PyTensor& w_hh) {
+    return wrap(gx, lstm_gates(gx.t, w_hh.t));
+  }, py::arg("gx"), py::arg("w_hh"),
+     "gx (B, T, 4H) = x W_ih^T + b, the input projection already applied, w_hh (4H, H) -> "
+     "h (B, T, H): lstm without its input GEMM.");
   m.def("op_names", [] {
     std::vector<std::string> n;
     for (int i = 0; i < kOpCount; ++i) n.push_back(op_name(static_cast<OpKind>(i)));

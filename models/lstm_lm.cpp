@@ -70,7 +70,17 @@ Tensor LSTMLM::forward(const int32_t* idx, int64_t B, int64_t T) {
   check_tokens(idx, B, T);
   g_.reset(/*keep_grads=*/true);
   Tensor ids = g_.input(Shape{B, T}, idx, DType::I32);
-  Tensor h = lstm(embedding(ids, emb_), w_ih_, w_hh_, b_);  // [B, T, H]
+  Tensor h;  // [B, T, H]
+  if (cfg_.vocab_size <= B * T) {
+    // The input projection of a looked-up row is that row's projection, so
+    // project the V rows of the table once, E W_ih^T + b, and look the gate
+    // inputs up: V instead of B T rows through the GEMM (and its two
+    // backward GEMMs), the same function and gradients.
+    Tensor table = linear(emb_, w_ih_, b_, /*trans_b=*/true);  // [V, 4H]
+    h = lstm_gates(embedding(ids, table), w_hh_);
+  } else {
+    h = lstm(embedding(ids, emb_), w_ih_, w_hh_, b_);
+  }
   return linear(reshape(h, Shape{B * T, cfg_.n_hidden}), head_w_, head_b_, /*trans_b=*/true);
 }
 

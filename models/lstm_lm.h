@@ -1,5 +1,8 @@
 // A character-level LSTM language model on lldl's tape:
 //   embedding [V, E] -> one LSTM layer (hidden H) -> linear head [V, H].
+// When the vocabulary has no more rows than a batch has tokens, forward()
+// applies the LSTM's input projection to the embedding table instead of to
+// every token (linear, embedding, then lstm_gates).
 //
 // Parameter names follow PyTorch's nn.Embedding / nn.LSTM / nn.Linear state
 // dicts: embed.weight [V, E], lstm.weight_ih_l0 [4H, E], lstm.weight_hh_l0

@@ -298,17 +298,34 @@ Shape lstm_shape(const Shape* in, const OpAttr&) {
                      all);
   return Shape{x[0], x[1], H};
 }
-// Per (b, t, j): the two GEMMs (8 (I + H)), bias and gate activations (~20)
-// and the cell update (~8).
+// lstm_gates: gx (B, T, 4H), the pre-activation input gates, w_hh (4H, H).
+Shape lstm_gates_shape(const Shape* in, const OpAttr&) {
+  const Shape &gx = in[0], &whh = in[1];
+  const std::string all = " (gx is " + gx.str() + ", w_hh is " + whh.str() + ")";
+  if (gx.ndim != 3 || gx[2] == 0 || gx[2] % 4 != 0)
+    fail("lstm_gates", "gx must be (B, T, 4H) with H >= 1 (gates i, f, g, o stacked), got " +
+                           gx.str() + all);
+  const int64_t H = gx[2] / 4;
+  if (whh.ndim != 2 || whh[0] != 4 * H || whh[1] != H)
+    fail("lstm_gates", "w_hh must be (4H, H) = " + i2s(4 * H) + "x" + i2s(H) + " for H = " +
+                           i2s(H) + ", got " + whh.str() + all);
+  return Shape{gx[0], gx[1], H};
+}
+// Per (b, t, j): the GEMMs (8 (I + H); lstm_gates only the recurrent 8 H),
+// bias and gate activations (~20) and the cell update (~8).
 double lstm_flops(const Shape* in, const Shape& out, const OpAttr&) {
   return static_cast<double>(out.numel()) * (8.0 * static_cast<double>(in[0][2] + out[2]) + 28);
 }
 // Activated gates (B, T, 4H) then cell states c (B, T, H); backward reads
 // h_{t-1} from the output itself.
+double lstm_gates_flops(const Shape*, const Shape& out, const OpAttr&) {
+  return static_cast<double>(out.numel()) * (8.0 * static_cast<double>(out[2]) + 28);
+}
 int64_t lstm_workspace(const Shape*, const Shape& out, const OpAttr&) { return 5 * out.numel(); }
+template <int Arity>
 double lstm_bytes(const Shape* in, const Shape& out, const OpAttr& a) {
   double s = f32_bytes(out) + 4.0 * static_cast<double>(lstm_workspace(in, out, a));
-  for (int i = 0; i < 4; ++i) s += f32_bytes(in[i]);
+  for (int i = 0; i < Arity; ++i) s += f32_bytes(in[i]);
   return s;
 }
 
@@ -390,8 +407,10 @@ constexpr OpMeta kMeta[] = {
     {"concat", 2, seq_meta::concat_shape, zero_cost, seq_meta::concat_bytes},
     {"causal_attention", 1, attention_shape, attention_flops, attention_bytes, false, 0, nullptr,
      attention_workspace},
-    {"lstm", 4, lstm_shape, lstm_flops, lstm_bytes, false, 0, nullptr, lstm_workspace},
+    {"lstm", 4, lstm_shape, lstm_flops, lstm_bytes<4>, false, 0, nullptr, lstm_workspace},
     {"linear", 3, linear_shape, linear_flops, linear_bytes},
+    {"lstm_gates", 2, lstm_gates_shape, lstm_gates_flops, lstm_bytes<2>, false, 0, nullptr,
+     lstm_workspace},
 };
 static_assert(sizeof(kMeta) / sizeof(kMeta[0]) == kOpCount,
               "every OpKind needs its metadata row in ops/meta.cpp");

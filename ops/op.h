@@ -47,6 +47,8 @@ enum class OpKind : uint8_t {
   Linear,       // (x [M,K], w [K,N] ([N,K] when attr.matmul.trans_b), b [N]) -> x @ op(w) + b:
                 // matmul and bias_add fused (no pass over y for the bias, no copy of dy);
                 // attr.matmul.trans_a must be 0
+  LstmGates,    // (gx [B,T,4H], w_hh [4H,H]) -> h [B,T,H]: lstm with the input projection
+                // x W_ih^T + b done by the caller (gx); ws: gates, cells
   Count
 };
 constexpr int kOpCount = static_cast<int>(OpKind::Count);

@@ -48,6 +48,12 @@ inline std::vector<Case> seq_cases() {
     k.lo = -1.0, k.hi = 1.0;  // weights in [-1, 1): the gates do not all saturate
     return k;
   };
+  auto gates = [&c](int64_t B, int64_t T, int64_t H) {
+    Case k = c(OpKind::LstmGates, "B " + std::to_string(B) + ", T " + std::to_string(T) + ", H " + std::to_string(H),
+               {{B, T, 4 * H}, {4 * H, H}});
+    k.lo = -1.0, k.hi = 1.0;
+    return k;
+  };
   std::vector<Case> v = {
       c(OpKind::LayerNorm, "4x37", {{4, 37}, {37}, {37}}, layer_norm_attr(1e-5f)),
       c(OpKind::LayerNorm, "2x3x8, eps 0.1", {{2, 3, 8}, {8}, {8}}, layer_norm_attr(0.1f)),
@@ -70,6 +76,9 @@ inline std::vector<Case> seq_cases() {
       lstm(2, 5, 3, 4),
       lstm(3, 1, 2, 3),
       lstm(1, 6, 4, 5),
+      gates(2, 5, 4),
+      gates(3, 1, 3),
+      gates(1, 6, 5),
   };
   Case gelu_wide = c(OpKind::Gelu, "200, values in [-12, 12)", {{200}});
   gelu_wide.lo = -12.0, gelu_wide.hi = 12.0;
@@ -207,6 +216,9 @@ inline std::vector<Case> large_cases() {
   Case lstm_big = c(OpKind::Lstm, "B 8, T 32, I 64, H 128", {{8, 32, 64}, {512, 64}, {512, 128}, {512}});
   lstm_big.lo = -0.2, lstm_big.hi = 0.2;
   v.push_back(lstm_big);
+  Case gates_big = c(OpKind::LstmGates, "B 32, T 64, H 256", {{32, 64, 1024}, {1024, 256}});
+  gates_big.lo = -0.2, gates_big.hi = 0.2;
+  v.push_back(gates_big);
   Case emb = c(OpKind::Embedding, "8x256 ids, table 1000x768", {{8, 256}, {1000, 768}});
   emb.classes = 1000;
   v.push_back(emb);
@@ -274,7 +286,7 @@ inline double nmse(const std::vector<float>& a, const std::vector<float>& ref) {
 // linear, conv2d and the GEMM-based attention and LSTM).
 inline double tolerance(OpKind k, bool gpu) {
   if (gpu && (k == OpKind::MatMul || k == OpKind::Linear || k == OpKind::Conv2d || k == OpKind::Attention ||
-              k == OpKind::Lstm))
+              k == OpKind::Lstm || k == OpKind::LstmGates))
     return 5e-4;
   return 1e-7;
 }

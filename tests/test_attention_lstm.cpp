@@ -438,3 +438,78 @@ TEST_CASE("lstm gives the same h and gradients on 1, 2, 3 and 5 threads") {
   }
   set_num_threads(saved);
 }
+
+TEST_CASE("lstm_gates on linear's x W_ih^T + b is lstm: h, workspace and every gradient") {
+  // The same LSTM written as linear (the input projection over all B T rows)
+  // then lstm_gates; sums run in another order (the bias last), so values
+  // agree to float rounding. On 1 and 2 threads, and 3 and 5 for the split
+  // of units (bit for bit among themselves, as lstm's).
+  const int saved = get_num_threads();
+  for (const LstmDims& d : {LstmDims{13, 7, 9, 70}, LstmDims{3, 5, 4, 6}}) {
+    INFO(d.str());
+    Rng rng(static_cast<uint64_t>(d.H) + 1);
+    const LstmValues v = lstm_values(d, rng);
+    const Vec R = random_values(d.B * d.T * d.H, rng);
+    std::vector<Vec> first;
+    for (int threads : {1, 2, 3, 5}) {
+      CAPTURE(threads);
+      set_num_threads(threads);
+      std::vector<Vec> want, got;
+      for (bool gates : {false, true}) {
+        Graph g;
+        Tensor x = input_of<float>(g, {d.B, d.T, d.I}, v.x);
+        Tensor w_ih = input_of<float>(g, {4 * d.H, d.I}, v.w_ih);
+        Tensor w_hh = input_of<float>(g, {4 * d.H, d.H}, v.w_hh);
+        Tensor b = input_of<float>(g, {4 * d.H}, v.b);
+        for (Tensor t : {x, w_ih, w_hh, b}) g.set_requires_grad(t);
+        Tensor h;
+        if (gates) {
+          Tensor gx = reshape(linear(reshape(x, {d.B * d.T, d.I}), w_ih, b, /*trans_b=*/true),
+                              {d.B, d.T, 4 * d.H});
+          h = lstm_gates(gx, w_hh);
+          CHECK(g.shape(last_workspace(g)) == Shape{5 * d.B * d.T * d.H});
+        } else {
+          h = lstm(x, w_ih, w_hh, b);
+        }
+        g.backward(sum(mul(h, input_of<float>(g, g.shape(h), R))));
+        std::vector<Vec>& out = gates ? got : want;
+        out.push_back(values_of<float>(g, h));
+        for (Tensor t : {x, w_ih, w_hh, b})
+          out.emplace_back(g.grad(t), g.grad(t) + g.shape(t).numel());
+      }
+      for (size_t i = 0; i < got.size(); ++i) {
+        CAPTURE(i);  // 0: h, then the gradients of x, w_ih, w_hh, b
+        check_close(got[i], want[i], 1e-5, "lstm_gates against lstm");
+      }
+      if (first.empty()) first = got;
+      else
+        for (size_t i = 0; i < got.size(); ++i) CHECK(got[i] == first[i]);
+    }
+  }
+  set_num_threads(saved);
+}
+
+TEST_CASE("lstm_gates adds to a gradient of gx that another consumer has begun") {
+  // gx feeds lstm_gates and a second term, so its gradient is not written in
+  // place: the kernel's dG must be added to the other term's R2.
+  const int64_t B = 4, T = 6, H = 40;
+  Rng rng(5);
+  const Vec gxv = random_values(B * T * 4 * H, rng), whh = random_values(4 * H * H, rng, -0.3, 0.3),
+            R = random_values(B * T * H, rng), R2 = random_values(B * T * 4 * H, rng);
+  std::vector<Vec> grads;
+  for (bool second : {false, true}) {
+    Graph g;
+    Tensor gx = input_of<float>(g, {B, T, 4 * H}, gxv), w = input_of<float>(g, {4 * H, H}, whh);
+    g.set_requires_grad(gx);
+    g.set_requires_grad(w);
+    Tensor loss = sum(mul(lstm_gates(gx, w), input_of<float>(g, {B, T, H}, R)));
+    if (second) loss = add(loss, sum(mul(gx, input_of<float>(g, {B, T, 4 * H}, R2))));
+    g.backward(loss);
+    grads.emplace_back(g.grad(gx), g.grad(gx) + B * T * 4 * H);
+    grads.emplace_back(g.grad(w), g.grad(w) + 4 * H * H);
+  }
+  Vec want = grads[0];
+  for (size_t i = 0; i < want.size(); ++i) want[i] += R2[i];
+  check_close(grads[2], want, 1e-6, "dgx with a second consumer");
+  CHECK(grads[3] == grads[1]);  // dW_hh is untouched by the second term
+}

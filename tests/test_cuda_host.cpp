@@ -103,6 +103,7 @@ Side naive_side(OpKind k, HostLauncher& l) {
     case OpKind::Concat: return pair(nv::concat_fwd<H>, nv::concat_bwd<H>);
     case OpKind::Attention: return pair(nv::attention_fwd<H>, nv::attention_bwd<H>);
     case OpKind::Lstm:
+    case OpKind::LstmGates:
       return Side{[&l](const KernelArgs& a) { nv::lstm_fwd(a, l); },
                   [&l](const KernelArgs& a) { cuda::lstm_bwd(a, l, false); }};
     default: return {};
@@ -163,9 +164,9 @@ TEST_CASE("CUDA fast-tier conv2d (im2col + GEMM) on the host matches the CPU bac
 // warp kernels mirror, so the strides, offsets and batching are checked.
 TEST_CASE("CUDA fast-tier attention and LSTM (strided GEMMs) on the host match the CPU backend") {
   uint64_t seed = 11;
-  int n_attention = 0, n_lstm = 0;
+  int n_attention = 0, n_lstm = 0, n_gates = 0;
   for (const Case& k : cases()) {
-    if (k.kind != OpKind::Attention && k.kind != OpKind::Lstm) continue;
+    if (k.kind != OpKind::Attention && k.kind != OpKind::Lstm && k.kind != OpKind::LstmGates) continue;
     seed += 1000;
     HostLauncher l;
     Side fast;
@@ -182,7 +183,7 @@ TEST_CASE("CUDA fast-tier attention and LSTM (strided GEMMs) on the host match t
         });
       };
     } else {
-      ++n_lstm;
+      ++(k.kind == OpKind::Lstm ? n_lstm : n_gates);
       fast.forward = [&l](const KernelArgs& a) { cuda::lstm_gemm_fwd(a, l); };
       fast.backward = [&l](const KernelArgs& a) { cuda::lstm_bwd(a, l, true); };
     }
@@ -190,6 +191,7 @@ TEST_CASE("CUDA fast-tier attention and LSTM (strided GEMMs) on the host match t
   }
   CHECK(n_attention >= 3);
   CHECK(n_lstm >= 3);
+  CHECK(n_gates >= 3);
 }
 
 TEST_CASE("CUDA attention batches heads or batch rows, whichever is larger") {

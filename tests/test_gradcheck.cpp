@@ -360,6 +360,18 @@ std::vector<OpCase> make_cases() {
   cs.push_back(OpCase{K::Lstm, "B 3, T 2, I 2, H 1", lstm_in(3, 2, 2, 1)}.curved(0.05));
   cs.push_back(
       OpCase{K::Lstm, "B 2, T 3, I 2, H 2, constant x", lstm_in(2, 3, 2, 2, Leaf::Const)}.curved(0.05));
+  // lstm_gates (gx (B, T, 4H), w_hh (4H, H)): the same shapes of sequence,
+  // gx a leaf whose gradient is written in place, an input, or a constant.
+  auto gates_in = [](int64_t B, int64_t T, int64_t H, Leaf gx_leaf = Leaf::Param) {
+    InputSpec gx = param({B, T, 4 * H}, -1.5, 1.5);
+    gx.leaf = gx_leaf;
+    return std::vector<InputSpec>{gx, param({4 * H, H}, -1, 1)};
+  };
+  cs.push_back(OpCase{K::LstmGates, "B 1, T 1, H 2", gates_in(1, 1, 2)}.curved(0.05));
+  cs.push_back(OpCase{K::LstmGates, "B 2, T 3, H 2", gates_in(2, 3, 2)}.curved(0.05));
+  cs.push_back(OpCase{K::LstmGates, "B 1, T 4, H 3", gates_in(1, 4, 3, Leaf::Input)}.curved(0.05));
+  cs.push_back(OpCase{K::LstmGates, "B 3, T 2, H 1", gates_in(3, 2, 1)}.curved(0.05));
+  cs.push_back(OpCase{K::LstmGates, "B 2, T 3, H 2, constant gx", gates_in(2, 3, 2, Leaf::Const)}.curved());
   return cs;
 }
 

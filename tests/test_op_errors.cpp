@@ -490,6 +490,18 @@ std::vector<BadInput> bad_inputs() {
        {"w_ih must be (4H, I) with H >= 1", "got 0x3"}},
       {K::Lstm, "float64 w_hh", {{2, 5, 3}, {8, 3}, {8, 2}, {8}}, Err::Type,
        {"lstm: input 2 is float64, expected float32"}, no_attr(), {f32, f32, f64, f32}},
+      {K::LstmGates, "2-D gx", {{4, 8}, {8, 2}}, Err::Shape,
+       {"lstm_gates: gx must be (B, T, 4H) with H >= 1", "got 4x8", "w_hh is 8x2"}},
+      {K::LstmGates, "gx width not a multiple of 4", {{2, 5, 6}, {8, 2}}, Err::Shape,
+       {"lstm_gates: gx must be (B, T, 4H)", "got 2x5x6"}},
+      {K::LstmGates, "empty gates", {{2, 5, 0}, {0, 0}}, Err::Shape,
+       {"gx must be (B, T, 4H) with H >= 1", "got 2x5x0"}},
+      {K::LstmGates, "w_hh not (4H, H)", {{2, 5, 8}, {8, 3}}, Err::Shape,
+       {"lstm_gates: w_hh must be (4H, H) = 8x2 for H = 2, got 8x3", "gx is 2x5x8"}},
+      {K::LstmGates, "w_hh transposed", {{2, 5, 8}, {2, 8}}, Err::Shape,
+       {"w_hh must be (4H, H) = 8x2 for H = 2, got 2x8"}},
+      {K::LstmGates, "float64 gx", {{2, 5, 8}, {8, 2}}, Err::Type,
+       {"lstm_gates: input 0 is float64, expected float32"}, no_attr(), {f64, f32}},
   };
   return b;
 }
@@ -520,6 +532,8 @@ std::vector<Shape> valid_shapes(OpKind k) {
       return {{2, 3, 6}};
     case OpKind::Lstm:
       return {{2, 3, 4}, {8, 4}, {8, 2}, {8}};
+    case OpKind::LstmGates:
+      return {{2, 3, 8}, {8, 2}};
     default:
       break;
   }

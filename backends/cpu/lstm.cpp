@@ -1,20 +1,23 @@
-// Single-layer LSTM over a sequence, zero initial state, PyTorch conventions.
+// Single-layer LSTM over a sequence, zero initial state, PyTorch conventions:
+// the lstm op (x, w_ih, w_hh, b) and lstm_gates (gx, w_hh), the same with the
+// input projection gx = x W_ih^T + b done by the caller.
 //
 // x is (B, T, I), w_ih (4H, I), w_hh (4H, H), b (4H) (bias_ih + bias_hh);
 // h, the output, is (B, T, H). Gate order i, f, g, o:
-//   gates_t = x_t W_ih^T + h_{t-1} W_hh^T + b;  i, f, o = sigmoid, g = tanh
+//   gates_t = x_t W_ih^T + b + h_{t-1} W_hh^T;  i, f, o = sigmoid, g = tanh
 //   c_t = f c_{t-1} + i g;  h_t = o tanh(c_t)          (h_{-1} = c_{-1} = 0)
 // Workspace, (B, T, 5H): the activated gates (B, T, 4H), then the cell
 // states c (B, T, H). Backward reads h_{t-1} from the output and recomputes
 // tanh(c_t); nothing else is kept.
 //
-// Forward: one GEMM x W_ih^T over all B*T rows; then per step the recurrent
-// product h_{t-1} W_hh^T and the cell. Backward through time keeps the
-// pre-activation gate gradients dG (B, T, 4H) of every step; the only
-// per-step product is the recurrent dh_{t-1} = dG_t W_hh, and afterwards
+// Forward: lstm does one GEMM x W_ih^T over all B*T rows; then per step the
+// recurrent product h_{t-1} W_hh^T and the cell. Backward through time keeps
+// the pre-activation gate gradients dG (B, T, 4H) of every step (lstm_gates'
+// input gradient itself); the only per-step product is the recurrent
+// dh_{t-1} = dG_t W_hh, and afterwards
 //   dx += dG W_ih,  dW_ih += dG^T x,  dW_hh += dG^T h_prev,  db += colsum dG
 // are one GEMM (or reduction) each over all B*T rows (h_prev is h shifted one
-// step, zero at t = 0).
+// step, zero at t = 0; lstm_gates only needs dW_hh).
 //
 // The recurrent products are small (B rows) and there are T of them in a
 // chain, so they do not go through Eigen's GEMM, which would fork threads,
@@ -168,19 +171,14 @@ inline std::pair<int64_t, int64_t> share(int64_t n, int th, int nt) {
   return {n * th / nt, n * (th + 1) / nt};
 }
 
+// The time loop of the forward pass, shared by lstm and lstm_gates: pre is
+// the pre-activation input part of the gates, (B, T, 4H) (lstm's is the
+// workspace itself, already holding b + x W_ih^T); gates (B, T, 4H), cs (B,
+// T, H) the workspace; h (B, T, H) the output.
 template <class T>
-void lstm_forward(const KernelArgs& a) {
-  const int64_t B = a.in_shape[0][0], Tn = a.in_shape[0][1], I = a.in_shape[0][2];
-  const int64_t H = a.out_shape[2], G = 4 * H;
-  if (B * Tn == 0) return;
-  T *h = out<T>(a), *gates = static_cast<T*>(a.ws), *cs = gates + B * Tn * G;
-  const T* whh = in<T>(a, 2);
-  // The bias first, then the input projection accumulated onto it (an
-  // assigning product zero-fills first anyway: the bias costs no extra pass).
-  Map<T> Gm(gates, B * Tn, G);
-  pfor(B * Tn, [&](int64_t r) { Gm.row(r) = CRow<T>(in<T>(a, 3), G); }, B * Tn * G);
-  product(Gm, CMap<T>(in<T>(a, 0), B * Tn, I), CMap<T>(in<T>(a, 1), G, I).transpose(), true);
-
+void recurrent_forward(int64_t B, int64_t Tn, int64_t H, const T* pre, const T* whh, T* gates,
+                       T* cs, T* h) {
+  const int64_t G = 4 * H;
   // Unit block u (L units) packs W_hh^T's columns q H + u L + j, q = i, f,
   // g, o, as panel[k][q][j] = W_hh[q H + u L + j, k] (zero past H).
   constexpr int64_t L = Simd<T>::N;
@@ -205,6 +203,12 @@ void lstm_forward(const KernelArgs& a) {
             }
           }
     for (int64_t t = 0; t < Tn; ++t) {
+      if (t == 0 && pre != gates)
+        for (int64_t b = 0; b < B; ++b)
+          for (int64_t q = 0; q < 4; ++q) {
+            const int64_t o = b * Tn * G + q * H;
+            std::copy(pre + o + j0, pre + o + j1, gates + o + j0);
+          }
       if (t > 0)
         for (int64_t u = u_begin; u < u_end; ++u) {
           const int64_t n = std::min(L, H - u * L);
@@ -213,9 +217,11 @@ void lstm_forward(const KernelArgs& a) {
                 B, h + (t - 1) * H, Tn * H, 1, pack.data() + u * panel,
                 [&](int64_t, int64_t) { return std::pair(k0, std::min(H, k0 + kChunk<T, 4>)); },
                 [&](int64_t b, const T* s) {
-                  T* g = gates + (b * Tn + t) * G + u * L;
+                  const int64_t o = (b * Tn + t) * G + u * L;
+                  T* g = gates + o;
+                  const T* p = k0 == 0 ? pre + o : g;  // pre may be gates itself
                   for (int64_t q = 0; q < 4; ++q)
-                    for (int64_t j = 0; j < n; ++j) g[q * H + j] += s[q * L + j];
+                    for (int64_t j = 0; j < n; ++j) g[q * H + j] = p[q * H + j] + s[q * L + j];
                 });
         }
       if (j1 > j0)
@@ -230,17 +236,14 @@ void lstm_forward(const KernelArgs& a) {
   });
 }
 
+// Backward through time, shared by lstm and lstm_gates: from the workspace
+// (gates, cs), the output h and its gradient dh_out, the pre-activation gate
+// gradients dG (B, T, 4H), overwritten.
 template <class T>
-void lstm_backward(const KernelArgs& a) {
-  T *dx = gin<T>(a, 0), *dwih = gin<T>(a, 1), *dwhh = gin<T>(a, 2), *db = gin<T>(a, 3);
-  const int64_t B = a.in_shape[0][0], Tn = a.in_shape[0][1], I = a.in_shape[0][2];
-  const int64_t H = a.out_shape[2], G = 4 * H, N = B * Tn;
-  if (N == 0 || !(dx || dwih || dwhh || db)) return;
-  const T *h = out<T>(a), *dh_out = gout<T>(a), *whh = in<T>(a, 2);
-  const T *gates = static_cast<const T*>(a.ws), *cs = gates + N * G;
-
-  std::vector<T>&dgates = scratch<T>(1), &dh = scratch<T>(2), &dc = scratch<T>(3);
-  dgates.resize(static_cast<size_t>(N * G));
+void recurrent_backward(int64_t B, int64_t Tn, int64_t H, const T* whh, const T* gates,
+                        const T* cs, const T* dh_out, T* dG) {
+  const int64_t G = 4 * H;
+  std::vector<T>&dh = scratch<T>(2), &dc = scratch<T>(3);
   dh.assign(static_cast<size_t>(B * H), T(0));
   dc.assign(static_cast<size_t>(B * H), T(0));
   // Group u (kBwdVecs blocks of L units) packs W_hh's columns as
@@ -262,7 +265,7 @@ void lstm_backward(const KernelArgs& a) {
           const int64_t n = std::min(W, H - u * W);
           for (int64_t k0 = 0; k0 < G; k0 += kChunk<T, kBwdVecs>)
             tile_rows_ranged<T, kBwdRows, kBwdVecs>(
-                B, dgates.data() + (t + 1) * G, Tn * G, 1, pack.data() + u * panel,
+                B, dG + (t + 1) * G, Tn * G, 1, pack.data() + u * panel,
                 [&](int64_t, int64_t) {
                   return std::pair(k0, std::min(G, k0 + kChunk<T, kBwdVecs>));
                 },
@@ -277,37 +280,102 @@ void lstm_backward(const KernelArgs& a) {
         for (int64_t b = 0; b < B; ++b) {
           const int64_t r = b * Tn + t;
           cell_backward(gates + r * G, cs + r * H, t ? cs + (r - 1) * H : nullptr, dh_out + r * H,
-                        dh.data() + b * H, dc.data() + b * H, dgates.data() + r * G, H, j0, j1);
+                        dh.data() + b * H, dc.data() + b * H, dG + r * G, H, j0, j1);
         }
       if (nt > 1) {
 #pragma omp barrier
       }
     }
   });
+}
+
+// dW_hh (+)= dG^T h_prev over all B T rows, h_prev being h shifted one step
+// (zero at t = 0).
+template <class T>
+void whh_gradient(int64_t B, int64_t Tn, int64_t H, const T* dG, const T* h, T* dwhh,
+                  bool overwrite) {
+  const int64_t N = B * Tn, G = 4 * H;
+  Map<T> dW(dwhh, G, H);
+  if (Tn == 1) {
+    if (overwrite) dW.setZero();
+    return;
+  }
+  std::vector<T>& hprev = scratch<T>(2);  // dh is done with
+  hprev.resize(static_cast<size_t>(N * H));
+  for (int64_t b = 0; b < B; ++b) {
+    std::fill(hprev.data() + b * Tn * H, hprev.data() + (b * Tn + 1) * H, T(0));
+    std::copy(h + b * Tn * H, h + (b * Tn + Tn - 1) * H, hprev.data() + (b * Tn + 1) * H);
+  }
+  product(dW, CMap<T>(dG, N, G).transpose(), CMap<T>(hprev.data(), N, H), !overwrite);
+}
+
+// lstm: the bias first, then the input projection accumulated onto it (an
+// assigning product zero-fills first anyway: the bias costs no extra pass),
+// then the time loop over the workspace in place.
+template <class T>
+void lstm_forward(const KernelArgs& a) {
+  const int64_t B = a.in_shape[0][0], Tn = a.in_shape[0][1], I = a.in_shape[0][2];
+  const int64_t H = a.out_shape[2], G = 4 * H;
+  if (B * Tn == 0) return;
+  T *gates = static_cast<T*>(a.ws), *cs = gates + B * Tn * G;
+  Map<T> Gm(gates, B * Tn, G);
+  pfor(B * Tn, [&](int64_t r) { Gm.row(r) = CRow<T>(in<T>(a, 3), G); }, B * Tn * G);
+  product(Gm, CMap<T>(in<T>(a, 0), B * Tn, I), CMap<T>(in<T>(a, 1), G, I).transpose(), true);
+  recurrent_forward(B, Tn, H, gates, in<T>(a, 2), gates, cs, out<T>(a));
+}
+
+template <class T>
+void lstm_backward(const KernelArgs& a) {
+  T *dx = gin<T>(a, 0), *dwih = gin<T>(a, 1), *dwhh = gin<T>(a, 2), *db = gin<T>(a, 3);
+  const int64_t B = a.in_shape[0][0], Tn = a.in_shape[0][1], I = a.in_shape[0][2];
+  const int64_t H = a.out_shape[2], G = 4 * H, N = B * Tn;
+  if (N == 0 || !(dx || dwih || dwhh || db)) return;
+  const T* gates = static_cast<const T*>(a.ws);
+  std::vector<T>& dgates = scratch<T>(1);
+  dgates.resize(static_cast<size_t>(N * G));
+  recurrent_backward(B, Tn, H, in<T>(a, 2), gates, gates + N * G, gout<T>(a), dgates.data());
 
   Map<T> dG(dgates.data(), N, G);
   if (dx) product(Map<T>(dx, N, I), dG, CMap<T>(in<T>(a, 1), G, I), !fresh(a, 0));
   if (dwih)
     product(Map<T>(dwih, G, I), dG.transpose(), CMap<T>(in<T>(a, 0), N, I), !fresh(a, 1));
-  if (dwhh) {
-    Map<T> dW(dwhh, G, H);
-    if (Tn > 1) {
-      std::vector<T>& hprev = scratch<T>(2);  // h_{t-1}, zero at t = 0 (dh is done with)
-      hprev.resize(static_cast<size_t>(N * H));
-      for (int64_t b = 0; b < B; ++b) {
-        std::fill(hprev.data() + b * Tn * H, hprev.data() + (b * Tn + 1) * H, T(0));
-        std::copy(h + b * Tn * H, h + (b * Tn + Tn - 1) * H, hprev.data() + (b * Tn + 1) * H);
-      }
-      product(dW, dG.transpose(), CMap<T>(hprev.data(), N, H), !fresh(a, 2));
-    } else if (fresh(a, 2)) {
-      dW.setZero();
-    }
-  }
+  if (dwhh) whh_gradient(B, Tn, H, dgates.data(), out<T>(a), dwhh, fresh(a, 2));
   if (db) {
     Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>> dbv(db, G);
     if (fresh(a, 3)) dbv = dG.colwise().sum();
     else dbv += dG.colwise().sum();
   }
+}
+
+// lstm_gates: the time loop reads gx directly.
+template <class T>
+void lstm_gates_forward(const KernelArgs& a) {
+  const int64_t B = a.in_shape[0][0], Tn = a.in_shape[0][1], H = a.out_shape[2];
+  if (B * Tn == 0) return;
+  T* gates = static_cast<T*>(a.ws);
+  recurrent_forward(B, Tn, H, in<T>(a, 0), in<T>(a, 1), gates, gates + B * Tn * 4 * H, out<T>(a));
+}
+
+// dgx is dG itself: written in place when gx's gradient is stale, else
+// through scratch and added.
+template <class T>
+void lstm_gates_backward(const KernelArgs& a) {
+  T *dgx = gin<T>(a, 0), *dwhh = gin<T>(a, 1);
+  const int64_t B = a.in_shape[0][0], Tn = a.in_shape[0][1], H = a.out_shape[2];
+  const int64_t N = B * Tn, G = 4 * H;
+  if (N == 0 || !(dgx || dwhh)) return;
+  const T* gates = static_cast<const T*>(a.ws);
+  T* dG = dgx;
+  if (!dgx || !fresh(a, 0)) {
+    std::vector<T>& dgates = scratch<T>(1);
+    dgates.resize(static_cast<size_t>(N * G));
+    dG = dgates.data();
+  }
+  recurrent_backward(B, Tn, H, in<T>(a, 1), gates, gates + N * G, gout<T>(a), dG);
+  if (dgx && dG != dgx) pfor(N, [&](int64_t r) {
+    VecMap<T>(dgx + r * G, G) += CVecMap<T>(dG + r * G, G);
+  }, N * G);
+  if (dwhh) whh_gradient(B, Tn, H, dG, out<T>(a), dwhh, fresh(a, 1));
 }
 
 }  // namespace
@@ -336,6 +404,7 @@ template void lstm_step<double>(const double*, const double*, const double*, con
 template <class T>
 void register_lstm(KernelPair* t) {
   t[int(OpKind::Lstm)] = {lstm_forward<T>, lstm_backward<T>, true};
+  t[int(OpKind::LstmGates)] = {lstm_gates_forward<T>, lstm_gates_backward<T>, true};
 }
 template void register_lstm<float>(KernelPair*);
 template void register_lstm<double>(KernelPair*);

@@ -16,7 +16,8 @@
 // one SGEMM x W_ih^T over all steps, then per step an SGEMM adding
 // h_{t-1} W_hh^T and the fused cell kernel (seq_gemm.h). Backward through
 // time (lstm_bwd, naive_seq.h) with per-step SGEMMs for dh and one GEMM
-// each for dx, dW_ih, dW_hh and db at the end.
+// each for dx, dW_ih, dW_hh and db at the end. lstm_gates (gx, w_hh) runs the
+// same kernels with the input projection already done.
 #include <math.h>
 
 #include "backends/cuda/common.cuh"
@@ -88,6 +89,7 @@ void lstm_backward(const KernelArgs& a) {
 void register_attention_lstm(KernelPair* t) {
   t[int(OpKind::Attention)] = {attention_forward, attention_backward};
   t[int(OpKind::Lstm)] = {lstm_forward, lstm_backward};
+  t[int(OpKind::LstmGates)] = {lstm_forward, lstm_backward};
 }
 
 }  // namespace lldl::cuda

@@ -275,6 +275,7 @@ template <class T> struct AttnBwdColF {
 };
 
 // ---- LSTM: x (B, T, I), w_ih (4H, I), w_hh (4H, H), b (4H), h (B, T, H) -------------
+// lstm_gates: gx (B, T, 4H) = x W_ih^T + b given, w_hh; no w_ih, no b (I = 4H).
 // Workspace: activated gates (B, T, 4H) in the order i, f, g, o, then the
 // cell states (B, T, H). Row r = b T + t of the (B T, .) matrices is (b, t).
 
@@ -286,14 +287,19 @@ template <class T>
 LLDL_HD inline T sigm(T v) { return T(1) / (T(1) + hexp(-v)); }
 
 // Naive step t, one thread per (b, gate unit k): the pre-activation
-// x_t W_ih^T + b (+ h_{t-1} W_hh^T), summed in the CPU's order.
+// x_t W_ih^T + b (+ h_{t-1} W_hh^T), summed in the CPU's order; wih null
+// (lstm_gates): x is gx and holds x_t W_ih^T + b.
 template <class T> struct LstmGatesF {
   const T *x, *wih, *whh, *bias, *h; T* gates; LstmGeom g; int64_t t;
   LLDL_HD void operator()(int64_t i) const {
     const int64_t G = g.G(), b = i / G, k = i % G, r = b * g.T + t;
     T acc = 0;
-    for (int64_t j = 0; j < g.I; ++j) acc += x[r * g.I + j] * wih[k * g.I + j];
-    acc += bias[k];
+    if (wih) {
+      for (int64_t j = 0; j < g.I; ++j) acc += x[r * g.I + j] * wih[k * g.I + j];
+      acc += bias[k];
+    } else {
+      acc = x[r * G + k];
+    }
     if (t > 0) {
       T rec = 0;
       for (int64_t j = 0; j < g.H; ++j) rec += h[(r - 1) * g.H + j] * whh[k * g.H + j];

@@ -52,6 +52,14 @@ inline AttnGeom attn_geom(const KernelArgs& a) {
 inline LstmGeom lstm_geom(const KernelArgs& a) {
   return {a.in_shape[0][0], a.in_shape[0][1], a.in_shape[0][2], a.out_shape[2]};
 }
+// lstm (x, w_ih, w_hh, b) or lstm_gates (gx, w_hh): w_ih and b null for the latter.
+struct LstmIn {
+  const float *x, *wih, *whh, *bias;
+};
+inline LstmIn lstm_in(const KernelArgs& a) {
+  if (a.kind == OpKind::LstmGates) return {in<float>(a, 0), nullptr, in<float>(a, 1), nullptr};
+  return {in<float>(a, 0), in<float>(a, 1), in<float>(a, 2), in<float>(a, 3)};
+}
 
 namespace naive {
 
@@ -144,8 +152,9 @@ template <class L> void attention_bwd(const KernelArgs& a, L& l) {
 template <class L> void lstm_fwd(const KernelArgs& a, L& l) {
   const LstmGeom g = lstm_geom(a);
   f *h = out<f>(a), *gates = static_cast<f*>(a.ws), *cs = gates + g.B * g.T * g.G();
+  const LstmIn p = lstm_in(a);
   for (int64_t t = 0; t < g.T; ++t) {
-    l("lstm", g.B * g.G(), LstmGatesF<f>{in<f>(a, 0), in<f>(a, 1), in<f>(a, 2), in<f>(a, 3), h, gates, g, t});
+    l("lstm", g.B * g.G(), LstmGatesF<f>{p.x, p.wih, p.whh, p.bias, h, gates, g, t});
     l("lstm", g.B * g.H, LstmCellF<f>{gates, cs, h, g, t});
   }
 }
@@ -159,15 +168,19 @@ template <class L> void lstm_fwd(const KernelArgs& a, L& l) {
 // thread per (b, unit) (LstmDhF); fast, one SGEMM. Then the cell's backward,
 // one thread per (b, unit). At the end, one GEMM each (cuBLAS in the fast
 // tier, GemmF in the naive one):
-//   dx += dG W_ih,  dW_ih += dG^T x,  dW_hh += dG^T h_prev,  db += dG^T 1.
+//   dx += dG W_ih,  dW_ih += dG^T x,  dW_hh += dG^T h_prev,  db += dG^T 1;
+// lstm_gates: dgx += dG and dW_hh.
 template <class L>
 void lstm_bwd(const KernelArgs& a, L& l, bool fast) {
   using f = float;
-  f *dx = gin<f>(a, 0), *dwih = gin<f>(a, 1), *dwhh = gin<f>(a, 2), *db = gin<f>(a, 3);
+  const bool gates_op = a.kind == OpKind::LstmGates;
+  f *dx = gin<f>(a, 0), *dwih = gates_op ? nullptr : gin<f>(a, 1), *dwhh = gin<f>(a, gates_op ? 1 : 2),
+    *db = gates_op ? nullptr : gin<f>(a, 3);
   const LstmGeom g = lstm_geom(a);
   const int64_t N = g.B * g.T, G = g.G(), H = g.H;
   if (N == 0 || !(dx || dwih || dwhh || db)) return;
-  const f *x = in<f>(a, 0), *wih = in<f>(a, 1), *whh = in<f>(a, 2), *h = out<f>(a), *dh_out = gout<f>(a);
+  const LstmIn p = lstm_in(a);
+  const f *x = p.x, *wih = p.wih, *whh = p.whh, *h = out<f>(a), *dh_out = gout<f>(a);
   const f *gates = static_cast<const f*>(a.ws), *cs = gates + N * G;
   f* dG = static_cast<f*>(l.scratch(sizeof(f) * (N * G + 2 * g.B * H + N * H + N)));
   f *dh = dG + N * G, *dc = dh + g.B * H, *hp = dc + g.B * H, *ones = hp + N * H;
@@ -180,7 +193,8 @@ void lstm_bwd(const KernelArgs& a, L& l, bool fast) {
     else l("lstm backward", g.B * H, LstmDhF<f>{dG, whh, dh, g, t});
     l("lstm backward", g.B * H, LstmCellBwdF<f>{gates, cs, dh_out, dh, dc, dG, g, t});
   }
-  if (dx) l.gemm("lstm backward", false, false, N, g.I, G, dG, wih, dx, true, 1, 0, 0, 0);
+  if (dx && gates_op) l("lstm backward", N * G, AccF<f>{dG, dx, 1.0f, false});
+  else if (dx) l.gemm("lstm backward", false, false, N, g.I, G, dG, wih, dx, true, 1, 0, 0, 0);
   if (dwih) l.gemm("lstm backward", true, false, G, g.I, N, dG, x, dwih, true, 1, 0, 0, 0);
   if (dwhh && g.T > 1) {
     l("lstm backward", N * H, LstmShiftF<f>{h, hp, g.T, H});

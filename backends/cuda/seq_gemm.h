@@ -82,21 +82,26 @@ void attention_gemm_bwd(const KernelArgs& a, L& l, SoftmaxBwd&& softmax_bwd) {
   }
 }
 
-// gates = x W_ih^T over all B T rows (one GEMM), + b; then per step t the
-// recurrent h_{t-1} W_hh^T added by one GEMM over the B rows of step t (row
-// stride T in gates and h), and the fused cell (LstmCellF), one thread per
-// (b, unit).
+// gates = x W_ih^T over all B T rows (one GEMM), + b (lstm_gates: a copy of
+// gx); then per step t the recurrent h_{t-1} W_hh^T added by one GEMM over
+// the B rows of step t (row stride T in gates and h), and the fused cell
+// (LstmCellF), one thread per (b, unit).
 template <class L>
 void lstm_gemm_fwd(const KernelArgs& a, L& l) {
   const LstmGeom g = lstm_geom(a);
   const int64_t N = g.B * g.T, G = g.G();
   if (N == 0) return;
   float *h = out<float>(a), *gates = static_cast<float*>(a.ws), *cs = gates + N * G;
-  l.gemm("lstm", false, true, N, G, g.I, in<float>(a, 0), in<float>(a, 1), gates, false, 1, 0, 0, 0);
-  l("lstm", N * G, BiasF<float>{gates, in<float>(a, 3), gates, G});
+  const LstmIn p = lstm_in(a);
+  if (p.wih) {
+    l.gemm("lstm", false, true, N, G, g.I, p.x, p.wih, gates, false, 1, 0, 0, 0);
+    l("lstm", N * G, BiasF<float>{gates, p.bias, gates, G});
+  } else {
+    l("lstm", N * G, CopyF<float>{p.x, gates});
+  }
   for (int64_t t = 0; t < g.T; ++t) {
     if (t > 0)
-      l.gemm_ld("lstm", false, true, g.B, G, g.H, h + (t - 1) * g.H, g.T * g.H, in<float>(a, 2), g.H,
+      l.gemm_ld("lstm", false, true, g.B, G, g.H, h + (t - 1) * g.H, g.T * g.H, p.whh, g.H,
                 gates + t * G, g.T * G, true, 1, 0, 0, 0);
     l("lstm", g.B * g.H, LstmCellF<float>{gates, cs, h, g, t});
   }

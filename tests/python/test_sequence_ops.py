@@ -1,4 +1,4 @@
-"""causal_attention and lstm from Python: values against NumPy loops, gradient
+"""causal_attention, lstm and lstm_gates from Python: values against NumPy loops, gradient
 shapes, and bad shapes raising ValueError that names the op and the shapes."""
 import numpy as np
 import pytest
@@ -66,6 +66,23 @@ def test_lstm_matches_numpy_and_has_gradients():
         assert p.grad.shape == v.shape and np.abs(p.grad).sum() > 0
 
 
+def test_lstm_gates_takes_the_projected_input():
+    B, T, I, H = 3, 5, 4, 6
+    x = rng.standard_normal((B, T, I)).astype(np.float32)
+    w_ih, w_hh, b = (rng.uniform(-0.5, 0.5, s).astype(np.float32)
+                     for s in [(4 * H, I), (4 * H, H), (4 * H,)])
+    g = cppapi.Graph()
+    whh = g.param(w_hh.shape, name="w_hh")
+    whh.assign(w_hh)
+    gx = g.input(x @ w_ih.T + b, requires_grad=True)
+    h = cppapi.lstm_gates(gx, whh)
+    assert h.shape == [B, T, H]
+    np.testing.assert_allclose(h.numpy(), lstm_ref(x, w_ih, w_hh, b), rtol=1e-5, atol=1e-6)
+    g.backward(cppapi.sum(h))
+    assert gx.grad.shape == (B, T, 4 * H) and whh.grad.shape == w_hh.shape
+    assert np.abs(gx.grad).sum() > 0 and np.abs(whh.grad).sum() > 0
+
+
 def test_bad_shapes_raise_value_error_naming_the_shapes():
     g = cppapi.Graph()
     with pytest.raises(ValueError, match=r"causal_attention: n_embd 10 is not divisible by n_head 3"):
@@ -76,3 +93,5 @@ def test_bad_shapes_raise_value_error_naming_the_shapes():
     w_ih = g.input(np.zeros((8, 3), np.float32))
     with pytest.raises(ValueError, match=r"lstm: w_hh must be \(4H, H\) = 8x2 for H = 2, got 8x3"):
         cppapi.lstm(x, w_ih, g.input(np.zeros((8, 3), np.float32)), g.input(np.zeros(8, np.float32)))
+    with pytest.raises(ValueError, match=r"lstm_gates: gx must be \(B, T, 4H\) with H >= 1"):
+        cppapi.lstm_gates(g.input(np.zeros((2, 5, 6), np.float32)), g.input(np.zeros((8, 2), np.float32)))
