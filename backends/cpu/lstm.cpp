@@ -134,22 +134,34 @@ void cell_backward(const T* g, const T* c, const T* c_prev, const T* dh_out, T* 
   });
 }
 
+// Asks for [p, p + n) in L2 ahead of use (Write: for writing). The forward
+// loop touches each (B, T, .) array one row per batch entry per step, rows
+// far apart: no hardware prefetcher follows that, and the loop would wait on
+// memory at each (an eighth of its time for gx's rows alone).
+template <bool Write, class T>
+inline void prefetch(const T* p, int64_t n) {
+  const char* c = reinterpret_cast<const char*>(p);
+  for (int64_t i = 0; i < n * static_cast<int64_t>(sizeof(T)); i += 64)
+    __builtin_prefetch(c + i, Write ? 1 : 0, 2);
+}
+
 // ---- the recurrent products ------------------------------------------------
 
 // Rows per tile: forward tiles are R x 4 gate vectors, backward R x 2 unit
 // vectors; 16 accumulators either way with AVX-512 (32 registers).
 constexpr int kFwdRows = 6, kBwdRows = 8, kBwdVecs = 2;
 
-// The k loop runs in chunks whose slice of a panel (16 KiB) stays in L1
-// while every row block of the step reads it.
+// The k loop runs in chunks whose slice of a panel (32 KiB) stays in L1
+// while every row block of the step reads it (16 KiB cost 5% more forward,
+// 64 KiB 8%).
 template <class T, int NV>
-constexpr int64_t kChunk = 16384 / (NV * kVecBytes);
+constexpr int64_t kChunk = 32768 / (NV * kVecBytes);
 
 // Reusable buffers of the calling thread (no allocation after the first
 // call of a given size).
 template <class T>
 std::vector<T>& scratch(int which) {
-  thread_local std::vector<T> buf[4];
+  thread_local std::vector<T> buf[5];
   return buf[which];
 }
 
@@ -186,6 +198,11 @@ void recurrent_forward(int64_t B, int64_t Tn, int64_t H, const T* pre, const T* 
   std::vector<T>& pack = scratch<T>(0);
   if (Tn > 1 && pack.size() < static_cast<size_t>(blocks * panel))
     pack.resize(static_cast<size_t>(blocks * panel));
+  // h_t also goes to hb[t % 2] (B, H): the products read it with a row
+  // stride of H instead of T H (rows whose addresses differ by a multiple of
+  // 4 KiB compete for the same cache sets).
+  std::vector<T>& hb = scratch<T>(4);
+  hb.resize(static_cast<size_t>(2 * B * H));
   team(B * G * H, [&](int th, int nt) {
     const auto [u_begin, u_end] = share(blocks, th, nt);
     const int64_t j0 = std::min(u_begin * L, H), j1 = std::min(u_end * L, H);
@@ -214,7 +231,7 @@ void recurrent_forward(int64_t B, int64_t Tn, int64_t H, const T* pre, const T* 
           const int64_t n = std::min(L, H - u * L);
           for (int64_t k0 = 0; k0 < H; k0 += kChunk<T, 4>)
             tile_rows_ranged<T, kFwdRows, 4>(
-                B, h + (t - 1) * H, Tn * H, 1, pack.data() + u * panel,
+                B, hb.data() + ((t - 1) & 1) * B * H, H, 1, pack.data() + u * panel,
                 [&](int64_t, int64_t) { return std::pair(k0, std::min(H, k0 + kChunk<T, 4>)); },
                 [&](int64_t b, const T* s) {
                   const int64_t o = (b * Tn + t) * G + u * L;
@@ -228,6 +245,16 @@ void recurrent_forward(int64_t B, int64_t Tn, int64_t H, const T* pre, const T* 
         for (int64_t b = 0; b < B; ++b) {
           const int64_t r = b * Tn + t;  // row of (b, t)
           cell(gates + r * G, t ? cs + (r - 1) * H : nullptr, cs + r * H, h + r * H, H, j0, j1);
+          std::copy(h + r * H + j0, h + r * H + j1, hb.data() + (t & 1) * B * H + b * H + j0);
+          if (t + 1 < Tn) {  // this row's part of step t + 1
+            const int64_t n = j1 - j0;
+            for (int64_t q = 0; q < 4; ++q) {
+              prefetch<false>(pre + (r + 1) * G + q * H + j0, n);
+              if (pre != gates) prefetch<true>(gates + (r + 1) * G + q * H + j0, n);
+            }
+            prefetch<true>(cs + (r + 1) * H + j0, n);
+            prefetch<true>(h + (r + 1) * H + j0, n);
+          }
         }
       if (nt > 1) {
 #pragma omp barrier
