@@ -1,8 +1,8 @@
-// The CPU backend's small-matrix product (backends/cpu/small_gemm.cpp), which
-// every matmul, linear layer and LSTM step below 64^3 multiply-adds runs
-// through: all four transpose cases, odd sizes around the register tile
-// (4 rows by one 64-byte vector), accumulate and overwrite, strided output,
-// against a float64 triple loop.
+// The CPU backend's matrix products below Eigen's: small_gemm (every matmul,
+// linear layer and LSTM step below 64^3 multiply-adds) and tiled_gemm (the
+// larger ones): all four transpose cases, odd sizes around the register
+// tiles, accumulate and overwrite, strided output, against a float64 triple
+// loop; tiled_gemm also on several thread counts, bit for bit the same.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -10,13 +10,16 @@
 
 #include "backends/cpu/common.h"
 #include "core/rng.h"
+#include "core/threads.h"
 
 using namespace lldl;
 
 namespace {
 
+// C with 3 spare columns after the product, or empty when a check failed.
 template <class T>
-void check_case(int64_t M, int64_t N, int64_t K, bool ta, bool tb, bool acc, uint64_t seed) {
+std::vector<T> check_case(int64_t M, int64_t N, int64_t K, bool ta, bool tb, bool acc,
+                          uint64_t seed, bool tiled = false) {
   Rng r(seed);
   // A stored as M x K or (ta) K x M; B as K x N or (tb) N x K; C with 3 spare columns.
   std::vector<T> a(static_cast<size_t>(M * K)), b(static_cast<size_t>(K * N));
@@ -28,7 +31,8 @@ void check_case(int64_t M, int64_t N, int64_t K, bool ta, bool tb, bool acc, uin
   std::vector<T> c0 = c;
   const int64_t as_i = ta ? 1 : K, as_k = ta ? M : 1;
   const int64_t bs_k = tb ? 1 : N, bs_j = tb ? K : 1;
-  cpu::small_gemm<T>(M, N, K, a.data(), as_i, as_k, b.data(), bs_k, bs_j, c.data(), ldc, acc);
+  if (tiled) cpu::tiled_gemm<T>(M, N, K, a.data(), as_i, as_k, b.data(), bs_k, bs_j, c.data(), ldc, acc);
+  else cpu::small_gemm<T>(M, N, K, a.data(), as_i, as_k, b.data(), bs_k, bs_j, c.data(), ldc, acc);
   double worst = 0;
   for (int64_t i = 0; i < M; ++i)
     for (int64_t j = 0; j < ldc; ++j) {
@@ -42,8 +46,10 @@ void check_case(int64_t M, int64_t N, int64_t K, bool ta, bool tb, bool acc, uin
       worst = std::max(worst, std::abs(double(c[i * ldc + j]) - want));
     }
   const double tol = sizeof(T) == 4 ? 1e-5 * (K + 1) : 1e-12 * (K + 1);
-  INFO("M=" << M << " N=" << N << " K=" << K << " ta=" << ta << " tb=" << tb << " acc=" << acc);
+  INFO("M=" << M << " N=" << N << " K=" << K << " ta=" << ta << " tb=" << tb << " acc=" << acc
+            << " tiled=" << tiled);
   CHECK(worst <= tol);
+  return worst <= tol ? c : std::vector<T>{};
 }
 
 }  // namespace
@@ -59,4 +65,38 @@ TEST_CASE("small_gemm matches a float64 triple loop in every transpose case") {
               check_case<float>(M, N, K, ta, tb, acc, ++seed);
               check_case<double>(M, N, K, ta, tb, acc, ++seed);
             }
+}
+
+TEST_CASE("tiled_gemm matches a float64 triple loop, the same on 1, 2 and 3 threads") {
+  // Sizes around its tiles (4 rows by 4 vectors, a half-width last panel),
+  // its k blocks (32 KiB of panel: 128 floats or 64 doubles, split evenly),
+  // its 256-row packs of A, and a single panel (A read in place); large
+  // enough to run threaded (>= 2^20 multiply-adds).
+  const int saved = get_num_threads();
+  uint64_t seed = 1000;
+  struct Dims {
+    int64_t M, N, K;
+  };
+  for (Dims d : {Dims{1, 1, 1}, Dims{5, 17, 3}, Dims{130, 70, 129}, Dims{263, 200, 300},
+                 Dims{64, 64, 300}, Dims{2, 300, 2000}, Dims{300, 40, 257}, Dims{96, 96, 260}})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (bool acc : {false, true}) {
+          ++seed;
+          std::vector<float> first;
+          std::vector<double> first64;
+          for (int threads : {1, 2, 3}) {
+            set_num_threads(threads);
+            std::vector<float> c = check_case<float>(d.M, d.N, d.K, ta, tb, acc, seed, true);
+            std::vector<double> c64 = check_case<double>(d.M, d.N, d.K, ta, tb, acc, seed, true);
+            if (threads == 1) {
+              first = c;
+              first64 = c64;
+            } else {
+              CHECK(c == first);
+              CHECK(c64 == first64);
+            }
+          }
+        }
+  set_num_threads(saved);
 }

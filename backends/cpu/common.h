@@ -44,6 +44,12 @@ template <class T>
 void small_gemm(int64_t M, int64_t N, int64_t K, const T* a, int64_t as_i, int64_t as_k,
                 const T* b, int64_t bs_k, int64_t bs_j, T* c, int64_t ldc, bool accumulate);
 
+// The same product over packed blocks and register tiles (tiled_gemm.cpp),
+// threaded, for products too large for small_gemm.
+template <class T>
+void tiled_gemm(int64_t M, int64_t N, int64_t K, const T* a, int64_t as_i, int64_t as_k,
+                const T* b, int64_t bs_k, int64_t bs_j, T* c, int64_t ldc, bool accumulate);
+
 template <class X>
 struct is_transposed : std::false_type {};
 template <class X>
@@ -61,10 +67,17 @@ auto strides_of(const X& x) {
   }
 }
 
+// Above that, tiled_gemm, except where all three dimensions reach
+// kEigenGemm: there Eigen's GEMM, whose blocking shares packed operands
+// between threads, is as fast or faster (2048^3: 8% at 2 threads, 10% at 1);
+// below it tiled_gemm was faster on every shape of the models measured
+// (bench/bench_gemm_shapes: 1.0-2.4x Eigen at 2 threads).
+constexpr int64_t kEigenGemm = 768;
+
 template <class D, class L, class R>
 void product(D&& dst, const L& l, const R& r, bool accumulate) {
   const int64_t M = l.rows(), K = l.cols(), N = r.cols();
-  if (M * N * K >= kSmallGemm) {
+  if (std::min({M, N, K}) >= kEigenGemm) {
     if (accumulate) dst.noalias() += l * r;
     else dst.noalias() = l * r;
     return;
@@ -72,8 +85,12 @@ void product(D&& dst, const L& l, const R& r, bool accumulate) {
   if (M == 0 || N == 0) return;
   auto [ap, ai, ak] = strides_of(l);
   auto [bp, bk, bj] = strides_of(r);
-  small_gemm(M, N, K, ap, ai, ak, bp, bk, bj, &dst.coeffRef(0, 0), int64_t(dst.outerStride()),
-             accumulate);
+  if (M * N * K >= kSmallGemm)
+    tiled_gemm(M, N, K, ap, ai, ak, bp, bk, bj, &dst.coeffRef(0, 0), int64_t(dst.outerStride()),
+               accumulate);
+  else
+    small_gemm(M, N, K, ap, ai, ak, bp, bk, bj, &dst.coeffRef(0, 0), int64_t(dst.outerStride()),
+               accumulate);
 }
 
 // Forking threads costs microseconds; below this many elements a loop runs

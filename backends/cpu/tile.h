@@ -7,9 +7,12 @@
 // the FMA latency) and hands the sums back for the caller to store, add or
 // transform.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <new>
 #include <utility>
+#include <vector>
 
 namespace lldl::cpu {
 
@@ -27,6 +30,25 @@ struct Simd {
   typedef T type __attribute__((vector_size(kVecBytes)));
   static constexpr int64_t N = kVecBytes / static_cast<int64_t>(sizeof(T));
 };
+
+// Buffers for packed panels, aligned to cache lines (std::vector's heap
+// memory is 16-byte aligned: a panel there would split vector loads across
+// lines).
+template <class T>
+struct CacheLineAllocator {
+  using value_type = T;
+  CacheLineAllocator() = default;
+  template <class U>
+  CacheLineAllocator(const CacheLineAllocator<U>&) {}
+  T* allocate(size_t n) {
+    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64)));
+  }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  template <class U>
+  bool operator==(const CacheLineAllocator<U>&) const { return true; }
+};
+template <class T>
+using PanelVec = std::vector<T, CacheLineAllocator<T>>;
 
 // res (R rows of NV * Simd<T>::N, row-major) = sum over k < K of
 // A(r, k) * P[k][v], where A(r, k) = a[r * ai + k * ak] (any strides: a
