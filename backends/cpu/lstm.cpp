@@ -25,8 +25,9 @@
 // whole time loop. Each thread owns a slice of hidden units: it packs its
 // slice of W_hh once per call into panels for the register tiles of tile.h,
 // computes the four gates of its units for every row, and runs the cell on
-// them, so a step needs no barrier between product and cell, only one at its
-// end (step t + 1 reads all of h_t). Backward splits dh_{t-1} the same way,
+// each row's units as soon as their gates are summed (still in L1), so a
+// step needs no barrier between product and cell, only one at its end (step
+// t + 1 reads all of h_t). Backward splits dh_{t-1} the same way,
 // and the cell's backward of a unit needs only that unit's dh, c and gates.
 // Every sum runs in the same order whatever the thread count, so results do
 // not depend on it.
@@ -206,7 +207,6 @@ void recurrent_forward(int64_t B, int64_t Tn, int64_t H, const T* pre, const T* 
   hb.resize(static_cast<size_t>(2 * B * H));
   team(B * G * H, [&](int th, int nt) {
     const auto [u_begin, u_end] = share(blocks, th, nt);
-    const int64_t j0 = std::min(u_begin * L, H), j1 = std::min(u_end * L, H);
     if (Tn > 1)
       for (int64_t u = u_begin; u < u_end; ++u)
         for (int64_t q = 0; q < 4; ++q)
@@ -221,42 +221,47 @@ void recurrent_forward(int64_t B, int64_t Tn, int64_t H, const T* pre, const T* 
             }
           }
     for (int64_t t = 0; t < Tn; ++t) {
-      if (t == 0 && pre != gates)
-        for (int64_t b = 0; b < B; ++b)
+      // The cell of row b's units [u0, u0 + n) once their gates are summed
+      // (in the product's sink, while they are still in L1), the copy of h_t
+      // for the next product, and prefetches of the row's part of step t + 1.
+      auto finish = [&](int64_t b, int64_t u0, int64_t n) {
+        const int64_t r = b * Tn + t;  // row of (b, t)
+        cell(gates + r * G, t ? cs + (r - 1) * H : nullptr, cs + r * H, h + r * H, H, u0, u0 + n);
+        std::copy(h + r * H + u0, h + r * H + u0 + n, hb.data() + (t & 1) * B * H + b * H + u0);
+        if (t + 1 < Tn) {
           for (int64_t q = 0; q < 4; ++q) {
-            const int64_t o = b * Tn * G + q * H;
-            std::copy(pre + o + j0, pre + o + j1, gates + o + j0);
+            prefetch<false>(pre + (r + 1) * G + q * H + u0, n);
+            if (pre != gates) prefetch<true>(gates + (r + 1) * G + q * H + u0, n);
           }
-      if (t > 0)
-        for (int64_t u = u_begin; u < u_end; ++u) {
-          const int64_t n = std::min(L, H - u * L);
-          for (int64_t k0 = 0; k0 < H; k0 += kChunk<T, 4>)
-            tile_rows_ranged<T, kFwdRows, 4>(
-                B, hb.data() + ((t - 1) & 1) * B * H, H, 1, pack.data() + u * panel,
-                [&](int64_t, int64_t) { return std::pair(k0, std::min(H, k0 + kChunk<T, 4>)); },
-                [&](int64_t b, const T* s) {
-                  const int64_t o = (b * Tn + t) * G + u * L;
-                  T* g = gates + o;
-                  const T* p = k0 == 0 ? pre + o : g;  // pre may be gates itself
-                  for (int64_t q = 0; q < 4; ++q)
-                    for (int64_t j = 0; j < n; ++j) g[q * H + j] = p[q * H + j] + s[q * L + j];
-                });
+          prefetch<true>(cs + (r + 1) * H + u0, n);
+          prefetch<true>(h + (r + 1) * H + u0, n);
         }
-      if (j1 > j0)
-        for (int64_t b = 0; b < B; ++b) {
-          const int64_t r = b * Tn + t;  // row of (b, t)
-          cell(gates + r * G, t ? cs + (r - 1) * H : nullptr, cs + r * H, h + r * H, H, j0, j1);
-          std::copy(h + r * H + j0, h + r * H + j1, hb.data() + (t & 1) * B * H + b * H + j0);
-          if (t + 1 < Tn) {  // this row's part of step t + 1
-            const int64_t n = j1 - j0;
+      };
+      for (int64_t u = u_begin; u < u_end; ++u) {
+        const int64_t n = std::min(L, H - u * L);
+        if (t == 0) {  // no product: the gates are pre's
+          for (int64_t b = 0; b < B; ++b) {
             for (int64_t q = 0; q < 4; ++q) {
-              prefetch<false>(pre + (r + 1) * G + q * H + j0, n);
-              if (pre != gates) prefetch<true>(gates + (r + 1) * G + q * H + j0, n);
+              const int64_t o = b * Tn * G + q * H + u * L;
+              if (pre != gates) std::copy(pre + o, pre + o + n, gates + o);
             }
-            prefetch<true>(cs + (r + 1) * H + j0, n);
-            prefetch<true>(h + (r + 1) * H + j0, n);
+            finish(b, u * L, n);
           }
+          continue;
         }
+        for (int64_t k0 = 0; k0 < H; k0 += kChunk<T, 4>)
+          tile_rows_ranged<T, kFwdRows, 4>(
+              B, hb.data() + ((t - 1) & 1) * B * H, H, 1, pack.data() + u * panel,
+              [&](int64_t, int64_t) { return std::pair(k0, std::min(H, k0 + kChunk<T, 4>)); },
+              [&](int64_t b, const T* s) {
+                const int64_t o = (b * Tn + t) * G + u * L;
+                T* g = gates + o;
+                const T* p = k0 == 0 ? pre + o : g;  // pre may be gates itself
+                for (int64_t q = 0; q < 4; ++q)
+                  for (int64_t j = 0; j < n; ++j) g[q * H + j] = p[q * H + j] + s[q * L + j];
+                if (k0 + kChunk<T, 4> >= H) finish(b, u * L, n);
+              });
+      }
       if (nt > 1) {
 #pragma omp barrier
       }
@@ -283,45 +288,49 @@ void recurrent_backward(int64_t B, int64_t Tn, int64_t H, const T* whh, const T*
     pack.resize(static_cast<size_t>(groups * panel));
   team(B * G * H, [&](int th, int nt) {
     const auto [u_begin, u_end] = share(groups, th, nt);
-    const int64_t j0 = std::min(u_begin * W, H), j1 = std::min(u_end * W, H);
     if (Tn > 1)
       for (int64_t u = u_begin; u < u_end; ++u)
         pack_panel<T, kBwdVecs>(whh, H, 1, G, H, u * W, pack.data() + u * panel);
     for (int64_t t = Tn - 1; t >= 0; --t) {
-      if (t < Tn - 1)
-        for (int64_t u = u_begin; u < u_end; ++u) {
-          const int64_t n = std::min(W, H - u * W);
-          for (int64_t k0 = 0; k0 < G; k0 += kChunk<T, kBwdVecs>)
-            tile_rows_ranged<T, kBwdRows, kBwdVecs>(
-                B, dG + (t + 1) * G, Tn * G, 1, pack.data() + u * panel,
-                [&](int64_t, int64_t) {
-                  return std::pair(k0, std::min(G, k0 + kChunk<T, kBwdVecs>));
-                },
-                [&](int64_t b, const T* s) {
-                  T* d = dh.data() + b * H + u * W;
-                  if (k0 == 0) std::copy(s, s + n, d);
-                  else
-                    for (int64_t j = 0; j < n; ++j) d[j] += s[j];
-                });
-        }
-      if (j1 > j0)
-        for (int64_t b = 0; b < B; ++b) {
-          const int64_t r = b * Tn + t;
-          // The row two ahead (into step t - 1 at the end): its dG lines
-          // above all, which the cell would otherwise fetch before writing.
-          if (const int64_t b2 = (b + 2) % B, t2 = b + 2 < B ? t : t - 1; t2 >= 0) {
-            const int64_t r2 = b2 * Tn + t2, n = j1 - j0;
-            for (int64_t q = 0; q < 4; ++q) {
-              prefetch<false>(gates + r2 * G + q * H + j0, n);
-              prefetch<true>(dG + r2 * G + q * H + j0, n);
-            }
-            prefetch<false>(cs + r2 * H + j0, n);
-            if (t2 > 0) prefetch<false>(cs + (r2 - 1) * H + j0, n);
-            prefetch<false>(dh_out + r2 * H + j0, n);
+      // The cell's backward for row b's units [u0, u0 + n) once their dh is
+      // summed (in the product's sink), after prefetching the same units of
+      // the row two ahead (into step t - 1 at the end): its dG lines above
+      // all, which the cell would otherwise fetch before writing.
+      auto finish = [&](int64_t b, int64_t u0, int64_t n) {
+        if (const int64_t b2 = (b + 2) % B, t2 = b + 2 < B ? t : t - 1; t2 >= 0) {
+          const int64_t r2 = b2 * Tn + t2;
+          for (int64_t q = 0; q < 4; ++q) {
+            prefetch<false>(gates + r2 * G + q * H + u0, n);
+            prefetch<true>(dG + r2 * G + q * H + u0, n);
           }
-          cell_backward(gates + r * G, cs + r * H, t ? cs + (r - 1) * H : nullptr, dh_out + r * H,
-                        dh.data() + b * H, dc.data() + b * H, dG + r * G, H, j0, j1);
+          prefetch<false>(cs + r2 * H + u0, n);
+          if (t2 > 0) prefetch<false>(cs + (r2 - 1) * H + u0, n);
+          prefetch<false>(dh_out + r2 * H + u0, n);
         }
+        const int64_t r = b * Tn + t;
+        cell_backward(gates + r * G, cs + r * H, t ? cs + (r - 1) * H : nullptr, dh_out + r * H,
+                      dh.data() + b * H, dc.data() + b * H, dG + r * G, H, u0, u0 + n);
+      };
+      for (int64_t u = u_begin; u < u_end; ++u) {
+        const int64_t n = std::min(W, H - u * W);
+        if (t == Tn - 1) {  // no product: dh is zero
+          for (int64_t b = 0; b < B; ++b) finish(b, u * W, n);
+          continue;
+        }
+        for (int64_t k0 = 0; k0 < G; k0 += kChunk<T, kBwdVecs>)
+          tile_rows_ranged<T, kBwdRows, kBwdVecs>(
+              B, dG + (t + 1) * G, Tn * G, 1, pack.data() + u * panel,
+              [&](int64_t, int64_t) {
+                return std::pair(k0, std::min(G, k0 + kChunk<T, kBwdVecs>));
+              },
+              [&](int64_t b, const T* s) {
+                T* d = dh.data() + b * H + u * W;
+                if (k0 == 0) std::copy(s, s + n, d);
+                else
+                  for (int64_t j = 0; j < n; ++j) d[j] += s[j];
+                if (k0 + kChunk<T, kBwdVecs> >= G) finish(b, u * W, n);
+              });
+      }
       if (nt > 1) {
 #pragma omp barrier
       }
