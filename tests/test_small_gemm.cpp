@@ -31,8 +31,8 @@ std::vector<T> check_case(int64_t M, int64_t N, int64_t K, bool ta, bool tb, boo
   std::vector<T> c0 = c;
   const int64_t as_i = ta ? 1 : K, as_k = ta ? M : 1;
   const int64_t bs_k = tb ? 1 : N, bs_j = tb ? K : 1;
-  if (tiled) cpu::tiled_gemm<T>(M, N, K, a.data(), as_i, as_k, b.data(), bs_k, bs_j, c.data(), ldc, acc);
-  else cpu::small_gemm<T>(M, N, K, a.data(), as_i, as_k, b.data(), bs_k, bs_j, c.data(), ldc, acc);
+  auto gemm = tiled ? cpu::tiled_gemm<T> : cpu::small_gemm<T>;
+  gemm(M, N, K, a.data(), as_i, as_k, b.data(), bs_k, bs_j, c.data(), ldc, acc);
   double worst = 0;
   for (int64_t i = 0; i < M; ++i)
     for (int64_t j = 0; j < ldc; ++j) {

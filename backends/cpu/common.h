@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 
 #include "backends/backend.h"
 
@@ -91,6 +92,12 @@ void product(D&& dst, const L& l, const R& r, bool accumulate) {
   else
     small_gemm(M, N, K, ap, ai, ak, bp, bk, bj, &dst.coeffRef(0, 0), int64_t(dst.outerStride()),
                accumulate);
+}
+
+// [begin, end) of n items for thread th of nt (contiguous, sizes differing
+// by at most one).
+inline std::pair<int64_t, int64_t> share(int64_t n, int th, int nt) {
+  return {n * th / nt, n * (th + 1) / nt};
 }
 
 // Forking threads costs microseconds; below this many elements a loop runs

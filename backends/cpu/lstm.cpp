@@ -180,11 +180,6 @@ void team(int64_t step_work, F&& body) {
   body(omp_get_thread_num(), omp_get_num_threads());
 }
 
-// [begin, end) of n items for thread `th` of `nt`.
-inline std::pair<int64_t, int64_t> share(int64_t n, int th, int nt) {
-  return {n * th / nt, n * (th + 1) / nt};
-}
-
 // The time loop of the forward pass, shared by lstm and lstm_gates: pre is
 // the pre-activation input part of the gates, (B, T, 4H) (lstm's is the
 // workspace itself, already holding b + x W_ih^T); gates (B, T, 4H), cs (B,

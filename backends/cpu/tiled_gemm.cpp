@@ -40,11 +40,6 @@ inline void store(const T* res, int64_t W, int rows, int64_t n, T* c, int64_t ld
   }
 }
 
-// [begin, end) of n items for thread th of nt.
-inline std::pair<int64_t, int64_t> share(int64_t n, int th, int nt) {
-  return {n * th / nt, n * (th + 1) / nt};
-}
-
 // tile() for `rows` <= kR rows (the last block of M may be short).
 template <class T, int NV>
 inline void any_tile(int rows, const T* a, int64_t ai, int64_t ak, const T* panel, int64_t K,
@@ -80,8 +75,9 @@ void tiled_gemm(int64_t M, int64_t N, int64_t K, const T* a, int64_t as_i, int64
     auto even = [nt](int64_t n) { return double(n) / double(nt * ((n + nt - 1) / nt)); };
     const double er = even(rblocks), eg = even(groups);
     const bool by_rows = er > eg || (er == eg && M >= N);
-    const auto [rb0, rb1] = by_rows ? share(rblocks, th, nt) : std::pair<int64_t, int64_t>(0, rblocks);
-    const auto [g0, g1] = by_rows ? std::pair<int64_t, int64_t>(0, groups) : share(groups, th, nt);
+    using Range = std::pair<int64_t, int64_t>;
+    const auto [rb0, rb1] = by_rows ? share(rblocks, th, nt) : Range(0, rblocks);
+    const auto [g0, g1] = by_rows ? Range(0, groups) : share(groups, th, nt);
     thread_local PanelVec<T> bp, ap;
     bp.resize(static_cast<size_t>((g1 - g0) * KB * W));
     ap.resize(static_cast<size_t>(std::min(rb1 - rb0, kMc / kR) * kR * KB));
