@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -129,6 +130,16 @@ struct LstmValues {
 LstmValues lstm_values(const LstmDims& d, Rng& rng) {
   return {random_values(d.B * d.T * d.I, rng, -2, 2), random_values(4 * d.H * d.I, rng),
           random_values(4 * d.H * d.H, rng), random_values(4 * d.H, rng)};
+}
+
+// x, w_ih, w_hh and b as float32 leaves that want gradients.
+std::array<Tensor, 4> lstm_leaves(Graph& g, const LstmDims& d, const LstmValues& v) {
+  std::array<Tensor, 4> t = {input_of<float>(g, {d.B, d.T, d.I}, v.x),
+                             input_of<float>(g, {4 * d.H, d.I}, v.w_ih),
+                             input_of<float>(g, {4 * d.H, d.H}, v.w_hh),
+                             input_of<float>(g, {4 * d.H}, v.b)};
+  for (Tensor x : t) g.set_requires_grad(x);
+  return t;
 }
 
 // h and c (B, T, H) and the activated gates (B, T, 4H), from the definition.
@@ -414,11 +425,7 @@ TEST_CASE("lstm gives the same h and gradients on 1, 2, 3 and 5 threads") {
       CAPTURE(threads);
       set_num_threads(threads);
       Graph g;
-      Tensor x = input_of<float>(g, {d.B, d.T, d.I}, v.x);
-      Tensor w_ih = input_of<float>(g, {4 * d.H, d.I}, v.w_ih);
-      Tensor w_hh = input_of<float>(g, {4 * d.H, d.H}, v.w_hh);
-      Tensor b = input_of<float>(g, {4 * d.H}, v.b);
-      for (Tensor t : {x, w_ih, w_hh, b}) g.set_requires_grad(t);
+      const auto [x, w_ih, w_hh, b] = lstm_leaves(g, d, v);
       Tensor h = lstm(x, w_ih, w_hh, b);
       const Vec hv = values_of<float>(g, h);
       check_close(hv, ref_h, 2e-5, "h");
@@ -457,11 +464,7 @@ TEST_CASE("lstm_gates on linear's x W_ih^T + b is lstm: h, workspace and every g
       std::vector<Vec> want, got;
       for (bool gates : {false, true}) {
         Graph g;
-        Tensor x = input_of<float>(g, {d.B, d.T, d.I}, v.x);
-        Tensor w_ih = input_of<float>(g, {4 * d.H, d.I}, v.w_ih);
-        Tensor w_hh = input_of<float>(g, {4 * d.H, d.H}, v.w_hh);
-        Tensor b = input_of<float>(g, {4 * d.H}, v.b);
-        for (Tensor t : {x, w_ih, w_hh, b}) g.set_requires_grad(t);
+        const auto [x, w_ih, w_hh, b] = lstm_leaves(g, d, v);
         Tensor h;
         if (gates) {
           Tensor gx = reshape(linear(reshape(x, {d.B * d.T, d.I}), w_ih, b, /*trans_b=*/true),

@@ -47,11 +47,16 @@ def test_causal_attention_matches_numpy_and_has_a_gradient(B, T, C, n_head):
     assert x.grad.shape == qkv.shape
 
 
+def lstm_values(B, T, I, H):
+    """x (B, T, I) and w_ih, w_hh, b in [-0.5, 0.5), float32."""
+    x = rng.standard_normal((B, T, I)).astype(np.float32)
+    return (x, *(rng.uniform(-0.5, 0.5, s).astype(np.float32)
+                 for s in [(4 * H, I), (4 * H, H), (4 * H,)]))
+
+
 def test_lstm_matches_numpy_and_has_gradients():
     B, T, I, H = 3, 5, 4, 6
-    x = rng.standard_normal((B, T, I)).astype(np.float32)
-    w_ih, w_hh, b = (rng.uniform(-0.5, 0.5, s).astype(np.float32)
-                     for s in [(4 * H, I), (4 * H, H), (4 * H,)])
+    x, w_ih, w_hh, b = lstm_values(B, T, I, H)
     g = cppapi.Graph()
     params = []
     for name, v in [("w_ih", w_ih), ("w_hh", w_hh), ("b", b)]:
@@ -68,9 +73,7 @@ def test_lstm_matches_numpy_and_has_gradients():
 
 def test_lstm_gates_takes_the_projected_input():
     B, T, I, H = 3, 5, 4, 6
-    x = rng.standard_normal((B, T, I)).astype(np.float32)
-    w_ih, w_hh, b = (rng.uniform(-0.5, 0.5, s).astype(np.float32)
-                     for s in [(4 * H, I), (4 * H, H), (4 * H,)])
+    x, w_ih, w_hh, b = lstm_values(B, T, I, H)
     g = cppapi.Graph()
     whh = g.param(w_hh.shape, name="w_hh")
     whh.assign(w_hh)
