@@ -69,11 +69,11 @@ auto strides_of(const X& x) {
 }
 
 // Products of kSmallGemm multiply-adds and more go to tiled_gemm, except
-// where all three dimensions reach kEigenGemm: there Eigen's GEMM, whose blocking shares packed operands
-// between threads and which accumulates (C += A B, the backward's case) at
-// 5-10% more FLOP/s than tiled_gemm from 512 up; below it tiled_gemm was
-// faster on every shape of the models measured (bench/bench_gemm_shapes:
-// 1.0-2.4x Eigen at 2 threads).
+// where all three dimensions reach kEigenGemm: there Eigen's GEMM, whose
+// blocking shares packed operands between threads and which accumulates
+// (C += A B, the backward's case) at 5-10% more FLOP/s than tiled_gemm from
+// 512 up; below it tiled_gemm was faster on every shape of the models
+// measured (bench/bench_gemm_shapes: 1.0-2.4x Eigen at 2 threads).
 constexpr int64_t kEigenGemm = 512;
 
 template <class D, class L, class R>

@@ -1,16 +1,17 @@
 // Large matrix products over packed blocks and the register tiles of tile.h
 // (see product() in common.h).
 //
-// k runs in blocks of kK; per block each thread packs B's rows as column
-// panels of kNV vectors (kK x kNV vectors: 32 KiB in float, held in L1 while
-// the row blocks pass over it) and A's rows, kMc at a time, as blocks of kR
-// rows (k-major, so a tile's broadcasts read consecutive values). Then every
-// (row block, panel) tile keeps kR x kNV vector sums in registers for the
-// whole k block and adds them into C once. Threads split C's rows (or its
-// column panels when it has fewer row blocks than threads); an element's sum
-// runs over k in the same order whatever the split, so results do not
-// depend on the thread count. Packing both operands also makes every
-// transpose case read its operand in one pass.
+// k runs in equal blocks of at most kK; per block each thread packs B's rows
+// as column panels of kNV vectors (kK x kNV vectors: 32 KiB in float, held in
+// L1 while the row blocks pass over it) and, when its blocks serve more than
+// two panels, A's rows, kMc at a time, as blocks of kR rows (k-major, so a
+// tile's broadcasts read consecutive values); otherwise A is read in place.
+// Then every (row block, panel) tile keeps kR x kNV vector sums in registers
+// for the whole k block and adds them into C once. Threads split C's row
+// blocks or its column panels, whichever divides more evenly; an element's
+// sum runs over k in the same order whatever the split, so results do not
+// depend on the thread count. Packing B also makes every transpose case read
+// it in one pass.
 #include <omp.h>
 
 #include <algorithm>
@@ -69,8 +70,7 @@ void tiled_gemm(int64_t M, int64_t N, int64_t K, const T* a, int64_t as_i, int64
 #pragma omp parallel if (threaded)
   {
     const int th = omp_get_thread_num(), nt = omp_get_num_threads();
-    // This thread's row blocks and column panels.
-    // Split C by row blocks or by column panels, whichever divides more
+    // This thread's row blocks and column panels: split C by row blocks or by column panels, whichever divides more
     // evenly, else the larger dimension (a thread packs only what it uses).
     auto even = [nt](int64_t n) { return double(n) / double(nt * ((n + nt - 1) / nt)); };
     const double er = even(rblocks), eg = even(groups);
