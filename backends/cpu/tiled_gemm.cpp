@@ -70,8 +70,9 @@ void tiled_gemm(int64_t M, int64_t N, int64_t K, const T* a, int64_t as_i, int64
 #pragma omp parallel if (threaded)
   {
     const int th = omp_get_thread_num(), nt = omp_get_num_threads();
-    // This thread's row blocks and column panels: split C by row blocks or by column panels, whichever divides more
-    // evenly, else the larger dimension (a thread packs only what it uses).
+    // This thread's row blocks and column panels: C split by row blocks or
+    // by column panels, whichever divides more evenly, else along the larger
+    // dimension (a thread packs only what it uses).
     auto even = [nt](int64_t n) { return double(n) / double(nt * ((n + nt - 1) / nt)); };
     const double er = even(rblocks), eg = even(groups);
     const bool by_rows = er > eg || (er == eg && M >= N);
