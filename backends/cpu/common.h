@@ -4,6 +4,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -50,6 +51,12 @@ void small_gemm(int64_t M, int64_t N, int64_t K, const T* a, int64_t as_i, int64
 template <class T>
 void tiled_gemm(int64_t M, int64_t N, int64_t K, const T* a, int64_t as_i, int64_t as_k,
                 const T* b, int64_t bs_k, int64_t bs_j, T* c, int64_t ldc, bool accumulate);
+// tiled_gemm with B's row k at b_row(k) (N contiguous values; null: zeros),
+// for a B that is not one strided matrix (the LSTM's h shifted one step).
+template <class T>
+void tiled_gemm_rows(int64_t M, int64_t N, int64_t K, const T* a, int64_t as_i, int64_t as_k,
+                     const std::function<const T*(int64_t)>& b_row, T* c, int64_t ldc,
+                     bool accumulate);
 
 template <class X>
 struct is_transposed : std::false_type {};

@@ -332,64 +332,19 @@ void recurrent_backward(int64_t B, int64_t Tn, int64_t H, const T* whh, const T*
 }
 
 // dW_hh (+)= dG^T h_prev over all B T rows, h_prev being h shifted one step
-// (zero at t = 0). Register tiles over packed blocks rather than Eigen's
-// GEMM (0.5 ms of 4 less per call on the char-LSTM, and no shifted copy of
-// h): k, the B T rows, runs in blocks of kK; per block each thread packs
-// h_prev's rows as panels of kNV vectors of columns (the shift applied while
-// packing) and dG^T's rows of its own share of dW's rows as kR-row blocks,
-// then adds every (row block, panel) tile into dW. Every element sums its k
-// in the same order whatever the thread count.
+// (zero at t = 0): tiled_gemm_rows reads h_prev's rows straight out of h, so
+// the shifted copy is never made.
 template <class T>
 void whh_gradient(int64_t B, int64_t Tn, int64_t H, const T* dG, const T* h, T* dwhh,
                   bool overwrite) {
-  const int64_t N = B * Tn, G = 4 * H;
+  const int64_t G = 4 * H;
   if (Tn == 1) {
     if (overwrite) std::fill(dwhh, dwhh + G * H, T(0));
     return;
   }
-  constexpr int kR = 4, kNV = 4;
-  constexpr int64_t L = Simd<T>::N, W = kNV * L, kK = 128;
-  const int64_t groups = (H + W - 1) / W, rblocks = G / kR;  // G = 4H: whole blocks
-  const bool threaded = N * G * H >= (int64_t(1) << 20) && omp_get_max_threads() > 1;
-#pragma omp parallel if (threaded)
-  {
-    const auto [rb0, rb1] = share(rblocks, omp_get_thread_num(), omp_get_num_threads());
-    // This thread's buffers (the calling thread's 2 and 3, dh and dc, are
-    // done with).
-    std::vector<T>&bp = scratch<T>(2), &ap = scratch<T>(3);
-    bp.resize(static_cast<size_t>(groups * kK * W));
-    ap.resize(static_cast<size_t>((rb1 - rb0) * kR * kK));
-    alignas(64) T res[kR * W];
-    for (int64_t k0 = 0; k0 < N && rb1 > rb0; k0 += kK) {
-      const int64_t kn = std::min(kK, N - k0);
-      for (int64_t k = 0; k < kn; ++k) {
-        const T* src = (k0 + k) % Tn ? h + (k0 + k - 1) * H : nullptr;  // h_prev's row
-        for (int64_t g = 0; g < groups; ++g) {
-          T* d = bp.data() + (g * kK + k) * W;
-          for (int64_t j = 0; j < W; ++j) d[j] = src && g * W + j < H ? src[g * W + j] : T(0);
-        }
-      }
-      for (int64_t rb = rb0; rb < rb1; ++rb) {
-        T* d = ap.data() + (rb - rb0) * kR * kK;
-        for (int64_t k = 0; k < kn; ++k)
-          for (int r = 0; r < kR; ++r) d[k * kR + r] = dG[(k0 + k) * G + rb * kR + r];
-      }
-      const bool assign = k0 == 0 && overwrite;
-      for (int64_t g = 0; g < groups; ++g) {
-        const int64_t n = std::min(W, H - g * W);
-        for (int64_t rb = rb0; rb < rb1; ++rb) {
-          tile<T, kR, kNV>(ap.data() + (rb - rb0) * kR * kK, 1, kR, bp.data() + g * kK * W, kn,
-                           res);
-          for (int r = 0; r < kR; ++r) {
-            T* c = dwhh + (rb * kR + r) * H + g * W;
-            if (assign) std::copy(res + r * W, res + r * W + n, c);
-            else
-              for (int64_t j = 0; j < n; ++j) c[j] += res[r * W + j];
-          }
-        }
-      }
-    }
-  }
+  tiled_gemm_rows<T>(
+      G, H, B * Tn, dG, 1, G, [=](int64_t k) { return k % Tn ? h + (k - 1) * H : nullptr; },
+      dwhh, H, !overwrite);
 }
 
 // lstm: the bias first, then the input projection accumulated onto it (an

@@ -15,6 +15,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <functional>
 #include <vector>
 
 #include "backends/cpu/common.h"
@@ -53,11 +54,11 @@ inline void any_tile(int rows, const T* a, int64_t ai, int64_t ak, const T* pane
   }
 }
 
-}  // namespace
-
-template <class T>
-void tiled_gemm(int64_t M, int64_t N, int64_t K, const T* a, int64_t as_i, int64_t as_k,
-                const T* b, int64_t bs_k, int64_t bs_j, T* c, int64_t ldc, bool accumulate) {
+// The product with B's panels written by pack_b(d, k0, kn, j0, n, w): rows
+// [k0, k0 + kn) of B's columns [j0, j0 + n) into d[k][w], zero past n.
+template <class T, class PackB>
+void gemm(int64_t M, int64_t N, int64_t K, const T* a, int64_t as_i, int64_t as_k,
+          PackB&& pack_b, T* c, int64_t ldc, bool accumulate) {
   if (M == 0 || N == 0) return;
   constexpr int64_t W = kNV * Simd<T>::N, KB = kK<T>;
   const int64_t groups = (N + W - 1) / W, rblocks = (M + kR - 1) / kR;
@@ -92,23 +93,8 @@ void tiled_gemm(int64_t M, int64_t N, int64_t K, const T* a, int64_t as_i, int64
       const int64_t kn = std::min(kstep, K - k0);
       const bool assign = k0 == 0 && !accumulate;
       for (int64_t g = g0; g < g1; ++g) {  // B's panels: bp[g][k][w], zero past N
-        T* d = bp.data() + (g - g0) * KB * W;
-        const int64_t n = std::min(W, N - g * W), w = n <= W / 2 ? W / 2 : W;
-        const T* src = b + k0 * bs_k + g * W * bs_j;
-        if (bs_j == 1 || bs_k != 1) {  // B's rows are contiguous (or neither is)
-          for (int64_t k = 0; k < kn; ++k) {
-            T* dk = d + k * w;
-            for (int64_t j = 0; j < n; ++j) dk[j] = src[k * bs_k + j * bs_j];
-            std::fill(dk + n, dk + w, T(0));
-          }
-        } else {  // B transposed: 16 columns at a time, each read along k
-          for (int64_t j0 = 0; j0 < n; j0 += 16) {
-            const int64_t jn = std::min<int64_t>(16, n - j0);
-            for (int64_t k = 0; k < kn; ++k)
-              for (int64_t j = 0; j < jn; ++j) d[k * w + j0 + j] = src[k + (j0 + j) * bs_j];
-          }
-          for (int64_t k = 0; k < kn; ++k) std::fill(d + k * w + n, d + k * w + w, T(0));
-        }
+        const int64_t n = std::min(W, N - g * W);
+        pack_b(bp.data() + (g - g0) * KB * W, k0, kn, g * W, n, n <= W / 2 ? W / 2 : W);
       }
       for (int64_t m0 = rb0; m0 < rb1; m0 += kMc / kR) {  // kMc rows of A at a time
         const int64_t m1 = std::min(rb1, m0 + kMc / kR);
@@ -147,9 +133,53 @@ void tiled_gemm(int64_t M, int64_t N, int64_t K, const T* a, int64_t as_i, int64
   }
 }
 
-template void tiled_gemm<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t,
-                                const float*, int64_t, int64_t, float*, int64_t, bool);
-template void tiled_gemm<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t,
-                                 const double*, int64_t, int64_t, double*, int64_t, bool);
+}  // namespace
+
+template <class T>
+void tiled_gemm(int64_t M, int64_t N, int64_t K, const T* a, int64_t as_i, int64_t as_k,
+                const T* b, int64_t bs_k, int64_t bs_j, T* c, int64_t ldc, bool accumulate) {
+  auto pack_b = [=](T* d, int64_t k0, int64_t kn, int64_t j0, int64_t n, int64_t w) {
+    const T* src = b + k0 * bs_k + j0 * bs_j;
+    if (bs_j == 1 || bs_k != 1) {  // B's rows are contiguous (or neither is)
+      for (int64_t k = 0; k < kn; ++k) {
+        T* dk = d + k * w;
+        for (int64_t j = 0; j < n; ++j) dk[j] = src[k * bs_k + j * bs_j];
+        std::fill(dk + n, dk + w, T(0));
+      }
+    } else {  // B transposed: 16 columns at a time, each read along k
+      for (int64_t c0 = 0; c0 < n; c0 += 16) {
+        const int64_t cn = std::min<int64_t>(16, n - c0);
+        for (int64_t k = 0; k < kn; ++k)
+          for (int64_t j = 0; j < cn; ++j) d[k * w + c0 + j] = src[k + (c0 + j) * bs_j];
+      }
+      for (int64_t k = 0; k < kn; ++k) std::fill(d + k * w + n, d + k * w + w, T(0));
+    }
+  };
+  gemm(M, N, K, a, as_i, as_k, pack_b, c, ldc, accumulate);
+}
+
+template <class T>
+void tiled_gemm_rows(int64_t M, int64_t N, int64_t K, const T* a, int64_t as_i, int64_t as_k,
+                     const std::function<const T*(int64_t)>& b_row, T* c, int64_t ldc,
+                     bool accumulate) {
+  auto pack_b = [&](T* d, int64_t k0, int64_t kn, int64_t j0, int64_t n, int64_t w) {
+    for (int64_t k = 0; k < kn; ++k) {
+      T* dk = d + k * w;
+      if (const T* src = b_row(k0 + k)) std::copy(src + j0, src + j0 + n, dk);
+      else std::fill(dk, dk + n, T(0));
+      std::fill(dk + n, dk + w, T(0));
+    }
+  };
+  gemm(M, N, K, a, as_i, as_k, pack_b, c, ldc, accumulate);
+}
+
+#define LLDL_TILED_GEMM(T)                                                                      \
+  template void tiled_gemm<T>(int64_t, int64_t, int64_t, const T*, int64_t, int64_t, const T*, \
+                              int64_t, int64_t, T*, int64_t, bool);                            \
+  template void tiled_gemm_rows<T>(int64_t, int64_t, int64_t, const T*, int64_t, int64_t,       \
+                                   const std::function<const T*(int64_t)>&, T*, int64_t, bool);
+LLDL_TILED_GEMM(float)
+LLDL_TILED_GEMM(double)
+#undef LLDL_TILED_GEMM
 
 }  // namespace lldl::cpu
