@@ -38,7 +38,10 @@ PYBIND11_MODULE(cppapi, m) {
         "Threads for every parallel kernel (OpenMP loops and GEMM).");
   m.def("get_num_threads", &lldl::get_num_threads);
   lldl::py_bind::bind_seed(m);
+  lldl::py_bind::bind_tensor(m);
   lldl::py_bind::bind_graph(m);
+  lldl::py_bind::bind_ops(m);
+  lldl::py_bind::bind_optim(m);
   lldl::py_bind::bind_data(m);
   lldl::py_bind::bind_lm(m);
   lldl::py_bind::bind_text(m);

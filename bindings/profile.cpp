@@ -4,9 +4,11 @@
 //   print(g.profile_table(roofline=True))
 //   cppapi.measure_peak()  ->  {"threads": 2, "gflops": ..., "gbs": ..., "ridge": ...}
 //   m = cppapi.CostModel.from_csv("bench/out/study.csv"); g.set_auto_placement(m)
+//   g.set_memory_planning(True); ...; g.memory_report()["peak_planned"]
 #include <pybind11/stl.h>
 
 #include "autograd/planner.h"
+#include "bindings/graph_handles.h"
 #include "bindings/module.h"
 #include "core/error.h"
 #include "core/placement.h"
@@ -76,6 +78,48 @@ Phase phase_from(const std::string& s) {
 }
 
 }  // namespace
+
+// Graph's per-op profiling, memory planning and auto placement.
+void def_graph_profiling(GraphClass& c) {
+  c.def("set_profiling", [](const GraphPtr& pg, bool on) { pg->g.set_profiling(on); },
+        py::arg("on") = true,
+        "Per-op profiling: calls, kernel time, FLOPs and bytes per op and phase.")
+      .def_property_readonly("profiling", [](const GraphPtr& pg) { return pg->g.profiling(); })
+      .def("profile", [](const GraphPtr& pg) { return profile_dict(pg->g.profile()); },
+           "{op: {'forward': {calls, seconds, flops, bytes, gflops, gbs, backend}, "
+           "'backward': {...}}} for every op with calls.")
+      .def("reset_profile", [](const GraphPtr& pg) { pg->g.reset_profile(); })
+      .def("profile_table",
+           [](const GraphPtr& pg, bool roofline) { return profile_text(pg->g.profile(), roofline); },
+           py::arg("roofline") = false,
+           "The profile as a table sorted by time; roofline=True adds the position under the "
+           "measured peak (measure_peak).")
+      .def("set_memory_planning", [](const GraphPtr& pg, bool on) { pg->g.set_memory_planning(on); },
+           py::arg("on") = true,
+           "Plan step memory by lifetimes: after a step's first run, the same step is served "
+           "from one planned block and allocates nothing. With planning on, an intermediate "
+           "tensor is valid only until its last use (reading it later raises ValueError); the "
+           "loss, outputs no op consumes and inputs stay valid until reset(). Takes effect on "
+           "an empty step at once, else at the next reset().")
+      .def_property_readonly("memory_planning", [](const GraphPtr& pg) { return pg->g.memory_planning(); })
+      .def("memory_report", [](const GraphPtr& pg) { return memory_report_dict(pg->g.memory_report()); },
+           "Step-region bytes of the last completed step: peak_unplanned (bump allocation), "
+           "peak_planned, sum_all_tensors, max_live_bytes (the lower bound), plan_bytes (the "
+           "block for all planned graphs), requests, graphs, last_step_planned, planned_steps, "
+           "fallback_steps. With planning off only peak_unplanned is set.")
+      .def("set_auto_placement",
+           [](const GraphPtr& pg, const py::object& model) {
+             if (model.is_none()) {
+               pg->g.set_auto_placement(nullptr);
+               pg->placement = py::none();
+               return;
+             }
+             pg->g.set_auto_placement(&model.cast<const CostModel&>());
+             pg->placement = model;
+           },
+           py::arg("model"),
+           "Run every kernel at the thread count the CostModel predicts fastest; None: off.");
+}
 
 void bind_profile(py::module_& m) {
   m.def("measure_peak", [](bool refresh) {
