@@ -418,10 +418,10 @@ std::pair<double, double> Trainer::evaluate_checked(const Matrix& X, const Targe
           classify ? correct / static_cast<double>(X.rows) : -1.0};
 }
 
-History Trainer::fit(const Matrix& X, const Targets& Y, const Matrix& Xt, const Targets& Yt,
-                     int64_t epochs, int64_t eval_every, int64_t batch_size, bool restart,
-                     int verbose) {
-  NeuralNetwork2::InUse in_use = nn_.claim("fit");
+// Refuses bad arguments and data before fit touches any parameter.
+void Trainer::check_fit(const Matrix& X, const Targets& Y, const Matrix& Xt, const Targets& Yt,
+                        int64_t epochs, int64_t eval_every, int64_t batch_size, bool restart,
+                        int verbose) const {
   if (epochs < 0) throw ValueError("fit: epochs must be >= 0, got " + std::to_string(epochs));
   if (eval_every <= 0)
     throw ValueError("fit: eval_every must be > 0, got " + std::to_string(eval_every));
@@ -437,14 +437,151 @@ History Trainer::fit(const Matrix& X, const Targets& Y, const Matrix& Xt, const 
                      std::to_string(nn_.input_features()) + " (X_train is " + dims(X.rows, X.cols) +
                      "); pass restart=True to rebuild it");
   check_targets(X, Y, "X_train", "Y_train");
-  bool has_test = Xt.rows > 0 || Yt.rows > 0;
-  if (has_test) {
+  if (Xt.rows > 0 || Yt.rows > 0) {
     if (Xt.cols != X.cols)
       throw ValueError("fit: X_test has " + std::to_string(Xt.cols) + " features, X_train has " +
                        std::to_string(X.cols) + " (X_test is " + dims(Xt.rows, Xt.cols) +
                        ", X_train is " + dims(X.rows, X.cols) + ")");
     check_targets(Xt, Yt, "X_test", "Y_test");
   }
+}
+
+// What one fit call carries from batch to batch: its settings, the clocks
+// behind samples/s and the progress bar, and the history so far.
+struct Trainer::FitRun {
+  using clock = std::chrono::steady_clock;
+  int64_t epochs = 0;
+  int verbose = 0;
+  bool has_test = false, classify = false;
+  clock::time_point t0 = clock::now(), last_draw = t0;
+  double seen = 0, eval_s = 0;  // samples/s counts training time only
+  History hist;
+};
+
+// Input rows[begin, begin+count) of X (or rows begin.. in order, without a
+// copy, when `rows` is null).
+Tensor Trainer::inputs_tensor(const Matrix& X, const std::vector<int64_t>* rows, int64_t begin,
+                              int64_t count) {
+  Graph& g = nn_.graph();
+  if (!rows)
+    return g.external({count, X.cols}, const_cast<float*>(X.data + begin * X.cols), DType::F32);
+  Tensor x = g.input({count, X.cols}, DType::F32);
+  float* p = g.data(x);
+  for (int64_t i = 0; i < count; ++i)
+    std::memcpy(p + i * X.cols, X.data + (*rows)[begin + i] * X.cols, X.cols * sizeof(float));
+  return x;
+}
+
+// The epoch's row order. It depends only on (shuffle_seed, epochs done), so
+// fit(..., restart=false) resumes exactly where the last fit stopped.
+void Trainer::shuffle_rows(std::vector<int64_t>& order) const {
+  const int64_t n = static_cast<int64_t>(order.size());
+  Rng rng(shuffle_seed + epochs_done_);
+  for (int64_t i = 0; i < n; ++i) order[i] = i;
+  for (int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[rng.below(i + 1)]);
+}
+
+// One optimiser step on a batch; returns the batch's mean loss.
+double Trainer::train_batch(Tensor x, Tensor y, int64_t epoch) {
+  Graph& g = nn_.graph();
+  Tensor loss = nn_.loss_of(x, y, nullptr, true);
+  double lv = g.item(loss);
+  if (!std::isfinite(lv))
+    throw ValueError("fit: the training loss became " + std::string(std::isnan(lv) ? "NaN" : "Inf") +
+                     " at epoch " + std::to_string(epoch) + "; lower the learning rate (" +
+                     std::to_string(cfg_.lr) + ")");
+  g.backward(loss);
+  opt_->step();
+  return lv;
+}
+
+// At most every 0.1 s: the interrupt check, and at verbose 1 the progress bar
+// (`frac` of all epochs done, the last batch's loss).
+void Trainer::report_progress(FitRun& run, int64_t epoch, double frac, double loss) {
+  auto now = FitRun::clock::now();
+  if (std::chrono::duration<double>(now - run.last_draw).count() <= 0.1) return;
+  run.last_draw = now;
+  if (interrupt_) interrupt_();
+  if (run.verbose != 1) return;
+  double el = std::chrono::duration<double>(now - run.t0).count() - run.eval_s;
+  int bars = static_cast<int>(frac * 30);
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "\repoch %lld/%lld [%-30s] %3d%% loss %.4f %.0f samples/s",
+                (long long)epoch, (long long)run.epochs, std::string(bars, '#').c_str(),
+                int(frac * 100), loss, run.seen / el);
+  sink_(buf);
+}
+
+// One pass over (X, Y) in batches of bs rows; returns the summed loss (each
+// batch's mean times its rows).
+double Trainer::train_epoch(const Matrix& X, const Targets& Y, int64_t epoch, int64_t bs,
+                            std::vector<int64_t>& order, FitRun& run) {
+  Graph& g = nn_.graph();
+  const int64_t n = X.rows;
+  const bool full = bs == n;  // one batch: no shuffle, no copy
+  if (!full) shuffle_rows(order);
+  const std::vector<int64_t>* rows = full ? nullptr : &order;
+  double epoch_loss = 0;
+  for (int64_t b = 0; b < n; b += bs) {
+    int64_t m = std::min(bs, n - b);
+    g.reset();
+    Tensor x = inputs_tensor(X, rows, b, m);
+    Tensor y = targets_tensor(Y, rows, b, m);
+    double lv = train_batch(x, y, epoch);
+    epoch_loss += lv * static_cast<double>(m);
+    run.seen += static_cast<double>(m);
+    double frac = (static_cast<double>(epoch - 1) + static_cast<double>(b + m) / n) / run.epochs;
+    report_progress(run, epoch, frac, lv);
+  }
+  return epoch_loss;
+}
+
+// The history's record after an epoch: train loss, accuracies and test loss
+// (evaluation time is kept out of samples/s).
+EvalRecord Trainer::evaluation_record(const Matrix& X, const Targets& Y, const Matrix& Xt,
+                                      const Targets& Yt, double epoch_loss, FitRun& run) {
+  auto eval_start = FitRun::clock::now();
+  EvalRecord r;
+  r.epoch = static_cast<int64_t>(epochs_done_);
+  r.train_loss = epoch_loss / static_cast<double>(X.rows);
+  if (run.classify) r.train_accuracy = evaluate_checked(X, Y).second;
+  if (run.has_test) std::tie(r.test_loss, r.test_accuracy) = evaluate_checked(Xt, Yt);
+  auto now = FitRun::clock::now();
+  run.eval_s += std::chrono::duration<double>(now - eval_start).count();
+  r.elapsed_s = std::chrono::duration<double>(now - run.t0).count();
+  r.samples_per_s = r.elapsed_s > run.eval_s ? run.seen / (r.elapsed_s - run.eval_s) : 0;
+  return r;
+}
+
+// verbose 2: one line per evaluation.
+void Trainer::print_record(const EvalRecord& r, int64_t epoch, const FitRun& run) {
+  char buf[256];
+  int k = std::snprintf(buf, sizeof buf, "epoch %lld/%lld  train loss %.6g",
+                        (long long)epoch, (long long)run.epochs, r.train_loss);
+  if (run.has_test) k += std::snprintf(buf + k, sizeof buf - k, "  test loss %.6g", r.test_loss);
+  if (run.classify)
+    k += std::snprintf(buf + k, sizeof buf - k, "  train acc %.4f", r.train_accuracy);
+  if (run.classify && run.has_test)
+    k += std::snprintf(buf + k, sizeof buf - k, "  test acc %.4f", r.test_accuracy);
+  std::snprintf(buf + k, sizeof buf - k, "  elapsed %.3f s\n", r.elapsed_s);
+  sink_(buf);
+}
+
+// verbose 1: the full progress bar with the last record's figures.
+void Trainer::print_summary(const FitRun& run) {
+  const EvalRecord& r = run.hist.back();
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "\repoch %lld/%lld [%-30s] 100%% loss %.4f %.0f samples/s %.2f s\n",
+                (long long)run.epochs, (long long)run.epochs, std::string(30, '#').c_str(),
+                r.train_loss, r.samples_per_s, r.elapsed_s);
+  sink_(buf);
+}
+
+History Trainer::fit(const Matrix& X, const Targets& Y, const Matrix& Xt, const Targets& Yt,
+                     int64_t epochs, int64_t eval_every, int64_t batch_size, bool restart,
+                     int verbose) {
+  NeuralNetwork2::InUse in_use = nn_.claim("fit");
+  check_fit(X, Y, Xt, Yt, epochs, eval_every, batch_size, restart, verbose);
   // All checks passed: only now touch the parameters.
   if (restart || !nn_.built()) {
     nn_.build(X.cols);
@@ -453,99 +590,23 @@ History Trainer::fit(const Matrix& X, const Targets& Y, const Matrix& Xt, const 
   }
   if (!opt_ || opt_->g != &nn_.graph()) opt_ = std::make_unique<Optimizer>(nn_.graph(), cfg_);
 
-  Graph& g = nn_.graph();
-  const int64_t n = X.rows, bs = std::min(batch_size, n);
-  const bool classify = nn_.loss() == LossType::CrossEntropy;
-  std::vector<int64_t> order(static_cast<size_t>(n));
-  History hist;
-  using clock = std::chrono::steady_clock;
-  auto t0 = clock::now(), last_draw = t0;
-  double seen = 0, eval_s = 0;  // samples/s counts training time only
-  char buf[256];
-
+  FitRun run;
+  run.epochs = epochs;
+  run.verbose = verbose;
+  run.has_test = Xt.rows > 0 || Yt.rows > 0;
+  run.classify = nn_.loss() == LossType::CrossEntropy;
+  std::vector<int64_t> order(static_cast<size_t>(X.rows));
+  const int64_t bs = std::min(batch_size, X.rows);
   for (int64_t e = 1; e <= epochs; ++e) {
-    const bool full = bs == n;  // one batch: no shuffle, no copy
-    if (!full) {
-      // Each epoch's order depends only on (shuffle_seed, epoch number), so
-      // fit(..., restart=false) resumes exactly where the last fit stopped.
-      Rng rng(shuffle_seed + epochs_done_);
-      for (int64_t i = 0; i < n; ++i) order[i] = i;
-      for (int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[rng.below(i + 1)]);
-    }
-    double epoch_loss = 0;
-    for (int64_t b = 0; b < n; b += bs) {
-      int64_t m = std::min(bs, n - b);
-      g.reset();
-      Tensor x;
-      if (full) {
-        x = g.external({n, X.cols}, const_cast<float*>(X.data), DType::F32);
-      } else {
-        x = g.input({m, X.cols}, DType::F32);
-        float* p = g.data(x);
-        for (int64_t i = 0; i < m; ++i)
-          std::memcpy(p + i * X.cols, X.data + order[b + i] * X.cols, X.cols * sizeof(float));
-      }
-      Tensor y = targets_tensor(Y, full ? nullptr : &order, b, m);
-      Tensor loss = nn_.loss_of(x, y, nullptr, true);
-      double lv = g.item(loss);
-      if (!std::isfinite(lv))
-        throw ValueError("fit: the training loss became " + std::string(std::isnan(lv) ? "NaN" : "Inf") +
-                         " at epoch " + std::to_string(e) + "; lower the learning rate (" +
-                         std::to_string(cfg_.lr) + ")");
-      g.backward(loss);
-      opt_->step();
-      epoch_loss += lv * static_cast<double>(m);
-      seen += static_cast<double>(m);
-      auto now = clock::now();
-      if (std::chrono::duration<double>(now - last_draw).count() > 0.1) {
-        last_draw = now;
-        if (interrupt_) interrupt_();
-        if (verbose == 1) {
-          double el = std::chrono::duration<double>(now - t0).count() - eval_s;
-          double frac = (static_cast<double>(e - 1) + static_cast<double>(b + m) / n) / epochs;
-          int bars = static_cast<int>(frac * 30);
-          std::snprintf(buf, sizeof buf, "\repoch %lld/%lld [%-30s] %3d%% loss %.4f %.0f samples/s",
-                        (long long)e, (long long)epochs, std::string(bars, '#').c_str(),
-                        int(frac * 100), lv, seen / el);
-          sink_(buf);
-        }
-      }
-    }
+    double epoch_loss = train_epoch(X, Y, e, bs, order, run);
     ++epochs_done_;
-    if (e % eval_every == 0 || e == epochs) {
-      auto eval_start = clock::now();
-      EvalRecord r;
-      r.epoch = static_cast<int64_t>(epochs_done_);
-      r.train_loss = epoch_loss / static_cast<double>(n);
-      if (classify) r.train_accuracy = evaluate_checked(X, Y).second;
-      if (has_test) std::tie(r.test_loss, r.test_accuracy) = evaluate_checked(Xt, Yt);
-      auto now = clock::now();
-      eval_s += std::chrono::duration<double>(now - eval_start).count();
-      r.elapsed_s = std::chrono::duration<double>(now - t0).count();
-      r.samples_per_s = r.elapsed_s > eval_s ? seen / (r.elapsed_s - eval_s) : 0;
-      hist.push_back(r);
-      if (verbose == 2) {
-        int k = std::snprintf(buf, sizeof buf, "epoch %lld/%lld  train loss %.6g",
-                              (long long)e, (long long)epochs, r.train_loss);
-        if (has_test) k += std::snprintf(buf + k, sizeof buf - k, "  test loss %.6g", r.test_loss);
-        if (classify)
-          k += std::snprintf(buf + k, sizeof buf - k, "  train acc %.4f", r.train_accuracy);
-        if (classify && has_test)
-          k += std::snprintf(buf + k, sizeof buf - k, "  test acc %.4f", r.test_accuracy);
-        std::snprintf(buf + k, sizeof buf - k, "  elapsed %.3f s\n", r.elapsed_s);
-        sink_(buf);
-      }
-    }
+    if (e % eval_every != 0 && e != epochs) continue;
+    run.hist.push_back(evaluation_record(X, Y, Xt, Yt, epoch_loss, run));
+    if (verbose == 2) print_record(run.hist.back(), e, run);
   }
-  if (verbose == 1 && epochs > 0) {
-    const EvalRecord& r = hist.back();
-    std::snprintf(buf, sizeof buf, "\repoch %lld/%lld [%-30s] 100%% loss %.4f %.0f samples/s %.2f s\n",
-                  (long long)epochs, (long long)epochs, std::string(30, '#').c_str(), r.train_loss,
-                  r.samples_per_s, r.elapsed_s);
-    sink_(buf);
-  }
-  g.reset();
-  return hist;
+  if (verbose == 1 && epochs > 0) print_summary(run);
+  nn_.graph().reset();
+  return run.hist;
 }
 
 void NeuralNetwork2::set_profiling(bool on) {

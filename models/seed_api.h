@@ -193,6 +193,24 @@ class Trainer {
   std::pair<double, double> evaluate_checked(const Matrix& X, const Targets& Y);
   Tensor targets_tensor(const Targets& Y, const std::vector<int64_t>* rows, int64_t begin,
                         int64_t count);
+  Tensor inputs_tensor(const Matrix& X, const std::vector<int64_t>* rows, int64_t begin,
+                       int64_t count);
+
+  // fit, by idea: checks, the epoch loop (shuffle, batches, steps), the
+  // evaluation records and the progress text.
+  struct FitRun;
+  void check_fit(const Matrix& X, const Targets& Y, const Matrix& Xt, const Targets& Yt,
+                 int64_t epochs, int64_t eval_every, int64_t batch_size, bool restart,
+                 int verbose) const;
+  void shuffle_rows(std::vector<int64_t>& order) const;
+  double train_batch(Tensor x, Tensor y, int64_t epoch);
+  double train_epoch(const Matrix& X, const Targets& Y, int64_t epoch, int64_t bs,
+                     std::vector<int64_t>& order, FitRun& run);
+  void report_progress(FitRun& run, int64_t epoch, double frac, double loss);
+  EvalRecord evaluation_record(const Matrix& X, const Targets& Y, const Matrix& Xt,
+                               const Targets& Yt, double epoch_loss, FitRun& run);
+  void print_record(const EvalRecord& r, int64_t epoch, const FitRun& run);
+  void print_summary(const FitRun& run);
 
   NeuralNetwork2& nn_;
   OptimConfig cfg_;
