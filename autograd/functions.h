@@ -90,6 +90,10 @@ Tensor causal_attention(Tensor qkv, int n_head);
 // x (B, T, I), w_ih (4H, I), w_hh (4H, H), b (4H) = bias_ih + bias_hh ->
 // h (B, T, H). Keeps the activated gates and cell states for backward. For
 // generation with carried state see cpu::lstm_step (backends/cpu/lstm.h).
+// A kind of its own rather than lstm_gates(linear(x, w_ih, b)): the fused
+// kernel projects straight into its gate workspace, and the composite's
+// forward measured 4-10% slower at the char-LSTM's shapes (training steps
+// within noise; bench/lstm_fused_vs_composite.py).
 Tensor lstm(Tensor x, Tensor w_ih, Tensor w_hh, Tensor b);
 // The same LSTM with the input projection already applied: gx (B, T, 4H) =
 // x W_ih^T + b, however the caller computed it. A language model whose
