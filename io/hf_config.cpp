@@ -113,6 +113,11 @@ void write_hf_gpt2_config(const std::string& path, const HfGpt2Config& c) {
             {"resid_pdrop", 0.0},
             {"initializer_range", 0.02},
             {"use_cache", true}};
+  // GPT2Config's default token ids are GPT-2's <|endoftext|>, 50256; a smaller
+  // vocabulary has no such token, and transformers warns about an id outside it.
+  const json eot = c.vocab_size > 50256 ? json(50256) : json(nullptr);
+  j["bos_token_id"] = eot;
+  j["eos_token_id"] = eot;
   const std::string tmp = path + ".tmp";
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);

@@ -28,7 +28,8 @@ HfGpt2Config read_hf_gpt2_config(const std::string& path);
 
 // Writes config.json for GPT2LMHeadModel (atomically: a temporary file
 // renamed over `path`). Dropout probabilities are written as 0: lldl's GPT
-// has no dropout, so the exported model trains as lldl's did.
+// has no dropout, so the exported model trains as lldl's did. bos/eos token
+// ids are GPT-2's 50256 when the vocabulary holds it, null otherwise.
 void write_hf_gpt2_config(const std::string& path, const HfGpt2Config& c);
 
 }  // namespace lldl

@@ -9,6 +9,7 @@
 // every tensor is copied as it is, F16 / BF16 widened exactly to F32.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <set>
@@ -89,7 +90,17 @@ struct Matcher {
 
   void match(const std::vector<StTensor>& file, const Graph& g) {
     for (const StTensor& f : file) prefixed |= starts_with(f.name, kPrefix);
-    for (const StTensor& f : file) {
+    // Embeddings and ln_f first, then layer by layer: the first problems
+    // listed are the telling ones (a wrong vocab_size shows on wte).
+    std::vector<const StTensor*> order;
+    for (const StTensor& f : file) order.push_back(&f);
+    auto rank = [&](const StTensor* f) {
+      std::string bare = starts_with(f->name, kPrefix) ? f->name.substr(kPrefix.size()) : f->name;
+      return std::make_pair(layer_of(bare), f->name);
+    };
+    std::sort(order.begin(), order.end(), [&](auto* a, auto* b) { return rank(a) < rank(b); });
+    for (const StTensor* fp : order) {
+      const StTensor& f = *fp;
       if (f.name == kHead) {
         head = &f;
         continue;
