@@ -77,18 +77,12 @@ GPTConfig GPTConfig::from_metadata(const std::map<std::string, std::string>& m) 
   return c;
 }
 
-GPT::GPT(const GPTConfig& cfg, uint64_t seed) : LanguageModel(cfg, "gpt") {
+GPT::GPT(const GPTConfig& cfg, uint64_t seed) : GPT(cfg, Uninitialised{}) { init_weights(seed); }
+
+GPT::GPT(const GPTConfig& cfg, Uninitialised) : LanguageModel(cfg, "gpt") {
   const int64_t V = cfg.vocab_size, C = cfg.n_embd;
-  // GPT-2's initialisation: N(0, 0.02) weights, the projections into the
-  // residual stream scaled by 1/sqrt(2 n_layer), zero biases, unit LN gains.
-  const double std0 = 0.02, std_res = 0.02 / std::sqrt(2.0 * double(cfg.n_layer));
-  uint64_t s = seed;
-  auto normal = [&](Tensor t, double sd) { init_normal(g_, t, 0.0, sd, s++); };
-  auto ones = [&](Tensor t) { init_uniform(g_, t, 1.0, 1.0, 0); };
   wte_ = p("wte.weight", Shape{V, C});
-  normal(wte_, std0);
   wpe_ = p("wpe.weight", Shape{cfg.block_size, C});
-  normal(wpe_, 0.01);
   for (int64_t i = 0; i < cfg.n_layer; ++i) {
     std::string h = "h." + std::to_string(i) + ".";
     Block b;
@@ -104,16 +98,29 @@ GPT::GPT(const GPTConfig& cfg, uint64_t seed) : LanguageModel(cfg, "gpt") {
     b.fc_b = p(h + "mlp.c_fc.bias", Shape{4 * C});
     b.mlp_w = p(h + "mlp.c_proj.weight", Shape{4 * C, C});
     b.mlp_b = p(h + "mlp.c_proj.bias", Shape{C});
+    h_.push_back(b);
+  }
+  lnf_w_ = p("ln_f.weight", Shape{C});
+  lnf_b_ = p("ln_f.bias", Shape{C});
+}
+
+void GPT::init_weights(uint64_t seed) {
+  // GPT-2's initialisation: N(0, 0.02) weights, the projections into the
+  // residual stream scaled by 1/sqrt(2 n_layer), zero biases, unit LN gains.
+  const double std0 = 0.02, std_res = 0.02 / std::sqrt(2.0 * double(cfg_.n_layer));
+  uint64_t s = seed;
+  auto normal = [&](Tensor t, double sd) { init_normal(g_, t, 0.0, sd, s++); };
+  auto ones = [&](Tensor t) { init_uniform(g_, t, 1.0, 1.0, 0); };
+  normal(wte_, std0);
+  normal(wpe_, 0.01);
+  for (const Block& b : h_) {
     ones(b.ln1_w);
     ones(b.ln2_w);
     normal(b.attn_w, std0);
     normal(b.proj_w, std_res);
     normal(b.fc_w, std0);
     normal(b.mlp_w, std_res);
-    h_.push_back(b);
   }
-  lnf_w_ = p("ln_f.weight", Shape{C});
-  lnf_b_ = p("ln_f.bias", Shape{C});
   ones(lnf_w_);
 }
 

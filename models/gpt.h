@@ -44,6 +44,10 @@ struct GPTConfig {
 class GPT : public LanguageModel<GPT, GPTConfig> {
  public:
   explicit GPT(const GPTConfig& cfg, uint64_t seed = 1337);
+  // Every parameter allocated and zero, for a caller about to load them all
+  // (from_pretrained: skips GPT-2's random initialisation, seconds at 124M).
+  struct Uninitialised {};
+  GPT(const GPTConfig& cfg, Uninitialised);
 
   // Starts a new step (gradients kept) and records the forward pass of idx
   // [B, T] (row-major). Ids must be in [0, vocab_size) and T <= block_size
@@ -85,6 +89,7 @@ class GPT : public LanguageModel<GPT, GPTConfig> {
     Tensor ln1_w, ln1_b, attn_w, attn_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, mlp_w, mlp_b;
   };
   std::vector<Block> h_;
+  void init_weights(uint64_t seed);
   friend struct GptInfer;
 };
 

@@ -180,7 +180,7 @@ std::unique_ptr<GPT> GPT::from_pretrained(const std::string& dir) {
   }
   std::vector<StTensor> file = load_safetensors(model_file(dir, where), nullptr, StHalf::WidenToF32);
 
-  auto m = std::make_unique<GPT>(c);
+  auto m = std::make_unique<GPT>(c, GPT::Uninitialised{});
   Matcher mt{c, {}, {}, nullptr, false, {}};
   for (const auto& [name, t] : m->named_params()) mt.params[name] = t;
   mt.match(file, m->graph());
