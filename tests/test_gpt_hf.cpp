@@ -146,10 +146,7 @@ TEST_CASE("gpt hf: F16 and BF16 tensors are widened exactly") {
   CHECK(bf16_to_f32(0x3F80) == 1.0f);
   CHECK(bf16_to_f32(0xC0A0) == -5.0f);
   // A file of one F16 and one BF16 tensor: refused by default, widened on request.
-  std::vector<uint8_t> data = {0x00, 0x3C, 0x00, 0xC0, 0x80, 0x3F};
-  std::string h = R"({"a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},)"
-                  R"("b":{"dtype":"BF16","shape":[1],"data_offsets":[4,6]}})";
-  std::vector<uint8_t> f = st_file(h, data);
+  std::vector<uint8_t> f = st_valid_half_file();
   CHECK_THROWS_WITH_AS(parse_safetensors(f.data(), f.size()), doctest::Contains("tensor 'a': unsupported dtype 'F16'"),
                        ValueError);
   std::vector<StTensor> ts = parse_safetensors(f.data(), f.size(), nullptr, StHalf::WidenToF32);

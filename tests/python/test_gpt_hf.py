@@ -187,6 +187,27 @@ def test_half_precision_files_load_widened_exactly(small, tmp_path, dtype):
             assert np.array_equal(got[k.removeprefix("transformer.")], v.float().numpy()), k
 
 
+def test_every_half_bit_pattern_widens_as_numpy_and_torch_do(tmp_path):
+    # wte of a 1024 x 64 model holds each of the 65,536 F16 (then BF16) bit
+    # patterns once: subnormals, infinities and NaN payloads included.
+    bits = np.arange(65536, dtype=np.uint16)
+    cfg = dict(n_layer=1, n_head=1, n_embd=64, n_positions=4, vocab_size=1024)
+    for name, dtype, want in [
+            ("f16", torch.float16, bits.view(np.float16).astype(np.float32)),
+            ("bf16", torch.bfloat16, (bits.astype(np.uint32) << 16).view(np.float32))]:
+        h = hf_model(**cfg).to(dtype)
+        sd = {k: v for k, v in h.state_dict().items() if k != "lm_head.weight"}
+        sd["transformer.wte.weight"] = torch.from_numpy(bits.view(np.int16).reshape(1024, 64)).view(dtype)
+        (tmp_path / name).mkdir()
+        save_file(sd, tmp_path / name / "model.safetensors", metadata={"format": "pt"})
+        h.config.save_pretrained(tmp_path / name)
+        got = cppapi.GPT.from_pretrained(str(tmp_path / name)).parameters()["wte.weight"]
+        assert np.array_equal(got.reshape(-1).view(np.uint32), want.view(np.uint32)), name
+        ref = sd["transformer.wte.weight"].float().numpy().reshape(-1)
+        finite = np.isfinite(ref)
+        assert np.array_equal(got.reshape(-1)[finite], ref[finite])
+
+
 # ---- bad directories ---------------------------------------------------------
 
 def copy_dir(src, dst, edit_tensors=None, edit_config=None):
