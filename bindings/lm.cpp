@@ -4,7 +4,9 @@
 // step, zero_grad) for training from Python.
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
+#include <pybind11/stl/filesystem.h>
 
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -246,11 +248,11 @@ void bind_lm(py::module_& m) {
            },
            py::arg("seq"), "Logits [T, vocab] computed token by token through the KV cache.")
       .def_static("from_pretrained",
-                  [](const std::string& dir) {
+                  [](const std::filesystem::path& dir) {
                     std::unique_ptr<GPT> g;
                     {
                       py::gil_scoped_release nogil;
-                      g = GPT::from_pretrained(dir);
+                      g = GPT::from_pretrained(dir.string());
                     }
                     return PyLM<GPT>{std::move(g), nullptr};
                   },
@@ -258,9 +260,9 @@ void bind_lm(py::module_& m) {
                   "A Hugging Face GPT-2 directory (config.json + model.safetensors; F32, F16 or "
                   "BF16), as transformers' save_pretrained writes it.")
       .def("save_pretrained",
-           [](const PyLM<GPT>& lm, const std::string& dir) {
+           [](const PyLM<GPT>& lm, const std::filesystem::path& dir) {
              py::gil_scoped_release nogil;
-             lm.m->save_pretrained(dir);
+             lm.m->save_pretrained(dir.string());
            },
            py::arg("dir"),
            "Writes config.json and model.safetensors for transformers.GPT2LMHeadModel.");

@@ -139,7 +139,7 @@ def test_hf_to_lldl_to_hf(small, tmp_path, hf_warnings):
 def test_lldl_to_hf_to_lldl(tmp_path, hf_warnings):
     cfg = cppapi.GPTConfig(vocab_size=101, block_size=32, n_layer=2, n_head=2, n_embd=32)
     gpt = cppapi.GPT(cfg, seed=9)
-    gpt.save_pretrained(str(tmp_path / "a"))
+    gpt.save_pretrained(tmp_path / "a")  # a str or any os.PathLike
     hf, info = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "a", output_loading_info=True)
     assert all(not v for v in info.values()), info
     assert not [r for r in hf_warnings.records if r.levelno >= logging.WARNING], hf_warnings.text
@@ -147,7 +147,7 @@ def test_lldl_to_hf_to_lldl(tmp_path, hf_warnings):
     with torch.no_grad():
         assert rel(gpt.forward(x), hf.eval()(torch.from_numpy(x)).logits.numpy()) < TOL
     hf.save_pretrained(tmp_path / "b")
-    again = cppapi.GPT.from_pretrained(str(tmp_path / "b"))
+    again = cppapi.GPT.from_pretrained(tmp_path / "b")
     p, q = gpt.parameters(), again.parameters()
     assert set(p) == set(q)
     for k in p:
