@@ -323,8 +323,15 @@ int cmd_sample(const Args& a) {
   std::vector<int32_t> out;
   if (meta["lldl.model"] == "lstm")
     out = LSTMLM::from_checkpoint(path)->generate(ids, n, temp, std::min(top_k, tok.vocab), seed);
-  else
-    out = GPT::from_checkpoint(path)->generate(ids, n, temp, std::min(top_k, tok.vocab), seed);
+  else {
+    std::unique_ptr<GPT> m = GPT::from_checkpoint(path);
+    // A model started --from a directory may have more ids than the
+    // tokenizer it was trained with; it could sample ids nobody can decode.
+    if (m->config().vocab_size > tok.vocab)
+      throw ValueError("sample: the model has " + std::to_string(m->config().vocab_size) + " token ids but the " +
+                       tok.kind + " tokenizer of " + path + " only " + std::to_string(tok.vocab));
+    out = m->generate(ids, n, temp, std::min(top_k, tok.vocab), seed);
+  }
   std::string text = tok.decode(out);
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::printf("\n");

@@ -317,7 +317,8 @@ def test_cli_train_from_hf_dir_then_export(tmp_path):
     data = tmp_path / "corpus.txt"
     data.write_text("".join(f"the cat sat on the mat {i % 7}\n%\n" for i in range(200)))
     ckpt = tmp_path / "m.safetensors"
-    run = lambda *a: subprocess.run([str(EXE), *a], capture_output=True, text=True, timeout=300)  # noqa: E731
+    run = lambda *a: subprocess.run([str(EXE), *a], capture_output=True, text=True, errors="replace",
+                                  timeout=300)  # noqa: E731
     r = run("train", "--from", str(tmp_path / "hf"), "--tokenizer", "byte", "--data", str(data),
             "--steps", "5", "--batch", "2", "--eval-every", "0", "--eval-batches", "1",
             "--warmup", "1", "--quiet", "--threads", "1", "--out", str(ckpt))
@@ -339,5 +340,16 @@ def test_cli_train_from_hf_dir_then_export(tmp_path):
     r = run("train", "--from", str(tmp_path / "hf"), "--block", "64", "--tokenizer", "byte",
             "--data", str(data), "--steps", "1", "--out", str(ckpt))
     assert r.returncode == 2 and "--block 64 exceeds the model's n_positions 32" in r.stderr
+    r = run("sample", "--ckpt", str(ckpt), "--prompt", "the ", "--tokens", "5")
+    assert r.returncode == 0 and r.stdout.startswith("the "), r.stderr
+    # A model with more ids than its tokenizer cannot be sampled from.
+    big = hf_model(n_layer=1, n_head=2, n_embd=32, n_positions=32, vocab_size=300)
+    big.save_pretrained(tmp_path / "big")
+    r = run("train", "--from", str(tmp_path / "big"), "--tokenizer", "byte", "--data", str(data),
+            "--steps", "1", "--batch", "2", "--eval-every", "0", "--eval-batches", "1", "--quiet",
+            "--out", str(tmp_path / "big.safetensors"))
+    assert r.returncode == 0, r.stderr
+    r = run("sample", "--ckpt", str(tmp_path / "big.safetensors"), "--prompt", "the ")
+    assert r.returncode == 2 and "the model has 300 token ids but the byte tokenizer" in r.stderr
     r = run("export", "--ckpt", str(tmp_path / "absent"), "--out", str(tmp_path / "o2"))
     assert r.returncode == 2 and "absent" in r.stderr
