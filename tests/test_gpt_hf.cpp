@@ -15,7 +15,6 @@
 #include <vector>
 
 #include "core/error.h"
-#include "io/hf_config.h"
 #include "io/safetensors.h"
 #include "models/gpt.h"
 #include "tests/st_corpus.h"
@@ -160,7 +159,8 @@ TEST_CASE("gpt hf: F16 and BF16 tensors are widened exactly") {
   std::memcpy(v, ts[1].data.data(), 4);
   CHECK(v[0] == 1.0f);
   // The byte count is checked against 2-byte elements.
-  std::vector<uint8_t> bad = st_file(R"({"a":{"dtype":"F16","shape":[2],"data_offsets":[0,8]}})", std::vector<uint8_t>(8));
+  std::vector<uint8_t> bad =
+      st_file(R"({"a":{"dtype":"F16","shape":[2],"data_offsets":[0,8]}})", std::vector<uint8_t>(8));
   CHECK_THROWS_WITH_AS(parse_safetensors(bad.data(), bad.size(), nullptr, StHalf::WidenToF32),
                        doctest::Contains("span 8 bytes but shape [2] of F16 needs 4"), ValueError);
 }
@@ -177,7 +177,9 @@ TEST_CASE("gpt hf: bad directories are refused naming the key") {
   CHECK(load_error(d.str()).find("missing tensor 'transformer.h.1.mlp.c_fc.bias'") != std::string::npos);
 
   fresh();
-  edit_tensors(d.str(), [](std::vector<StTensor>& ts) { ts.push_back({"transformer.extra", DType::F32, {1}, {0, 0, 0, 0}}); });
+  edit_tensors(d.str(), [](std::vector<StTensor>& ts) {
+    ts.push_back({"transformer.extra", DType::F32, {1}, {0, 0, 0, 0}});
+  });
   CHECK(load_error(d.str()).find("unexpected tensor 'transformer.extra'") != std::string::npos);
 
   fresh();
