@@ -2,6 +2,10 @@
 //
 //   lldl-gpt train --data PATH... --steps N --out CKPT [model and optimiser flags]
 //   lldl-gpt sample --ckpt CKPT --prompt TEXT --tokens N [--temperature T --top-k K --seed S]
+//   lldl-gpt export --ckpt CKPT --out DIR     (a Hugging Face GPT-2 directory)
+//
+// `train --from DIR` starts from a Hugging Face GPT-2 directory (config.json +
+// model.safetensors) instead of a fresh model.
 //
 // A --data PATH that is a directory is read as fortune files (entries split
 // on '%' lines, e.g. /usr/share/games/fortunes); a file is read as plain text.
@@ -44,9 +48,10 @@ const char* kUsage =
     "      --batch N (16) --lr X (1e-3) --min-lr X (1e-4) --warmup N (100)\n"
     "      --weight-decay X (0.1) --grad-clip X (1.0) --eval-every N (100) --eval-batches N (16)\n"
     "      --ckpt-every N (0: at the end) --val-fraction X (0.05) --seed N (1337) --threads N\n"
-    "      --quiet\n"
+    "      --quiet  --from DIR (start from a Hugging Face GPT-2 directory)        [gpt]\n"
     "  lldl-gpt sample --ckpt CKPT --prompt TEXT --tokens N [--temperature X (0.8)]\n"
-    "      [--top-k N (40)] [--seed N (1)] [--threads N]\n";
+    "      [--top-k N (40)] [--seed N (1)] [--threads N]\n"
+    "  lldl-gpt export --ckpt CKPT --out DIR   (config.json + model.safetensors for transformers)\n";
 
 [[noreturn]] void usage_error(const std::string& msg) {
   throw ValueError("lldl-gpt: " + msg + "\n" + kUsage);
@@ -212,11 +217,37 @@ void read_corpus(const std::vector<std::string>& paths, std::vector<std::string>
   if (entries->empty()) throw ValueError("--data: empty corpus (no text in " + paths[0] + ")");
 }
 
+// The GPT to train: a fresh one of the flags' sizes, or the one in --from DIR
+// (whose config fixes the sizes; the block defaults to at most n_positions).
+std::unique_ptr<GPT> make_gpt(const Args& a, int64_t vocab, LMTrainConfig* c) {
+  if (!a.has("from")) {
+    GPTConfig g;
+    g.vocab_size = vocab;
+    g.block_size = c->seq;
+    g.n_layer = a.num("n-layer", 4);
+    g.n_head = a.num("n-head", 4);
+    g.n_embd = a.num("n-embd", 128);
+    return std::make_unique<GPT>(g, c->seed);
+  }
+  for (const char* k : {"n-layer", "n-head", "n-embd"})
+    if (a.has(k)) usage_error(std::string("--") + k + " conflicts with --from (the directory's config.json sets it)");
+  std::unique_ptr<GPT> m = GPT::from_pretrained(a.str("from", ""));
+  const GPTConfig& g = m->config();
+  if (!a.has("block")) c->seq = std::min(c->seq, g.block_size);
+  if (c->seq > g.block_size)
+    usage_error("--block " + std::to_string(c->seq) + " exceeds the model's n_positions " +
+                std::to_string(g.block_size));
+  if (vocab > g.vocab_size)
+    usage_error("the tokenizer has " + std::to_string(vocab) + " tokens but the model in --from has only " +
+                std::to_string(g.vocab_size));
+  return m;
+}
+
 int cmd_train(const Args& a) {
   a.allow({"steps", "out", "model", "tokenizer", "bpe-vocab", "n-layer", "n-head", "n-embd",
            "block", "lstm-embd", "lstm-hidden", "batch", "lr", "min-lr", "warmup",
            "weight-decay", "grad-clip", "eval-every", "eval-batches", "ckpt-every",
-           "val-fraction", "seed", "threads"});
+           "val-fraction", "seed", "threads", "from"});
   if (a.data.empty()) usage_error("train needs --data PATH...");
   if (!a.has("out")) usage_error("train needs --out CKPT");
   if (a.has("threads")) set_num_threads(static_cast<int>(a.num("threads", 1)));
@@ -247,19 +278,14 @@ int cmd_train(const Args& a) {
   c.seed = static_cast<uint64_t>(a.num("seed", 1337));
   c.progress = a.flags.empty();
   std::string model = a.str("model", "gpt");
+  if (a.has("from") && model != "gpt") usage_error("--from needs --model gpt");
   std::fprintf(stderr, "corpus: %zu entries, %zu train / %zu val tokens, %s tokenizer (vocab %lld)\n",
                entries.size(), train.size(), val.size(), tok.kind.c_str(), (long long)tok.vocab);
   LMTrainLog log;
   if (model == "gpt") {
-    GPTConfig g;
-    g.vocab_size = tok.vocab;
-    g.block_size = c.seq;
-    g.n_layer = a.num("n-layer", 4);
-    g.n_head = a.num("n-head", 4);
-    g.n_embd = a.num("n-embd", 128);
-    GPT m(g, c.seed);
-    std::fprintf(stderr, "gpt: %lld parameters\n", (long long)m.num_parameters());
-    log = train_lm(m, train, val, c, tok.meta);
+    std::unique_ptr<GPT> m = make_gpt(a, tok.vocab, &c);
+    std::fprintf(stderr, "gpt: %lld parameters\n", (long long)m->num_parameters());
+    log = train_lm(*m, train, val, c, tok.meta);
   } else if (model == "lstm") {
     LSTMConfig l;
     l.vocab_size = tok.vocab;
@@ -297,11 +323,33 @@ int cmd_sample(const Args& a) {
   std::vector<int32_t> out;
   if (meta["lldl.model"] == "lstm")
     out = LSTMLM::from_checkpoint(path)->generate(ids, n, temp, std::min(top_k, tok.vocab), seed);
-  else
-    out = GPT::from_checkpoint(path)->generate(ids, n, temp, std::min(top_k, tok.vocab), seed);
+  else {
+    std::unique_ptr<GPT> m = GPT::from_checkpoint(path);
+    // A model started --from a directory may have more ids than the
+    // tokenizer it was trained with; it could sample ids nobody can decode.
+    if (m->config().vocab_size > tok.vocab)
+      throw ValueError("sample: the model has " + std::to_string(m->config().vocab_size) + " token ids but the " +
+                       tok.kind + " tokenizer of " + path + " only " + std::to_string(tok.vocab));
+    out = m->generate(ids, n, temp, std::min(top_k, tok.vocab), seed);
+  }
   std::string text = tok.decode(out);
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::printf("\n");
+  return 0;
+}
+
+// A GPT checkpoint of lldl as a Hugging Face GPT-2 directory.
+int cmd_export(const Args& a) {
+  a.allow({"ckpt", "out"});
+  if (!a.has("ckpt")) usage_error("export needs --ckpt CKPT");
+  if (!a.has("out")) usage_error("export needs --out DIR");
+  std::string path = a.str("ckpt", ""), dir = a.str("out", "");
+  std::map<std::string, std::string> meta;
+  load_safetensors(path, &meta);
+  if (meta["lldl.model"] != "gpt")
+    throw ValueError("export: " + path + " is not a GPT checkpoint (lldl.model '" + meta["lldl.model"] + "')");
+  GPT::from_checkpoint(path)->save_pretrained(dir);
+  std::printf("exported %s to %s (config.json, model.safetensors)\n", path.c_str(), dir.c_str());
   return 0;
 }
 
@@ -314,6 +362,7 @@ int main(int argc, char** argv) {
     Args a(argc, argv, 2);
     if (cmd == "train") return cmd_train(a);
     if (cmd == "sample") return cmd_sample(a);
+    if (cmd == "export") return cmd_export(a);
     usage_error("unknown command '" + cmd + "'");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());

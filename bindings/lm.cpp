@@ -4,7 +4,9 @@
 // step, zero_grad) for training from Python.
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
+#include <pybind11/stl/filesystem.h>
 
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -206,23 +208,25 @@ py::array_t<float> stepwise(const LM& lm, const py::handle& seq, F f) {
 void bind_lm(py::module_& m) {
   py::class_<GPTConfig>(m, "GPTConfig")
       .def(py::init([](int64_t vocab_size, int64_t block_size, int64_t n_layer, int64_t n_head,
-                       int64_t n_embd) {
-             GPTConfig c{vocab_size, block_size, n_layer, n_head, n_embd};
+                       int64_t n_embd, double layer_norm_epsilon) {
+             GPTConfig c{vocab_size, block_size, n_layer, n_head, n_embd, layer_norm_epsilon};
              c.validate();
              return c;
            }),
            py::arg("vocab_size"), py::arg("block_size"), py::arg("n_layer"), py::arg("n_head"),
-           py::arg("n_embd"))
+           py::arg("n_embd"), py::arg("layer_norm_epsilon") = 1e-5)
       .def_readonly("vocab_size", &GPTConfig::vocab_size)
       .def_readonly("block_size", &GPTConfig::block_size)
       .def_readonly("n_layer", &GPTConfig::n_layer)
       .def_readonly("n_head", &GPTConfig::n_head)
       .def_readonly("n_embd", &GPTConfig::n_embd)
+      .def_readonly("layer_norm_epsilon", &GPTConfig::layer_norm_epsilon)
       .def("__repr__", [](const GPTConfig& c) {
         return "GPTConfig(vocab_size=" + std::to_string(c.vocab_size) +
                ", block_size=" + std::to_string(c.block_size) + ", n_layer=" +
                std::to_string(c.n_layer) + ", n_head=" + std::to_string(c.n_head) +
-               ", n_embd=" + std::to_string(c.n_embd) + ")";
+               ", n_embd=" + std::to_string(c.n_embd) + ", layer_norm_epsilon=" +
+               std::string(py::repr(py::float_(c.layer_norm_epsilon))) + ")";
       });
   py::class_<LSTMConfig>(m, "LSTMConfig")
       .def(py::init([](int64_t vocab_size, int64_t n_embd, int64_t n_hidden) {
@@ -242,7 +246,26 @@ void bind_lm(py::module_& m) {
                return lm.m->cached_logits(v);
              });
            },
-           py::arg("seq"), "Logits [T, vocab] computed token by token through the KV cache.");
+           py::arg("seq"), "Logits [T, vocab] computed token by token through the KV cache.")
+      .def_static("from_pretrained",
+                  [](const std::filesystem::path& dir) {
+                    std::unique_ptr<GPT> g;
+                    {
+                      py::gil_scoped_release nogil;
+                      g = GPT::from_pretrained(dir.string());
+                    }
+                    return PyLM<GPT>{std::move(g), nullptr};
+                  },
+                  py::arg("dir"),
+                  "A Hugging Face GPT-2 directory (config.json + model.safetensors; F32, F16 or "
+                  "BF16), as transformers' save_pretrained writes it.")
+      .def("save_pretrained",
+           [](const PyLM<GPT>& lm, const std::filesystem::path& dir) {
+             py::gil_scoped_release nogil;
+             lm.m->save_pretrained(dir.string());
+           },
+           py::arg("dir"),
+           "Writes config.json and model.safetensors for transformers.GPT2LMHeadModel.");
   bind_lm<LSTMLM, LSTMConfig>(m, "LSTM", "A character-level LSTM language model.")
       .def("stepwise_logits",
            [](const PyLM<LSTMLM>& lm, const py::handle& seq) {

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
     if (!write_file(dir + "/bad_" + std::to_string(n++), c.bytes)) return 1;
   if (!write_file(dir + "/valid_0", lldl::st_valid_file())) return 1;
   if (!write_file(dir + "/valid_empty", lldl::st_file("{}      ", {}))) return 1;
-  std::printf("wrote %d seed files to %s\n", n + 2, dir.c_str());
+  if (!write_file(dir + "/valid_half", lldl::st_valid_half_file())) return 1;
+  std::printf("wrote %d seed files to %s\n", n + 3, dir.c_str());
   return 0;
 }

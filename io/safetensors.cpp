@@ -92,8 +92,7 @@ std::string directory_of(const std::string& path) {
 std::vector<StTensor> copy_out(const std::vector<st::Entry>& entries, const uint8_t* data) {
   std::vector<StTensor> out;
   out.reserve(entries.size());
-  for (const st::Entry& e : entries)
-    out.push_back({e.name, e.dtype, e.shape, std::vector<uint8_t>(data + e.begin, data + e.end)});
+  for (const st::Entry& e : entries) out.push_back(st::decode(e, data + e.begin));
   return out;
 }
 
@@ -175,17 +174,17 @@ void save_safetensors(const std::string& path, const std::vector<StTensorRef>& t
 }
 
 std::vector<StTensor> parse_safetensors(const uint8_t* bytes, size_t n,
-                                        std::map<std::string, std::string>* metadata) {
+                                        std::map<std::string, std::string>* metadata, StHalf half) {
   const std::string where = "safetensors buffer";
   if (!bytes && n) throw ValueError(where + ": null data");
   uint64_t hlen = st::header_length(bytes, n, where);
   std::vector<st::Entry> entries = st::parse_header(reinterpret_cast<const char*>(bytes + 8), hlen,
-                                                    n - 8 - hlen, where, metadata);
+                                                    n - 8 - hlen, where, metadata, half);
   return copy_out(entries, bytes + 8 + hlen);
 }
 
 std::vector<StTensor> load_safetensors(const std::string& path,
-                                       std::map<std::string, std::string>* metadata) {
+                                       std::map<std::string, std::string>* metadata, StHalf half) {
   const std::string where = st::describe(path);
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) io_fail(path, "open", errno);
@@ -217,13 +216,20 @@ std::vector<StTensor> load_safetensors(const std::string& path,
   uint64_t hlen = st::header_length(prefix, size, where);
   std::string text(hlen, '\0');
   read_at(text.data(), hlen, 8);
-  std::vector<st::Entry> entries = st::parse_header(text.data(), hlen, size - 8 - hlen, where, metadata);
+  std::vector<st::Entry> entries = st::parse_header(text.data(), hlen, size - 8 - hlen, where, metadata, half);
 
   std::vector<StTensor> out;
   out.reserve(entries.size());
+  std::vector<uint8_t> raw;
   for (const st::Entry& e : entries) {
-    out.push_back({e.name, e.dtype, e.shape, std::vector<uint8_t>(e.end - e.begin)});
-    read_at(out.back().data.data(), e.end - e.begin, 8 + hlen + e.begin);
+    if (e.stored == st::Stored::Same) {
+      out.push_back({e.name, e.dtype, e.shape, std::vector<uint8_t>(e.end - e.begin)});
+      read_at(out.back().data.data(), e.end - e.begin, 8 + hlen + e.begin);
+    } else {  // halves: read the stored bytes, then widen
+      raw.resize(e.end - e.begin);
+      read_at(raw.data(), raw.size(), 8 + hlen + e.begin);
+      out.push_back(st::decode(e, raw.data()));
+    }
   }
   return out;
 }

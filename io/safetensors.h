@@ -7,7 +7,10 @@
 // Offsets are relative to the start of the data section; the tensors tile it
 // exactly (contiguous, no gaps, no overlap, nothing after the last one).
 //
-// lldl reads and writes F32, F64 and I32. Any malformed file raises
+// lldl reads and writes F32, F64 and I32. A loader may also ask for F16 and
+// BF16 tensors (Hugging Face's half-precision checkpoints), which are then
+// validated as strictly as the rest and widened to F32 (StHalf). Any
+// malformed file raises
 // ValueError naming the file, the tensor and what is wrong, before anything is
 // allocated from a size the file claims; failing system calls raise IOError.
 #pragma once
@@ -37,6 +40,12 @@ struct StTensorRef {
   const void* data = nullptr;
 };
 
+// What a loader does with F16 / BF16 tensors: refuse them (the default: an
+// lldl checkpoint never holds them), or widen them exactly to F32 (every
+// half value is a float). Sizes and offsets are checked against the 2-byte
+// elements of the file either way.
+enum class StHalf : uint8_t { Reject, WidenToF32 };
+
 // Writes atomically: a temporary file next to `path` is written, flushed,
 // fsynced and renamed over `path`, then the directory is fsynced. On failure
 // the temporary file is removed and any previous file at `path` is intact.
@@ -48,11 +57,18 @@ void save_safetensors(const std::string& path, const std::vector<StTensorRef>& t
 
 // Reads every tensor, in file (offset) order; fills *metadata when given.
 std::vector<StTensor> load_safetensors(const std::string& path,
-                                       std::map<std::string, std::string>* metadata = nullptr);
+                                       std::map<std::string, std::string>* metadata = nullptr,
+                                       StHalf half = StHalf::Reject);
 
 // The same from a buffer holding a whole file (the fuzzing entry point).
 std::vector<StTensor> parse_safetensors(const uint8_t* bytes, size_t n,
-                                        std::map<std::string, std::string>* metadata = nullptr);
+                                        std::map<std::string, std::string>* metadata = nullptr,
+                                        StHalf half = StHalf::Reject);
+
+// IEEE half (F16) and bfloat16 bit patterns as float, exactly (subnormals,
+// infinities and NaN included).
+float f16_to_f32(uint16_t h);
+float bf16_to_f32(uint16_t h);
 
 // The dtype strings of the format ("F32", "F64", "I32").
 const char* st_dtype_name(DType t);

@@ -3,6 +3,7 @@
 // before anything is allocated from it or read through it.
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -34,13 +35,18 @@ std::string brief(const json& v) {
   fail(where, "tensor '" + name + "': " + what);
 }
 
-bool dtype_from_string(const std::string& s, DType* out) {
+// The entry's dtype and storage from the file's dtype string; false if lldl
+// does not read it (halves only when the loader widens them).
+bool dtype_from_string(const std::string& s, StHalf half, Entry* e) {
   for (DType t : {DType::F32, DType::F64, DType::I32})
     if (s == st_dtype_name(t)) {
-      *out = t;
+      e->dtype = t;
       return true;
     }
-  return false;
+  if (half != StHalf::WidenToF32 || (s != "F16" && s != "BF16")) return false;
+  e->dtype = DType::F32;
+  e->stored = s == "F16" ? Stored::F16 : Stored::BF16;
+  return true;
 }
 
 // A JSON value that must be a non-negative integer: returns it or fails.
@@ -88,7 +94,7 @@ void read_metadata(const json& m, const std::string& where,
   }
 }
 
-Entry read_entry(const std::string& name, const json& v, const std::string& where) {
+Entry read_entry(const std::string& name, const json& v, const std::string& where, StHalf half) {
   if (!v.is_object()) fail_tensor(where, name, "entry is not an object (got " + std::string(v.type_name()) + ")");
   for (auto it = v.begin(); it != v.end(); ++it)
     if (it.key() != "dtype" && it.key() != "shape" && it.key() != "data_offsets")
@@ -100,8 +106,9 @@ Entry read_entry(const std::string& name, const json& v, const std::string& wher
   e.name = name;
   const json& dt = v["dtype"];
   if (!dt.is_string()) fail_tensor(where, name, "'dtype' is not a string (got " + brief(dt) + ")");
-  if (!dtype_from_string(dt.get<std::string>(), &e.dtype))
-    fail_tensor(where, name, "unsupported dtype '" + dt.get<std::string>() + "' (lldl reads F32, F64, I32)");
+  if (!dtype_from_string(dt.get<std::string>(), half, &e))
+    fail_tensor(where, name, "unsupported dtype '" + dt.get<std::string>() + "' (lldl reads F32, F64, I32" +
+                                 (half == StHalf::WidenToF32 ? ", F16, BF16)" : "; F16, BF16 only where widened)"));
 
   const json& sh = v["shape"];
   if (!sh.is_array()) fail_tensor(where, name, "'shape' is not an array (got " + brief(sh) + ")");
@@ -113,7 +120,8 @@ Entry read_entry(const std::string& name, const json& v, const std::string& wher
     e.shape.push_back(static_cast<int64_t>(d));
   }
   uint64_t bytes = 0;
-  if (__builtin_mul_overflow(numel, uint64_t(dtype_size(e.dtype)), &bytes))
+  const uint64_t elem = e.stored == Stored::Same ? dtype_size(e.dtype) : 2;
+  if (__builtin_mul_overflow(numel, elem, &bytes))
     fail_tensor(where, name, "byte size of shape " + brief(sh) + " overflows 64 bits");
 
   const json& off = v["data_offsets"];
@@ -155,7 +163,7 @@ uint64_t header_length(const uint8_t* prefix, uint64_t file_size, const std::str
 }
 
 std::vector<Entry> parse_header(const char* text, size_t n, uint64_t data_len, const std::string& where,
-                                std::map<std::string, std::string>* metadata) {
+                                std::map<std::string, std::string>* metadata, StHalf half) {
   json j;
   try {
     j = json::parse(text, text + n, DuplicateKeyCheck{where, {}, {}});
@@ -170,7 +178,7 @@ std::vector<Entry> parse_header(const char* text, size_t n, uint64_t data_len, c
     if (it.key() == "__metadata__")
       read_metadata(it.value(), where, &meta);
     else
-      entries.push_back(read_entry(it.key(), it.value(), where));
+      entries.push_back(read_entry(it.key(), it.value(), where, half));
   }
 
   // The tensors must tile [0, data_len): sorted by offset, each begins where
@@ -202,4 +210,41 @@ std::vector<Entry> parse_header(const char* text, size_t n, uint64_t data_len, c
   return entries;
 }
 
+StTensor decode(const Entry& e, const uint8_t* bytes) {
+  const size_t n = e.end - e.begin;
+  if (e.stored == Stored::Same) return {e.name, e.dtype, e.shape, std::vector<uint8_t>(bytes, bytes + n)};
+  // Halves: n / 2 elements, each widened to a 4-byte float.
+  std::vector<uint8_t> out(n * 2);
+  for (size_t i = 0; i < n / 2; ++i) {
+    uint16_t h;
+    std::memcpy(&h, bytes + 2 * i, 2);
+    float f = e.stored == Stored::F16 ? f16_to_f32(h) : bf16_to_f32(h);
+    std::memcpy(out.data() + 4 * i, &f, 4);
+  }
+  return {e.name, DType::F32, e.shape, std::move(out)};
+}
+
 }  // namespace lldl::st
+
+namespace lldl {
+
+// bfloat16 is the top half of a float's bits.
+float bf16_to_f32(uint16_t h) { return std::bit_cast<float>(uint32_t(h) << 16); }
+
+// IEEE binary16: 1 sign, 5 exponent (bias 15), 10 mantissa bits.
+float f16_to_f32(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+  uint32_t bits;
+  if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | (man << 13);  // infinity or NaN (payload kept)
+  } else if (exp != 0) {
+    bits = sign | ((exp + 112) << 23) | (man << 13);  // rebias 15 -> 127
+  } else {
+    // Zero or subnormal: man * 2^-24 is exact in float.
+    float f = std::ldexp(float(man), -24);
+    bits = sign | std::bit_cast<uint32_t>(f);
+  }
+  return std::bit_cast<float>(bits);
+}
+
+}  // namespace lldl

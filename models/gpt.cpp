@@ -1,5 +1,6 @@
 #include "models/gpt.h"
 
+#include <charconv>
 #include <cmath>
 #include <string>
 
@@ -10,7 +11,25 @@
 #include "models/lm_common.h"
 
 namespace lldl {
+namespace {
 
+// The shortest decimal that reads back as exactly v.
+std::string shortest(double v) {
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
+double metadata_real(const std::map<std::string, std::string>& m, const std::string& key) {
+  const std::string& s = m.at(key);
+  double v = 0;
+  auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (r.ec != std::errc() || r.ptr != s.data() + s.size())
+    throw ValueError("checkpoint metadata '" + key + "' is not a number: '" + s + "'");
+  return v;
+}
+
+}  // namespace
 
 void GPTConfig::validate() const {
   auto positive = [](const char* name, int64_t v) {
@@ -25,6 +44,9 @@ void GPTConfig::validate() const {
   if (n_embd % n_head)
     throw ValueError("GPTConfig: n_embd (" + std::to_string(n_embd) +
                      ") must be divisible by n_head (" + std::to_string(n_head) + ")");
+  if (!std::isfinite(layer_norm_epsilon) || layer_norm_epsilon < 0)
+    throw ValueError("GPTConfig: layer_norm_epsilon must be finite and >= 0, got " +
+                     std::to_string(layer_norm_epsilon));
   if (vocab_size > INT32_MAX || block_size > (int64_t(1) << 20) || n_embd > (int64_t(1) << 16))
     throw ValueError("GPTConfig: sizes too large (vocab_size " + std::to_string(vocab_size) +
                      ", block_size " + std::to_string(block_size) + ", n_embd " +
@@ -37,7 +59,8 @@ std::map<std::string, std::string> GPTConfig::to_metadata() const {
           {"block_size", std::to_string(block_size)},
           {"n_layer", std::to_string(n_layer)},
           {"n_head", std::to_string(n_head)},
-          {"n_embd", std::to_string(n_embd)}};
+          {"n_embd", std::to_string(n_embd)},
+          {"layer_norm_epsilon", shortest(layer_norm_epsilon)}};
 }
 
 GPTConfig GPTConfig::from_metadata(const std::map<std::string, std::string>& m) {
@@ -48,22 +71,18 @@ GPTConfig GPTConfig::from_metadata(const std::map<std::string, std::string>& m) 
   c.n_layer = metadata_int(m, "n_layer");
   c.n_head = metadata_int(m, "n_head");
   c.n_embd = metadata_int(m, "n_embd");
+  // Checkpoints written before the epsilon was configurable used GPT-2's.
+  if (m.count("layer_norm_epsilon")) c.layer_norm_epsilon = metadata_real(m, "layer_norm_epsilon");
   c.validate();
   return c;
 }
 
-GPT::GPT(const GPTConfig& cfg, uint64_t seed) : LanguageModel(cfg, "gpt") {
+GPT::GPT(const GPTConfig& cfg, uint64_t seed) : GPT(cfg, Uninitialised{}) { init_weights(seed); }
+
+GPT::GPT(const GPTConfig& cfg, Uninitialised) : LanguageModel(cfg, "gpt") {
   const int64_t V = cfg.vocab_size, C = cfg.n_embd;
-  // GPT-2's initialisation: N(0, 0.02) weights, the projections into the
-  // residual stream scaled by 1/sqrt(2 n_layer), zero biases, unit LN gains.
-  const double std0 = 0.02, std_res = 0.02 / std::sqrt(2.0 * double(cfg.n_layer));
-  uint64_t s = seed;
-  auto normal = [&](Tensor t, double sd) { init_normal(g_, t, 0.0, sd, s++); };
-  auto ones = [&](Tensor t) { init_uniform(g_, t, 1.0, 1.0, 0); };
   wte_ = p("wte.weight", Shape{V, C});
-  normal(wte_, std0);
   wpe_ = p("wpe.weight", Shape{cfg.block_size, C});
-  normal(wpe_, 0.01);
   for (int64_t i = 0; i < cfg.n_layer; ++i) {
     std::string h = "h." + std::to_string(i) + ".";
     Block b;
@@ -79,16 +98,29 @@ GPT::GPT(const GPTConfig& cfg, uint64_t seed) : LanguageModel(cfg, "gpt") {
     b.fc_b = p(h + "mlp.c_fc.bias", Shape{4 * C});
     b.mlp_w = p(h + "mlp.c_proj.weight", Shape{4 * C, C});
     b.mlp_b = p(h + "mlp.c_proj.bias", Shape{C});
+    h_.push_back(b);
+  }
+  lnf_w_ = p("ln_f.weight", Shape{C});
+  lnf_b_ = p("ln_f.bias", Shape{C});
+}
+
+void GPT::init_weights(uint64_t seed) {
+  // GPT-2's initialisation: N(0, 0.02) weights, the projections into the
+  // residual stream scaled by 1/sqrt(2 n_layer), zero biases, unit LN gains.
+  const double std0 = 0.02, std_res = 0.02 / std::sqrt(2.0 * double(cfg_.n_layer));
+  uint64_t s = seed;
+  auto normal = [&](Tensor t, double sd) { init_normal(g_, t, 0.0, sd, s++); };
+  auto ones = [&](Tensor t) { init_uniform(g_, t, 1.0, 1.0, 0); };
+  normal(wte_, std0);
+  normal(wpe_, 0.01);
+  for (const Block& b : h_) {
     ones(b.ln1_w);
     ones(b.ln2_w);
     normal(b.attn_w, std0);
     normal(b.proj_w, std_res);
     normal(b.fc_w, std0);
     normal(b.mlp_w, std_res);
-    h_.push_back(b);
   }
-  lnf_w_ = p("ln_f.weight", Shape{C});
-  lnf_b_ = p("ln_f.bias", Shape{C});
   ones(lnf_w_);
 }
 
@@ -105,18 +137,19 @@ Tensor GPT::forward(const int32_t* idx, int64_t B, int64_t T) {
   int32_t* pp = g_.data<int32_t>(pos);
   for (int64_t i = 0; i < BT; ++i) pp[i] = static_cast<int32_t>(i % T);
 
+  const float eps = static_cast<float>(cfg_.layer_norm_epsilon);
   Tensor x = reshape(add(embedding(ids, wte_), embedding(pos, wpe_)), Shape{BT, C});
   for (const Block& b : h_) {
     // Attention sub-block: x + c_proj(attn(c_attn(ln_1(x)))).
-    Tensor qkv = linear(layer_norm(x, b.ln1_w, b.ln1_b), b.attn_w, b.attn_b);
+    Tensor qkv = linear(layer_norm(x, b.ln1_w, b.ln1_b, eps), b.attn_w, b.attn_b);
     Tensor a = causal_attention(reshape(qkv, Shape{B, T, 3 * C}), static_cast<int>(cfg_.n_head));
     x = add(x, linear(reshape(a, Shape{BT, C}), b.proj_w, b.proj_b));
     // MLP sub-block: x + c_proj(gelu(c_fc(ln_2(x)))).
-    Tensor h = gelu(linear(layer_norm(x, b.ln2_w, b.ln2_b), b.fc_w, b.fc_b));
+    Tensor h = gelu(linear(layer_norm(x, b.ln2_w, b.ln2_b, eps), b.fc_w, b.fc_b));
     x = add(x, linear(h, b.mlp_w, b.mlp_b));
   }
   // The LM head is the token embedding, transposed: logits = x wte^T.
-  return matmul(layer_norm(x, lnf_w_, lnf_b_), wte_, false, true);
+  return matmul(layer_norm(x, lnf_w_, lnf_b_, eps), wte_, false, true);
 }
 
 double GPT::loss(const int32_t* idx, const int32_t* targets, int64_t B, int64_t T) {

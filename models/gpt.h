@@ -10,7 +10,11 @@
 // and .bias [3C], h.{i}.attn.c_proj.weight [C, C] and .bias, h.{i}.ln_2.*,
 // h.{i}.mlp.c_fc.weight [C, 4C] and .bias [4C], h.{i}.mlp.c_proj.weight
 // [4C, C] and .bias, ln_f.{weight,bias}. A GPT-2 safetensors checkpoint
-// therefore loads as it is (its extra attn.bias mask buffers aside).
+// therefore loads as it is (its extra attn.bias mask buffers aside), and
+// from_pretrained / save_pretrained read and write Hugging Face GPT-2
+// directories (models/gpt_hf.cpp). The arithmetic is GPT-2's: the tanh GELU
+// ("gelu_new"), LayerNorm with the config's epsilon, scores scaled by
+// 1/sqrt(head size), logits with exactly vocab_size columns (no padding).
 //
 // One training step:  gpt.loss(x, y, B, T); gpt.backward(); clip; opt.step();
 // Generation runs outside the tape with a KV cache (models/gpt_infer.cpp).
@@ -29,7 +33,9 @@ namespace lldl {
 
 struct GPTConfig {
   int64_t vocab_size = 256, block_size = 128, n_layer = 4, n_head = 4, n_embd = 128;
-  // Throws ValueError naming the field (sizes >= 1, n_embd divisible by n_head).
+  double layer_norm_epsilon = 1e-5;  // GPT-2's; applied in float32
+  // Throws ValueError naming the field (sizes >= 1, n_embd divisible by
+  // n_head, epsilon finite and >= 0).
   void validate() const;
   std::map<std::string, std::string> to_metadata() const;
   static GPTConfig from_metadata(const std::map<std::string, std::string>& m);
@@ -38,6 +44,10 @@ struct GPTConfig {
 class GPT : public LanguageModel<GPT, GPTConfig> {
  public:
   explicit GPT(const GPTConfig& cfg, uint64_t seed = 1337);
+  // Every parameter allocated and zero, for a caller about to load them all
+  // (from_pretrained: skips GPT-2's random initialisation, seconds at 124M).
+  struct Uninitialised {};
+  GPT(const GPTConfig& cfg, Uninitialised);
 
   // Starts a new step (gradients kept) and records the forward pass of idx
   // [B, T] (row-major). Ids must be in [0, vocab_size) and T <= block_size
@@ -60,6 +70,16 @@ class GPT : public LanguageModel<GPT, GPTConfig> {
   // prompt): equals forward()'s last row.
   std::vector<float> prefill_logits(const std::vector<int32_t>& seq) const;
 
+  // A Hugging Face GPT-2 directory (config.json + model.safetensors, as
+  // transformers' save_pretrained writes for GPT2LMHeadModel or GPT2Model;
+  // F32, F16 or BF16 tensors). Every tensor must be present with the shape
+  // the config implies, and nothing else (non-persistent attn.bias /
+  // attn.masked_bias buffers aside); ValueError naming the key otherwise.
+  static std::unique_ptr<GPT> from_pretrained(const std::string& dir);
+  // Writes such a directory (GPT2LMHeadModel keys, float32, lm_head tied and
+  // so not stored), creating `dir` if needed; each file is written atomically.
+  void save_pretrained(const std::string& dir) const;
+
   // Checks ids and sizes before anything is recorded.
   void check_tokens(const int32_t* idx, int64_t B, int64_t T) const;
 
@@ -69,6 +89,7 @@ class GPT : public LanguageModel<GPT, GPTConfig> {
     Tensor ln1_w, ln1_b, attn_w, attn_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, mlp_w, mlp_b;
   };
   std::vector<Block> h_;
+  void init_weights(uint64_t seed);
   friend struct GptInfer;
 };
 

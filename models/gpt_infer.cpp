@@ -50,7 +50,7 @@ struct GptInfer {
     if (ln_ws.size() < static_cast<size_t>(2 * rows)) ln_ws.resize(static_cast<size_t>(2 * rows));
     KernelArgs a{};
     a.kind = OpKind::LayerNorm;
-    a.attr = layer_norm_attr(1e-5f);
+    a.attr = layer_norm_attr(static_cast<float>(cfg.layer_norm_epsilon));
     a.n_in = 3;
     a.in[0] = in;
     a.in_shape[0] = Shape{rows, C};

@@ -43,6 +43,14 @@ inline std::vector<uint8_t> st_valid_file() {
   return st_file(h, data);
 }
 
+// A well-formed file of half-precision tensors (valid when halves are
+// widened): F16 "a" [2] = {1, -2}, BF16 "b" [1] = {1}.
+inline std::vector<uint8_t> st_valid_half_file() {
+  std::string h = R"({"a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},)"
+                  R"("b":{"dtype":"BF16","shape":[1],"data_offsets":[4,6]}})";
+  return st_file(h, {0x00, 0x3C, 0x00, 0xC0, 0x80, 0x3F});
+}
+
 inline std::vector<StCorruptCase> st_corrupt_cases() {
   const std::vector<uint8_t> b4(4, 0), b8(8, 0), b12(12, 0);
   // One F32 tensor "w" with the given entry fields and data.
