@@ -172,11 +172,14 @@ Gpt2Tokenizer Gpt2Tokenizer::from_pretrained(const std::string& dir) {
       if (j.contains("added_tokens"))
         for (const auto& a : j.at("added_tokens")) t.add_listed(a.at("content").get<std::string>(), a.at("id").get<int64_t>(), path);
     } else {
-      if (fs::exists(path = at))
-        for (const auto& [k, v] : read_json(path).items()) t.add_listed(k, v.get<int64_t>(), path);
-      if (fs::exists(path = sm))
-        for (const auto& [k, v] : read_json(path).items()) {
-          std::vector<nlohmann::json> items = v.is_array() ? v.get<std::vector<nlohmann::json>>() : std::vector{v};
+      nlohmann::json j;  // named: items() of a temporary would dangle
+      if (fs::exists(path = at) && !(j = read_json(path)).is_null())
+        for (const auto& [k, v] : j.items()) t.add_listed(k, v.get<int64_t>(), path);
+      if (fs::exists(path = sm) && !(j = read_json(path)).is_null())
+        for (const auto& [k, v] : j.items()) {
+          std::vector<nlohmann::json> items;  // one token, or a list (additional_special_tokens)
+          if (v.is_array()) items = v.get<std::vector<nlohmann::json>>();
+          else items.push_back(v);
           for (const auto& x : items) {
             std::string s = special_text(x, path);
             if (t.token_id(s) < 0) fail(path, "special token '" + s + "' (" + k + ") is not in the vocabulary");
