@@ -181,7 +181,7 @@ struct Gpt2Loader {
       for (auto [id, what] : {std::pair{ia, l.substr(0, sp)}, std::pair{ib, l.substr(sp + 1)}})
         if (id < 0) fail(path, line, "token " + show_token(what) + " is not in vocab.json");
       if (iab < 0) fail(path, line, "the merged token " + show_token(std::string(l.substr(0, sp)) + std::string(l.substr(sp + 1))) + " is not in vocab.json");
-      if (!t.merges_.emplace(bpe_pair_key(ia, ib), Gpt2Tokenizer::Merge{rank, iab}).second)
+      if (!t.merges_.insert(bpe_pair_key(ia, ib), PairMerge{rank, iab}))
         fail(path, line, "merge " + show_token(l) + " is given twice");
       ++rank;
     }

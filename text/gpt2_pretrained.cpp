@@ -128,7 +128,7 @@ Gpt2Tokenizer Gpt2Tokenizer::from_tiktoken(const std::string& path, const std::v
     if (!t.used_[id]) continue;
     for (size_t k = 1; k < tok.size(); ++k) {
       int32_t a = t.token_id(std::string_view(tok).substr(0, k)), b = t.token_id(std::string_view(tok).substr(k));
-      if (a >= 0 && b >= 0) t.merges_[bpe_pair_key(a, b)] = Merge{int32_t(id), int32_t(id)};
+      if (a >= 0 && b >= 0) t.merges_.insert(bpe_pair_key(a, b), PairMerge{int32_t(id), int32_t(id)});
     }
   }
   t.add_special(special);

@@ -35,6 +35,7 @@ uint32_t gpt2_byte_to_unicode(unsigned char b) {
 }
 
 Gpt2Tokenizer::Gpt2Tokenizer() : cache_(std::make_unique<Gpt2Cache>()) {
+  cache_->map.reserve(Gpt2Cache::kMaxEntries);
   for (int32_t& id : byte_id_) id = -1;
 }
 Gpt2Tokenizer::Gpt2Tokenizer(Gpt2Tokenizer&&) noexcept = default;
@@ -65,10 +66,10 @@ void Gpt2Tokenizer::bpe(std::string_view piece, std::vector<int32_t>& out) const
     sym.push_back(byte_id_[c]);
   }
   auto pair_rank = [&](size_t i, int32_t& id) {
-    auto it = merges_.find(bpe_pair_key(sym[i], sym[i + 1]));
-    if (it == merges_.end()) return INT_MAX;
-    id = it->second.id;
-    return it->second.rank;
+    const PairMerge* m = merges_.find(bpe_pair_key(sym[i], sym[i + 1]));
+    if (!m) return INT_MAX;
+    id = m->id;
+    return m->rank;
   };
   rank.assign(sym.size(), INT_MAX);
   merged.assign(sym.size(), -1);
@@ -88,20 +89,21 @@ void Gpt2Tokenizer::bpe(std::string_view piece, std::vector<int32_t>& out) const
   out.insert(out.end(), sym.begin(), sym.end());
 }
 
-void Gpt2Tokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& out) const {
-  if (whole_piece_ && piece.size() > 1) {  // tiktoken: a piece that is a token is that token
+// tiktoken's shortcut (a piece that is a token is that token), then BPE.
+void Gpt2Tokenizer::encode_uncached(std::string_view piece, std::vector<int32_t>& out) const {
+  if (whole_piece_) {
     auto it = ids_.find(std::string(piece));
     if (it != ids_.end()) {
       out.push_back(it->second);
       return;
     }
   }
-  if (piece.size() == 1) {
-    bpe(piece, out);
-    return;
-  }
-  if (piece.size() > Gpt2Cache::kMaxPiece) {
-    bpe(piece, out);
+  bpe(piece, out);
+}
+
+void Gpt2Tokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& out) const {
+  if (piece.size() == 1 || piece.size() > Gpt2Cache::kMaxPiece) {
+    encode_uncached(piece, out);
     return;
   }
   {
@@ -113,7 +115,7 @@ void Gpt2Tokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& o
     }
   }
   size_t from = out.size();
-  bpe(piece, out);
+  encode_uncached(piece, out);
   std::lock_guard<std::mutex> lock(cache_->mutex);
   if (cache_->map.size() >= Gpt2Cache::kMaxEntries) cache_->map.clear();
   cache_->map.emplace(std::string(piece), std::vector<int32_t>(out.begin() + std::ptrdiff_t(from), out.end()));

@@ -37,6 +37,8 @@
 #include <utility>
 #include <vector>
 
+#include "text/pair_table.h"
+
 namespace lldl {
 
 struct Gpt2Cache;  // the per-piece cache (gpt2_tokenizer.cpp)
@@ -75,20 +77,19 @@ class Gpt2Tokenizer {
 
  private:
   Gpt2Tokenizer();
-  struct Merge {
-    int32_t rank, id;
-  };
+  using Merge = PairMerge;
   void set_token(int32_t id, std::string bytes, const std::string& where);
   void add_special(const std::vector<std::string>& special);
   void add_listed(const std::string& content, int64_t id, const std::string& path);
   void finish(const std::string& where);  // byte ids, eot
   void encode_piece(std::string_view piece, std::vector<int32_t>& out) const;
+  void encode_uncached(std::string_view piece, std::vector<int32_t>& out) const;
   void bpe(std::string_view piece, std::vector<int32_t>& out) const;
 
   std::vector<std::string> tokens_;                // id -> bytes ("" for an unused id)
   std::vector<bool> used_;                         // id is a token
   std::unordered_map<std::string, int32_t> ids_;   // bytes -> id
-  std::unordered_map<uint64_t, Merge> merges_;     // pair key -> (rank, merged id)
+  PairTable merges_;                               // pair key -> (rank, merged id)
   std::vector<std::pair<std::string, int32_t>> special_;
   int32_t byte_id_[256];
   int32_t eot_ = -1;
