@@ -143,15 +143,19 @@ def test_adversarial_strings_match_tokenizers(pair, text):
     assert lldl.decode(got) == hf.decode(got, skip_special_tokens=False)
 
 
-def test_every_code_point_is_classed_as_tokenizers_classes_it(pair):
+def test_code_points_are_classed_as_tokenizers_classes_them(pair):
     """Each code point between neighbours of each class (letter, digit, space,
-    symbol): any disagreement on \\p{L}, \\p{N} or \\s changes the pieces."""
+    symbol): any disagreement on \\p{L}, \\p{N} or \\s changes the pieces.
+    Every code point of planes 0-3 (where all letters and numbers of Unicode 14
+    lie) and of plane 14, every 101st of the rest (unassigned or private use:
+    Other)."""
     lldl, hf = pair
-    cps = [c for c in range(1, 0x110000) if not 0xD800 <= c <= 0xDFFF]
-    for start in range(0, len(cps), 20000):
-        text = "".join(chr(c) + "a1 !"[i % 4] + chr(c) for i, c in enumerate(cps[start:start + 20000]))
-        got, want = ids(lldl.encode_ordinary(text)), hf.encode(text).ids
-        assert got == want, f"code points from U+{cps[start]:04X} pre-tokenize differently"
+    cps = [c for c in range(1, 0x110000)
+           if not 0xD800 <= c <= 0xDFFF and (c < 0x40000 or 0xE0000 <= c < 0xF0000 or c % 101 == 0)]
+    starts = range(0, len(cps), 1000)  # short texts: tokenizers is slow on long ones
+    texts = ["".join(chr(c) + "a1 !"[i % 4] + chr(c) for i, c in enumerate(cps[s:s + 1000])) for s in starts]
+    for s, text, want in zip(starts, texts, hf.encode_batch(texts)):
+        assert ids(lldl.encode_ordinary(text)) == want.ids, f"code points from U+{cps[s]:04X} pre-tokenize differently"
 
 
 @pytest.mark.parametrize("data", INVALID)
