@@ -192,6 +192,20 @@ def test_round_trip_on_the_fortunes(pair, fortunes):
     assert lldl.decode(lldl.encode(text)) == text
 
 
+@needs_fortunes
+def test_encoding_from_many_threads_at_once_gives_the_same_ids(trained_dir, fortunes):
+    """encode releases the GIL and shares the piece cache between threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    t = cppapi.GPT2Tokenizer.from_files(str(trained_dir / "vocab.json"), str(trained_dir / "merges.txt"))
+    chunks = ["\n".join(fortunes[i::8]) for i in range(8)]
+    alone = [ids(t.encode(c)) for c in chunks]
+    fresh = cppapi.GPT2Tokenizer.from_files(str(trained_dir / "vocab.json"), str(trained_dir / "merges.txt"))
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda c: ids(fresh.encode(c)), chunks + chunks))
+    assert together == alone + alone
+
+
 # --- loading ------------------------------------------------------------------
 
 def test_from_pretrained_reads_added_tokens_of_tokenizer_json(trained_dir):
@@ -378,5 +392,6 @@ def test_gpt2_from_llama_cpp_gguf_matches_its_expected_ids_tiktoken_and_tokenize
         want = [int(x) for x in line.split()]
         assert ids(t.encode(text)) == want, repr(text)
         assert hf.encode(text).ids == want, repr(text)
+        assert ids(gpt2.encode(text)) == want, repr(text)  # from gpt2.tiktoken
     text = "\n%\n".join(fortunes)
     assert ids(t.encode(text)) == ids(gpt2.encode(text))
