@@ -1,8 +1,8 @@
 // GPT-2's pre-tokenization pattern by hand; see gpt2_pretokenize.h.
 //
-// The text is decoded once into units (byte offset, class); the pattern's
-// alternatives are then tried in order at each position, as a backtracking
-// regex engine would, which fixes the corner cases:
+// The pattern's alternatives are tried in order at each position, as a
+// backtracking regex engine would, decoding UTF-8 as they go; that fixes the
+// corner cases:
 // - contractions are lowercase only ("'S" is "'" then "S");
 // - the optional leading space is U+0020 only, not any \s;
 // - \s+(?!\S) leaves the last whitespace character of a run that is followed
@@ -66,70 +66,72 @@ int utf8_sequence(std::string_view s, size_t i, uint32_t& cp) {
 
 namespace {
 
+// The code point (U+FFFD for an invalid byte), class and byte length of the
+// character at text[i].
 struct Unit {
-  uint32_t offset;  // byte offset in the text
-  uint32_t cp;      // code point (0xFFFD for an invalid byte)
+  uint32_t cp;
   CharClass cls;
+  size_t len;
 };
 
-void decode_units(std::string_view text, std::vector<Unit>& units) {
-  units.clear();
-  for (size_t i = 0; i < text.size();) {
-    uint32_t cp = 0;
-    int n = utf8_sequence(text, i, cp);
-    if (n == 0) {
-      units.push_back({uint32_t(i), 0xFFFD, CharClass::Other});
-      i += 1;
-    } else {
-      units.push_back({uint32_t(i), cp, char_class(cp)});
-      i += size_t(n);
-    }
-  }
+inline Unit unit_at(std::string_view text, size_t i) {
+  unsigned char c = static_cast<unsigned char>(text[i]);
+  if (c < 0x80) return {c, char_class(c), 1};
+  uint32_t cp = 0;
+  int n = utf8_sequence(text, i, cp);
+  if (n == 0) return {0xFFFD, CharClass::Other, 1};
+  return {cp, char_class(cp), size_t(n)};
 }
 
-// Units matched by 's|'t|'re|'ve|'m|'ll|'d at u[i] (0 when none).
-size_t contraction(const std::vector<Unit>& u, size_t i) {
-  if (u[i].cp != '\'' || i + 1 >= u.size()) return 0;
-  uint32_t a = u[i + 1].cp;
+// Bytes matched by 's|'t|'re|'ve|'m|'ll|'d at text[i] (0 when none). The
+// letters are ASCII, so comparing bytes is comparing characters.
+size_t contraction(std::string_view t, size_t i) {
+  if (t[i] != '\'' || i + 1 >= t.size()) return 0;
+  char a = t[i + 1];
   if (a == 's' || a == 't' || a == 'm' || a == 'd') return 2;
-  if (i + 2 >= u.size()) return 0;
-  uint32_t b = u[i + 2].cp;
+  if (i + 2 >= t.size()) return 0;
+  char b = t[i + 2];
   if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return 3;
   return 0;
 }
 
-// Units matched at u[i] by the first alternative that matches; never 0.
-size_t match_at(const std::vector<Unit>& u, size_t i) {
-  const size_t n = u.size();
-  if (size_t c = contraction(u, i)) return c;
+// The end (byte offset) of the piece that starts at text[i]: the first
+// alternative of the pattern that matches there.
+size_t piece_end(std::string_view t, size_t i) {
+  const size_t n = t.size();
+  if (size_t c = contraction(t, i)) return i + c;
   // ' ?\p{L}+', ' ?\p{N}+', ' ?[^\s\p{L}\p{N}]+': a run of one class, after at
   // most one leading U+0020.
-  size_t start = i + ((u[i].cp == ' ' && i + 1 < n) ? 1 : 0);
-  CharClass k = u[start].cls;
-  if (k != CharClass::Space) {
-    size_t j = start + 1;
-    while (j < n && u[j].cls == k) ++j;
-    return j - i;
+  size_t start = (t[i] == ' ' && i + 1 < n) ? i + 1 : i;
+  Unit u = unit_at(t, start);
+  if (u.cls != CharClass::Space) {
+    size_t j = start + u.len;
+    while (j < n) {
+      Unit v = unit_at(t, j);
+      if (v.cls != u.cls) break;
+      j += v.len;
+    }
+    return j;
   }
-  // '\s+(?!\S)' then '\s+': the whitespace run, less its last unit when a
-  // non-space follows and the run has more than one.
-  size_t j = i + 1;
-  while (j < n && u[j].cls == CharClass::Space) ++j;
-  if (j < n && j - i > 1) return j - i - 1;
-  return j - i;
+  // '\s+(?!\S)' then '\s+': the whitespace run, less its last character when
+  // a non-space follows and the run has more than one.
+  size_t j = i, last = i;
+  while (j < n) {
+    Unit v = unit_at(t, j);
+    if (v.cls != CharClass::Space) break;
+    last = j;
+    j += v.len;
+  }
+  return (j < n && last != i) ? last : j;
 }
 
 }  // namespace
 
 void gpt2_pretokenize(std::string_view text, std::vector<std::string_view>& pieces) {
-  thread_local std::vector<Unit> units;
-  decode_units(text, units);
-  const size_t n = units.size();
-  for (size_t i = 0; i < n;) {
-    size_t len = match_at(units, i);
-    size_t b = units[i].offset, e = i + len < n ? units[i + len].offset : text.size();
-    pieces.push_back(text.substr(b, e - b));
-    i += len;
+  for (size_t i = 0; i < text.size();) {
+    size_t e = piece_end(text, i);
+    pieces.push_back(text.substr(i, e - i));
+    i = e;
   }
 }
 

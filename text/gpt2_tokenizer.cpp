@@ -123,9 +123,9 @@ void Gpt2Tokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& o
 
 std::vector<int32_t> Gpt2Tokenizer::encode_ordinary(std::string_view text) const {
   std::vector<int32_t> out;
-  out.reserve(text.size() / 3);
-  thread_local std::vector<std::string_view> pieces;
-  pieces.clear();
+  out.reserve(text.size() / 3 + 16);  // about 3.5 bytes a token in English
+  std::vector<std::string_view> pieces;
+  pieces.reserve(text.size() / 3 + 16);
   gpt2_pretokenize(text, pieces);
   for (std::string_view p : pieces) encode_piece(p, out);
   return out;
