@@ -12,8 +12,9 @@ fetched by ./dev.sh into .cache/gpt2). Each measurement runs in its own
 process with the thread variables set before any import, in alternating order;
 a process times one encode of the corpus from a cold start (load, then encode:
 only the encode is timed, so per-word caches start empty). All ids are checked
-equal to lldl's. Figures: median and range over the repeats, bytes/s and
-tokens/s.
+equal to lldl's. Figures: median and range over the repeats of the wall time
+(with bytes/s and tokens/s) and of the process's CPU time, which other load on
+a shared machine disturbs less; "lldl is" is a peer's time over lldl's.
 
 The pure-Python peer: transformers 5 no longer has the pure-Python
 GPT2Tokenizer (its GPT2Tokenizer is now backed by tokenizers), so `python-bpe`
@@ -133,10 +134,10 @@ def worker(name, files, corpus_path):
         run = lambda: tok.encode(text)  # noqa: E731
     else:
         raise SystemExit(f"unknown tokenizer {name}")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     ids = run()
-    dt = time.perf_counter() - t0
-    print(json.dumps({"seconds": dt, "tokens": len(ids), "checksum": hash(tuple(ids)) & 0xFFFFFFFF}))
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(json.dumps({"seconds": dt, "cpu": cpu, "tokens": len(ids), "checksum": hash(tuple(ids)) & 0xFFFFFFFF}))
 
 
 def write_gpt2_files(out):
@@ -183,6 +184,7 @@ def main():
             env[v] = str(a.threads)
         env["TOKENIZERS_PARALLELISM"] = "true" if a.threads > 1 else "false"
         times = {p: [] for p in peers}
+        cpus = {p: [] for p in peers}
         result = {}
         for rep in range(a.repeats):
             for p in (peers if rep % 2 == 0 else peers[::-1]):  # alternate the order
@@ -191,22 +193,28 @@ def main():
                                      env=env, check=True, capture_output=True, text=True).stdout
                 r = json.loads(out.strip().splitlines()[-1])
                 times[p].append(r["seconds"])
+                cpus[p].append(r["cpu"])
                 result.setdefault(p, r)
                 if r["checksum"] != result[p]["checksum"]:
                     raise SystemExit(f"{p}: ids differ between runs")
         ref = result.get("lldl")
         print(f"GPT-2 vocabulary, fortunes: {nbytes:,} bytes; {a.repeats} repeats, {a.threads} thread(s), "
               f"one process per measurement; noisy shared machine: figures are provisional")
+        print("wall: seconds of the encode; cpu: its process CPU seconds (less sensitive to other load)")
         print(f"{'tokenizer':18} {'tokens':>9} {'median s':>9} {'range s':>15} {'MB/s':>7} {'Mtok/s':>7} "
-              f"{'lldl is':>8}  ids")
+              f"{'lldl is':>8} {'cpu s':>7} {'cpu range':>13} {'lldl is':>8}  ids")
         med_lldl = statistics.median(times["lldl"]) if "lldl" in times else None
+        cpu_lldl = statistics.median(cpus["lldl"]) if "lldl" in cpus else None
         for p in peers:
             med = statistics.median(times[p])
             same = "=" if ref is None or (result[p]["checksum"] == ref["checksum"]
                                            and result[p]["tokens"] == ref["tokens"]) else "DIFFER"
             ratio = f"{med / med_lldl:7.2f}x" if med_lldl else "-"
+            cpu = statistics.median(cpus[p])
+            cratio = f"{cpu / cpu_lldl:7.2f}x" if cpu_lldl else "-"
             print(f"{p:18} {result[p]['tokens']:>9,} {med:9.3f} {min(times[p]):7.3f}-{max(times[p]):<7.3f} "
-                  f"{nbytes / med / 1e6:7.2f} {result[p]['tokens'] / med / 1e6:7.3f} {ratio:>8}  {same}")
+                  f"{nbytes / med / 1e6:7.2f} {result[p]['tokens'] / med / 1e6:7.3f} {ratio:>8} "
+                  f"{cpu:7.3f} {min(cpus[p]):6.3f}-{max(cpus[p]):<6.3f} {cratio:>8}  {same}")
 
 
 if __name__ == "__main__":
