@@ -98,9 +98,48 @@ setup_build() {
   fi
 }
 
+# GPT-2's real encoding, offline, from two PyPI source packages kept in
+# .cache/sdists (gitignored; downloaded once, then only extracted when the
+# files are missing): openai-whisper ships whisper/assets/gpt2.tiktoken (GPT-2's
+# 50,256 ranks), llama-cpp-python ships llama.cpp's ggml-vocab-gpt-2.gguf with
+# its test strings (.inp) and expected ids (.out), about 77 MB. Versions are
+# pinned so the paths inside stay put. Without network the step warns and the
+# tests that need the files skip, saying why.
+GPT2_SDISTS=(openai-whisper==20250625 llama-cpp-python==0.3.36)
+setup_gpt2_assets() {
+  local sdists=$ROOT/.cache/sdists out=$ROOT/.cache/gpt2 spec name ver tgz
+  mkdir -p "$sdists" "$out"
+  for spec in "${GPT2_SDISTS[@]}"; do
+    name=${spec%%==*}; ver=${spec##*==}
+    tgz=$sdists/${name//-/_}-$ver.tar.gz
+    case $name in
+      openai-whisper) set -- "whisper/assets/gpt2.tiktoken" ;;
+      llama-cpp-python) set -- "vendor/llama.cpp/models/ggml-vocab-gpt-2.gguf" \
+          "vendor/llama.cpp/models/ggml-vocab-gpt-2.gguf.inp" "vendor/llama.cpp/models/ggml-vocab-gpt-2.gguf.out" ;;
+    esac
+    local f missing=0
+    for f in "$@"; do [ -f "$out/$(basename "$f")" ] || missing=1; done
+    [ "$missing" -eq 0 ] && continue
+    if [ ! -f "$tgz" ]; then
+      say "pip download $spec (sdist, for GPT-2's tokenizer files)"
+      if ! "$PY" -m pip download -q --disable-pip-version-check --no-input --no-deps --no-binary :all: \
+          "$spec" -d "$sdists" </dev/null; then
+        say "warning: could not download $spec; the tests that need its files will skip"
+        continue
+      fi
+    fi
+    for f in "$@"; do
+      tar -xzf "$tgz" -O "${name//-/_}-$ver/$f" >"$out/$(basename "$f").tmp" &&
+        mv "$out/$(basename "$f").tmp" "$out/$(basename "$f")" ||
+        { rm -f "$out/$(basename "$f").tmp"; die "$f not found in $tgz"; }
+    done
+  done
+}
+
 setup() {
   setup_apt
   setup_venv
+  setup_gpt2_assets
   setup_build
 }
 

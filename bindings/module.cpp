@@ -45,6 +45,7 @@ PYBIND11_MODULE(cppapi, m) {
   lldl::py_bind::bind_data(m);
   lldl::py_bind::bind_lm(m);
   lldl::py_bind::bind_text(m);
+  lldl::py_bind::bind_gpt2_tokenizer(m);
   lldl::py_bind::bind_profile(m);
   lldl::py_bind::bind_cuda(m);
 }

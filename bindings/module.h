@@ -18,6 +18,7 @@ void bind_optim(pybind11::module_& m);   // Optimizer
 void bind_data(pybind11::module_& m);   // data set loaders
 void bind_lm(pybind11::module_& m);     // GPT and LSTM language models
 void bind_text(pybind11::module_& m);   // text corpus, tokenizers, token windows
+void bind_gpt2_tokenizer(pybind11::module_& m);  // GPT2Tokenizer (vocab.json + merges.txt, tiktoken)
 void bind_profile(pybind11::module_& m);  // measure_peak, CostModel
 // A profile as {op: {"forward": {...}, "backward": {...}}} and as a table.
 pybind11::dict profile_dict(const Profile& p);
