@@ -319,10 +319,11 @@ void bind_graph(py::module_& m) {
         py::arg("x"), py::arg("axis") = -1);
   m.def("mean", [](const PyTensor& x, int axis) { return wrap(x, mean(x.t, axis)); },
         py::arg("x"), py::arg("axis") = -1);
-  m.def("sigmoid", [](const PyTensor& x) { return op1(sigmoid, x); });
-  m.def("tanh", [](const PyTensor& x) { return op1(lldl::tanh, x); });
-  m.def("relu", [](const PyTensor& x) { return op1(relu, x); });
-  m.def("identity", [](const PyTensor& x) { return op1(identity, x); });
+  // sigmoid, tanh, relu, identity, gelu, ...: the list in ops/op.h.
+#define LLDL_BIND_UNARY(kind, fn, doc) \
+  m.def(#fn, [](const PyTensor& x) { return op1(lldl::fn, x); }, doc);
+  LLDL_UNARY_OPS(LLDL_BIND_UNARY)
+#undef LLDL_BIND_UNARY
   m.def("softmax", [](const PyTensor& x) { return op1(softmax, x); });
   m.def("log_softmax", [](const PyTensor& x) { return op1(log_softmax, x); });
   m.def("mse_loss", [](const PyTensor& p, const PyTensor& t) { return op2(mse_loss, p, t); });
@@ -362,8 +363,6 @@ void bind_graph(py::module_& m) {
     return wrap(x, layer_norm(x.t, gamma.t, beta.t, eps));
   }, py::arg("x"), py::arg("gamma"), py::arg("beta"), py::arg("eps") = 1e-5f,
      "Normalises x (..., C) over its last dimension, then gamma * xhat + beta.");
-  m.def("gelu", [](const PyTensor& x) { return op1(gelu, x); },
-        "GELU, tanh approximation (PyTorch approximate='tanh').");
   m.def("transpose", [](const PyTensor& x, int dim0, int dim1) {
     return wrap(x, transpose(x.t, dim0, dim1));
   }, py::arg("x"), py::arg("dim0"), py::arg("dim1"), "Swaps two dims (a contiguous copy).");

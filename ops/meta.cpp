@@ -1,13 +1,17 @@
 // Metadata rows: name, arity, shape rule, FLOPs and bytes for each op kind.
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "core/error.h"
+#include "ops/examples.h"
 #include "ops/op.h"
-#include "ops/seq_meta.h"
+#include "ops/seq_rules.h"
 
 namespace lldl {
+
+namespace ex = examples;
 
 namespace {
 
@@ -370,47 +374,77 @@ void check_labels(const Shape* in, const void* const* data, const OpAttr&) {
                        " classes (logits are " + in[0].str() + ")");
 }
 
-// Rows in OpKind order.
+// Rows in OpKind order, each field named (unnamed ones keep OpMeta's defaults).
 constexpr OpMeta kMeta[] = {
-    {"matmul", 2, matmul_shape, matmul_flops, matmul_bytes},
-    {"bias_add", 2, bias_shape, per_out<1>, binary_bytes},
-    {"add", 2, add_shape, per_out<1>, binary_bytes},
-    {"sub", 2, sub_shape, per_out<1>, binary_bytes},
-    {"mul", 2, mul_shape, per_out<1>, binary_bytes},
-    {"scale", 1, same_as_input, per_out<1>, unary_bytes},
-    {"sum", 1, sum_shape, per_in<1>, unary_bytes},
-    {"mean", 1, mean_shape, per_in<1>, unary_bytes},
-    {"sigmoid", 1, same_as_input, per_out<4>, unary_bytes},
-    {"tanh", 1, same_as_input, per_out<4>, unary_bytes},
-    {"relu", 1, same_as_input, per_out<1>, unary_bytes},
-    {"identity", 1, same_as_input, per_out<0>, unary_bytes},
-    {"softmax", 1, softmax_shape, per_out<5>, unary_bytes},
-    {"log_softmax", 1, log_softmax_shape, per_out<5>, unary_bytes},
-    {"mse_loss", 2, mse_shape, per_in<3>, binary_bytes},
-    {"cross_entropy", 2, ce_shape, per_in<7>, binary_bytes},
-    {"cross_entropy_labels", 2, ce_labels_shape, per_in<5>, labels_bytes, false, 0b10,
-     check_labels},
-    {"conv2d", 3, conv2d_shape, conv2d_flops, conv2d_bytes},
-    {"max_pool2d", 1, max_pool_shape, pool_flops, unary_bytes, false, 0, nullptr,
-     max_pool_workspace},
-    {"avg_pool2d", 1, avg_pool_shape, pool_flops, unary_bytes},
-    {"reshape", 1, reshape_shape, zero_cost, zero_cost, /*view=*/true},
-    {"dropout", 1, dropout_shape, per_out<1>, unary_bytes},
-    {"batch_norm", 5, batch_norm_shape, bn_flops, bn_bytes},
-    {"embedding", 2, seq_meta::embedding_shape, zero_cost, seq_meta::embedding_bytes, false, 0b1,
-     seq_meta::embedding_check},
-    {"layer_norm", 3, seq_meta::layer_norm_shape, seq_meta::layer_norm_flops,
-     seq_meta::layer_norm_bytes, false, 0, nullptr, seq_meta::layer_norm_workspace},
-    {"gelu", 1, same_as_input, seq_meta::gelu_flops, unary_bytes},
-    {"transpose", 1, seq_meta::transpose_shape, zero_cost, seq_meta::copy_bytes},
-    {"slice", 1, seq_meta::slice_shape, zero_cost, seq_meta::copy_bytes},
-    {"concat", 2, seq_meta::concat_shape, zero_cost, seq_meta::concat_bytes},
-    {"causal_attention", 1, attention_shape, attention_flops, attention_bytes, false, 0, nullptr,
-     attention_workspace},
-    {"lstm", 4, lstm_shape, lstm_flops, lstm_bytes<4>, false, 0, nullptr, lstm_workspace},
-    {"linear", 3, linear_shape, linear_flops, linear_bytes},
-    {"lstm_gates", 2, lstm_gates_shape, lstm_gates_flops, lstm_bytes<2>, false, 0, nullptr,
-     lstm_workspace},
+    {.name = "matmul", .arity = 2, .shape = matmul_shape, .flops = matmul_flops,
+     .bytes = matmul_bytes, .examples = ex::kMatMul},
+    {.name = "bias_add", .arity = 2, .shape = bias_shape, .flops = per_out<1>,
+     .bytes = binary_bytes, .examples = ex::kBiasAdd},
+    {.name = "add", .arity = 2, .shape = add_shape, .flops = per_out<1>, .bytes = binary_bytes,
+     .examples = ex::kBinary},
+    {.name = "sub", .arity = 2, .shape = sub_shape, .flops = per_out<1>, .bytes = binary_bytes,
+     .examples = ex::kBinary},
+    {.name = "mul", .arity = 2, .shape = mul_shape, .flops = per_out<1>, .bytes = binary_bytes,
+     .examples = ex::kBinary},
+    {.name = "scale", .arity = 1, .shape = same_as_input, .flops = per_out<1>,
+     .bytes = unary_bytes, .examples = ex::kScale},
+    {.name = "sum", .arity = 1, .shape = sum_shape, .flops = per_in<1>, .bytes = unary_bytes,
+     .examples = ex::kSum},
+    {.name = "mean", .arity = 1, .shape = mean_shape, .flops = per_in<1>, .bytes = unary_bytes,
+     .examples = ex::kMean},
+    {.name = "sigmoid", .arity = 1, .shape = same_as_input, .flops = per_out<4>,
+     .bytes = unary_bytes, .examples = ex::kUnary},
+    {.name = "tanh", .arity = 1, .shape = same_as_input, .flops = per_out<4>,
+     .bytes = unary_bytes, .examples = ex::kUnary},
+    {.name = "relu", .arity = 1, .shape = same_as_input, .flops = per_out<1>,
+     .bytes = unary_bytes, .examples = ex::kUnary},
+    {.name = "identity", .arity = 1, .shape = same_as_input, .flops = per_out<0>,
+     .bytes = unary_bytes, .examples = ex::kUnary},
+    {.name = "softmax", .arity = 1, .shape = softmax_shape, .flops = per_out<5>,
+     .bytes = unary_bytes, .examples = ex::kSoftmax},
+    {.name = "log_softmax", .arity = 1, .shape = log_softmax_shape, .flops = per_out<5>,
+     .bytes = unary_bytes, .examples = ex::kLogSoftmax},
+    {.name = "mse_loss", .arity = 2, .shape = mse_shape, .flops = per_in<3>,
+     .bytes = binary_bytes, .examples = ex::kMseLoss},
+    {.name = "cross_entropy", .arity = 2, .shape = ce_shape, .flops = per_in<7>,
+     .bytes = binary_bytes, .examples = ex::kCrossEntropy},
+    {.name = "cross_entropy_labels", .arity = 2, .shape = ce_labels_shape, .flops = per_in<5>,
+     .bytes = labels_bytes, .int_inputs = 0b10, .check = check_labels,
+     .examples = ex::kCrossEntropyLabels},
+    {.name = "conv2d", .arity = 3, .shape = conv2d_shape, .flops = conv2d_flops,
+     .bytes = conv2d_bytes, .examples = ex::kConv2d},
+    {.name = "max_pool2d", .arity = 1, .shape = max_pool_shape, .flops = pool_flops,
+     .bytes = unary_bytes, .workspace = max_pool_workspace, .examples = ex::kPool},
+    {.name = "avg_pool2d", .arity = 1, .shape = avg_pool_shape, .flops = pool_flops,
+     .bytes = unary_bytes, .examples = ex::kPool},
+    {.name = "reshape", .arity = 1, .shape = reshape_shape, .flops = zero_cost,
+     .bytes = zero_cost, .view = true, .examples = ex::kReshape},
+    {.name = "dropout", .arity = 1, .shape = dropout_shape, .flops = per_out<1>,
+     .bytes = unary_bytes, .examples = ex::kDropout},
+    {.name = "batch_norm", .arity = 5, .shape = batch_norm_shape, .flops = bn_flops,
+     .bytes = bn_bytes, .examples = ex::kBatchNorm},
+    {.name = "embedding", .arity = 2, .shape = seq_rules::embedding_shape, .flops = zero_cost,
+     .bytes = seq_rules::embedding_bytes, .int_inputs = 0b1, .check = seq_rules::embedding_check,
+     .examples = ex::kEmbedding},
+    {.name = "layer_norm", .arity = 3, .shape = seq_rules::layer_norm_shape,
+     .flops = seq_rules::layer_norm_flops, .bytes = seq_rules::layer_norm_bytes,
+     .workspace = seq_rules::layer_norm_workspace, .examples = ex::kLayerNorm},
+    {.name = "gelu", .arity = 1, .shape = same_as_input, .flops = seq_rules::gelu_flops,
+     .bytes = unary_bytes, .examples = ex::kGelu},
+    {.name = "transpose", .arity = 1, .shape = seq_rules::transpose_shape, .flops = zero_cost,
+     .bytes = seq_rules::copy_bytes, .examples = ex::kTranspose},
+    {.name = "slice", .arity = 1, .shape = seq_rules::slice_shape, .flops = zero_cost,
+     .bytes = seq_rules::copy_bytes, .examples = ex::kSlice},
+    {.name = "concat", .arity = 2, .shape = seq_rules::concat_shape, .flops = zero_cost,
+     .bytes = seq_rules::concat_bytes, .examples = ex::kConcat},
+    {.name = "causal_attention", .arity = 1, .shape = attention_shape, .flops = attention_flops,
+     .bytes = attention_bytes, .workspace = attention_workspace, .examples = ex::kAttention},
+    {.name = "lstm", .arity = 4, .shape = lstm_shape, .flops = lstm_flops, .bytes = lstm_bytes<4>,
+     .workspace = lstm_workspace, .examples = ex::kLstm},
+    {.name = "linear", .arity = 3, .shape = linear_shape, .flops = linear_flops,
+     .bytes = linear_bytes, .examples = ex::kLinear},
+    {.name = "lstm_gates", .arity = 2, .shape = lstm_gates_shape, .flops = lstm_gates_flops,
+     .bytes = lstm_bytes<2>, .workspace = lstm_workspace, .examples = ex::kLstmGates},
 };
 static_assert(sizeof(kMeta) / sizeof(kMeta[0]) == kOpCount,
               "every OpKind needs its metadata row in ops/meta.cpp");
@@ -423,6 +457,35 @@ const OpMeta& op_meta(OpKind k) {
     throw ValueError("unknown op kind " + std::to_string(i) + " (there are " +
                      std::to_string(kOpCount) + " kinds)");
   return kMeta[i];
+}
+
+std::vector<Shape> example_shapes(const OpExample& e) {
+  std::vector<Shape> v;
+  const char* p = e.shapes;
+  while (*p) {
+    if (*p == ' ') {
+      ++p;
+      continue;
+    }
+    int64_t dims[kMaxDims];
+    int n = 0;
+    for (;;) {
+      char* end = nullptr;
+      const long long d = std::strtoll(p, &end, 10);
+      if (end == p || n == kMaxDims)
+        throw ValueError(std::string("example shapes '") + e.shapes + "' are not like '5x7 7'");
+      dims[n++] = d;
+      p = end;
+      if (*p != 'x') break;
+      ++p;
+    }
+    v.push_back(make_shape(dims, n, "example"));
+  }
+  return v;
+}
+
+std::string example_label(const OpExample& e) {
+  return *e.note ? std::string(e.shapes) + ", " + e.note : std::string(e.shapes);
 }
 
 OpKind op_from_name(const char* name) {

@@ -506,40 +506,14 @@ std::vector<BadInput> bad_inputs() {
   return b;
 }
 
-// A valid set of input shapes per kind (for the generic type and arity checks).
-std::vector<Shape> valid_shapes(OpKind k) {
-  switch (k) {
-    case OpKind::MatMul:
-      return {{2, 3}, {3, 4}};
-    case OpKind::BiasAdd:
-      return {{2, 3}, {3}};
-    case OpKind::Linear:
-      return {{2, 3}, {3, 4}, {4}};
-    case OpKind::CrossEntropyLabels:
-      return {{2, 3}, {2}};
-    case OpKind::Conv2d:
-      return {{1, 2, 4, 4}, {3, 2, 3, 3}, {3}};
-    case OpKind::MaxPool2d:
-    case OpKind::AvgPool2d:
-      return {{1, 2, 4, 4}};
-    case OpKind::BatchNorm:
-      return {{2, 3}, {3}, {3}, {3}, {3}};
-    case OpKind::Embedding:
-      return {{2, 3}, {4, 5}};
-    case OpKind::LayerNorm:
-      return {{2, 3}, {3}, {3}};
-    case OpKind::Attention:
-      return {{2, 3, 6}};
-    case OpKind::Lstm:
-      return {{2, 3, 4}, {8, 4}, {8, 2}, {8}};
-    case OpKind::LstmGates:
-      return {{2, 3, 8}, {8, 2}};
-    default:
-      break;
-  }
-  if (op_meta(k).arity == 2) return {{2, 3}, {2, 3}};
-  return {{2, 3}};
+// A valid set of inputs per kind (for the generic type and arity checks):
+// its first example (ops/examples.h).
+const OpExample& valid_example(OpKind k) {
+  const OpExamples& e = op_meta(k).examples;
+  REQUIRE_MESSAGE(e.count > 0, op_name(k) << " has no example inputs");
+  return *e.begin();
 }
+std::vector<Shape> valid_shapes(OpKind k) { return example_shapes(valid_example(k)); }
 
 }  // namespace
 
@@ -593,7 +567,7 @@ TEST_CASE("every op refuses an int32 or float64 tensor where float32 is expected
                               : g.input(shapes[i], i == bad ? wrong : DType::F32));
         }
         std::string msg = message_of<TypeError>(
-            [&] { apply(kind, in.data(), int(in.size()), no_attr()); }, "TypeError");
+            [&] { apply(kind, in.data(), int(in.size()), valid_example(kind).attr); }, "TypeError");
         check_contains(msg, {op_name(kind), "input " + std::to_string(bad) + " is " +
                                                 dtype_name(wrong) + ", expected float32"});
         CHECK(g.tape().empty());

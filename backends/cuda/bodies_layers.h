@@ -15,7 +15,8 @@ namespace lldl::cuda {
 // (K, M) when tx; Y is stored (K, N), or (N, K) when ty. acc: C += instead.
 // ldx, ldy, ldc: the stored matrices' row strides (0: contiguous), for
 // slices of packed tensors (attention heads, LSTM time steps).
-// The backward passes are GEMMs too (matmul.cu), so one body serves all.
+// The backward passes are GEMMs too (naive.h: matmul_bwd, linear_bwd), so
+// one body serves all.
 template <class T> struct GemmF {
   const T *X, *Y; T* C; int64_t M, N, K; bool tx, ty, acc;
   int64_t ldx = 0, ldy = 0, ldc = 0;

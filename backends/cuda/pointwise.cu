@@ -64,9 +64,9 @@ __global__ void row_sum_kernel(const float* x, float* o, int64_t rows, int64_t n
 // ---- bias_add: x (rows, n) + b (n) ------------------------------------------
 
 void bias_bwd(const KernelArgs& a) {
-  Dev l;
-  if (!fast()) return naive::bias_bwd(a, l);
-  naive::pass_bwd(a, l);
+  Dev run;
+  if (!fast()) return naive::bias_bwd(a, run);
+  naive::pass_bwd(a, run);
   if (float* db = gin<float>(a, 1))
     col_reduce("bias_add backward", gout<float>(a), db, 1, a.out_shape.rows(), a.out_shape.last(), 1.0, true);
 }
@@ -79,8 +79,8 @@ struct ValueTerm {  // f(i) = x[i], for device_sum
 };
 
 void reduce_fwd(const KernelArgs& a) {
-  Dev l;
-  if (!fast()) return naive::reduce_fwd(a, l);
+  Dev run;
+  if (!fast()) return naive::reduce_fwd(a, run);
   const ReduceDims p = reduce_dims(a);
   const float* x = in<float>(a, 0);
   float* o = out<float>(a);
@@ -106,8 +106,8 @@ struct SquaredErrorTerm {
 };
 
 void mse_fwd(const KernelArgs& a) {
-  Dev l;
-  if (!fast()) return naive::mse_fwd(a, l);
+  Dev run;
+  if (!fast()) return naive::mse_fwd(a, run);
   const int64_t n = a.in_shape[0].numel();
   const float *p = in<float>(a, 0), *t = in<float>(a, 1);
   double* part = static_cast<double*>(scratch(sizeof(double) * kMaxPartials));
