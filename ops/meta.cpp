@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "ops/examples.h"
+#include "ops/geometry.h"
 #include "ops/op.h"
 #include "ops/seq_rules.h"
 
@@ -36,18 +37,17 @@ Shape matmul_shape(const Shape* in, const OpAttr& a) {
   const Shape &A = in[0], &B = in[1];
   if (A.ndim != 2 || B.ndim != 2)
     fail("matmul", "needs 2-D operands: a is " + A.str() + ", b is " + B.str());
-  int64_t m = a.matmul.trans_a ? A[1] : A[0], ka = a.matmul.trans_a ? A[0] : A[1];
-  int64_t kb = a.matmul.trans_b ? B[1] : B[0], n = a.matmul.trans_b ? B[0] : B[1];
-  if (ka != kb)
-    fail("matmul", std::string("inner dimensions differ: a") + (a.matmul.trans_a ? "^T" : "") +
-                       " is " + std::to_string(m) + "x" + std::to_string(ka) + ", b" +
-                       (a.matmul.trans_b ? "^T" : "") + " is " + std::to_string(kb) + "x" +
-                       std::to_string(n));
-  return Shape{m, n};
+  const MatmulDims d = matmul_dims(in, a);
+  const int64_t kb = d.tb ? B[1] : B[0];  // d.K is a's
+  if (d.K != kb)
+    fail("matmul", std::string("inner dimensions differ: a") + (d.ta ? "^T" : "") + " is " +
+                       std::to_string(d.M) + "x" + std::to_string(d.K) + ", b" +
+                       (d.tb ? "^T" : "") + " is " + std::to_string(kb) + "x" +
+                       std::to_string(d.N));
+  return Shape{d.M, d.N};
 }
 double matmul_flops(const Shape* in, const Shape& out, const OpAttr& a) {
-  int64_t k = a.matmul.trans_a ? in[0][0] : in[0][1];
-  return 2.0 * static_cast<double>(out.numel()) * static_cast<double>(k);
+  return 2.0 * static_cast<double>(out.numel()) * static_cast<double>(matmul_dims(in, a).K);
 }
 double matmul_bytes(const Shape* in, const Shape& out, const OpAttr&) {
   return f32_bytes(in[0]) + f32_bytes(in[1]) + f32_bytes(out);
@@ -63,7 +63,8 @@ Shape linear_shape(const Shape* in, const OpAttr& a) {
     fail("linear", "trans_a is not supported: x must be (M, K) as stored" + all);
   if (x.ndim != 2 || w.ndim != 2)
     fail("linear", "needs a 2-D x (M, K) and a 2-D w (" + std::string(tb ? "N, K" : "K, N") + ")" + all);
-  const int64_t m = x[0], k = x[1], kw = tb ? w[1] : w[0], n = tb ? w[0] : w[1];
+  const MatmulDims d = matmul_dims(in, a);
+  const int64_t m = d.M, k = d.K, kw = tb ? w[1] : w[0], n = d.N;
   if (k != kw)
     fail("linear", "inner dimensions differ: x is " + std::to_string(m) + "x" + std::to_string(k) +
                        ", w" + (tb ? "^T" : "") + " is " + std::to_string(kw) + "x" +
@@ -156,7 +157,7 @@ Shape dropout_shape(const Shape* in, const OpAttr& a) {
 }
 
 // Values per channel that batch statistics average over: N (x 2-D) or N*H*W.
-int64_t bn_count(const Shape& x) { return x.ndim == 4 ? x[0] * x[2] * x[3] : x[0]; }
+int64_t bn_count(const Shape& x) { return bn_dims(&x).count(); }
 
 Shape batch_norm_shape(const Shape* in, const OpAttr& a) {
   static const char* names[] = {"x", "gamma", "beta", "running_mean", "running_var"};
@@ -202,11 +203,11 @@ Shape conv2d_shape(const Shape* in, const OpAttr& a) {
   if (w[2] > H || w[3] > W)
     fail("conv2d", "kernel " + i2s(w[2]) + "x" + i2s(w[3]) + " is larger than the padded input " +
                        i2s(H) + "x" + i2s(W) + " (x is " + x.str() + ", padding " + i2s(p) + ")");
-  return Shape{x[0], w[0], (H - w[2]) / s + 1, (W - w[3]) / s + 1};
+  const ConvGeom g = conv_geom(in, a);
+  return Shape{g.N, g.OC, g.OH, g.OW};
 }
-double conv2d_flops(const Shape* in, const Shape& out, const OpAttr&) {
-  const Shape& w = in[1];
-  return 2.0 * static_cast<double>(out.numel()) * static_cast<double>(w[1] * w[2] * w[3]);
+double conv2d_flops(const Shape* in, const Shape& out, const OpAttr& a) {
+  return 2.0 * static_cast<double>(out.numel()) * static_cast<double>(conv_geom(in, a).K());
 }
 double conv2d_bytes(const Shape* in, const Shape& out, const OpAttr&) {
   return f32_bytes(in[0]) + f32_bytes(in[1]) + f32_bytes(in[2]) + f32_bytes(out);
@@ -221,7 +222,8 @@ Shape pool_shape(const char* op, const Shape* in, const OpAttr& a) {
   if (k > x[2] || k > x[3])
     fail(op, "kernel " + i2s(k) + "x" + i2s(k) + " is larger than the input " + i2s(x[2]) + "x" +
                  i2s(x[3]) + " (x is " + x.str() + ")");
-  return Shape{x[0], x[1], (x[2] - k) / s + 1, (x[3] - k) / s + 1};
+  const PoolGeom g = pool_geom(in, a);
+  return Shape{x[0], x[1], g.OH, g.OW};
 }
 Shape max_pool_shape(const Shape* in, const OpAttr& a) { return pool_shape("max_pool2d", in, a); }
 Shape avg_pool_shape(const Shape* in, const OpAttr& a) { return pool_shape("avg_pool2d", in, a); }
@@ -261,7 +263,8 @@ Shape attention_shape(const Shape* in, const OpAttr& a) {
   if (C % nh != 0)
     fail("causal_attention", "n_embd " + i2s(C) + " is not divisible by n_head " + i2s(nh) +
                                  " (qkv is " + x.str() + ")");
-  return Shape{x[0], x[1], C};
+  const AttnGeom g = attn_geom(in, a);
+  return Shape{g.B, g.T, g.C};
 }
 // Causal entries (s <= t) over every batch row and head.
 double attention_entries(const Shape& x, const OpAttr& a) {
@@ -275,7 +278,7 @@ double attention_flops(const Shape* in, const Shape& out, const OpAttr& a) {
 }
 // Softmax probabilities P (B, n_head, T, T) for backward; only s <= t is used.
 int64_t attention_workspace(const Shape* in, const Shape&, const OpAttr& a) {
-  return in[0][0] * a.attention.n_head * in[0][1] * in[0][1];
+  return attn_geom(in, a).workspace();
 }
 double attention_bytes(const Shape* in, const Shape& out, const OpAttr& a) {
   return f32_bytes(in[0]) + f32_bytes(out) +
@@ -300,7 +303,8 @@ Shape lstm_shape(const Shape* in, const OpAttr&) {
   if (b.ndim != 1 || b[0] != 4 * H)
     fail("lstm", "b must be (4H) = " + i2s(4 * H) + " for H = " + i2s(H) + ", got " + b.str() +
                      all);
-  return Shape{x[0], x[1], H};
+  const LstmGeom g = lstm_geom(OpKind::Lstm, in);
+  return Shape{g.B, g.T, g.H};
 }
 // lstm_gates: gx (B, T, 4H), the pre-activation input gates, w_hh (4H, H).
 Shape lstm_gates_shape(const Shape* in, const OpAttr&) {
@@ -313,7 +317,8 @@ Shape lstm_gates_shape(const Shape* in, const OpAttr&) {
   if (whh.ndim != 2 || whh[0] != 4 * H || whh[1] != H)
     fail("lstm_gates", "w_hh must be (4H, H) = " + i2s(4 * H) + "x" + i2s(H) + " for H = " +
                            i2s(H) + ", got " + whh.str() + all);
-  return Shape{gx[0], gx[1], H};
+  const LstmGeom g = lstm_geom(OpKind::LstmGates, in);
+  return Shape{g.B, g.T, g.H};
 }
 // Per (b, t, j): the GEMMs (8 (I + H); lstm_gates only the recurrent 8 H),
 // bias and gate activations (~20) and the cell update (~8).
@@ -325,10 +330,13 @@ double lstm_flops(const Shape* in, const Shape& out, const OpAttr&) {
 double lstm_gates_flops(const Shape*, const Shape& out, const OpAttr&) {
   return static_cast<double>(out.numel()) * (8.0 * static_cast<double>(out[2]) + 28);
 }
-int64_t lstm_workspace(const Shape*, const Shape& out, const OpAttr&) { return 5 * out.numel(); }
-template <int Arity>
-double lstm_bytes(const Shape* in, const Shape& out, const OpAttr& a) {
-  double s = f32_bytes(out) + 4.0 * static_cast<double>(lstm_workspace(in, out, a));
+template <OpKind Kind>
+int64_t lstm_workspace(const Shape* in, const Shape&, const OpAttr&) {
+  return lstm_geom(Kind, in).workspace();
+}
+template <OpKind Kind, int Arity>
+double lstm_bytes(const Shape* in, const Shape& out, const OpAttr&) {
+  double s = f32_bytes(out) + 4.0 * static_cast<double>(lstm_geom(Kind, in).workspace());
   for (int i = 0; i < Arity; ++i) s += f32_bytes(in[i]);
   return s;
 }
@@ -439,12 +447,14 @@ constexpr OpMeta kMeta[] = {
      .bytes = seq_rules::concat_bytes, .examples = ex::kConcat},
     {.name = "causal_attention", .arity = 1, .shape = attention_shape, .flops = attention_flops,
      .bytes = attention_bytes, .workspace = attention_workspace, .examples = ex::kAttention},
-    {.name = "lstm", .arity = 4, .shape = lstm_shape, .flops = lstm_flops, .bytes = lstm_bytes<4>,
-     .workspace = lstm_workspace, .examples = ex::kLstm},
+    {.name = "lstm", .arity = 4, .shape = lstm_shape, .flops = lstm_flops,
+     .bytes = lstm_bytes<OpKind::Lstm, 4>, .workspace = lstm_workspace<OpKind::Lstm>,
+     .examples = ex::kLstm},
     {.name = "linear", .arity = 3, .shape = linear_shape, .flops = linear_flops,
      .bytes = linear_bytes, .examples = ex::kLinear},
     {.name = "lstm_gates", .arity = 2, .shape = lstm_gates_shape, .flops = lstm_gates_flops,
-     .bytes = lstm_bytes<2>, .workspace = lstm_workspace, .examples = ex::kLstmGates},
+     .bytes = lstm_bytes<OpKind::LstmGates, 2>,
+     .workspace = lstm_workspace<OpKind::LstmGates>, .examples = ex::kLstmGates},
 };
 static_assert(sizeof(kMeta) / sizeof(kMeta[0]) == kOpCount,
               "every OpKind needs its metadata row in ops/meta.cpp");

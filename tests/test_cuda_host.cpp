@@ -149,7 +149,7 @@ TEST_CASE("CUDA fast-tier conv2d (im2col + GEMM) on the host matches the CPU bac
     Side im2col{[&host](const KernelArgs& a) { cuda::conv_im2col_fwd(a, host); },
                 [&host](const KernelArgs& a) {
                   // db as the naive tier computes it; dx and dW by im2col.
-                  const cuda::ConvGeom g = cuda::conv_geom(a);
+                  const ConvGeom g = conv_geom(a.in_shape, a.attr);
                   if (float* db = cuda::gin<float>(a, 2))
                     host("db", g.OC, cuda::ConvBwdBF<float>{cuda::gout<float>(a), db, g}, true);
                   cuda::conv_im2col_bwd(a, host, cuda::gin<float>(a, 0), cuda::gin<float>(a, 1));
@@ -204,7 +204,7 @@ TEST_CASE("CUDA attention batches heads or batch rows, whichever is larger") {
     KernelArgs a{};
     a.in_shape[0] = k.in[0];
     a.attr = k.attr;
-    const cuda::AttnGeom g = cuda::attn_geom(a);
+    const AttnGeom g = attn_geom(a.in_shape, a.attr);
     const cuda::HeadBatches hb = cuda::head_batches(g);
     CHECK(hb.calls * hb.batch == g.B * g.NH);
     if (hb.batch > 1 && hb.s_qkv == g.D) by_head = true;              // next head: D columns on

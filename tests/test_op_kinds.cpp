@@ -53,13 +53,15 @@ TEST_CASE("every op kind has small and large example inputs that its shape rule 
       CHECK_NOTHROW(m.shape(in.data(), e.attr));
       CHECK(e.lo < e.hi);
       for (int j = 0; j < m.arity; ++j)
-        if (is_int_input(m, j)) CHECK_MESSAGE(e.classes > 0, "int32 input " << j << " needs classes");
+        if (is_int_input(m, j))
+          CHECK_MESSAGE(e.classes > 0, "int32 input " << j << " needs classes");
       ++(e.large ? large : small);
     }
     INFO("op " << m.name);
     CHECK_MESSAGE(small > 0, "no small example (ops/examples.h): the host tests would skip it");
     // Reshape is a view: a large copy of it would time nothing.
-    if (k != OpKind::Reshape) CHECK_MESSAGE(large > 0, "no large example for the GPU and benchmarks");
+    if (k != OpKind::Reshape)
+      CHECK_MESSAGE(large > 0, "no large example for the GPU and benchmarks");
   }
 }
 

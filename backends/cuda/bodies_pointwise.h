@@ -12,6 +12,7 @@
 
 #include "backends/cuda/device.h"
 #include "backends/cuda/hd.h"
+#include "ops/geometry.h"
 
 namespace lldl::cuda {
 
@@ -129,9 +130,6 @@ template <class T> struct DropoutBwdF {
 
 // ---- reductions -------------------------------------------------------------
 
-struct ReduceDims {
-  int64_t outer, n, inner;
-};
 // One thread per output: sums its n inputs (stride inner) in double.
 template <class T> struct ReduceF {
   const T* x; T* o; ReduceDims p; bool mean;

@@ -68,7 +68,7 @@ void linear_bwd(const KernelArgs& a) {
   DeviceLauncher run;
   if (!fast()) return naive::linear_bwd(a, run);
   naive::matmul_grads(a, run, "linear backward");
-  const MatmulDims d = matmul_dims(a);
+  const MatmulDims d = matmul_dims(a.in_shape, a.attr);
   if (float* db = gin<float>(a, 2)) col_reduce("linear backward", gout<float>(a), db, 1, d.M, d.N, 1.0, true);
 }
 
@@ -90,7 +90,7 @@ void conv_fwd(const KernelArgs& a) {
 void conv_bwd(const KernelArgs& a) {
   DeviceLauncher run;
   if (!fast()) return naive::conv_bwd(a, run);
-  const ConvGeom g = conv_geom(a);
+  const ConvGeom g = conv_geom(a.in_shape, a.attr);
   if (float* db = gin<float>(a, 2); db && g.OC > 0) {
     conv_bias_grad_kernel<<<static_cast<unsigned>(g.OC), 256>>>(gout<float>(a), db, g);
     check_launch("conv2d backward");

@@ -25,7 +25,7 @@ inline int64_t im2col_chunk(const ConvGeom& g) {
 // y_n (OC, L) = W (OC, K) @ col_n (K, L) + b, a chunk of images per GEMM call.
 template <class Launcher>
 void conv_im2col_fwd(const KernelArgs& a, Launcher& run) {
-  const ConvGeom g = conv_geom(a);
+  const ConvGeom g = conv_geom(a.in_shape, a.attr);
   const float *x = in<float>(a, 0), *w = in<float>(a, 1), *b = in<float>(a, 2);
   float* y = out<float>(a);
   const int64_t K = g.K(), Lp = g.L(), nb = im2col_chunk(g);
@@ -44,7 +44,7 @@ void conv_im2col_fwd(const KernelArgs& a, Launcher& run) {
 template <class Launcher>
 void conv_im2col_bwd(const KernelArgs& a, Launcher& run, float* dx, float* dw) {
   if (!dx && !dw) return;
-  const ConvGeom g = conv_geom(a);
+  const ConvGeom g = conv_geom(a.in_shape, a.attr);
   const float *x = in<float>(a, 0), *w = in<float>(a, 1), *dy = gout<float>(a);
   const int64_t K = g.K(), Lp = g.L(), nb = im2col_chunk(g);
   float* col = static_cast<float*>(run.scratch(sizeof(float) * nb * K * Lp));

@@ -39,51 +39,15 @@ template <class T>
 const T* gout(const KernelArgs& a) { return static_cast<const T*>(a.gout); }
 inline int64_t numel(const KernelArgs& a) { return a.out_shape.numel(); }
 
-inline ReduceDims reduce_dims(const KernelArgs& a) {
-  const Shape& s = a.in_shape[0];
-  ReduceDims p{1, 1, 1};
-  int axis = a.attr.reduce.axis;
-  if (axis < 0) {
-    p.n = s.numel();
-    return p;
-  }
-  for (int i = 0; i < axis; ++i) p.outer *= s[i];
-  p.n = s[axis];
-  for (int i = axis + 1; i < s.ndim; ++i) p.inner *= s[i];
-  return p;
-}
-
 inline bool dropout_active(const KernelArgs& a) { return a.attr.dropout.training && a.attr.dropout.p > 0.0f; }
 inline DropMask dropout_mask(const KernelArgs& a) { return {mix64(a.attr.dropout.seed), a.attr.dropout.p}; }
 inline float dropout_scale(const KernelArgs& a) { return 1.0f / (1.0f - a.attr.dropout.p); }
 
-// matmul: C (M, N) = op(A) (M, K) @ op(B) (K, N); also linear's product
-// (x @ op(w), trans_a never set).
-struct MatmulDims {
-  int64_t M, N, K;
-  bool ta, tb;
-};
-inline MatmulDims matmul_dims(const KernelArgs& a) {
-  const Shape &sa = a.in_shape[0], &sb = a.in_shape[1];
-  bool ta = a.attr.matmul.trans_a, tb = a.attr.matmul.trans_b;
-  return {ta ? sa[1] : sa[0], tb ? sb[0] : sb[1], ta ? sa[0] : sa[1], ta, tb};
-}
-
-inline ConvGeom conv_geom(const KernelArgs& a) {
-  const Shape &x = a.in_shape[0], &w = a.in_shape[1], &y = a.out_shape;
-  return {x[0], x[1], x[2], x[3], w[0], w[2], w[3], y[2], y[3], a.attr.conv.stride, a.attr.conv.padding};
-}
-
-inline PoolGeom pool_geom(const KernelArgs& a) {
-  const Shape &x = a.in_shape[0], &y = a.out_shape;
-  const int64_t k = a.attr.pool.kernel;
-  return {x[0] * x[1], x[2], x[3], y[2], y[3], k, a.attr.pool.stride ? a.attr.pool.stride : k};
-}
-
+// The geometry of the other kinds is in ops/geometry.h (conv_geom,
+// pool_geom, reduce_dims, matmul_dims, ...), shared with the CPU backend.
 inline BnGeom bn_geom(const KernelArgs& a) {
-  const Shape& x = a.out_shape;
-  return {x[0], x[1], x.ndim == 4 ? x[2] * x[3] : 1, a.attr.batch_norm.eps,
-          a.attr.batch_norm.momentum, a.attr.batch_norm.training != 0};
+  return {bn_dims(a.in_shape), a.attr.batch_norm.eps, a.attr.batch_norm.momentum,
+          a.attr.batch_norm.training != 0};
 }
 
 namespace naive {
@@ -159,7 +123,7 @@ template <class Launcher> void dropout_bwd(const KernelArgs& a, Launcher& run) {
 template <class Launcher> void reduce_bwd(const KernelArgs& a, Launcher& run) {
   f* d = gin<f>(a, 0);
   if (!d) return;
-  const ReduceDims p = reduce_dims(a);
+  const ReduceDims p = reduce_dims(a.in_shape, a.attr);
   const f scale = a.kind == OpKind::Mean ? 1.0f / static_cast<f>(p.n) : 1.0f;
   run("reduce backward", p.outer * p.n * p.inner, ReduceBwdF<f>{gout<f>(a), d, p, scale});
 }
@@ -178,7 +142,7 @@ template <class Launcher> void bias_bwd(const KernelArgs& a, Launcher& run) {
   if (f* db = gin<f>(a, 1)) run("bias_add backward", n, ColSumF<f>{gout<f>(a), db, rows, n}, true);
 }
 template <class Launcher> void reduce_fwd(const KernelArgs& a, Launcher& run) {
-  const ReduceDims p = reduce_dims(a);
+  const ReduceDims p = reduce_dims(a.in_shape, a.attr);
   run("reduce", p.outer * p.inner, ReduceF<f>{in<f>(a, 0), out<f>(a), p, a.kind == OpKind::Mean}, true);
 }
 template <class Launcher> void mse_fwd(const KernelArgs& a, Launcher& run) {
@@ -224,14 +188,14 @@ template <class Launcher> void ce_bwd(const KernelArgs& a, Launcher& run) {
 // GemmF, one thread per element of C, in the naive tier and cuBLAS in the
 // fast one, so both tiers share this argument plumbing.
 template <class Launcher> void matmul_fwd(const KernelArgs& a, Launcher& run) {
-  const MatmulDims d = matmul_dims(a);
+  const MatmulDims d = matmul_dims(a.in_shape, a.attr);
   run.gemm("matmul", d.ta, d.tb, d.M, d.N, d.K, in<f>(a, 0), in<f>(a, 1), out<f>(a), false, 1, 0, 0, 0);
 }
 // With C = op(A) op(B): d op(A) = dC op(B)^T and d op(B) = op(A)^T dC, each
 // undone into the stored layout when that operand was transposed. Also
 // linear's dx and dw (`name` labels the launches).
 template <class Launcher> void matmul_grads(const KernelArgs& a, Launcher& run, const char* name) {
-  const MatmulDims d = matmul_dims(a);
+  const MatmulDims d = matmul_dims(a.in_shape, a.attr);
   const f *A = in<f>(a, 0), *B = in<f>(a, 1), *dC = gout<f>(a);
   if (f* dA = gin<f>(a, 0)) {
     if (!d.ta) run.gemm(name, false, !d.tb, d.M, d.K, d.N, dC, B, dA, true, 1, 0, 0, 0);  // (M,N)(N,K)
@@ -247,23 +211,23 @@ template <class Launcher> void matmul_bwd(const KernelArgs& a, Launcher& run) { 
 // linear: the bias broadcast into y, then y += x op(w) through run.gemm (a
 // GEMM with beta = 1 in the fast tier), so both tiers share this.
 template <class Launcher> void linear_fwd(const KernelArgs& a, Launcher& run) {
-  const MatmulDims d = matmul_dims(a);
+  const MatmulDims d = matmul_dims(a.in_shape, a.attr);
   run("linear", d.M * d.N, RowBroadcastF<f>{in<f>(a, 2), out<f>(a), d.N});
   run.gemm("linear", false, d.tb, d.M, d.N, d.K, in<f>(a, 0), in<f>(a, 1), out<f>(a), true, 1, 0, 0, 0);
 }
 // dx and dw as matmul's; the naive tier sums db by one thread per column.
 template <class Launcher> void linear_bwd(const KernelArgs& a, Launcher& run) {
   matmul_grads(a, run, "linear backward");
-  const MatmulDims d = matmul_dims(a);
+  const MatmulDims d = matmul_dims(a.in_shape, a.attr);
   if (f* db = gin<f>(a, 2)) run("linear backward", d.N, ColSumF<f>{gout<f>(a), db, d.M, d.N}, true);
 }
 
 template <class Launcher> void conv_fwd(const KernelArgs& a, Launcher& run) {
-  const ConvGeom g = conv_geom(a);
+  const ConvGeom g = conv_geom(a.in_shape, a.attr);
   run("conv2d", g.N * g.OC * g.L(), ConvF<f>{in<f>(a, 0), in<f>(a, 1), in<f>(a, 2), out<f>(a), g});
 }
 template <class Launcher> void conv_bwd(const KernelArgs& a, Launcher& run) {
-  const ConvGeom g = conv_geom(a);
+  const ConvGeom g = conv_geom(a.in_shape, a.attr);
   const f *x = in<f>(a, 0), *w = in<f>(a, 1), *dy = gout<f>(a);
   if (f* db = gin<f>(a, 2)) run("conv2d backward", g.OC, ConvBwdBF<f>{dy, db, g}, true);
   if (f* dw = gin<f>(a, 1)) run("conv2d backward", g.OC * g.K(), ConvBwdWF<f>{dy, x, dw, g}, true);
@@ -271,7 +235,7 @@ template <class Launcher> void conv_bwd(const KernelArgs& a, Launcher& run) {
 }
 
 template <class Launcher> void pool_fwd(const KernelArgs& a, Launcher& run) {
-  const PoolGeom g = pool_geom(a);
+  const PoolGeom g = pool_geom(a.in_shape, a.attr);
   if (a.kind == OpKind::MaxPool2d) run("max_pool2d", g.planes * g.OH * g.OW, MaxPoolF<f>{in<f>(a, 0), out<f>(a), static_cast<f*>(a.ws), g});
   else run("avg_pool2d", g.planes * g.OH * g.OW, AvgPoolF<f>{in<f>(a, 0), out<f>(a), g});
 }
@@ -279,7 +243,7 @@ template <class Launcher> void pool_fwd(const KernelArgs& a, Launcher& run) {
 template <class Launcher> void pool_bwd(const KernelArgs& a, Launcher& run) {
   f* dx = gin<f>(a, 0);
   if (!dx) return;
-  const PoolGeom g = pool_geom(a);
+  const PoolGeom g = pool_geom(a.in_shape, a.attr);
   if (a.kind == OpKind::MaxPool2d)
     run("max_pool2d backward", g.planes * g.H * g.W, MaxPoolBwdF<f>{in<f>(a, 0), gout<f>(a), dx, g});
   else run("avg_pool2d backward", g.planes * g.H * g.W, AvgPoolBwdF<f>{gout<f>(a), dx, g});

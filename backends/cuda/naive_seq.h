@@ -16,42 +16,8 @@ namespace lldl::cuda {
 
 // ---- geometry from KernelArgs -----------------------------------------------------
 
-inline int64_t dims_product(const Shape& s, int from, int to) {
-  int64_t p = 1;
-  for (int i = from; i < to; ++i) p *= s[i];
-  return p;
-}
-// transpose(x, d0, d1): x as (A, n0, B, n1, C) around the swapped dims.
-inline SwapGeom swap_geom(const KernelArgs& a) {
-  const Shape& x = a.in_shape[0];
-  int d0 = resolve_axis(a.attr.transpose.dim0, x.ndim), d1 = resolve_axis(a.attr.transpose.dim1, x.ndim);
-  if (d0 > d1) std::swap(d0, d1);
-  if (d0 == d1) return {x.numel(), 1, 1, 1, 1};  // nothing moves: a plain copy
-  return {dims_product(x, 0, d0), x[d0], dims_product(x, d0 + 1, d1), x[d1], dims_product(x, d1 + 1, x.ndim)};
-}
-inline CutGeom cut_geom(const KernelArgs& a) {
-  const Shape& x = a.in_shape[0];
-  const int ax = resolve_axis(a.attr.slice.axis, x.ndim);
-  return {dims_product(x, 0, ax), x[ax], dims_product(x, ax + 1, x.ndim), a.attr.slice.start, a.attr.slice.length};
-}
-// concat: rows, then values per row of a and of b.
-struct JoinGeom {
-  int64_t A, na, nb;
-};
-inline JoinGeom join_geom(const KernelArgs& a) {
-  const Shape &x = a.in_shape[0], &y = a.in_shape[1];
-  const int ax = resolve_axis(a.attr.concat.axis, x.ndim);
-  const int64_t C = dims_product(x, ax + 1, x.ndim);
-  return {dims_product(x, 0, ax), x[ax] * C, y[ax] * C};
-}
-inline AttnGeom attn_geom(const KernelArgs& a) {
-  const Shape& x = a.in_shape[0];
-  const int64_t C = x[2] / 3, nh = a.attr.attention.n_head, D = C / nh;
-  return {x[0], x[1], C, nh, D, 1.0 / hsqrt(static_cast<double>(D))};
-}
-inline LstmGeom lstm_geom(const KernelArgs& a) {
-  return {a.in_shape[0][0], a.in_shape[0][1], a.in_shape[0][2], a.out_shape[2]};
-}
+// swap_geom, cut_geom, join_geom, attn_geom, lstm_geom: ops/geometry.h.
+
 // lstm (x, w_ih, w_hh, b) or lstm_gates (gx, w_hh): w_ih and b null for the latter.
 struct LstmIn {
   const float *x, *wih, *whh, *bias;
@@ -75,30 +41,30 @@ template <class Launcher> void gelu_bwd(const KernelArgs& a, Launcher& run) {
   if (f* d = gin<f>(a, 0)) run("gelu backward", numel(a), GeluBwdF<f>{in<f>(a, 0), gout<f>(a), d});
 }
 template <class Launcher> void transpose_fwd(const KernelArgs& a, Launcher& run) {
-  run("transpose", numel(a), SwapF<f>{in<f>(a, 0), out<f>(a), swap_geom(a), false});
+  run("transpose", numel(a), SwapF<f>{in<f>(a, 0), out<f>(a), swap_geom(a.in_shape, a.attr), false});
 }
 // dout is (A, n1, B, n0, C): swapping back is the same op with n0 and n1 exchanged.
 template <class Launcher> void transpose_bwd(const KernelArgs& a, Launcher& run) {
   f* d = gin<f>(a, 0);
   if (!d) return;
-  SwapGeom s = swap_geom(a);
+  SwapGeom s = swap_geom(a.in_shape, a.attr);
   std::swap(s.n0, s.n1);
   run("transpose backward", numel(a), SwapF<f>{gout<f>(a), d, s, true});
 }
 template <class Launcher> void slice_fwd(const KernelArgs& a, Launcher& run) {
-  run("slice", numel(a), SliceF<f>{in<f>(a, 0), out<f>(a), cut_geom(a)});
+  run("slice", numel(a), SliceF<f>{in<f>(a, 0), out<f>(a), cut_geom(a.in_shape, a.attr)});
 }
 template <class Launcher> void slice_bwd(const KernelArgs& a, Launcher& run) {
-  if (f* d = gin<f>(a, 0)) run("slice backward", numel(a), SliceBwdF<f>{gout<f>(a), d, cut_geom(a)});
+  if (f* d = gin<f>(a, 0)) run("slice backward", numel(a), SliceBwdF<f>{gout<f>(a), d, cut_geom(a.in_shape, a.attr)});
 }
 template <class Launcher> void concat_fwd(const KernelArgs& a, Launcher& run) {
-  const JoinGeom j = join_geom(a);
+  const JoinGeom j = join_geom(a.in_shape, a.attr);
   run("concat", numel(a), ConcatF<f>{in<f>(a, 0), in<f>(a, 1), out<f>(a), j.na, j.nb});
 }
 // One input after the other (two launches in stream order), so concat(x, x)
 // adds both halves into the one gradient.
 template <class Launcher> void concat_bwd(const KernelArgs& a, Launcher& run) {
-  const JoinGeom j = join_geom(a);
+  const JoinGeom j = join_geom(a.in_shape, a.attr);
   if (f* d = gin<f>(a, 0)) run("concat backward", j.A * j.na, ConcatBwdF<f>{gout<f>(a), d, j.na, 0, j.na + j.nb});
   if (f* d = gin<f>(a, 1)) run("concat backward", j.A * j.nb, ConcatBwdF<f>{gout<f>(a), d, j.nb, j.na, j.na + j.nb});
 }
@@ -132,13 +98,13 @@ template <class Launcher> void layer_norm_bwd(const KernelArgs& a, Launcher& run
 // One thread per (b, h, t) row computes its scores, softmax (into the
 // workspace P) and output row.
 template <class Launcher> void attention_fwd(const KernelArgs& a, Launcher& run) {
-  const AttnGeom g = attn_geom(a);
+  const AttnGeom g = attn_geom(a.in_shape, a.attr);
   run("causal_attention", g.B * g.NH * g.T, AttnRowF<f>{in<f>(a, 0), out<f>(a), static_cast<f*>(a.ws), g}, true);
 }
 // dS (B, NH, T, T) in scratch: rows (dq) first, then key positions (dk, dv).
 template <class Launcher> void attention_bwd(const KernelArgs& a, Launcher& run) {
   f* dqkv = gin<f>(a, 0);
-  const AttnGeom g = attn_geom(a);
+  const AttnGeom g = attn_geom(a.in_shape, a.attr);
   const int64_t rows = g.B * g.NH * g.T;
   if (!dqkv || rows == 0) return;
   const f *qkv = in<f>(a, 0), *dy = gout<f>(a), *P = static_cast<const f*>(a.ws);
@@ -150,7 +116,7 @@ template <class Launcher> void attention_bwd(const KernelArgs& a, Launcher& run)
 // Per time step: one thread per (b, gate unit) for the pre-activations, then
 // one per (b, unit) for the cell.
 template <class Launcher> void lstm_fwd(const KernelArgs& a, Launcher& run) {
-  const LstmGeom g = lstm_geom(a);
+  const LstmGeom g = lstm_geom(a.kind, a.in_shape);
   f *h = out<f>(a), *gates = static_cast<f*>(a.ws), *cs = gates + g.B * g.T * g.G();
   const LstmIn p = lstm_in(a);
   for (int64_t t = 0; t < g.T; ++t) {
@@ -176,7 +142,7 @@ void lstm_bwd(const KernelArgs& a, Launcher& run, bool fast) {
   const bool gates_op = a.kind == OpKind::LstmGates;
   f *dx = gin<f>(a, 0), *dwih = gates_op ? nullptr : gin<f>(a, 1), *dwhh = gin<f>(a, gates_op ? 1 : 2),
     *db = gates_op ? nullptr : gin<f>(a, 3);
-  const LstmGeom g = lstm_geom(a);
+  const LstmGeom g = lstm_geom(a.kind, a.in_shape);
   const int64_t N = g.B * g.T, G = g.G(), H = g.H;
   if (N == 0 || !(dx || dwih || dwhh || db)) return;
   const LstmIn p = lstm_in(a);

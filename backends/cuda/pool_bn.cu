@@ -52,7 +52,7 @@ void pool_bwd(const KernelArgs& a) {
   if (!fast()) return naive::pool_bwd(a, run);
   float* dx = gin<float>(a, 0);
   if (!dx) return;
-  const PoolGeom g = pool_geom(a);
+  const PoolGeom g = pool_geom(a.in_shape, a.attr);
   const int64_t n = g.planes * g.OH * g.OW;
   if (n == 0) return;
   if (a.kind == OpKind::MaxPool2d) max_pool_scatter_kernel<<<grid_for(n), kBlock>>>(in<float>(a, 0), gout<float>(a), dx, g);

@@ -192,7 +192,7 @@ bool transpose_tiled(const float* src, float* dst, const SwapGeom& s, const char
 }
 void transpose_fwd(const KernelArgs& a) {
   Dev run;
-  if (fast() && numel(a) > 0 && transpose_tiled<false>(in<float>(a, 0), out<float>(a), swap_geom(a), "transpose"))
+  if (fast() && numel(a) > 0 && transpose_tiled<false>(in<float>(a, 0), out<float>(a), swap_geom(a.in_shape, a.attr), "transpose"))
     return;
   naive::transpose_fwd(a, run);
 }
@@ -200,7 +200,7 @@ void transpose_bwd(const KernelArgs& a) {
   Dev run;
   float* d = gin<float>(a, 0);
   if (!d) return;
-  SwapGeom s = swap_geom(a);
+  SwapGeom s = swap_geom(a.in_shape, a.attr);
   std::swap(s.n0, s.n1);  // dout is (A, n1, B, n0, C)
   if (fast() && numel(a) > 0 && transpose_tiled<true>(gout<float>(a), d, s, "transpose backward")) return;
   naive::transpose_bwd(a, run);

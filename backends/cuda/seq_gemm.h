@@ -34,7 +34,7 @@ inline HeadBatches head_batches(const AttnGeom& g) {
 // computed; the softmax zeroes s > t, so P V sums the causal part only.
 template <class Launcher, class Softmax>
 void attention_gemm_fwd(const KernelArgs& a, Launcher& run, Softmax&& softmax) {
-  const AttnGeom g = attn_geom(a);
+  const AttnGeom g = attn_geom(a.in_shape, a.attr);
   const int64_t rows = g.B * g.NH * g.T, ld = 3 * g.C;
   if (rows == 0) return;
   const float* qkv = in<float>(a, 0);
@@ -58,7 +58,7 @@ void attention_gemm_fwd(const KernelArgs& a, Launcher& run, Softmax&& softmax) {
 template <class Launcher, class SoftmaxBwd>
 void attention_gemm_bwd(const KernelArgs& a, Launcher& run, SoftmaxBwd&& softmax_bwd) {
   float* dqkv = gin<float>(a, 0);
-  const AttnGeom g = attn_geom(a);
+  const AttnGeom g = attn_geom(a.in_shape, a.attr);
   const int64_t rows = g.B * g.NH * g.T, ld = 3 * g.C;
   if (!dqkv || rows == 0) return;
   const float *qkv = in<float>(a, 0), *dy = gout<float>(a), *P = static_cast<const float*>(a.ws);
@@ -88,7 +88,7 @@ void attention_gemm_bwd(const KernelArgs& a, Launcher& run, SoftmaxBwd&& softmax
 // (LstmCellF), one thread per (b, unit).
 template <class Launcher>
 void lstm_gemm_fwd(const KernelArgs& a, Launcher& run) {
-  const LstmGeom g = lstm_geom(a);
+  const LstmGeom g = lstm_geom(a.kind, a.in_shape);
   const int64_t N = g.B * g.T, G = g.G();
   if (N == 0) return;
   float *h = out<float>(a), *gates = static_cast<float*>(a.ws), *cs = gates + N * G;
