@@ -455,6 +455,9 @@ constexpr OpMeta kMeta[] = {
     {.name = "lstm_gates", .arity = 2, .shape = lstm_gates_shape, .flops = lstm_gates_flops,
      .bytes = lstm_bytes<OpKind::LstmGates, 2>,
      .workspace = lstm_workspace<OpKind::LstmGates>, .examples = ex::kLstmGates},
+    // exp, add, divide (as sigmoid's 4) and the product.
+    {.name = "silu", .arity = 1, .shape = same_as_input, .flops = per_out<5>,
+     .bytes = unary_bytes, .examples = ex::kUnary},
 };
 static_assert(sizeof(kMeta) / sizeof(kMeta[0]) == kOpCount,
               "every OpKind needs its metadata row in ops/meta.cpp");

@@ -55,6 +55,7 @@ enum class OpKind : uint8_t {
                 // attr.matmul.trans_a must be 0
   LstmGates,    // (gx [B,T,4H], w_hh [4H,H]) -> h [B,T,H]: lstm with the input projection
                 // x W_ih^T + b done by the caller (gx); ws: gates, cells
+  Silu,         // x * sigmoid(x) (swish)
   Count
 };
 constexpr int kOpCount = static_cast<int>(OpKind::Count);
@@ -63,13 +64,14 @@ constexpr int kMaxInputs = 5;  // batch_norm: x, gamma, beta, running mean and v
 // The unary elementwise ops without attributes: X(kind, builder, doc). The
 // graph builders (autograd/functions.h) and the Python functions
 // (bindings/graph.cpp) are generated from this list.
-#define LLDL_UNARY_OPS(X)                                                              \
-  X(Sigmoid, sigmoid, "1 / (1 + exp(-x)), elementwise")                                \
-  X(Tanh, tanh, "tanh(x), elementwise")                                                \
-  X(Relu, relu, "max(x, 0), elementwise (gradient 0 at 0)")                            \
-  X(Identity, identity, "x itself (a copy); its gradient passes straight through")     \
-  X(Gelu, gelu, "GELU, tanh approximation (PyTorch approximate='tanh'): "                \
-                "0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))")
+#define LLDL_UNARY_OPS(X)                                                          \
+  X(Sigmoid, sigmoid, "1 / (1 + exp(-x)), elementwise")                            \
+  X(Tanh, tanh, "tanh(x), elementwise")                                            \
+  X(Relu, relu, "max(x, 0), elementwise (gradient 0 at 0)")                        \
+  X(Identity, identity, "x itself (a copy); its gradient passes straight through") \
+  X(Gelu, gelu, "GELU, tanh approximation (PyTorch approximate='tanh'): "          \
+                "0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))")                 \
+  X(Silu, silu, "x * sigmoid(x), elementwise (SiLU, swish)")
 
 // Small attribute payload of a tape entry (plain data, no pointers).
 union OpAttr {

@@ -83,6 +83,7 @@ Side naive_side(OpKind k, HostLauncher& host) {
     case OpKind::Sigmoid: return pair(nv::sigmoid_fwd<H>, nv::sigmoid_bwd<H>);
     case OpKind::Tanh: return pair(nv::tanh_fwd<H>, nv::tanh_bwd<H>);
     case OpKind::Relu: return pair(nv::relu_fwd<H>, nv::relu_bwd<H>);
+    case OpKind::Silu: return pair(nv::silu_fwd<H>, nv::silu_bwd<H>);
     case OpKind::Identity: return pair(nv::identity_fwd<H>, nv::pass_bwd<H>);
     case OpKind::Softmax:
     case OpKind::LogSoftmax: return pair(nv::softmax_fwd<H>, nv::softmax_bwd<H>);

@@ -241,6 +241,10 @@ std::vector<BadInput> bad_inputs() {
        no_attr(),
        {f64}},
       {K::Relu, "int32 input", {{2, 3}}, Err::Type, {"input 0 is int32"}, no_attr(), {i32}},
+      {K::Silu, "int32 input", {{2, 3}}, Err::Type, {"input 0 is int32, expected float32"},
+       no_attr(), {i32}},
+      {K::Silu, "float64 input in a float32 graph", {{4}}, Err::Type,
+       {"input 0 is float64, expected float32"}, no_attr(), {f64}},
       {K::Identity, "int32 input", {{4}}, Err::Type, {"input 0 is int32"}, no_attr(), {i32}},
       {K::Add,
        "int32 second input",
@@ -782,6 +786,23 @@ TEST_CASE("reading a tensor as the wrong element type raises TypeError") {
   Tensor w = g.param({2, 2}, "w");
   CHECK_THROWS_AS(g.data<double>(w), TypeError);
   CHECK_THROWS_AS(g.grad<int32_t>(w), TypeError);
+}
+
+TEST_CASE("silu is x sigmoid(x) far into both tails, with PyTorch's infinities") {
+  Graph g;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  float xs[8] = {-100.0f, -20.0f, -1.5f, 0.0f, 0.75f, 30.0f, inf, -inf};
+  const float* y = g.data(silu(g.input({8}, xs, DType::F32)));
+  for (int i = 0; i < 6; ++i) {
+    const double x = xs[i], want = x / (1.0 + std::exp(-x));
+    INFO("silu(" << x << ") = " << y[i] << ", expected " << want);
+    CHECK(std::abs(y[i] - want) <= 1e-6 * std::abs(want) + 1e-30);
+  }
+  CHECK(y[6] == inf);        // inf * sigmoid(inf) = inf
+  CHECK(std::isnan(y[7]));   // -inf * sigmoid(-inf) = -inf * 0, NaN in PyTorch too
+  float n[1] = {nan};
+  CHECK(std::isnan(g.data(silu(g.input({1}, n, DType::F32)))[0]));
 }
 
 TEST_CASE("relu propagates NaN and clamps -inf, as PyTorch does") {

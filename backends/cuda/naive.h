@@ -96,6 +96,12 @@ template <class Launcher> void sigmoid_fwd(const KernelArgs& a, Launcher& run) {
 template <class Launcher> void sigmoid_bwd(const KernelArgs& a, Launcher& run) {
   if (f* d = gin<f>(a, 0)) run("sigmoid backward", numel(a), SigmoidBwdF<f>{out<f>(a), gout<f>(a), d});
 }
+template <class Launcher> void silu_fwd(const KernelArgs& a, Launcher& run) {
+  run("silu", numel(a), SiluF<f>{in<f>(a, 0), out<f>(a)});
+}
+template <class Launcher> void silu_bwd(const KernelArgs& a, Launcher& run) {
+  if (f* d = gin<f>(a, 0)) run("silu backward", numel(a), SiluBwdF<f>{in<f>(a, 0), gout<f>(a), d});
+}
 template <class Launcher> void tanh_fwd(const KernelArgs& a, Launcher& run) {
   run("tanh", numel(a), TanhF<f>{in<f>(a, 0), out<f>(a)});
 }

@@ -125,6 +125,7 @@ void register_pointwise(KernelPair* t) {
   t[int(OpKind::Sigmoid)] = {shared<sigmoid_fwd<Dev>>, shared<sigmoid_bwd<Dev>>};
   t[int(OpKind::Tanh)] = {shared<tanh_fwd<Dev>>, shared<tanh_bwd<Dev>>};
   t[int(OpKind::Relu)] = {shared<relu_fwd<Dev>>, shared<relu_bwd<Dev>>};
+  t[int(OpKind::Silu)] = {shared<silu_fwd<Dev>>, shared<silu_bwd<Dev>>};
   t[int(OpKind::Identity)] = {shared<identity_fwd<Dev>>, shared<pass_bwd<Dev>>};
   t[int(OpKind::Reshape)] = {cuda::reshape_fwd, shared<pass_bwd<Dev>>};
   t[int(OpKind::Dropout)] = {shared<dropout_fwd<Dev>>, shared<dropout_bwd<Dev>>};
