@@ -45,7 +45,12 @@ std::vector<Case> cases(bool quick) {
   std::vector<Case> v;
   for (int i = 0; i < kOpCount; ++i)
     for (const OpExample& e : op_meta(OpKind(i)).examples)
-      if (e.large || !quick) v.push_back(Case{OpKind(i), example_label(e), example_shapes(e), e.attr});
+      if (e.large || !quick) {
+        // No comma in a CSV field: "7x5 7x3 (a^T)".
+        std::string name = *e.note ? std::string(e.shapes) + " (" + e.note + ")" : e.shapes;
+        std::replace(name.begin(), name.end(), ',', ';');
+        v.push_back(Case{OpKind(i), name, example_shapes(e), e.attr});
+      }
   return v;
 }
 
