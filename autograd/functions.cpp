@@ -40,10 +40,10 @@ Tensor scale(Tensor x, float alpha) {
 }
 Tensor sum(Tensor x, int axis) { return unary(OpKind::Sum, x, reduce_attr(axis)); }
 Tensor mean(Tensor x, int axis) { return unary(OpKind::Mean, x, reduce_attr(axis)); }
-Tensor sigmoid(Tensor x) { return unary(OpKind::Sigmoid, x); }
-Tensor tanh(Tensor x) { return unary(OpKind::Tanh, x); }
-Tensor relu(Tensor x) { return unary(OpKind::Relu, x); }
-Tensor identity(Tensor x) { return unary(OpKind::Identity, x); }
+#define LLDL_DEFINE_UNARY(kind, fn, doc) \
+  Tensor fn(Tensor x) { return unary(OpKind::kind, x); }
+LLDL_UNARY_OPS(LLDL_DEFINE_UNARY)
+#undef LLDL_DEFINE_UNARY
 Tensor softmax(Tensor x) { return unary(OpKind::Softmax, x); }
 Tensor log_softmax(Tensor x) { return unary(OpKind::LogSoftmax, x); }
 Tensor mse_loss(Tensor pred, Tensor target) { return binary(OpKind::MseLoss, pred, target); }
@@ -106,7 +106,6 @@ Tensor layer_norm(Tensor x, Tensor gamma, Tensor beta, float eps) {
   return apply(OpKind::LayerNorm, in, 3, layer_norm_attr(eps));
 }
 
-Tensor gelu(Tensor x) { return unary(OpKind::Gelu, x); }
 
 Tensor transpose(Tensor x, int dim0, int dim1) {
   return unary(OpKind::Transpose, x, transpose_attr(dim0, dim1));

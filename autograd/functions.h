@@ -21,10 +21,11 @@ Tensor mul(Tensor a, Tensor b);
 Tensor scale(Tensor x, float alpha);
 Tensor sum(Tensor x, int axis = -1);   // axis -1: all elements -> scalar
 Tensor mean(Tensor x, int axis = -1);
-Tensor sigmoid(Tensor x);
-Tensor tanh(Tensor x);
-Tensor relu(Tensor x);
-Tensor identity(Tensor x);
+// The unary elementwise ops: sigmoid, tanh, relu, identity, gelu, ... (one
+// builder per entry of LLDL_UNARY_OPS in ops/op.h, which says what each does).
+#define LLDL_DECLARE_UNARY(kind, fn, doc) Tensor fn(Tensor x);
+LLDL_UNARY_OPS(LLDL_DECLARE_UNARY)
+#undef LLDL_DECLARE_UNARY
 Tensor softmax(Tensor x);       // over the last dimension
 Tensor log_softmax(Tensor x);   // over the last dimension
 Tensor mse_loss(Tensor pred, Tensor target);
@@ -68,8 +69,6 @@ Tensor embedding(Tensor ids, Tensor table);
 // Normalises x (..., C) over its last dimension (biased variance, as
 // PyTorch), then gamma * xhat + beta with gamma, beta (C). eps >= 0.
 Tensor layer_norm(Tensor x, Tensor gamma, Tensor beta, float eps = 1e-5f);
-// GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
-Tensor gelu(Tensor x);
 // x with dims dim0 and dim1 swapped (negative dims count from the end); the
 // result is a contiguous copy.
 Tensor transpose(Tensor x, int dim0, int dim1);

@@ -12,7 +12,7 @@
 // (-|naive|fast), threads, pass (fwd|fwd+bwd), transfers (no|yes),
 // median_us, gflops (forward FLOPs of the op metadata / time; 0 for bwd).
 // Without a usable GPU the CUDA rows are left out and a "# skip" line says why.
-// Usage: bench_cuda [--quick] (one size, 3 repetitions).
+// Usage: bench_cuda [--quick] (the large examples only, 3 repetitions).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -38,55 +38,20 @@ struct Case {
   OpAttr attr;
 };
 
-std::vector<Case> cases(int64_t s) {
-  const int64_t r = 256 * s;
-  auto c = [](OpKind k, std::string n, std::vector<Shape> in, OpAttr a = no_attr()) {
-    return Case{k, std::move(n), std::move(in), a};
-  };
-  std::string rs = std::to_string(r) + "x1024";
-  std::string b = std::to_string(16 * s);
-  return {
-      c(OpKind::Add, rs, {{r, 1024}, {r, 1024}}),
-      c(OpKind::Sub, rs, {{r, 1024}, {r, 1024}}),
-      c(OpKind::Mul, rs, {{r, 1024}, {r, 1024}}),
-      c(OpKind::Scale, rs, {{r, 1024}}, scale_attr(0.5f)),
-      c(OpKind::BiasAdd, rs + " + 1024", {{r, 1024}, {1024}}),
-      c(OpKind::Sum, "all of " + rs, {{r, 1024}}, reduce_attr(-1)),
-      c(OpKind::Mean, "axis 1 of " + rs, {{r, 1024}}, reduce_attr(1)),
-      c(OpKind::Sigmoid, rs, {{r, 1024}}),
-      c(OpKind::Tanh, rs, {{r, 1024}}),
-      c(OpKind::Relu, rs, {{r, 1024}}),
-      c(OpKind::Identity, rs, {{r, 1024}}),
-      c(OpKind::Softmax, std::to_string(64 * s) + "x1000", {{64 * s, 1000}}),
-      c(OpKind::LogSoftmax, std::to_string(64 * s) + "x1000", {{64 * s, 1000}}),
-      c(OpKind::MseLoss, rs, {{r, 1024}, {r, 1024}}),
-      c(OpKind::CrossEntropy, std::to_string(64 * s) + "x1000", {{64 * s, 1000}, {64 * s, 1000}}),
-      c(OpKind::CrossEntropyLabels, std::to_string(64 * s) + "x1000", {{64 * s, 1000}, {64 * s}}),
-      c(OpKind::MatMul, std::to_string(128 * s) + " square", {{128 * s, 128 * s}, {128 * s, 128 * s}},
-        matmul_attr(false, false)),
-      c(OpKind::Linear, std::to_string(128 * s) + " square + bias",
-        {{128 * s, 128 * s}, {128 * s, 128 * s}, {128 * s}}, matmul_attr(false, false)),
-      c(OpKind::Conv2d, b + "x16x28x28 * 32x16x3x3 pad 1", {{16 * s, 16, 28, 28}, {32, 16, 3, 3}, {32}},
-        conv_attr(1, 1)),
-      c(OpKind::MaxPool2d, b + "x32x28x28 2x2", {{16 * s, 32, 28, 28}}, pool_attr(2)),
-      c(OpKind::AvgPool2d, b + "x32x28x28 2x2", {{16 * s, 32, 28, 28}}, pool_attr(2)),
-      c(OpKind::Reshape, rs + " as 1024x" + std::to_string(r), {{r, 1024}}, reshape_attr(1024, int32_t(r))),
-      c(OpKind::Dropout, rs + " p 0.5", {{r, 1024}}, dropout_attr(0.5f, true, 1)),
-      c(OpKind::BatchNorm, b + "x32x28x28 training", {{16 * s, 32, 28, 28}, {32}, {32}, {32}, {32}},
-        batch_norm_attr(true)),
-      // Sequence models at GPT-2 small widths (C = 768, 12 heads, T = 256).
-      c(OpKind::Embedding, std::to_string(4 * s) + "x256 ids, table 8192x768", {{4 * s, 256}, {8192, 768}}),
-      c(OpKind::LayerNorm, std::to_string(r) + "x768", {{r, 768}, {768}, {768}}, layer_norm_attr(1e-5f)),
-      c(OpKind::Gelu, rs, {{r, 1024}}),
-      c(OpKind::Transpose, std::to_string(4 * s) + "x256x12x64 dims 1 2", {{4 * s, 256, 12, 64}},
-        transpose_attr(1, 2)),
-      c(OpKind::Transpose, rs + " dims 0 1", {{r, 1024}}, transpose_attr(0, 1)),
-      c(OpKind::Slice, std::to_string(r) + "x3072 axis 1 from 1024, 1024", {{r, 3072}}, slice_attr(1, 1024, 1024)),
-      c(OpKind::Concat, rs + " and " + rs + " axis 1", {{r, 1024}, {r, 1024}}, concat_attr(1)),
-      c(OpKind::Attention, std::to_string(4 * s) + "x256x2304 12 heads", {{4 * s, 256, 3 * 768}},
-        attention_attr(12)),
-      c(OpKind::Lstm, std::to_string(8 * s) + "x64x256 H 256", {{8 * s, 64, 256}, {1024, 256}, {1024, 256}, {1024}}),
-  };
+// Every example of every kind (OpMeta::examples, ops/examples.h): the small
+// ones, where launch overhead dominates, and the large ones; --quick takes
+// the large ones only.
+std::vector<Case> cases(bool quick) {
+  std::vector<Case> v;
+  for (int i = 0; i < kOpCount; ++i)
+    for (const OpExample& e : op_meta(OpKind(i)).examples)
+      if (e.large || !quick) {
+        // No comma in a CSV field: "7x5 7x3 (a^T)".
+        std::string name = *e.note ? std::string(e.shapes) + " (" + e.note + ")" : e.shapes;
+        std::replace(name.begin(), name.end(), ',', ';');
+        v.push_back(Case{OpKind(i), name, example_shapes(e), e.attr});
+      }
+  return v;
 }
 
 // Host buffers for one case: inputs (labels in range, variances positive),
@@ -186,53 +151,51 @@ int main(int argc, char** argv) {
   const bool gpu = cuda_available();
   std::printf("op,case,elements,device,tier,threads,pass,transfers,median_us,gflops\n");
   if (!gpu) std::printf("# skip cuda: %s\n", cuda_status().c_str());
-  std::vector<int64_t> scales = quick ? std::vector<int64_t>{1} : std::vector<int64_t>{1, 2, 4};
-  for (int64_t s : scales)
-    for (const Case& k : cases(s)) {
-      const OpMeta& m = op_meta(k.kind);
-      KernelArgs a{};
-      a.kind = k.kind;
-      a.attr = k.attr;
-      a.n_in = static_cast<int>(k.in.size());
-      for (int j = 0; j < a.n_in; ++j) a.in_shape[j] = k.in[j];
-      a.out_shape = m.shape(a.in_shape, a.attr);
-      Host h = make_host(k, a);
-      {  // CPU
-        std::vector<void*> in, gin;
-        for (auto& v : h.in) in.push_back(v.data());
-        for (auto& v : h.gin) gin.push_back(v.empty() ? nullptr : v.data());
-        bind(a, in, gin, h.out.data(), h.ws.empty() ? nullptr : h.ws.data(), h.gout.data(), m.view);
-        const KernelPair& kp = kernels(Backend::CPU, DType::F32, k.kind);
-        for (int t : {1, 2}) {
-          set_num_threads(t);
-          row(k, a, "cpu", "-", t, false, false, time_it(reps, [&] { kp.forward(a); }));
-          row(k, a, "cpu", "-", t, true, false, time_it(reps, [&] { kp.forward(a), kp.backward(a); }));
-        }
-      }
-      if (!gpu) continue;
-      Dev d(h);
-      bind(a, d.in, d.gin, d.out, d.ws, d.gout, m.view);
-      const KernelPair& kp = kernels(Backend::CUDA, DType::F32, k.kind);
-      for (CudaTier tier : {CudaTier::Naive, CudaTier::Fast}) {
-        set_cuda_tier(tier);
-        const char* tn = cuda_tier_name(tier);
-        auto fwd = [&] { kp.forward(a); };
-        auto both = [&] { kp.forward(a), kp.backward(a); };
-        // With transfers: inputs (and the upstream gradient) in, results out.
-        auto in_out = [&](bool bwd) {
-          for (size_t j = 0; j < h.in.size(); ++j) cuda_to_device(d.in[j], h.in[j].data(), h.in[j].size());
-          if (bwd) cuda_to_device(d.gout, h.gout.data(), h.gout.size());
-          bwd ? both() : fwd();
-          if (!m.view) cuda_to_host(h.out.data(), d.out, h.out.size());
-          if (bwd)
-            for (size_t j = 0; j < h.gin.size(); ++j)
-              if (d.gin[j]) cuda_to_host(h.gin[j].data(), d.gin[j], h.gin[j].size());
-        };
-        row(k, a, "cuda", tn, 0, false, false, time_it(reps, [&] { fwd(), cuda_synchronize(); }));
-        row(k, a, "cuda", tn, 0, true, false, time_it(reps, [&] { both(), cuda_synchronize(); }));
-        row(k, a, "cuda", tn, 0, false, true, time_it(reps, [&] { in_out(false); }));
-        row(k, a, "cuda", tn, 0, true, true, time_it(reps, [&] { in_out(true); }));
+  for (const Case& k : cases(quick)) {
+    const OpMeta& m = op_meta(k.kind);
+    KernelArgs a{};
+    a.kind = k.kind;
+    a.attr = k.attr;
+    a.n_in = static_cast<int>(k.in.size());
+    for (int j = 0; j < a.n_in; ++j) a.in_shape[j] = k.in[j];
+    a.out_shape = m.shape(a.in_shape, a.attr);
+    Host h = make_host(k, a);
+    {  // CPU
+      std::vector<void*> in, gin;
+      for (auto& v : h.in) in.push_back(v.data());
+      for (auto& v : h.gin) gin.push_back(v.empty() ? nullptr : v.data());
+      bind(a, in, gin, h.out.data(), h.ws.empty() ? nullptr : h.ws.data(), h.gout.data(), m.view);
+      const KernelPair& kp = kernels(Backend::CPU, DType::F32, k.kind);
+      for (int t : {1, 2}) {
+        set_num_threads(t);
+        row(k, a, "cpu", "-", t, false, false, time_it(reps, [&] { kp.forward(a); }));
+        row(k, a, "cpu", "-", t, true, false, time_it(reps, [&] { kp.forward(a), kp.backward(a); }));
       }
     }
+    if (!gpu) continue;
+    Dev d(h);
+    bind(a, d.in, d.gin, d.out, d.ws, d.gout, m.view);
+    const KernelPair& kp = kernels(Backend::CUDA, DType::F32, k.kind);
+    for (CudaTier tier : {CudaTier::Naive, CudaTier::Fast}) {
+      set_cuda_tier(tier);
+      const char* tn = cuda_tier_name(tier);
+      auto fwd = [&] { kp.forward(a); };
+      auto both = [&] { kp.forward(a), kp.backward(a); };
+      // With transfers: inputs (and the upstream gradient) in, results out.
+      auto in_out = [&](bool bwd) {
+        for (size_t j = 0; j < h.in.size(); ++j) cuda_to_device(d.in[j], h.in[j].data(), h.in[j].size());
+        if (bwd) cuda_to_device(d.gout, h.gout.data(), h.gout.size());
+        bwd ? both() : fwd();
+        if (!m.view) cuda_to_host(h.out.data(), d.out, h.out.size());
+        if (bwd)
+          for (size_t j = 0; j < h.gin.size(); ++j)
+            if (d.gin[j]) cuda_to_host(h.gin[j].data(), d.gin[j], h.gin[j].size());
+      };
+      row(k, a, "cuda", tn, 0, false, false, time_it(reps, [&] { fwd(), cuda_synchronize(); }));
+      row(k, a, "cuda", tn, 0, true, false, time_it(reps, [&] { both(), cuda_synchronize(); }));
+      row(k, a, "cuda", tn, 0, false, true, time_it(reps, [&] { in_out(false); }));
+      row(k, a, "cuda", tn, 0, true, true, time_it(reps, [&] { in_out(true); }));
+    }
+  }
   return 0;
 }

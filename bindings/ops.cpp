@@ -35,17 +35,16 @@ void def_arithmetic(py::module_& m) {
 
 // Elementwise activations, softmax and the losses.
 void def_activations_and_losses(py::module_& m) {
-  m.def("sigmoid", [](const PyTensor& x) { return op1(sigmoid, x); });
-  m.def("tanh", [](const PyTensor& x) { return op1(lldl::tanh, x); });
-  m.def("relu", [](const PyTensor& x) { return op1(relu, x); });
-  m.def("identity", [](const PyTensor& x) { return op1(identity, x); });
+  // sigmoid, tanh, relu, identity, gelu, ...: the list in ops/op.h.
+#define LLDL_BIND_UNARY(kind, fn, doc) \
+  m.def(#fn, [](const PyTensor& x) { return op1(lldl::fn, x); }, doc);
+  LLDL_UNARY_OPS(LLDL_BIND_UNARY)
+#undef LLDL_BIND_UNARY
   m.def("softmax", [](const PyTensor& x) { return op1(softmax, x); });
   m.def("log_softmax", [](const PyTensor& x) { return op1(log_softmax, x); });
   m.def("mse_loss", [](const PyTensor& p, const PyTensor& t) { return op2(mse_loss, p, t); });
   m.def("cross_entropy", [](const PyTensor& l, const PyTensor& t) { return op2(cross_entropy, l, t); },
         "Cross-entropy of logits against one-hot/soft float targets or int32 labels.");
-  m.def("gelu", [](const PyTensor& x) { return op1(gelu, x); },
-        "GELU, tanh approximation (PyTorch approximate='tanh').");
 }
 
 // Image layers: convolution, pooling, batch normalisation, dropout.

@@ -1,13 +1,18 @@
 // Metadata rows: name, arity, shape rule, FLOPs and bytes for each op kind.
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "core/error.h"
+#include "ops/examples.h"
+#include "ops/geometry.h"
 #include "ops/op.h"
-#include "ops/seq_meta.h"
+#include "ops/seq_rules.h"
 
 namespace lldl {
+
+namespace ex = examples;
 
 namespace {
 
@@ -32,18 +37,17 @@ Shape matmul_shape(const Shape* in, const OpAttr& a) {
   const Shape &A = in[0], &B = in[1];
   if (A.ndim != 2 || B.ndim != 2)
     fail("matmul", "needs 2-D operands: a is " + A.str() + ", b is " + B.str());
-  int64_t m = a.matmul.trans_a ? A[1] : A[0], ka = a.matmul.trans_a ? A[0] : A[1];
-  int64_t kb = a.matmul.trans_b ? B[1] : B[0], n = a.matmul.trans_b ? B[0] : B[1];
-  if (ka != kb)
-    fail("matmul", std::string("inner dimensions differ: a") + (a.matmul.trans_a ? "^T" : "") +
-                       " is " + std::to_string(m) + "x" + std::to_string(ka) + ", b" +
-                       (a.matmul.trans_b ? "^T" : "") + " is " + std::to_string(kb) + "x" +
-                       std::to_string(n));
-  return Shape{m, n};
+  const MatmulDims d = matmul_dims(in, a);
+  const int64_t kb = d.tb ? B[1] : B[0];  // d.K is a's
+  if (d.K != kb)
+    fail("matmul", std::string("inner dimensions differ: a") + (d.ta ? "^T" : "") + " is " +
+                       std::to_string(d.M) + "x" + std::to_string(d.K) + ", b" +
+                       (d.tb ? "^T" : "") + " is " + std::to_string(kb) + "x" +
+                       std::to_string(d.N));
+  return Shape{d.M, d.N};
 }
 double matmul_flops(const Shape* in, const Shape& out, const OpAttr& a) {
-  int64_t k = a.matmul.trans_a ? in[0][0] : in[0][1];
-  return 2.0 * static_cast<double>(out.numel()) * static_cast<double>(k);
+  return 2.0 * static_cast<double>(out.numel()) * static_cast<double>(matmul_dims(in, a).K);
 }
 double matmul_bytes(const Shape* in, const Shape& out, const OpAttr&) {
   return f32_bytes(in[0]) + f32_bytes(in[1]) + f32_bytes(out);
@@ -59,7 +63,8 @@ Shape linear_shape(const Shape* in, const OpAttr& a) {
     fail("linear", "trans_a is not supported: x must be (M, K) as stored" + all);
   if (x.ndim != 2 || w.ndim != 2)
     fail("linear", "needs a 2-D x (M, K) and a 2-D w (" + std::string(tb ? "N, K" : "K, N") + ")" + all);
-  const int64_t m = x[0], k = x[1], kw = tb ? w[1] : w[0], n = tb ? w[0] : w[1];
+  const MatmulDims d = matmul_dims(in, a);
+  const int64_t m = d.M, k = d.K, kw = tb ? w[1] : w[0], n = d.N;
   if (k != kw)
     fail("linear", "inner dimensions differ: x is " + std::to_string(m) + "x" + std::to_string(k) +
                        ", w" + (tb ? "^T" : "") + " is " + std::to_string(kw) + "x" +
@@ -152,7 +157,7 @@ Shape dropout_shape(const Shape* in, const OpAttr& a) {
 }
 
 // Values per channel that batch statistics average over: N (x 2-D) or N*H*W.
-int64_t bn_count(const Shape& x) { return x.ndim == 4 ? x[0] * x[2] * x[3] : x[0]; }
+int64_t bn_count(const Shape& x) { return bn_dims(&x).count(); }
 
 Shape batch_norm_shape(const Shape* in, const OpAttr& a) {
   static const char* names[] = {"x", "gamma", "beta", "running_mean", "running_var"};
@@ -198,11 +203,11 @@ Shape conv2d_shape(const Shape* in, const OpAttr& a) {
   if (w[2] > H || w[3] > W)
     fail("conv2d", "kernel " + i2s(w[2]) + "x" + i2s(w[3]) + " is larger than the padded input " +
                        i2s(H) + "x" + i2s(W) + " (x is " + x.str() + ", padding " + i2s(p) + ")");
-  return Shape{x[0], w[0], (H - w[2]) / s + 1, (W - w[3]) / s + 1};
+  const ConvGeom g = conv_geom(in, a);
+  return Shape{g.N, g.OC, g.OH, g.OW};
 }
-double conv2d_flops(const Shape* in, const Shape& out, const OpAttr&) {
-  const Shape& w = in[1];
-  return 2.0 * static_cast<double>(out.numel()) * static_cast<double>(w[1] * w[2] * w[3]);
+double conv2d_flops(const Shape* in, const Shape& out, const OpAttr& a) {
+  return 2.0 * static_cast<double>(out.numel()) * static_cast<double>(conv_geom(in, a).K());
 }
 double conv2d_bytes(const Shape* in, const Shape& out, const OpAttr&) {
   return f32_bytes(in[0]) + f32_bytes(in[1]) + f32_bytes(in[2]) + f32_bytes(out);
@@ -217,7 +222,8 @@ Shape pool_shape(const char* op, const Shape* in, const OpAttr& a) {
   if (k > x[2] || k > x[3])
     fail(op, "kernel " + i2s(k) + "x" + i2s(k) + " is larger than the input " + i2s(x[2]) + "x" +
                  i2s(x[3]) + " (x is " + x.str() + ")");
-  return Shape{x[0], x[1], (x[2] - k) / s + 1, (x[3] - k) / s + 1};
+  const PoolGeom g = pool_geom(in, a);
+  return Shape{x[0], x[1], g.OH, g.OW};
 }
 Shape max_pool_shape(const Shape* in, const OpAttr& a) { return pool_shape("max_pool2d", in, a); }
 Shape avg_pool_shape(const Shape* in, const OpAttr& a) { return pool_shape("avg_pool2d", in, a); }
@@ -257,7 +263,8 @@ Shape attention_shape(const Shape* in, const OpAttr& a) {
   if (C % nh != 0)
     fail("causal_attention", "n_embd " + i2s(C) + " is not divisible by n_head " + i2s(nh) +
                                  " (qkv is " + x.str() + ")");
-  return Shape{x[0], x[1], C};
+  const AttnGeom g = attn_geom(in, a);
+  return Shape{g.B, g.T, g.C};
 }
 // Causal entries (s <= t) over every batch row and head.
 double attention_entries(const Shape& x, const OpAttr& a) {
@@ -271,7 +278,7 @@ double attention_flops(const Shape* in, const Shape& out, const OpAttr& a) {
 }
 // Softmax probabilities P (B, n_head, T, T) for backward; only s <= t is used.
 int64_t attention_workspace(const Shape* in, const Shape&, const OpAttr& a) {
-  return in[0][0] * a.attention.n_head * in[0][1] * in[0][1];
+  return attn_geom(in, a).workspace();
 }
 double attention_bytes(const Shape* in, const Shape& out, const OpAttr& a) {
   return f32_bytes(in[0]) + f32_bytes(out) +
@@ -296,7 +303,8 @@ Shape lstm_shape(const Shape* in, const OpAttr&) {
   if (b.ndim != 1 || b[0] != 4 * H)
     fail("lstm", "b must be (4H) = " + i2s(4 * H) + " for H = " + i2s(H) + ", got " + b.str() +
                      all);
-  return Shape{x[0], x[1], H};
+  const LstmGeom g = lstm_geom(OpKind::Lstm, in);
+  return Shape{g.B, g.T, g.H};
 }
 // lstm_gates: gx (B, T, 4H), the pre-activation input gates, w_hh (4H, H).
 Shape lstm_gates_shape(const Shape* in, const OpAttr&) {
@@ -309,7 +317,8 @@ Shape lstm_gates_shape(const Shape* in, const OpAttr&) {
   if (whh.ndim != 2 || whh[0] != 4 * H || whh[1] != H)
     fail("lstm_gates", "w_hh must be (4H, H) = " + i2s(4 * H) + "x" + i2s(H) + " for H = " +
                            i2s(H) + ", got " + whh.str() + all);
-  return Shape{gx[0], gx[1], H};
+  const LstmGeom g = lstm_geom(OpKind::LstmGates, in);
+  return Shape{g.B, g.T, g.H};
 }
 // Per (b, t, j): the GEMMs (8 (I + H); lstm_gates only the recurrent 8 H),
 // bias and gate activations (~20) and the cell update (~8).
@@ -321,10 +330,13 @@ double lstm_flops(const Shape* in, const Shape& out, const OpAttr&) {
 double lstm_gates_flops(const Shape*, const Shape& out, const OpAttr&) {
   return static_cast<double>(out.numel()) * (8.0 * static_cast<double>(out[2]) + 28);
 }
-int64_t lstm_workspace(const Shape*, const Shape& out, const OpAttr&) { return 5 * out.numel(); }
-template <int Arity>
-double lstm_bytes(const Shape* in, const Shape& out, const OpAttr& a) {
-  double s = f32_bytes(out) + 4.0 * static_cast<double>(lstm_workspace(in, out, a));
+template <OpKind Kind>
+int64_t lstm_workspace(const Shape* in, const Shape&, const OpAttr&) {
+  return lstm_geom(Kind, in).workspace();
+}
+template <OpKind Kind, int Arity>
+double lstm_bytes(const Shape* in, const Shape& out, const OpAttr&) {
+  double s = f32_bytes(out) + 4.0 * static_cast<double>(lstm_geom(Kind, in).workspace());
   for (int i = 0; i < Arity; ++i) s += f32_bytes(in[i]);
   return s;
 }
@@ -370,47 +382,82 @@ void check_labels(const Shape* in, const void* const* data, const OpAttr&) {
                        " classes (logits are " + in[0].str() + ")");
 }
 
-// Rows in OpKind order.
+// Rows in OpKind order, each field named (unnamed ones keep OpMeta's defaults).
 constexpr OpMeta kMeta[] = {
-    {"matmul", 2, matmul_shape, matmul_flops, matmul_bytes},
-    {"bias_add", 2, bias_shape, per_out<1>, binary_bytes},
-    {"add", 2, add_shape, per_out<1>, binary_bytes},
-    {"sub", 2, sub_shape, per_out<1>, binary_bytes},
-    {"mul", 2, mul_shape, per_out<1>, binary_bytes},
-    {"scale", 1, same_as_input, per_out<1>, unary_bytes},
-    {"sum", 1, sum_shape, per_in<1>, unary_bytes},
-    {"mean", 1, mean_shape, per_in<1>, unary_bytes},
-    {"sigmoid", 1, same_as_input, per_out<4>, unary_bytes},
-    {"tanh", 1, same_as_input, per_out<4>, unary_bytes},
-    {"relu", 1, same_as_input, per_out<1>, unary_bytes},
-    {"identity", 1, same_as_input, per_out<0>, unary_bytes},
-    {"softmax", 1, softmax_shape, per_out<5>, unary_bytes},
-    {"log_softmax", 1, log_softmax_shape, per_out<5>, unary_bytes},
-    {"mse_loss", 2, mse_shape, per_in<3>, binary_bytes},
-    {"cross_entropy", 2, ce_shape, per_in<7>, binary_bytes},
-    {"cross_entropy_labels", 2, ce_labels_shape, per_in<5>, labels_bytes, false, 0b10,
-     check_labels},
-    {"conv2d", 3, conv2d_shape, conv2d_flops, conv2d_bytes},
-    {"max_pool2d", 1, max_pool_shape, pool_flops, unary_bytes, false, 0, nullptr,
-     max_pool_workspace},
-    {"avg_pool2d", 1, avg_pool_shape, pool_flops, unary_bytes},
-    {"reshape", 1, reshape_shape, zero_cost, zero_cost, /*view=*/true},
-    {"dropout", 1, dropout_shape, per_out<1>, unary_bytes},
-    {"batch_norm", 5, batch_norm_shape, bn_flops, bn_bytes},
-    {"embedding", 2, seq_meta::embedding_shape, zero_cost, seq_meta::embedding_bytes, false, 0b1,
-     seq_meta::embedding_check},
-    {"layer_norm", 3, seq_meta::layer_norm_shape, seq_meta::layer_norm_flops,
-     seq_meta::layer_norm_bytes, false, 0, nullptr, seq_meta::layer_norm_workspace},
-    {"gelu", 1, same_as_input, seq_meta::gelu_flops, unary_bytes},
-    {"transpose", 1, seq_meta::transpose_shape, zero_cost, seq_meta::copy_bytes},
-    {"slice", 1, seq_meta::slice_shape, zero_cost, seq_meta::copy_bytes},
-    {"concat", 2, seq_meta::concat_shape, zero_cost, seq_meta::concat_bytes},
-    {"causal_attention", 1, attention_shape, attention_flops, attention_bytes, false, 0, nullptr,
-     attention_workspace},
-    {"lstm", 4, lstm_shape, lstm_flops, lstm_bytes<4>, false, 0, nullptr, lstm_workspace},
-    {"linear", 3, linear_shape, linear_flops, linear_bytes},
-    {"lstm_gates", 2, lstm_gates_shape, lstm_gates_flops, lstm_bytes<2>, false, 0, nullptr,
-     lstm_workspace},
+    {.name = "matmul", .arity = 2, .shape = matmul_shape, .flops = matmul_flops,
+     .bytes = matmul_bytes, .examples = ex::kMatMul},
+    {.name = "bias_add", .arity = 2, .shape = bias_shape, .flops = per_out<1>,
+     .bytes = binary_bytes, .examples = ex::kBiasAdd},
+    {.name = "add", .arity = 2, .shape = add_shape, .flops = per_out<1>, .bytes = binary_bytes,
+     .examples = ex::kBinary},
+    {.name = "sub", .arity = 2, .shape = sub_shape, .flops = per_out<1>, .bytes = binary_bytes,
+     .examples = ex::kBinary},
+    {.name = "mul", .arity = 2, .shape = mul_shape, .flops = per_out<1>, .bytes = binary_bytes,
+     .examples = ex::kBinary},
+    {.name = "scale", .arity = 1, .shape = same_as_input, .flops = per_out<1>,
+     .bytes = unary_bytes, .examples = ex::kScale},
+    {.name = "sum", .arity = 1, .shape = sum_shape, .flops = per_in<1>, .bytes = unary_bytes,
+     .examples = ex::kSum},
+    {.name = "mean", .arity = 1, .shape = mean_shape, .flops = per_in<1>, .bytes = unary_bytes,
+     .examples = ex::kMean},
+    {.name = "sigmoid", .arity = 1, .shape = same_as_input, .flops = per_out<4>,
+     .bytes = unary_bytes, .examples = ex::kUnary},
+    {.name = "tanh", .arity = 1, .shape = same_as_input, .flops = per_out<4>,
+     .bytes = unary_bytes, .examples = ex::kUnary},
+    {.name = "relu", .arity = 1, .shape = same_as_input, .flops = per_out<1>,
+     .bytes = unary_bytes, .examples = ex::kUnary},
+    {.name = "identity", .arity = 1, .shape = same_as_input, .flops = per_out<0>,
+     .bytes = unary_bytes, .examples = ex::kUnary},
+    {.name = "softmax", .arity = 1, .shape = softmax_shape, .flops = per_out<5>,
+     .bytes = unary_bytes, .examples = ex::kSoftmax},
+    {.name = "log_softmax", .arity = 1, .shape = log_softmax_shape, .flops = per_out<5>,
+     .bytes = unary_bytes, .examples = ex::kLogSoftmax},
+    {.name = "mse_loss", .arity = 2, .shape = mse_shape, .flops = per_in<3>,
+     .bytes = binary_bytes, .examples = ex::kMseLoss},
+    {.name = "cross_entropy", .arity = 2, .shape = ce_shape, .flops = per_in<7>,
+     .bytes = binary_bytes, .examples = ex::kCrossEntropy},
+    {.name = "cross_entropy_labels", .arity = 2, .shape = ce_labels_shape, .flops = per_in<5>,
+     .bytes = labels_bytes, .int_inputs = 0b10, .check = check_labels,
+     .examples = ex::kCrossEntropyLabels},
+    {.name = "conv2d", .arity = 3, .shape = conv2d_shape, .flops = conv2d_flops,
+     .bytes = conv2d_bytes, .examples = ex::kConv2d},
+    {.name = "max_pool2d", .arity = 1, .shape = max_pool_shape, .flops = pool_flops,
+     .bytes = unary_bytes, .workspace = max_pool_workspace, .examples = ex::kPool},
+    {.name = "avg_pool2d", .arity = 1, .shape = avg_pool_shape, .flops = pool_flops,
+     .bytes = unary_bytes, .examples = ex::kPool},
+    {.name = "reshape", .arity = 1, .shape = reshape_shape, .flops = zero_cost,
+     .bytes = zero_cost, .view = true, .examples = ex::kReshape},
+    {.name = "dropout", .arity = 1, .shape = dropout_shape, .flops = per_out<1>,
+     .bytes = unary_bytes, .examples = ex::kDropout},
+    {.name = "batch_norm", .arity = 5, .shape = batch_norm_shape, .flops = bn_flops,
+     .bytes = bn_bytes, .examples = ex::kBatchNorm},
+    {.name = "embedding", .arity = 2, .shape = seq_rules::embedding_shape, .flops = zero_cost,
+     .bytes = seq_rules::embedding_bytes, .int_inputs = 0b1, .check = seq_rules::embedding_check,
+     .examples = ex::kEmbedding},
+    {.name = "layer_norm", .arity = 3, .shape = seq_rules::layer_norm_shape,
+     .flops = seq_rules::layer_norm_flops, .bytes = seq_rules::layer_norm_bytes,
+     .workspace = seq_rules::layer_norm_workspace, .examples = ex::kLayerNorm},
+    {.name = "gelu", .arity = 1, .shape = same_as_input, .flops = seq_rules::gelu_flops,
+     .bytes = unary_bytes, .examples = ex::kGelu},
+    {.name = "transpose", .arity = 1, .shape = seq_rules::transpose_shape, .flops = zero_cost,
+     .bytes = seq_rules::copy_bytes, .examples = ex::kTranspose},
+    {.name = "slice", .arity = 1, .shape = seq_rules::slice_shape, .flops = zero_cost,
+     .bytes = seq_rules::copy_bytes, .examples = ex::kSlice},
+    {.name = "concat", .arity = 2, .shape = seq_rules::concat_shape, .flops = zero_cost,
+     .bytes = seq_rules::concat_bytes, .examples = ex::kConcat},
+    {.name = "causal_attention", .arity = 1, .shape = attention_shape, .flops = attention_flops,
+     .bytes = attention_bytes, .workspace = attention_workspace, .examples = ex::kAttention},
+    {.name = "lstm", .arity = 4, .shape = lstm_shape, .flops = lstm_flops,
+     .bytes = lstm_bytes<OpKind::Lstm, 4>, .workspace = lstm_workspace<OpKind::Lstm>,
+     .examples = ex::kLstm},
+    {.name = "linear", .arity = 3, .shape = linear_shape, .flops = linear_flops,
+     .bytes = linear_bytes, .examples = ex::kLinear},
+    {.name = "lstm_gates", .arity = 2, .shape = lstm_gates_shape, .flops = lstm_gates_flops,
+     .bytes = lstm_bytes<OpKind::LstmGates, 2>,
+     .workspace = lstm_workspace<OpKind::LstmGates>, .examples = ex::kLstmGates},
+    // exp, add, divide (as sigmoid's 4) and the product.
+    {.name = "silu", .arity = 1, .shape = same_as_input, .flops = per_out<5>,
+     .bytes = unary_bytes, .examples = ex::kUnary},
 };
 static_assert(sizeof(kMeta) / sizeof(kMeta[0]) == kOpCount,
               "every OpKind needs its metadata row in ops/meta.cpp");
@@ -423,6 +470,35 @@ const OpMeta& op_meta(OpKind k) {
     throw ValueError("unknown op kind " + std::to_string(i) + " (there are " +
                      std::to_string(kOpCount) + " kinds)");
   return kMeta[i];
+}
+
+std::vector<Shape> example_shapes(const OpExample& e) {
+  std::vector<Shape> v;
+  const char* p = e.shapes;
+  while (*p) {
+    if (*p == ' ') {
+      ++p;
+      continue;
+    }
+    int64_t dims[kMaxDims];
+    int n = 0;
+    for (;;) {
+      char* end = nullptr;
+      const long long d = std::strtoll(p, &end, 10);
+      if (end == p || n == kMaxDims)
+        throw ValueError(std::string("example shapes '") + e.shapes + "' are not like '5x7 7'");
+      dims[n++] = d;
+      p = end;
+      if (*p != 'x') break;
+      ++p;
+    }
+    v.push_back(make_shape(dims, n, "example"));
+  }
+  return v;
+}
+
+std::string example_label(const OpExample& e) {
+  return *e.note ? std::string(e.shapes) + ", " + e.note : std::string(e.shapes);
 }
 
 OpKind op_from_name(const char* name) {

@@ -1,12 +1,18 @@
 // Every op kind lldl knows, and one metadata row per kind.
 //
 // Adding an op: an enum entry here, its row in ops/meta.cpp (name, arity,
-// shape rule, FLOPs, bytes), one kernel pair per backend, its backward rule
-// (in the kernel pair) and its tests. The static_assert in meta.cpp makes a
-// forgotten row a compile error; tests/test_gradcheck.cpp fails for a kind
-// with no gradient check.
+// shape rule, FLOPs, bytes, example inputs), one kernel pair per backend, its
+// backward rule (in the kernel pair) and its tests. The static_assert in
+// meta.cpp makes a forgotten row a compile error; tests/test_op_kinds.cpp
+// fails for a kind without kernels or examples, tests/test_gradcheck.cpp for
+// one with no gradient check. A unary elementwise op without attributes also
+// goes into LLDL_UNARY_OPS below, which gives it its graph builder and its
+// Python function.
 #pragma once
+#include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "core/shape.h"
 
@@ -49,10 +55,23 @@ enum class OpKind : uint8_t {
                 // attr.matmul.trans_a must be 0
   LstmGates,    // (gx [B,T,4H], w_hh [4H,H]) -> h [B,T,H]: lstm with the input projection
                 // x W_ih^T + b done by the caller (gx); ws: gates, cells
+  Silu,         // x * sigmoid(x) (swish)
   Count
 };
 constexpr int kOpCount = static_cast<int>(OpKind::Count);
 constexpr int kMaxInputs = 5;  // batch_norm: x, gamma, beta, running mean and variance
+
+// The unary elementwise ops without attributes: X(kind, builder, doc). The
+// graph builders (autograd/functions.h) and the Python functions
+// (bindings/graph.cpp) are generated from this list.
+#define LLDL_UNARY_OPS(X)                                                          \
+  X(Sigmoid, sigmoid, "1 / (1 + exp(-x)), elementwise")                            \
+  X(Tanh, tanh, "tanh(x), elementwise")                                            \
+  X(Relu, relu, "max(x, 0), elementwise (gradient 0 at 0)")                        \
+  X(Identity, identity, "x itself (a copy); its gradient passes straight through") \
+  X(Gelu, gelu, "GELU, tanh approximation (PyTorch approximate='tanh'): "          \
+                "0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))")                 \
+  X(Silu, silu, "x * sigmoid(x), elementwise (SiLU, swish)")
 
 // Small attribute payload of a tape entry (plain data, no pointers).
 union OpAttr {
@@ -194,6 +213,33 @@ inline OpAttr concat_attr(int32_t axis) {
   return a;
 }
 
+// One valid set of inputs of an op kind, for tests and benchmarks: the
+// cross-backend cases (tests/cuda_cases.h), the type checks of
+// tests/test_op_errors.cpp, bench/bench_cuda.cpp and bench/study_ops.h.
+struct OpExample {
+  const char* shapes;     // input shapes separated by spaces: "5x7 7x3"
+  OpAttr attr = no_attr();
+  const char* note = "";  // what the case exercises ("overlapping windows")
+  bool large = false;     // on a GPU and in benchmarks only (slow on the host)
+  double lo = -2.0, hi = 2.0;  // float inputs uniform in [lo, hi)
+  int64_t classes = 0;         // int32 inputs uniform in [0, classes)
+};
+// The input shapes of an example ("5x7 7x3" -> {5x7, 7x3}).
+std::vector<Shape> example_shapes(const OpExample& e);
+// "5x7 7x3, overlapping windows": the shapes and the note, for messages.
+std::string example_label(const OpExample& e);
+
+// A kind's examples: a view of a static array (C++17, for nvcc, so no span).
+struct OpExamples {
+  const OpExample* first = nullptr;
+  int count = 0;
+  constexpr OpExamples() = default;
+  template <size_t N>
+  constexpr OpExamples(const OpExample (&a)[N]) : first(a), count(static_cast<int>(N)) {}
+  const OpExample* begin() const { return first; }
+  const OpExample* end() const { return first + count; }
+};
+
 struct OpMeta {
   const char* name;
   int arity;
@@ -220,6 +266,8 @@ struct OpMeta {
   // and passed as KernelArgs::ws. Null: no workspace. Only what backward
   // needs belongs here.
   int64_t (*workspace)(const Shape* in, const Shape& out, const OpAttr& attr) = nullptr;
+  // Example inputs (ops/examples.h), smallest first; every kind has some.
+  OpExamples examples = {};
 };
 
 // A dim or axis as given (negative counts from the end) resolved against a

@@ -63,12 +63,12 @@ struct HostLauncher {
   }
 };
 
-// The naive CUDA kernel pair of a kind, run through launcher l.
-Side naive_side(OpKind k, HostLauncher& l) {
+// The naive CUDA kernel pair of a kind, run through the host launcher.
+Side naive_side(OpKind k, HostLauncher& host) {
   using H = HostLauncher;
   namespace nv = cuda::naive;
-  auto pair = [&l](void (*f)(const KernelArgs&, H&), void (*b)(const KernelArgs&, H&)) {
-    return Side{[f, &l](const KernelArgs& a) { if (f) f(a, l); }, [b, &l](const KernelArgs& a) { b(a, l); }};
+  auto pair = [&host](void (*f)(const KernelArgs&, H&), void (*b)(const KernelArgs&, H&)) {
+    return Side{[f, &host](const KernelArgs& a) { if (f) f(a, host); }, [b, &host](const KernelArgs& a) { b(a, host); }};
   };
   switch (k) {
     case OpKind::MatMul: return pair(nv::matmul_fwd<H>, nv::matmul_bwd<H>);
@@ -83,6 +83,7 @@ Side naive_side(OpKind k, HostLauncher& l) {
     case OpKind::Sigmoid: return pair(nv::sigmoid_fwd<H>, nv::sigmoid_bwd<H>);
     case OpKind::Tanh: return pair(nv::tanh_fwd<H>, nv::tanh_bwd<H>);
     case OpKind::Relu: return pair(nv::relu_fwd<H>, nv::relu_bwd<H>);
+    case OpKind::Silu: return pair(nv::silu_fwd<H>, nv::silu_bwd<H>);
     case OpKind::Identity: return pair(nv::identity_fwd<H>, nv::pass_bwd<H>);
     case OpKind::Softmax:
     case OpKind::LogSoftmax: return pair(nv::softmax_fwd<H>, nv::softmax_bwd<H>);
@@ -104,10 +105,11 @@ Side naive_side(OpKind k, HostLauncher& l) {
     case OpKind::Attention: return pair(nv::attention_fwd<H>, nv::attention_bwd<H>);
     case OpKind::Lstm:
     case OpKind::LstmGates:
-      return Side{[&l](const KernelArgs& a) { nv::lstm_fwd(a, l); },
-                  [&l](const KernelArgs& a) { cuda::lstm_bwd(a, l, false); }};
-    default: return {};
+      return Side{[&host](const KernelArgs& a) { nv::lstm_fwd(a, host); },
+                  [&host](const KernelArgs& a) { cuda::lstm_bwd(a, host, false); }};
+    case OpKind::Count: break;
   }
+  return {};
 }
 
 }  // namespace
@@ -115,11 +117,11 @@ Side naive_side(OpKind k, HostLauncher& l) {
 TEST_CASE("every op kind has a CUDA test case and a host-emulated naive kernel") {
   std::vector<int> count(kOpCount, 0);
   for (const Case& k : cases()) count[int(k.kind)]++;
-  HostLauncher l;
+  HostLauncher host;
   for (int i = 0; i < kOpCount; ++i) {
     INFO("op " << op_name(OpKind(i)));
-    CHECK_MESSAGE(count[i] > 0, "no case in tests/cuda_cases.h");
-    CHECK_MESSAGE(bool(naive_side(OpKind(i), l).backward), "no naive kernel in naive_side()");
+    CHECK_MESSAGE(count[i] > 0, "no example in ops/examples.h");
+    CHECK_MESSAGE(bool(naive_side(OpKind(i), host).backward), "no naive kernel in naive_side()");
   }
 }
 
@@ -144,14 +146,14 @@ TEST_CASE("CUDA fast-tier conv2d (im2col + GEMM) on the host matches the CPU bac
     if (k.kind != OpKind::Conv2d) continue;
     ++n;
     seed += 1000;
-    HostLauncher l;
-    Side im2col{[&l](const KernelArgs& a) { cuda::conv_im2col_fwd(a, l); },
-                [&l](const KernelArgs& a) {
+    HostLauncher host;
+    Side im2col{[&host](const KernelArgs& a) { cuda::conv_im2col_fwd(a, host); },
+                [&host](const KernelArgs& a) {
                   // db as the naive tier computes it; dx and dW by im2col.
-                  const cuda::ConvGeom g = cuda::conv_geom(a);
+                  const ConvGeom g = conv_geom(a.in_shape, a.attr);
                   if (float* db = cuda::gin<float>(a, 2))
-                    l("db", g.OC, cuda::ConvBwdBF<float>{cuda::gout<float>(a), db, g}, true);
-                  cuda::conv_im2col_bwd(a, l, cuda::gin<float>(a, 0), cuda::gin<float>(a, 1));
+                    host("db", g.OC, cuda::ConvBwdBF<float>{cuda::gout<float>(a), db, g}, true);
+                  cuda::conv_im2col_bwd(a, host, cuda::gin<float>(a, 0), cuda::gin<float>(a, 1));
                 }};
     compare(k, run(k, im2col, seed, false), run(k, cpu_side(k.kind), seed, false), "im2col + GEMM", false);
   }
@@ -168,24 +170,24 @@ TEST_CASE("CUDA fast-tier attention and LSTM (strided GEMMs) on the host match t
   for (const Case& k : cases()) {
     if (k.kind != OpKind::Attention && k.kind != OpKind::Lstm && k.kind != OpKind::LstmGates) continue;
     seed += 1000;
-    HostLauncher l;
+    HostLauncher host;
     Side fast;
     if (k.kind == OpKind::Attention) {
       ++n_attention;
-      fast.forward = [&l](const KernelArgs& a) {
-        cuda::attention_gemm_fwd(a, l, [&l](float* P, int64_t rows, int64_t T, float scale) {
-          l("softmax", rows, cuda::AttnSoftmaxRowF<float>{P, T, scale}, true);
+      fast.forward = [&host](const KernelArgs& a) {
+        cuda::attention_gemm_fwd(a, host, [&host](float* P, int64_t rows, int64_t T, float scale) {
+          host("softmax", rows, cuda::AttnSoftmaxRowF<float>{P, T, scale}, true);
         });
       };
-      fast.backward = [&l](const KernelArgs& a) {
-        cuda::attention_gemm_bwd(a, l, [&l](const float* P, float* dS, int64_t rows, int64_t T, float scale) {
-          l("softmax backward", rows, cuda::AttnSoftmaxBwdRowF<float>{P, dS, T, scale}, true);
+      fast.backward = [&host](const KernelArgs& a) {
+        cuda::attention_gemm_bwd(a, host, [&host](const float* P, float* dS, int64_t rows, int64_t T, float scale) {
+          host("softmax backward", rows, cuda::AttnSoftmaxBwdRowF<float>{P, dS, T, scale}, true);
         });
       };
     } else {
       ++(k.kind == OpKind::Lstm ? n_lstm : n_gates);
-      fast.forward = [&l](const KernelArgs& a) { cuda::lstm_gemm_fwd(a, l); };
-      fast.backward = [&l](const KernelArgs& a) { cuda::lstm_bwd(a, l, true); };
+      fast.forward = [&host](const KernelArgs& a) { cuda::lstm_gemm_fwd(a, host); };
+      fast.backward = [&host](const KernelArgs& a) { cuda::lstm_bwd(a, host, true); };
     }
     compare(k, run(k, fast, seed, false), run(k, cpu_side(k.kind), seed, false), "strided GEMMs", false);
   }
@@ -203,7 +205,7 @@ TEST_CASE("CUDA attention batches heads or batch rows, whichever is larger") {
     KernelArgs a{};
     a.in_shape[0] = k.in[0];
     a.attr = k.attr;
-    const cuda::AttnGeom g = cuda::attn_geom(a);
+    const AttnGeom g = attn_geom(a.in_shape, a.attr);
     const cuda::HeadBatches hb = cuda::head_batches(g);
     CHECK(hb.calls * hb.batch == g.B * g.NH);
     if (hb.batch > 1 && hb.s_qkv == g.D) by_head = true;              // next head: D columns on

@@ -112,12 +112,12 @@ std::vector<OpCase> make_cases() {
 
   // Activations. relu stays |x| >= 0.3, away from its kink even at the
   // float32 step (2 x 0.1).
-  for (K k : {K::Sigmoid, K::Tanh, K::Relu, K::Identity}) {
-    double lo = k == K::Sigmoid ? -4 : -2, hi = -lo;
+  for (K k : {K::Sigmoid, K::Tanh, K::Relu, K::Identity, K::Silu}) {
+    double lo = k == K::Sigmoid || k == K::Silu ? -4 : -2, hi = -lo;
     for (Shape s : {Shape{3, 7}, Shape{1, 8}, Shape{8, 1}, Shape{2, 3, 4}}) {
       OpCase c{k, s.str(), {param(s, lo, hi)}};
       if (k == K::Relu) c.inputs[0].min_abs = 0.3;
-      if (k == K::Sigmoid || k == K::Tanh) c.curved();
+      if (k == K::Sigmoid || k == K::Tanh || k == K::Silu) c.curved();
       cs.push_back(c);
     }
   }

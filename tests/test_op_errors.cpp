@@ -241,6 +241,10 @@ std::vector<BadInput> bad_inputs() {
        no_attr(),
        {f64}},
       {K::Relu, "int32 input", {{2, 3}}, Err::Type, {"input 0 is int32"}, no_attr(), {i32}},
+      {K::Silu, "int32 input", {{2, 3}}, Err::Type, {"input 0 is int32, expected float32"},
+       no_attr(), {i32}},
+      {K::Silu, "float64 input in a float32 graph", {{4}}, Err::Type,
+       {"input 0 is float64, expected float32"}, no_attr(), {f64}},
       {K::Identity, "int32 input", {{4}}, Err::Type, {"input 0 is int32"}, no_attr(), {i32}},
       {K::Add,
        "int32 second input",
@@ -506,40 +510,14 @@ std::vector<BadInput> bad_inputs() {
   return b;
 }
 
-// A valid set of input shapes per kind (for the generic type and arity checks).
-std::vector<Shape> valid_shapes(OpKind k) {
-  switch (k) {
-    case OpKind::MatMul:
-      return {{2, 3}, {3, 4}};
-    case OpKind::BiasAdd:
-      return {{2, 3}, {3}};
-    case OpKind::Linear:
-      return {{2, 3}, {3, 4}, {4}};
-    case OpKind::CrossEntropyLabels:
-      return {{2, 3}, {2}};
-    case OpKind::Conv2d:
-      return {{1, 2, 4, 4}, {3, 2, 3, 3}, {3}};
-    case OpKind::MaxPool2d:
-    case OpKind::AvgPool2d:
-      return {{1, 2, 4, 4}};
-    case OpKind::BatchNorm:
-      return {{2, 3}, {3}, {3}, {3}, {3}};
-    case OpKind::Embedding:
-      return {{2, 3}, {4, 5}};
-    case OpKind::LayerNorm:
-      return {{2, 3}, {3}, {3}};
-    case OpKind::Attention:
-      return {{2, 3, 6}};
-    case OpKind::Lstm:
-      return {{2, 3, 4}, {8, 4}, {8, 2}, {8}};
-    case OpKind::LstmGates:
-      return {{2, 3, 8}, {8, 2}};
-    default:
-      break;
-  }
-  if (op_meta(k).arity == 2) return {{2, 3}, {2, 3}};
-  return {{2, 3}};
+// A valid set of inputs per kind (for the generic type and arity checks):
+// its first example (ops/examples.h).
+const OpExample& valid_example(OpKind k) {
+  const OpExamples& e = op_meta(k).examples;
+  REQUIRE_MESSAGE(e.count > 0, op_name(k) << " has no example inputs");
+  return *e.begin();
 }
+std::vector<Shape> valid_shapes(OpKind k) { return example_shapes(valid_example(k)); }
 
 }  // namespace
 
@@ -593,7 +571,7 @@ TEST_CASE("every op refuses an int32 or float64 tensor where float32 is expected
                               : g.input(shapes[i], i == bad ? wrong : DType::F32));
         }
         std::string msg = message_of<TypeError>(
-            [&] { apply(kind, in.data(), int(in.size()), no_attr()); }, "TypeError");
+            [&] { apply(kind, in.data(), int(in.size()), valid_example(kind).attr); }, "TypeError");
         check_contains(msg, {op_name(kind), "input " + std::to_string(bad) + " is " +
                                                 dtype_name(wrong) + ", expected float32"});
         CHECK(g.tape().empty());
@@ -808,6 +786,23 @@ TEST_CASE("reading a tensor as the wrong element type raises TypeError") {
   Tensor w = g.param({2, 2}, "w");
   CHECK_THROWS_AS(g.data<double>(w), TypeError);
   CHECK_THROWS_AS(g.grad<int32_t>(w), TypeError);
+}
+
+TEST_CASE("silu is x sigmoid(x) far into both tails, with PyTorch's infinities") {
+  Graph g;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  float xs[8] = {-100.0f, -20.0f, -1.5f, 0.0f, 0.75f, 30.0f, inf, -inf};
+  const float* y = g.data(silu(g.input({8}, xs, DType::F32)));
+  for (int i = 0; i < 6; ++i) {
+    const double x = xs[i], want = x / (1.0 + std::exp(-x));
+    INFO("silu(" << x << ") = " << y[i] << ", expected " << want);
+    CHECK(std::abs(y[i] - want) <= 1e-6 * std::abs(want) + 1e-30);
+  }
+  CHECK(y[6] == inf);        // inf * sigmoid(inf) = inf
+  CHECK(std::isnan(y[7]));   // -inf * sigmoid(-inf) = -inf * 0, NaN in PyTorch too
+  float n[1] = {nan};
+  CHECK(std::isnan(g.data(silu(g.input({1}, n, DType::F32)))[0]));
 }
 
 TEST_CASE("relu propagates NaN and clamps -inf, as PyTorch does") {

@@ -31,6 +31,7 @@
 
 #include "backends/cpu/common.h"
 #include "backends/cpu/tile.h"
+#include "ops/geometry.h"
 
 namespace lldl::cpu {
 
@@ -46,19 +47,7 @@ template <class T>
 constexpr int64_t kDW = 2 * kLanes<T>;
 constexpr int kSRows = 4, kDRows = 8;  // rows per tile: 16 accumulators each
 
-struct Dims {
-  int64_t B, T, C, NH, D;
-  // Element offsets of head h of batch row b: in qkv (q; k is +C, v +2C), in
-  // y, and of its T x T block of P.
-  int64_t qkv(int64_t b, int64_t h) const { return b * T * 3 * C + h * D; }
-  int64_t y(int64_t b, int64_t h) const { return b * T * C + h * D; }
-  int64_t p(int64_t b, int64_t h) const { return (b * NH + h) * T * T; }
-};
-Dims dims(const KernelArgs& a) {
-  const Shape& x = a.in_shape[0];
-  const int64_t C = x[2] / 3, nh = a.attr.attention.n_head;
-  return {x[0], x[1], C, nh, C / nh};
-}
+using Dims = AttnGeom;  // ops/geometry.h
 
 // A thread's scratch: up to three packed panels and a T x T matrix.
 template <class T>
@@ -133,7 +122,7 @@ void causal_product(const Dims& d, const T* a, int64_t ai, int64_t ak, bool lowe
 
 template <class T>
 void attention_forward(const KernelArgs& a) {
-  const Dims d = dims(a);
+  const Dims d = attn_geom(a.in_shape, a.attr);
   if (d.B * d.T == 0) return;
   const T* qkv = in<T>(a, 0);
   T *y = out<T>(a), *ws = static_cast<T*>(a.ws);
@@ -159,7 +148,7 @@ void attention_forward(const KernelArgs& a) {
 template <class T>
 void attention_backward(const KernelArgs& a) {
   T* dqkv = gin<T>(a, 0);
-  const Dims d = dims(a);
+  const Dims d = attn_geom(a.in_shape, a.attr);
   if (!dqkv || d.B * d.T == 0) return;
   const T *qkv = in<T>(a, 0), *dy = gout<T>(a), *ws = static_cast<const T*>(a.ws);
   const T scale = T(1) / std::sqrt(static_cast<T>(d.D));

@@ -20,18 +20,13 @@
 #include <cmath>
 
 #include "backends/cpu/common.h"
+#include "ops/geometry.h"
 
 namespace lldl::cpu {
 
 namespace {
 
-struct Dims {
-  int64_t N, C, S;
-  int64_t count() const { return N * S; }  // M, values per channel
-  // Offset of element (n, c, s = 0).
-  int64_t at(int64_t n, int64_t c) const { return (n * C + c) * S; }
-};
-Dims dims(const Shape& x) { return {x[0], x[1], x.ndim == 4 ? x[2] * x[3] : 1}; }
+using Dims = BnDims;  // ops/geometry.h
 
 // Runs f(c) for every channel, on OpenMP threads when x is large.
 template <class F>
@@ -69,7 +64,7 @@ Stats channel_stats(const KernelArgs& a, const Dims& d, int64_t c) {
 
 template <class T>
 void batch_norm_forward(const KernelArgs& a) {
-  const Dims d = dims(a.out_shape);
+  const Dims d = bn_dims(a.in_shape);
   const T *x = in<T>(a, 0), *gamma = in<T>(a, 1), *beta = in<T>(a, 2);
   T* o = out<T>(a);
   // The running buffers, updated in place in training (see the top).
@@ -105,7 +100,7 @@ void batch_norm_forward(const KernelArgs& a) {
 //     drunning_var  = -gamma invstd^2 sum(g xhat) / 2
 template <class T>
 void batch_norm_backward(const KernelArgs& a) {
-  const Dims d = dims(a.out_shape);
+  const Dims d = bn_dims(a.in_shape);
   const T *x = in<T>(a, 0), *gamma = in<T>(a, 1), *g = gout<T>(a);
   T *dx = gin<T>(a, 0), *dgamma = gin<T>(a, 1), *dbeta = gin<T>(a, 2);
   T *drmean = gin<T>(a, 3), *drvar = gin<T>(a, 4);

@@ -102,7 +102,7 @@ void bias_grad(const conv::Geom& g, const T* dy, T* db) {
 
 template <class T>
 void conv_forward(const KernelArgs& a) {
-  const conv::Geom g = conv::geom(a);
+  const conv::Geom g = conv_geom(a.in_shape, a.attr);
   const ConvAlgo algo = g_algo.load();
   if (algo != ConvAlgo::Im2col && conv::forward_direct<T>(a, g, algo == ConvAlgo::Direct)) return;
   conv::forward_im2col<T>(a, g);
@@ -110,7 +110,7 @@ void conv_forward(const KernelArgs& a) {
 
 template <class T>
 void conv_backward(const KernelArgs& a) {
-  const conv::Geom g = conv::geom(a);
+  const conv::Geom g = conv_geom(a.in_shape, a.attr);
   T *gx = gin<T>(a, 0), *gw = gin<T>(a, 1), *gb = gin<T>(a, 2);
   if (gb) bias_grad(g, gout<T>(a), gb);
   const ConvAlgo algo = g_algo.load();
@@ -123,12 +123,6 @@ void conv_backward(const KernelArgs& a) {
 }  // namespace
 
 namespace conv {
-
-Geom geom(const KernelArgs& a) {
-  const Shape &x = a.in_shape[0], &w = a.in_shape[1], &y = a.out_shape;
-  return {x[0], x[1], x[2], x[3], w[0], w[2], w[3], y[2], y[3], a.attr.conv.stride,
-          a.attr.conv.padding};
-}
 
 void* scratch(size_t bytes, Slot slot) {
   thread_local Scratch s[3];

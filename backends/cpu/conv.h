@@ -10,15 +10,11 @@
 #include <cstdint>
 
 #include "backends/cpu/common.h"
+#include "ops/geometry.h"
 
 namespace lldl::cpu::conv {
 
-struct Geom {
-  int64_t N, C, H, W, OC, KH, KW, OH, OW, S, P;
-  int64_t K() const { return C * KH * KW; }
-  int64_t L() const { return OH * OW; }
-};
-Geom geom(const KernelArgs& a);
+using Geom = ConvGeom;  // ops/geometry.h
 
 // Scratch: a kernel gets only its inputs and outputs, so the memory it needs
 // besides (padded images, im2col matrices, transposed gradients, partial

@@ -139,6 +139,32 @@ void relu_backward(const KernelArgs& a) {  // gradient 0 at the kink
   });
 }
 
+// silu: y = x s, s = sigmoid(x); dy/dx = s + x s (1 - s) = s (1 + x (1 - s)).
+// The backward recomputes s from x (cheaper than a workspace).
+template <class T>
+void silu_forward(const KernelArgs& a) {
+  const T* x = in<T>(a, 0);
+  T* o = out<T>(a);
+  pchunks(numel(a), [&](int64_t b, int64_t n) {
+    auto xs = CVecMap<T>(x + b, n);
+    VecMap<T>(o + b, n) = xs / (T(1) + (-xs).exp());
+  });
+}
+template <class T>
+void silu_backward(const KernelArgs& a) {
+  const T *x = in<T>(a, 0), *g = gout<T>(a);
+  T* d = gin<T>(a, 0);
+  if (!d) return;
+  const bool f = fresh(a, 0);
+  pchunks(numel(a), [&](int64_t b, int64_t n) {
+    auto xs = CVecMap<T>(x + b, n);
+    auto s = (T(1) + (-xs).exp()).inverse().eval();
+    auto v = CVecMap<T>(g + b, n) * s * (T(1) + xs * (T(1) - s));
+    if (f) VecMap<T>(d + b, n) = v;
+    else VecMap<T>(d + b, n) += v;
+  });
+}
+
 template <class T>
 void identity_forward(const KernelArgs& a) {
   const T* x = in<T>(a, 0);
@@ -163,6 +189,7 @@ void register_elementwise(KernelPair* t) {
   t[int(OpKind::Sigmoid)] = {sigmoid_forward<T>, sigmoid_backward<T>, true};
   t[int(OpKind::Tanh)] = {tanh_forward<T>, tanh_backward<T>, true};
   t[int(OpKind::Relu)] = {relu_forward<T>, relu_backward<T>, true};
+  t[int(OpKind::Silu)] = {silu_forward<T>, silu_backward<T>, true};
   t[int(OpKind::Identity)] = {identity_forward<T>, identity_backward<T>, true, 0b1};
 }
 template void register_elementwise<float>(KernelPair*);

@@ -15,16 +15,11 @@
 #include <utility>
 
 #include "backends/cpu/common.h"
+#include "ops/geometry.h"
 
 namespace lldl::cpu {
 
 namespace {
-
-int64_t prod(const Shape& s, int from, int to) {
-  int64_t p = 1;
-  for (int i = from; i < to; ++i) p *= s[i];
-  return p;
-}
 
 // dst (A, n1, B, n0, C) = (or +=) src (A, n0, B, n1, C) with n0 and n1 swapped.
 template <class T, bool Add>
@@ -43,44 +38,27 @@ void swap_copy(const T* src, T* dst, int64_t A, int64_t n0, int64_t B, int64_t n
   }, A * n0 * B * n1 * C);
 }
 
-struct Swap {
-  int64_t A, n0, B, n1, C;
-};
-Swap swap_geom(const KernelArgs& a) {
-  const Shape& x = a.in_shape[0];
-  int d0 = resolve_axis(a.attr.transpose.dim0, x.ndim);
-  int d1 = resolve_axis(a.attr.transpose.dim1, x.ndim);
-  if (d0 > d1) std::swap(d0, d1);
-  if (d0 == d1) return {x.numel(), 1, 1, 1, 1};  // nothing moves: a plain copy
-  return {prod(x, 0, d0), x[d0], prod(x, d0 + 1, d1), x[d1], prod(x, d1 + 1, x.ndim)};
-}
+using Swap = SwapGeom;  // ops/geometry.h, as are Cut and Join
 
 template <class T>
 void transpose_forward(const KernelArgs& a) {
-  const Swap s = swap_geom(a);
+  const Swap s = swap_geom(a.in_shape, a.attr);
   swap_copy<T, false>(in<T>(a, 0), out<T>(a), s.A, s.n0, s.B, s.n1, s.C);
 }
 template <class T>
 void transpose_backward(const KernelArgs& a) {
   T* dx = gin<T>(a, 0);
   if (!dx) return;
-  const Swap s = swap_geom(a);  // dout is (A, n1, B, n0, C): swap back
+  const Swap s = swap_geom(a.in_shape, a.attr);  // dout is (A, n1, B, n0, C): swap back
   swap_copy<T, true>(gout<T>(a), dx, s.A, s.n1, s.B, s.n0, s.C);
 }
 
 // slice: (A, D, C) around the axis.
-struct Cut {
-  int64_t A, D, C, start, length;
-};
-Cut cut_geom(const KernelArgs& a) {
-  const Shape& x = a.in_shape[0];
-  const int ax = resolve_axis(a.attr.slice.axis, x.ndim);
-  return {prod(x, 0, ax), x[ax], prod(x, ax + 1, x.ndim), a.attr.slice.start, a.attr.slice.length};
-}
+using Cut = CutGeom;
 
 template <class T>
 void slice_forward(const KernelArgs& a) {
-  const Cut s = cut_geom(a);
+  const Cut s = cut_geom(a.in_shape, a.attr);
   const T* x = in<T>(a, 0);
   T* o = out<T>(a);
   pfor(s.A * s.length, [&](int64_t al) {
@@ -92,7 +70,7 @@ template <class T>
 void slice_backward(const KernelArgs& a) {
   T* dx = gin<T>(a, 0);
   if (!dx) return;
-  const Cut s = cut_geom(a);
+  const Cut s = cut_geom(a.in_shape, a.attr);
   const T* g = gout<T>(a);
   pfor(s.A * s.length, [&](int64_t al) {
     const int64_t k = al / s.length, l = al % s.length;
@@ -103,19 +81,11 @@ void slice_backward(const KernelArgs& a) {
 }
 
 // concat: row k of the output is a's row k (Da*C values) then b's (Db*C).
-struct Join {
-  int64_t A, na, nb;  // rows, then values per row of a and of b
-};
-Join join_geom(const KernelArgs& a) {
-  const Shape &x = a.in_shape[0], &y = a.in_shape[1];
-  const int ax = resolve_axis(a.attr.concat.axis, x.ndim);
-  const int64_t C = prod(x, ax + 1, x.ndim);
-  return {prod(x, 0, ax), x[ax] * C, y[ax] * C};
-}
+using Join = JoinGeom;
 
 template <class T>
 void concat_forward(const KernelArgs& a) {
-  const Join j = join_geom(a);
+  const Join j = join_geom(a.in_shape, a.attr);
   const T *x = in<T>(a, 0), *y = in<T>(a, 1);
   T* o = out<T>(a);
   pfor(j.A, [&](int64_t k) {
@@ -127,7 +97,7 @@ void concat_forward(const KernelArgs& a) {
 // One input after the other, so concat(x, x) adds both halves into dx in turn.
 template <class T>
 void concat_backward(const KernelArgs& a) {
-  const Join j = join_geom(a);
+  const Join j = join_geom(a.in_shape, a.attr);
   const T* g = gout<T>(a);
   for (int side = 0; side < 2; ++side) {
     T* d = gin<T>(a, side);

@@ -51,6 +51,7 @@
 #pragma GCC diagnostic pop
 #include "backends/cpu/tile.h"
 #include "core/error.h"
+#include "ops/geometry.h"
 
 namespace lldl::cpu {
 
@@ -352,8 +353,8 @@ void whh_gradient(int64_t B, int64_t Tn, int64_t H, const T* dG, const T* h, T* 
 // then the time loop over the workspace in place.
 template <class T>
 void lstm_forward(const KernelArgs& a) {
-  const int64_t B = a.in_shape[0][0], Tn = a.in_shape[0][1], I = a.in_shape[0][2];
-  const int64_t H = a.out_shape[2], G = 4 * H;
+  const LstmGeom g = lstm_geom(a.kind, a.in_shape);
+  const int64_t B = g.B, Tn = g.T, I = g.I, H = g.H, G = g.G();
   if (B * Tn == 0) return;
   T *gates = static_cast<T*>(a.ws), *cs = gates + B * Tn * G;
   Map<T> Gm(gates, B * Tn, G);
@@ -365,8 +366,8 @@ void lstm_forward(const KernelArgs& a) {
 template <class T>
 void lstm_backward(const KernelArgs& a) {
   T *dx = gin<T>(a, 0), *dwih = gin<T>(a, 1), *dwhh = gin<T>(a, 2), *db = gin<T>(a, 3);
-  const int64_t B = a.in_shape[0][0], Tn = a.in_shape[0][1], I = a.in_shape[0][2];
-  const int64_t H = a.out_shape[2], G = 4 * H, N = B * Tn;
+  const LstmGeom g = lstm_geom(a.kind, a.in_shape);
+  const int64_t B = g.B, Tn = g.T, I = g.I, H = g.H, G = g.G(), N = B * Tn;
   if (N == 0 || !(dx || dwih || dwhh || db)) return;
   const T* gates = static_cast<const T*>(a.ws);
   std::vector<T>& dgates = scratch<T>(1);
@@ -388,7 +389,8 @@ void lstm_backward(const KernelArgs& a) {
 // lstm_gates: the time loop reads gx directly.
 template <class T>
 void lstm_gates_forward(const KernelArgs& a) {
-  const int64_t B = a.in_shape[0][0], Tn = a.in_shape[0][1], H = a.out_shape[2];
+  const LstmGeom g = lstm_geom(a.kind, a.in_shape);
+  const int64_t B = g.B, Tn = g.T, H = g.H;
   if (B * Tn == 0) return;
   T* gates = static_cast<T*>(a.ws);
   recurrent_forward(B, Tn, H, in<T>(a, 0), in<T>(a, 1), gates, gates + B * Tn * 4 * H, out<T>(a));
@@ -399,8 +401,8 @@ void lstm_gates_forward(const KernelArgs& a) {
 template <class T>
 void lstm_gates_backward(const KernelArgs& a) {
   T *dgx = gin<T>(a, 0), *dwhh = gin<T>(a, 1);
-  const int64_t B = a.in_shape[0][0], Tn = a.in_shape[0][1], H = a.out_shape[2];
-  const int64_t N = B * Tn, G = 4 * H;
+  const LstmGeom g = lstm_geom(a.kind, a.in_shape);
+  const int64_t B = g.B, Tn = g.T, H = g.H, N = B * Tn, G = g.G();
   if (N == 0 || !(dgx || dwhh)) return;
   const T* gates = static_cast<const T*>(a.ws);
   T* dG = dgx;

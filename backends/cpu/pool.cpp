@@ -17,19 +17,13 @@
 #include <vector>
 
 #include "backends/cpu/common.h"
+#include "ops/geometry.h"
 
 namespace lldl::cpu {
 
 namespace {
 
-struct Pool {
-  int64_t planes, H, W, OH, OW, k, S;
-};
-Pool pool_geom(const KernelArgs& a) {
-  const Shape &x = a.in_shape[0], &y = a.out_shape;
-  const int64_t k = a.attr.pool.kernel;
-  return {x[0] * x[1], x[2], x[3], y[2], y[3], k, a.attr.pool.stride ? a.attr.pool.stride : k};
-}
+using Pool = PoolGeom;  // ops/geometry.h
 
 // Runs f(p) for every plane p, on threads when the input is large enough.
 template <class F>
@@ -190,7 +184,7 @@ inline int64_t argmax(const T* x, const Pool& g, int64_t oh, int64_t ow) {
 
 template <class T>
 void max_forward(const KernelArgs& a) {
-  const Pool g = pool_geom(a);
+  const Pool g = pool_geom(a.in_shape, a.attr);
   const T* x = in<T>(a, 0);
   T *y = out<T>(a), *idx = static_cast<T*>(a.ws);
   if (g.k == 2 && g.S == 2) return max2x2_forward(x, y, idx, g);
@@ -210,7 +204,7 @@ template <class T>
 void max_backward(const KernelArgs& a) {
   T* dx = gin<T>(a, 0);
   if (!dx) return;
-  const Pool g = pool_geom(a);
+  const Pool g = pool_geom(a.in_shape, a.attr);
   const T *idx = static_cast<const T*>(a.ws), *dy = gout<T>(a);
   const bool overwrite = fresh(a, 0);
   if (g.k == 2 && g.S == 2) return max2x2_backward(idx, dy, dx, g, overwrite);
@@ -228,7 +222,7 @@ void max_backward(const KernelArgs& a) {
 
 template <class T>
 void avg_forward(const KernelArgs& a) {
-  const Pool g = pool_geom(a);
+  const Pool g = pool_geom(a.in_shape, a.attr);
   const T* x = in<T>(a, 0);
   T* y = out<T>(a);
   const T inv = T(1) / static_cast<T>(g.k * g.k);
@@ -252,7 +246,7 @@ template <class T>
 void avg_backward(const KernelArgs& a) {
   T* dx = gin<T>(a, 0);
   if (!dx) return;
-  const Pool g = pool_geom(a);
+  const Pool g = pool_geom(a.in_shape, a.attr);
   const T* dy = gout<T>(a);
   const T inv = T(1) / static_cast<T>(g.k * g.k);
   const bool overwrite = fresh(a, 0);

@@ -1,33 +1,18 @@
 // sum and mean over one axis (keeping it as size 1) or over everything.
 // The input is seen as (outer, n, inner) around the reduced axis; the output
-// as (outer, inner).
+// as (outer, inner) (ReduceDims, ops/geometry.h).
 #include "backends/cpu/common.h"
+#include "ops/geometry.h"
 
 namespace lldl::cpu {
 
 namespace {
 
-struct Split {
-  int64_t outer = 1, n = 1, inner = 1;
-};
-Split split(const KernelArgs& a) {
-  const Shape& s = a.in_shape[0];
-  Split p;
-  int axis = a.attr.reduce.axis;
-  if (axis < 0) {
-    p.n = s.numel();
-    return p;
-  }
-  for (int i = 0; i < axis; ++i) p.outer *= s[i];
-  p.n = s[axis];
-  for (int i = axis + 1; i < s.ndim; ++i) p.inner *= s[i];
-  return p;
-}
 
 // Accumulates in double for float inputs, so long sums stay accurate.
 template <class T, bool Mean>
 void reduce_forward(const KernelArgs& a) {
-  Split p = split(a);
+  const ReduceDims p = reduce_dims(a.in_shape, a.attr);
   const T* x = in<T>(a, 0);
   T* o = out<T>(a);
   pfor(p.outer * p.inner, [&](int64_t oi) {
@@ -43,7 +28,7 @@ void reduce_forward(const KernelArgs& a) {
 // Every input element receives its output's gradient (divided by n for mean).
 template <class T, bool Mean>
 void reduce_backward(const KernelArgs& a) {
-  Split p = split(a);
+  const ReduceDims p = reduce_dims(a.in_shape, a.attr);
   const T* g = gout<T>(a);
   T* d = gin<T>(a, 0);
   if (!d) return;

@@ -58,30 +58,30 @@ __global__ void attn_softmax_bwd_warp_kernel(const float* P, float* dS, int64_t 
 }
 
 void attention_forward(const KernelArgs& a) {
-  DeviceLauncher l;
-  if (!fast()) return naive::attention_fwd(a, l);
-  attention_gemm_fwd(a, l, [](float* P, int64_t rows, int64_t T, float scale) {
+  DeviceLauncher run;
+  if (!fast()) return naive::attention_fwd(a, run);
+  attention_gemm_fwd(a, run, [](float* P, int64_t rows, int64_t T, float scale) {
     attn_softmax_warp_kernel<<<row_blocks(rows), kWarpsPerBlock * 32>>>(P, rows, T, scale);
     check_launch("causal_attention");
   });
 }
 void attention_backward(const KernelArgs& a) {
-  DeviceLauncher l;
-  if (!fast()) return naive::attention_bwd(a, l);
-  attention_gemm_bwd(a, l, [](const float* P, float* dS, int64_t rows, int64_t T, float scale) {
+  DeviceLauncher run;
+  if (!fast()) return naive::attention_bwd(a, run);
+  attention_gemm_bwd(a, run, [](const float* P, float* dS, int64_t rows, int64_t T, float scale) {
     attn_softmax_bwd_warp_kernel<<<row_blocks(rows), kWarpsPerBlock * 32>>>(P, dS, rows, T, scale);
     check_launch("causal_attention backward");
   });
 }
 
 void lstm_forward(const KernelArgs& a) {
-  DeviceLauncher l;
-  if (!fast()) return naive::lstm_fwd(a, l);
-  lstm_gemm_fwd(a, l);
+  DeviceLauncher run;
+  if (!fast()) return naive::lstm_fwd(a, run);
+  lstm_gemm_fwd(a, run);
 }
 void lstm_backward(const KernelArgs& a) {
-  DeviceLauncher l;
-  lstm_bwd(a, l, fast());
+  DeviceLauncher run;
+  lstm_bwd(a, run, fast());
 }
 
 }  // namespace

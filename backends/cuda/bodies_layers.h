@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "backends/cuda/hd.h"
+#include "ops/geometry.h"
 
 namespace lldl::cuda {
 
@@ -15,7 +16,8 @@ namespace lldl::cuda {
 // (K, M) when tx; Y is stored (K, N), or (N, K) when ty. acc: C += instead.
 // ldx, ldy, ldc: the stored matrices' row strides (0: contiguous), for
 // slices of packed tensors (attention heads, LSTM time steps).
-// The backward passes are GEMMs too (matmul.cu), so one body serves all.
+// The backward passes are GEMMs too (naive.h: matmul_bwd, linear_bwd), so
+// one body serves all.
 template <class T> struct GemmF {
   const T *X, *Y; T* C; int64_t M, N, K; bool tx, ty, acc;
   int64_t ldx = 0, ldy = 0, ldc = 0;
@@ -36,11 +38,6 @@ template <class T> struct GemmF {
 // ---- conv2d -------------------------------------------------------------------
 // x (N, C, H, W), w (OC, C, KH, KW), b (OC), y (N, OC, OH, OW); stride S,
 // zero padding P. K = C*KH*KW, L = OH*OW.
-struct ConvGeom {
-  int64_t N, C, H, W, OC, KH, KW, OH, OW, S, P;
-  LLDL_HD int64_t K() const { return C * KH * KW; }
-  LLDL_HD int64_t L() const { return OH * OW; }
-};
 
 // y[n,o,i,j] = b[o] + sum_{c,u,v} x[n, c, i*S-P+u, j*S-P+v] w[o,c,u,v]
 template <class T> struct ConvF {
@@ -162,9 +159,6 @@ template <class T> struct ChannelBiasF {
 // ---- pooling ------------------------------------------------------------------
 // x (planes, H, W), y (planes, OH, OW); window (oh, ow) covers rows oh*S ..
 // oh*S+k-1 and columns ow*S .. ow*S+k-1; no padding.
-struct PoolGeom {
-  int64_t planes, H, W, OH, OW, k, S;
-};
 // The CPU's rule: the first maximum wins and a NaN is the maximum.
 template <class T>
 LLDL_HD inline T keep_max(T v, T m) { return (v > m || (v != v && m == m)) ? v : m; }
@@ -245,8 +239,8 @@ template <class T> struct AvgPoolBwdF {
 // ---- batch norm -----------------------------------------------------------------
 // x (N, C, S) (S = H*W, or 1); per channel M = N*S values. See
 // backends/cpu/batchnorm.cpp for the formulas; statistics in double.
-struct BnGeom {
-  int64_t N, C, S;
+// BnDims (ops/geometry.h) and the attributes.
+struct BnGeom : BnDims {
   double eps, momentum;
   bool training;
 };

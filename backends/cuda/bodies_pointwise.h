@@ -12,6 +12,7 @@
 
 #include "backends/cuda/device.h"
 #include "backends/cuda/hd.h"
+#include "ops/geometry.h"
 
 namespace lldl::cuda {
 
@@ -88,6 +89,18 @@ template <class T> struct TanhBwdF {  // dy/dx = 1 - y^2
   const T *y, *g; T* d;
   LLDL_HD void operator()(int64_t i) const { d[i] += g[i] * (T(1) - y[i] * y[i]); }
 };
+// silu: x s, s = sigmoid(x); dy/dx = s (1 + x (1 - s)), s recomputed from x.
+template <class T> struct SiluF {
+  const T* x; T* o;
+  LLDL_HD void operator()(int64_t i) const { o[i] = x[i] / (T(1) + hexp(-x[i])); }
+};
+template <class T> struct SiluBwdF {
+  const T *x, *g; T* d;
+  LLDL_HD void operator()(int64_t i) const {
+    const T s = T(1) / (T(1) + hexp(-x[i]));
+    d[i] += g[i] * s * (T(1) + x[i] * (T(1) - s));
+  }
+};
 // Written so that NaN and -0 pass through, as the CPU's max(x, 0) does.
 template <class T> struct ReluF {
   const T* x; T* o;
@@ -129,9 +142,6 @@ template <class T> struct DropoutBwdF {
 
 // ---- reductions -------------------------------------------------------------
 
-struct ReduceDims {
-  int64_t outer, n, inner;
-};
 // One thread per output: sums its n inputs (stride inner) in double.
 template <class T> struct ReduceF {
   const T* x; T* o; ReduceDims p; bool mean;

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "backends/cuda/hd.h"
+#include "ops/geometry.h"
 
 namespace lldl::cuda {
 
@@ -114,13 +115,10 @@ template <class T> struct GeluBwdF {
   }
 };
 
-// ---- transpose, slice, concat (geometry as in backends/cpu/layout.cpp) ------------
+// ---- transpose, slice, concat (SwapGeom, CutGeom, JoinGeom: ops/geometry.h) -----
 
 // dst (A, n1, B, n0, C) = (or +=) src (A, n0, B, n1, C): one thread per dst
 // element, so accumulating needs no atomics.
-struct SwapGeom {
-  int64_t A, n0, B, n1, C;
-};
 template <class T> struct SwapF {
   const T* src; T* dst; SwapGeom s; bool add;
   LLDL_HD void operator()(int64_t idx) const {
@@ -136,9 +134,6 @@ template <class T> struct SwapF {
   }
 };
 // slice: x (A, D, C), out (A, length, C) = x[:, start:start+length, :].
-struct CutGeom {
-  int64_t A, D, C, start, length;
-};
 template <class T> struct SliceF {
   const T* x; T* o; CutGeom s;
   LLDL_HD void operator()(int64_t i) const {
@@ -171,12 +166,7 @@ template <class T> struct ConcatBwdF {
 // Head h of batch row b: q_t = qkv[b, t, hD : hD+D], k_t at +C, v_t at +2C;
 // y_t = y[b, t, hD : hD+D]. Rows of P and dS are indexed r = (b NH + h) T + t.
 
-struct AttnGeom {
-  int64_t B, T, C, NH, D;
-  double scale;  // 1/sqrt(D)
-  LLDL_HD int64_t qkv(int64_t b, int64_t h, int64_t t) const { return (b * T + t) * 3 * C + h * D; }
-  LLDL_HD int64_t y(int64_t b, int64_t h, int64_t t) const { return (b * T + t) * C + h * D; }
-};
+// AttnGeom: ops/geometry.h.
 
 // Row t of P (unscaled scores on entry, s <= t): softmax_{s<=t}(scale S),
 // max-subtracted as on the CPU; zero for s > t.
@@ -279,10 +269,7 @@ template <class T> struct AttnBwdColF {
 // Workspace: activated gates (B, T, 4H) in the order i, f, g, o, then the
 // cell states (B, T, H). Row r = b T + t of the (B T, .) matrices is (b, t).
 
-struct LstmGeom {
-  int64_t B, T, I, H;
-  LLDL_HD int64_t G() const { return 4 * H; }
-};
+// LstmGeom: ops/geometry.h.
 template <class T>
 LLDL_HD inline T sigm(T v) { return T(1) / (T(1) + hexp(-v)); }
 

@@ -67,8 +67,8 @@ struct DeviceLauncher {
 // share: runs it with the device launcher.
 template <void (*Fn)(const KernelArgs&, DeviceLauncher&)>
 void shared(const KernelArgs& a) {
-  DeviceLauncher l;
-  Fn(a, l);
+  DeviceLauncher run;
+  Fn(a, run);
 }
 
 // Column sums of a (outer, n, inner) tensor over n into o (outer, inner),

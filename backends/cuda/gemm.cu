@@ -56,19 +56,19 @@ void gemm(const char* what, bool tx, bool ty, int64_t M, int64_t N, int64_t K, c
 namespace {
 
 void matmul_fwd(const KernelArgs& a) {
-  DeviceLauncher l;
-  naive::matmul_fwd(a, l);
+  DeviceLauncher run;
+  naive::matmul_fwd(a, run);
 }
 void matmul_bwd(const KernelArgs& a) {
-  DeviceLauncher l;
-  naive::matmul_bwd(a, l);
+  DeviceLauncher run;
+  naive::matmul_bwd(a, run);
 }
 
 void linear_bwd(const KernelArgs& a) {
-  DeviceLauncher l;
-  if (!fast()) return naive::linear_bwd(a, l);
-  naive::matmul_grads(a, l, "linear backward");
-  const MatmulDims d = matmul_dims(a);
+  DeviceLauncher run;
+  if (!fast()) return naive::linear_bwd(a, run);
+  naive::matmul_grads(a, run, "linear backward");
+  const MatmulDims d = matmul_dims(a.in_shape, a.attr);
   if (float* db = gin<float>(a, 2)) col_reduce("linear backward", gout<float>(a), db, 1, d.M, d.N, 1.0, true);
 }
 
@@ -82,20 +82,20 @@ __global__ void conv_bias_grad_kernel(const float* dy, float* db, ConvGeom g) {
 }
 
 void conv_fwd(const KernelArgs& a) {
-  DeviceLauncher l;
-  if (!fast()) return naive::conv_fwd(a, l);
-  conv_im2col_fwd(a, l);
+  DeviceLauncher run;
+  if (!fast()) return naive::conv_fwd(a, run);
+  conv_im2col_fwd(a, run);
 }
 
 void conv_bwd(const KernelArgs& a) {
-  DeviceLauncher l;
-  if (!fast()) return naive::conv_bwd(a, l);
-  const ConvGeom g = conv_geom(a);
+  DeviceLauncher run;
+  if (!fast()) return naive::conv_bwd(a, run);
+  const ConvGeom g = conv_geom(a.in_shape, a.attr);
   if (float* db = gin<float>(a, 2); db && g.OC > 0) {
     conv_bias_grad_kernel<<<static_cast<unsigned>(g.OC), 256>>>(gout<float>(a), db, g);
     check_launch("conv2d backward");
   }
-  conv_im2col_bwd(a, l, gin<float>(a, 0), gin<float>(a, 1));
+  conv_im2col_bwd(a, run, gin<float>(a, 0), gin<float>(a, 1));
 }
 
 }  // namespace

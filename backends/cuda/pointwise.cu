@@ -64,9 +64,9 @@ __global__ void row_sum_kernel(const float* x, float* o, int64_t rows, int64_t n
 // ---- bias_add: x (rows, n) + b (n) ------------------------------------------
 
 void bias_bwd(const KernelArgs& a) {
-  Dev l;
-  if (!fast()) return naive::bias_bwd(a, l);
-  naive::pass_bwd(a, l);
+  Dev run;
+  if (!fast()) return naive::bias_bwd(a, run);
+  naive::pass_bwd(a, run);
   if (float* db = gin<float>(a, 1))
     col_reduce("bias_add backward", gout<float>(a), db, 1, a.out_shape.rows(), a.out_shape.last(), 1.0, true);
 }
@@ -79,9 +79,9 @@ struct ValueTerm {  // f(i) = x[i], for device_sum
 };
 
 void reduce_fwd(const KernelArgs& a) {
-  Dev l;
-  if (!fast()) return naive::reduce_fwd(a, l);
-  const ReduceDims p = reduce_dims(a);
+  Dev run;
+  if (!fast()) return naive::reduce_fwd(a, run);
+  const ReduceDims p = reduce_dims(a.in_shape, a.attr);
   const float* x = in<float>(a, 0);
   float* o = out<float>(a);
   const double scale = a.kind == OpKind::Mean ? 1.0 / static_cast<double>(p.n) : 1.0;
@@ -106,8 +106,8 @@ struct SquaredErrorTerm {
 };
 
 void mse_fwd(const KernelArgs& a) {
-  Dev l;
-  if (!fast()) return naive::mse_fwd(a, l);
+  Dev run;
+  if (!fast()) return naive::mse_fwd(a, run);
   const int64_t n = a.in_shape[0].numel();
   const float *p = in<float>(a, 0), *t = in<float>(a, 1);
   double* part = static_cast<double*>(scratch(sizeof(double) * kMaxPartials));
@@ -125,6 +125,7 @@ void register_pointwise(KernelPair* t) {
   t[int(OpKind::Sigmoid)] = {shared<sigmoid_fwd<Dev>>, shared<sigmoid_bwd<Dev>>};
   t[int(OpKind::Tanh)] = {shared<tanh_fwd<Dev>>, shared<tanh_bwd<Dev>>};
   t[int(OpKind::Relu)] = {shared<relu_fwd<Dev>>, shared<relu_bwd<Dev>>};
+  t[int(OpKind::Silu)] = {shared<silu_fwd<Dev>>, shared<silu_bwd<Dev>>};
   t[int(OpKind::Identity)] = {shared<identity_fwd<Dev>>, shared<pass_bwd<Dev>>};
   t[int(OpKind::Reshape)] = {cuda::reshape_fwd, shared<pass_bwd<Dev>>};
   t[int(OpKind::Dropout)] = {shared<dropout_fwd<Dev>>, shared<dropout_bwd<Dev>>};

@@ -44,15 +44,15 @@ unsigned grid_for(int64_t n) {
 }
 
 void pool_fwd(const KernelArgs& a) {
-  DeviceLauncher l;  // both tiers: the fast one launches a grid-stride grid
-  naive::pool_fwd(a, l);
+  DeviceLauncher run;  // both tiers: the fast one launches a grid-stride grid
+  naive::pool_fwd(a, run);
 }
 void pool_bwd(const KernelArgs& a) {
-  DeviceLauncher l;
-  if (!fast()) return naive::pool_bwd(a, l);
+  DeviceLauncher run;
+  if (!fast()) return naive::pool_bwd(a, run);
   float* dx = gin<float>(a, 0);
   if (!dx) return;
-  const PoolGeom g = pool_geom(a);
+  const PoolGeom g = pool_geom(a.in_shape, a.attr);
   const int64_t n = g.planes * g.OH * g.OW;
   if (n == 0) return;
   if (a.kind == OpKind::MaxPool2d) max_pool_scatter_kernel<<<grid_for(n), kBlock>>>(in<float>(a, 0), gout<float>(a), dx, g);
@@ -146,8 +146,8 @@ void bn_fwd(const KernelArgs& a) {
     bn_fwd_block_kernel<<<static_cast<unsigned>(g.C), 256>>>(x, gamma, beta, rm, rv, out<float>(a), g);
     return check_launch("batch_norm");
   }
-  DeviceLauncher l;
-  naive::bn_fwd(a, l);
+  DeviceLauncher run;
+  naive::bn_fwd(a, run);
 }
 void bn_bwd(const KernelArgs& a) {
   const BnGeom g = bn_geom(a);
@@ -162,8 +162,8 @@ void bn_bwd(const KernelArgs& a) {
                                                              drm, drv, g);
     return check_launch("batch_norm backward");
   }
-  DeviceLauncher l;
-  naive::bn_bwd(a, l);
+  DeviceLauncher run;
+  naive::bn_bwd(a, run);
 }
 
 }  // namespace

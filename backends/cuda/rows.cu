@@ -65,8 +65,8 @@ void softmax_fwd(const KernelArgs& a) {
   const int64_t n = a.out_shape.last(), rows = a.out_shape.rows();
   const float* x = in<float>(a, 0);
   float* y = out<float>(a);
-  DeviceLauncher l;
-  if (!fast()) return naive::softmax_fwd(a, l);
+  DeviceLauncher run;
+  if (!fast()) return naive::softmax_fwd(a, run);
   if (rows == 0) return;
   softmax_warp_kernel<Log><<<row_blocks(rows), kWarpsPerBlock * 32>>>(x, y, rows, n);
   check_launch(Log ? "log_softmax" : "softmax");
@@ -77,8 +77,8 @@ void softmax_bwd(const KernelArgs& a) {
   if (!d) return;
   const int64_t n = a.out_shape.last(), rows = a.out_shape.rows();
   const float *y = out<float>(a), *g = gout<float>(a);
-  DeviceLauncher l;
-  if (!fast()) return naive::softmax_bwd(a, l);
+  DeviceLauncher run;
+  if (!fast()) return naive::softmax_bwd(a, run);
   if (rows == 0) return;
   softmax_bwd_warp_kernel<Log><<<row_blocks(rows), kWarpsPerBlock * 32>>>(y, g, d, rows, n);
   check_launch(Log ? "log_softmax backward" : "softmax backward");
@@ -112,8 +112,8 @@ struct RowTerm {
 
 template <bool Labels>
 void ce_fwd(const KernelArgs& a) {
-  DeviceLauncher l;
-  if (!fast()) return naive::ce_fwd(a, l);
+  DeviceLauncher run;
+  if (!fast()) return naive::ce_fwd(a, run);
   const int64_t N = a.in_shape[0][0], C = a.in_shape[0][1];
   const float* x = in<float>(a, 0);
   const float* t = Labels ? nullptr : in<float>(a, 1);
@@ -161,8 +161,8 @@ void ce_bwd(const KernelArgs& a) {
   float *dx = gin<float>(a, 0), *dt = Labels ? nullptr : gin<float>(a, 1);
   if (!dx && !dt) return;
   const char* what = Labels ? "cross_entropy_labels backward" : "cross_entropy backward";
-  DeviceLauncher l;
-  if (!fast()) return naive::ce_bwd(a, l);
+  DeviceLauncher run;
+  if (!fast()) return naive::ce_bwd(a, run);
   if (N == 0) return;
   ce_bwd_warp_kernel<Labels><<<row_blocks(N), kWarpsPerBlock * 32>>>(x, t, y, g, dx, dt, N, C);
   check_launch(what);

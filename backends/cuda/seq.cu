@@ -37,8 +37,8 @@ __global__ void embedding_scatter_kernel(const int32_t* ids, const float* g, flo
     atomicAdd(d + static_cast<int64_t>(ids[i / C]) * C + i % C, g[i]);
 }
 void embedding_bwd(const KernelArgs& a) {
-  Dev l;
-  if (!fast()) return naive::embedding_bwd(a, l);
+  Dev run;
+  if (!fast()) return naive::embedding_bwd(a, run);
   float* d = gin<float>(a, 1);
   const int64_t n = a.in_shape[0].numel(), C = a.in_shape[1][1];
   if (!d || n * C == 0) return;
@@ -68,8 +68,8 @@ __global__ void ln_fwd_warp_kernel(const float* x, const float* gamma, const flo
   for (int64_t c = lane; c < C; c += 32) orow[c] = gamma[c] * ((xr[c] - mr) * sr) + beta[c];
 }
 void layer_norm_fwd(const KernelArgs& a) {
-  Dev l;
-  if (!fast()) return naive::layer_norm_fwd(a, l);
+  Dev run;
+  if (!fast()) return naive::layer_norm_fwd(a, run);
   const int64_t C = a.out_shape.last(), R = a.out_shape.rows();
   if (R == 0) return;
   float* mean = static_cast<float*>(a.ws);
@@ -130,8 +130,8 @@ __global__ void ln_param_finish_kernel(const double* part, int64_t chunks, int64
   if (dgamma) dgamma[c] += static_cast<float>(sgx);
 }
 void layer_norm_bwd(const KernelArgs& a) {
-  Dev l;
-  if (!fast()) return naive::layer_norm_bwd(a, l);
+  Dev run;
+  if (!fast()) return naive::layer_norm_bwd(a, run);
   const int64_t C = a.out_shape.last(), R = a.out_shape.rows();
   if (R == 0) return;
   const float *x = in<float>(a, 0), *g = gout<float>(a), *mean = static_cast<const float*>(a.ws), *rstd = mean + R;
@@ -191,19 +191,19 @@ bool transpose_tiled(const float* src, float* dst, const SwapGeom& s, const char
   return true;
 }
 void transpose_fwd(const KernelArgs& a) {
-  Dev l;
-  if (fast() && numel(a) > 0 && transpose_tiled<false>(in<float>(a, 0), out<float>(a), swap_geom(a), "transpose"))
+  Dev run;
+  if (fast() && numel(a) > 0 && transpose_tiled<false>(in<float>(a, 0), out<float>(a), swap_geom(a.in_shape, a.attr), "transpose"))
     return;
-  naive::transpose_fwd(a, l);
+  naive::transpose_fwd(a, run);
 }
 void transpose_bwd(const KernelArgs& a) {
-  Dev l;
+  Dev run;
   float* d = gin<float>(a, 0);
   if (!d) return;
-  SwapGeom s = swap_geom(a);
+  SwapGeom s = swap_geom(a.in_shape, a.attr);
   std::swap(s.n0, s.n1);  // dout is (A, n1, B, n0, C)
   if (fast() && numel(a) > 0 && transpose_tiled<true>(gout<float>(a), d, s, "transpose backward")) return;
-  naive::transpose_bwd(a, l);
+  naive::transpose_bwd(a, run);
 }
 
 }  // namespace

@@ -50,6 +50,7 @@ OPS = {
     "tanh": (C.tanh, [(3, 4)], []),
     "relu": (C.relu, [(3, 4)], []),
     "identity": (C.identity, [(3, 4)], []),
+    "silu": (C.silu, [(3, 4)], []),
     "softmax": (C.softmax, [(3, 5)], []),
     "log_softmax": (C.log_softmax, [(3, 5)], []),
     "mse_loss": (C.mse_loss, [(4, 2)], [rng.standard_normal((4, 2))]),
@@ -119,7 +120,7 @@ def test_float64_gradients_match_finite_differences(name):
                                f"at {np.argwhere(bad)[:3].tolist()}")
 
 
-@pytest.mark.parametrize("name", ["matmul", "bias_add", "linear", "linear_trans_b", "mul", "sigmoid", "tanh", "softmax",
+@pytest.mark.parametrize("name", ["matmul", "bias_add", "linear", "linear_trans_b", "mul", "sigmoid", "tanh", "silu", "softmax",
                                   "log_softmax", "mse_loss", "cross_entropy_labels", "mlp"])
 def test_float32_gradients_are_sane(name):
     analytic, numeric = vjp_check(name, "float32")
@@ -313,3 +314,13 @@ def test_graph_errors_name_the_op_and_shapes():
         a.numpy()
     with pytest.raises(ValueError, match="learning rate"):
         C.Optimizer(g, C.OptimiserType.SGD, lr=0.0)
+
+
+def test_silu_values_match_numpy_and_refuse_int_input():
+    x = np.array([[-30.0, -2.5, -0.5, 0.0], [0.25, 1.0, 4.0, 40.0]], dtype=np.float32)
+    g = C.Graph()
+    y = C.silu(g.input(x)).numpy()
+    want = x.astype(np.float64) / (1.0 + np.exp(-x.astype(np.float64)))
+    np.testing.assert_allclose(y, want, rtol=1e-6, atol=1e-30)
+    with pytest.raises(TypeError, match=r"silu: input 0 is int32, expected float32"):
+        C.silu(g.input(np.array([1, 2], dtype=np.int32)))

@@ -3,7 +3,7 @@
 #pragma once
 #include "ops/op.h"
 
-namespace lldl::seq_meta {
+namespace lldl::seq_rules {
 
 Shape embedding_shape(const Shape* in, const OpAttr& a);
 void embedding_check(const Shape* in, const void* const* data, const OpAttr& a);
@@ -23,4 +23,4 @@ Shape concat_shape(const Shape* in, const OpAttr& a);
 double copy_bytes(const Shape* in, const Shape& out, const OpAttr& a);
 double concat_bytes(const Shape* in, const Shape& out, const OpAttr& a);
 
-}  // namespace lldl::seq_meta
+}  // namespace lldl::seq_rules

@@ -1,6 +1,6 @@
 // Shape rules, costs and value checks of the sequence-model ops. Errors name
 // the op and the shapes; bad values (eps, token ids) are ValueError.
-#include "ops/seq_meta.h"
+#include "ops/seq_rules.h"
 
 #include <cmath>
 #include <cstdio>
@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 
-namespace lldl::seq_meta {
+namespace lldl::seq_rules {
 
 namespace {
 
@@ -147,4 +147,4 @@ double concat_bytes(const Shape* in, const Shape& out, const OpAttr&) {
   return f32_bytes(in[0]) + f32_bytes(in[1]) + f32_bytes(out);
 }
 
-}  // namespace lldl::seq_meta
+}  // namespace lldl::seq_rules
