@@ -139,6 +139,8 @@ py::class_<PyLM<Model>> bind_lm(py::module_& m, const char* name, const char* do
            },
            "Accumulates the gradients of the last loss() (zero_grad() clears them).")
       .def("zero_grad", [](LM& lm) { lm.m->zero_grad(); })
+      .def("set_memory_planning", [](LM& lm, bool on) { lm.m->graph().set_memory_planning(on); },
+           py::arg("on"), "Planned step memory (Graph::set_memory_planning), as lldl-gpt train uses.")
       .def("set_profiling", [](LM& lm, bool on) { lm.m->graph().set_profiling(on); },
            py::arg("on"), "Per-op timing of every forward and backward kernel (Graph profiler).")
       .def("profile_table",
