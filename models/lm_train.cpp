@@ -89,6 +89,9 @@ LMTrainConfig LMTrainConfig::with_metadata(const std::map<std::string, std::stri
   c.beta2 = meta_real(m, "train.beta2");
   c.grad_clip = meta_real(m, "train.grad_clip");
   c.seed = std::stoull(meta_str(m, "train.seed"));
+  // Evaluation does not change the run; a resumed run keeps it when it can.
+  if (m.count("train.eval_every")) c.eval_every = metadata_int(m, "train.eval_every");
+  if (m.count("train.eval_batches")) c.eval_batches = metadata_int(m, "train.eval_batches");
   return c;
 }
 
@@ -131,6 +134,8 @@ void save_train_checkpoint(const TrainState& s, int64_t done,
   std::map<std::string, std::string> meta = model_meta;
   for (const auto& kv : s.cfg->to_metadata()) meta[kv.first] = kv.second;
   meta["train.step"] = std::to_string(done);
+  meta["train.eval_every"] = std::to_string(s.cfg->eval_every);
+  meta["train.eval_batches"] = std::to_string(s.cfg->eval_batches);
   meta["train.data_hash"] = hex64(s.data_hash);
   std::string rng;
   for (uint64_t w : s.windows->rng.state()) rng += (rng.empty() ? "" : ",") + hex64(w);

@@ -38,8 +38,8 @@ def test_resume_in_a_new_process_is_bit_identical(tmp_path):
     data.write_text(TEXT)
     whole, part, cont = tmp_path / "whole.st", tmp_path / "part.st", tmp_path / "cont.st"
     log_whole, log_split = tmp_path / "whole.log", tmp_path / "split.log"
-    run("train", "--data", str(data), "--steps", "14", "--out", str(whole), "--loss-log",
-        str(log_whole), *TINY)
+    run_whole_stdout = [run("train", "--data", str(data), "--steps", "14", "--out", str(whole),
+                            "--loss-log", str(log_whole), *TINY).stdout]
     r = run("train", "--data", str(data), "--steps", "14", "--stop-at", "6", "--out", str(part),
             "--loss-log", str(log_split), *TINY)
     assert "trained 6 steps" in r.stdout
@@ -47,6 +47,9 @@ def test_resume_in_a_new_process_is_bit_identical(tmp_path):
     r = run("train", "--data", str(data), "--resume", str(part), "--out", str(cont), "--loss-log",
             str(log_split), "--quiet", "--threads", "2")
     assert "trained 14 steps" in r.stdout
+    # Evaluation settings carry over too: the same validation loss.
+    assert r.stdout.split("val loss")[1] .split()[0] == \
+        run_whole_stdout[0].split("val loss")[1].split()[0]
     lines = log_whole.read_text().splitlines()
     assert len(lines) == 14
     assert log_split.read_text().splitlines() == lines  # losses and lr to 17 digits
