@@ -261,6 +261,9 @@ def results(rows, cfg, args, t_start, errors):
         "llmc_shape_step_s": summary(rows["lldl_llmc"]["step_s"]) if rows["lldl_llmc"]["step_s"] else None,
         "generate_tokens_per_s": {k: tps(k, args.new_tokens) for k in ("lldl_generate", "hf_generate")},
         "peak_rss_mib": {k: summary(v["rss"]) for k, v in rows.items() if v["rss"]},
+        # Per round, in order: the load of a shared machine changes between
+        # rounds, so the ratio within a round is the fairer comparison.
+        "per_round_s": {k: v["step_s"] for k, v in rows.items() if v["step_s"]},
         "wall_s": time.time() - t_start,
         "errors": errors,
         "provisional": "measured while other builds shared the machine",
@@ -274,6 +277,10 @@ def results(rows, cfg, args, t_start, errors):
         "train_rss_lldl_over_torch": ratio(rss.get("lldl_train"), rss.get("torch_train")),
         "generate_rss_lldl_over_hf": ratio(rss.get("lldl_generate"), rss.get("hf_generate")),
     }
+    paired = lambda a, b: summary([y / x for x, y in zip(rows[a]["step_s"], rows[b]["step_s"])]) \
+        if rows[a]["step_s"] and rows[b]["step_s"] else None  # noqa: E731
+    res["paired_ratios"] = {"train_lldl_over_torch_eager": paired("lldl_train", "torch_train"),
+                            "generate_lldl_over_hf": paired("lldl_generate", "hf_generate")}
     return res
 
 
