@@ -1,7 +1,9 @@
 // lldl-gpt: train a small GPT (or the char-LSTM) on text and sample from it.
 //
 //   lldl-gpt train --data PATH... --steps N --out CKPT [model and optimiser flags]
-//   lldl-gpt sample --ckpt CKPT --prompt TEXT --tokens N [--temperature T --top-k K --seed S]
+//   lldl-gpt train --data PATH... --resume CKPT --out CKPT   (continues the same run exactly)
+//   lldl-gpt sample --ckpt CKPT --prompt TEXT --tokens N [--temperature T --top-k K --top-p P
+//                   --seed S --batch B]
 //   lldl-gpt export --ckpt CKPT --out DIR     (a Hugging Face GPT-2 directory)
 //
 // `train --from DIR` starts from a Hugging Face GPT-2 directory (config.json +
@@ -11,6 +13,7 @@
 // on '%' lines, e.g. /usr/share/games/fortunes); a file is read as plain text.
 // The tokenizer (characters by default) travels inside the checkpoint's
 // metadata, so `sample` needs nothing but the checkpoint.
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,13 +47,16 @@ const char* kUsage =
     "  lldl-gpt train --data PATH... --steps N --out CKPT [options]\n"
     "      --model gpt|lstm (gpt)   --tokenizer char|byte|bpe (char)  --bpe-vocab N (512)\n"
     "      --n-layer N (4) --n-head N (4) --n-embd N (128) --block N (128)     [gpt]\n"
+    "      --init gpt2-124m (12 layers, 12 heads, 768, 1024 positions, vocab 50257) [gpt]\n"
     "      --lstm-embd N (64) --lstm-hidden N (256)                            [lstm]\n"
-    "      --batch N (16) --lr X (1e-3) --min-lr X (1e-4) --warmup N (100)\n"
+    "      --batch N (16) --grad-accum N (1) --lr X (1e-3) --min-lr X (lr/10) --warmup N (100)\n"
     "      --weight-decay X (0.1) --grad-clip X (1.0) --eval-every N (100) --eval-batches N (16)\n"
     "      --ckpt-every N (0: at the end) --val-fraction X (0.05) --seed N (1337) --threads N\n"
-    "      --quiet  --from DIR (start from a Hugging Face GPT-2 directory)        [gpt]\n"
+    "      --resume CKPT (a training checkpoint: continue its run) --stop-at N (stop after step N)\n"
+    "      --loss-log FILE (append 'step loss lr' per step) --quiet\n"
+    "      --from DIR (start from a Hugging Face GPT-2 directory)                [gpt]\n"
     "  lldl-gpt sample --ckpt CKPT --prompt TEXT --tokens N [--temperature X (0.8)]\n"
-    "      [--top-k N (40)] [--seed N (1)] [--threads N]\n"
+    "      [--top-k N (40)] [--top-p X (1.0)] [--seed N (1)] [--batch N (1)] [--threads N]\n"
     "  lldl-gpt export --ckpt CKPT --out DIR   (config.json + model.safetensors for transformers)\n";
 
 [[noreturn]] void usage_error(const std::string& msg) {
@@ -217,19 +223,81 @@ void read_corpus(const std::vector<std::string>& paths, std::vector<std::string>
   if (entries->empty()) throw ValueError("--data: empty corpus (no text in " + paths[0] + ")");
 }
 
-// The GPT to train: a fresh one of the flags' sizes, or the one in --from DIR
-// (whose config fixes the sizes; the block defaults to at most n_positions).
-std::unique_ptr<GPT> make_gpt(const Args& a, int64_t vocab, LMTrainConfig* c) {
-  if (!a.has("from")) {
-    GPTConfig g;
+// The settings given on the command line over `c` (defaults, or a resumed
+// run's own settings).
+void train_flags(const Args& a, LMTrainConfig& c) {
+  c.steps = a.num("steps", c.steps);
+  c.batch = a.num("batch", c.batch);
+  c.grad_accum = a.num("grad-accum", c.grad_accum);
+  c.seq = a.num("block", c.seq);
+  c.lr = a.real("lr", c.lr);
+  c.min_lr = a.real("min-lr", a.has("lr") && !a.has("min-lr") ? c.lr / 10 : c.min_lr);
+  c.warmup = a.num("warmup", c.warmup);
+  c.weight_decay = a.real("weight-decay", c.weight_decay);
+  c.grad_clip = a.real("grad-clip", c.grad_clip);
+  c.seed = static_cast<uint64_t>(a.num("seed", static_cast<int64_t>(c.seed)));
+  c.eval_every = a.num("eval-every", c.eval_every);
+  c.eval_batches = a.num("eval-batches", c.eval_batches);
+  c.ckpt_every = a.num("ckpt-every", c.ckpt_every);
+  c.stop_at = a.num("stop-at", 0);
+  c.out = a.str("out", "");
+  c.loss_log = a.str("loss-log", "");
+  c.resume = a.str("resume", "");
+  c.progress = a.flags.empty();
+}
+
+GPTConfig gpt_config(const Args& a, int64_t vocab, int64_t seq) {
+  GPTConfig g;
+  std::string init = a.str("init", "");
+  if (init == "gpt2-124m") {
+    // GPT-2 small. The tokenizer's ids must fit its vocabulary; a smaller
+    // tokenizer leaves the rest of the 50257 rows unused.
+    g = GPTConfig{50257, 1024, 12, 12, 768};
+    if (vocab > g.vocab_size)
+      usage_error("--init gpt2-124m: the tokenizer's vocabulary (" + std::to_string(vocab) +
+                  ") is larger than GPT-2's 50257");
+    if (seq > g.block_size) usage_error("--block " + std::to_string(seq) + " is longer than GPT-2's 1024 positions");
+  } else if (!init.empty()) {
+    usage_error("--init must be gpt2-124m, got '" + init + "'");
+  } else {
     g.vocab_size = vocab;
-    g.block_size = c->seq;
-    g.n_layer = a.num("n-layer", 4);
-    g.n_head = a.num("n-head", 4);
-    g.n_embd = a.num("n-embd", 128);
-    return std::make_unique<GPT>(g, c->seed);
+    g.block_size = seq;
   }
-  for (const char* k : {"n-layer", "n-head", "n-embd"})
+  g.n_layer = a.num("n-layer", g.n_layer);
+  g.n_head = a.num("n-head", g.n_head);
+  g.n_embd = a.num("n-embd", g.n_embd);
+  return g;
+}
+
+void print_memory(const LMTrainLog& log) {
+  struct rusage ru {};
+  ::getrusage(RUSAGE_SELF, &ru);
+  const double mib = 1024.0 * 1024.0;
+  const MemoryReport& r = log.step_memory;
+  std::printf("memory: step planned %.1f MiB (unplanned %.1f MiB, live lower bound %.1f MiB), "
+              "persistent %.1f MiB (parameters, gradients, AdamW moments), peak RSS %.1f MiB\n",
+              r.peak_planned / mib, r.peak_unplanned / mib, r.max_live_bytes / mib,
+              log.persistent_bytes / mib, static_cast<double>(ru.ru_maxrss) / 1024.0);
+}
+
+template <class Model>
+LMTrainLog train_model(Model& m, const char* name, const std::vector<int32_t>& train,
+                       const std::vector<int32_t>& val, const LMTrainConfig& c,
+                       const Tokenizer& tok) {
+  std::fprintf(stderr, "%s: %lld parameters\n", name, (long long)m.num_parameters());
+  return train_lm(m, train, val, c, tok.meta);
+}
+
+// The GPT to train: a resumed run's, the one in --from DIR (whose config fixes
+// the sizes; the block defaults to at most n_positions), or a fresh one of the
+// flags' sizes.
+std::unique_ptr<GPT> make_gpt(const Args& a, int64_t vocab, LMTrainConfig* c) {
+  if (!c->resume.empty()) {
+    if (a.has("from")) usage_error("--from conflicts with --resume (the checkpoint holds the model)");
+    return GPT::from_checkpoint(c->resume);
+  }
+  if (!a.has("from")) return std::make_unique<GPT>(gpt_config(a, vocab, c->seq), c->seed);
+  for (const char* k : {"n-layer", "n-head", "n-embd", "init"})
     if (a.has(k)) usage_error(std::string("--") + k + " conflicts with --from (the directory's config.json sets it)");
   std::unique_ptr<GPT> m = GPT::from_pretrained(a.str("from", ""));
   const GPTConfig& g = m->config();
@@ -245,67 +313,60 @@ std::unique_ptr<GPT> make_gpt(const Args& a, int64_t vocab, LMTrainConfig* c) {
 
 int cmd_train(const Args& a) {
   a.allow({"steps", "out", "model", "tokenizer", "bpe-vocab", "n-layer", "n-head", "n-embd",
-           "block", "lstm-embd", "lstm-hidden", "batch", "lr", "min-lr", "warmup",
+           "block", "lstm-embd", "lstm-hidden", "batch", "grad-accum", "lr", "min-lr", "warmup",
            "weight-decay", "grad-clip", "eval-every", "eval-batches", "ckpt-every",
-           "val-fraction", "seed", "threads", "from"});
+           "val-fraction", "seed", "threads", "init", "resume", "stop-at", "loss-log", "from"});
   if (a.data.empty()) usage_error("train needs --data PATH...");
   if (!a.has("out")) usage_error("train needs --out CKPT");
   if (a.has("threads")) set_num_threads(static_cast<int>(a.num("threads", 1)));
   std::vector<std::string> entries;
   read_corpus(a.data, &entries);
+  LMTrainConfig c;
+  c.min_lr = c.lr / 10;
+  std::map<std::string, std::string> resumed;  // the checkpoint's metadata when resuming
+  if (a.has("resume")) {
+    load_safetensors(a.str("resume", ""), &resumed);
+    c = c.with_metadata(resumed);
+  }
+  train_flags(a, c);
   TextSplit split = split_corpus(entries, a.real("val-fraction", 0.05), a.num("seed", 1337));
   std::string kind = a.str("tokenizer", "char");
-  Tokenizer tok = kind == "char"   ? make_char(split.train + split.val)
+  Tokenizer tok = !resumed.empty() ? tokenizer_from_metadata(resumed, c.resume)
+                  : kind == "char" ? make_char(split.train + split.val)
                   : kind == "byte" ? make_byte()
                   : kind == "bpe"  ? train_bpe(split.train, static_cast<int>(a.num("bpe-vocab", 512)),
                                                a.str("out", ""))
                                    : (usage_error("--tokenizer must be char, byte or bpe"), make_byte());
   std::vector<int32_t> train = tok.encode(split.train), val = tok.encode(split.val);
-
-  LMTrainConfig c;
-  c.steps = a.num("steps", 2000);
-  c.batch = a.num("batch", 16);
-  c.seq = a.num("block", 128);
-  c.lr = a.real("lr", 1e-3);
-  c.min_lr = a.real("min-lr", c.lr / 10);
-  c.warmup = a.num("warmup", 100);
-  c.weight_decay = a.real("weight-decay", 0.1);
-  c.grad_clip = a.real("grad-clip", 1.0);
-  c.eval_every = a.num("eval-every", 100);
-  c.eval_batches = a.num("eval-batches", 16);
-  c.ckpt_every = a.num("ckpt-every", 0);
-  c.out = a.str("out", "");
-  c.seed = static_cast<uint64_t>(a.num("seed", 1337));
-  c.progress = a.flags.empty();
-  std::string model = a.str("model", "gpt");
+  std::string model = !resumed.empty() ? resumed["lldl.model"] : a.str("model", "gpt");
   if (a.has("from") && model != "gpt") usage_error("--from needs --model gpt");
   std::fprintf(stderr, "corpus: %zu entries, %zu train / %zu val tokens, %s tokenizer (vocab %lld)\n",
                entries.size(), train.size(), val.size(), tok.kind.c_str(), (long long)tok.vocab);
   LMTrainLog log;
   if (model == "gpt") {
     std::unique_ptr<GPT> m = make_gpt(a, tok.vocab, &c);
-    std::fprintf(stderr, "gpt: %lld parameters\n", (long long)m->num_parameters());
-    log = train_lm(*m, train, val, c, tok.meta);
+    log = train_model(*m, "gpt", train, val, c, tok);
   } else if (model == "lstm") {
     LSTMConfig l;
     l.vocab_size = tok.vocab;
     l.n_embd = a.num("lstm-embd", 64);
     l.n_hidden = a.num("lstm-hidden", 256);
-    LSTMLM m(l, c.seed);
-    std::fprintf(stderr, "lstm: %lld parameters\n", (long long)m.num_parameters());
-    log = train_lm(m, train, val, c, tok.meta);
+    auto m = !resumed.empty() ? LSTMLM::from_checkpoint(c.resume) : std::make_unique<LSTMLM>(l, c.seed);
+    log = train_model(*m, "lstm", train, val, c, tok);
   } else {
     usage_error("--model must be gpt or lstm, got '" + model + "'");
   }
+  const int64_t done = log.first_step + static_cast<int64_t>(log.train_loss.size());
   std::printf("trained %lld steps: final train loss %.4f, val loss %.4f nats/token, %.0f tokens/s\n",
-              (long long)c.steps, log.train_loss.back(),
+              (long long)done, log.train_loss.empty() ? -1.0 : log.train_loss.back(),
               log.val_loss.empty() ? -1.0 : log.val_loss.back(), log.tokens_per_s);
+  print_memory(log);
   std::printf("checkpoint: %s\n", c.out.c_str());
   return 0;
 }
 
 int cmd_sample(const Args& a) {
-  a.allow({"ckpt", "prompt", "tokens", "temperature", "top-k", "seed", "threads"});
+  a.allow({"ckpt", "prompt", "tokens", "temperature", "top-k", "top-p", "seed", "threads", "batch"});
   if (!a.has("ckpt")) usage_error("sample needs --ckpt CKPT");
   if (!a.has("prompt")) usage_error("sample needs --prompt TEXT");
   if (a.has("threads")) set_num_threads(static_cast<int>(a.num("threads", 1)));
@@ -320,21 +381,29 @@ int cmd_sample(const Args& a) {
   float temp = static_cast<float>(a.real("temperature", 0.8));
   int64_t top_k = a.num("top-k", 40);
   uint64_t seed = static_cast<uint64_t>(a.num("seed", 1));
-  std::vector<int32_t> out;
-  if (meta["lldl.model"] == "lstm")
-    out = LSTMLM::from_checkpoint(path)->generate(ids, n, temp, std::min(top_k, tok.vocab), seed);
-  else {
-    std::unique_ptr<GPT> m = GPT::from_checkpoint(path);
-    // A model started --from a directory may have more ids than the
-    // tokenizer it was trained with; it could sample ids nobody can decode.
-    if (m->config().vocab_size > tok.vocab)
-      throw ValueError("sample: the model has " + std::to_string(m->config().vocab_size) + " token ids but the " +
-                       tok.kind + " tokenizer of " + path + " only " + std::to_string(tok.vocab));
-    out = m->generate(ids, n, temp, std::min(top_k, tok.vocab), seed);
+  float top_p = static_cast<float>(a.real("top-p", 1.0));
+  int64_t batch = a.num("batch", 1);
+  if (batch < 1) usage_error("--batch must be >= 1, got " + std::to_string(batch));
+  std::vector<std::vector<int32_t>> outs;
+  if (meta["lldl.model"] == "lstm") {
+    if (top_p != 1.0f) usage_error("--top-p is for gpt checkpoints");
+    auto m = LSTMLM::from_checkpoint(path);
+    for (int64_t b = 0; b < batch; ++b)
+      outs.push_back(m->generate(ids, n, temp, std::min(top_k, tok.vocab), seed + b));
+  } else {
+    // Only the tokenizer's ids are sampled: a model may have more rows
+    // (--init gpt2-124m with a smaller tokenizer).
+    auto m = GPT::from_checkpoint(path);
+    std::vector<std::vector<int32_t>> prompts(static_cast<size_t>(batch), ids);
+    outs = m->generate_batch(prompts, n, temp, std::min(top_k, tok.vocab), seed, top_p,
+                             std::min(tok.vocab, m->config().vocab_size));
   }
-  std::string text = tok.decode(out);
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  std::printf("\n");
+  for (size_t b = 0; b < outs.size(); ++b) {
+    std::string text = tok.decode(outs[b]);
+    if (outs.size() > 1) std::printf("--- sample %zu\n", b);
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::printf("\n");
+  }
   return 0;
 }
 

@@ -70,6 +70,24 @@ struct PyLM {
   std::unique_ptr<Optimizer> opt;
 };
 
+// Generation of B prompt rows: the GPT runs them as one batch through its
+// KV caches; the LSTM one after the other (row b with seed + b either way).
+std::vector<std::vector<int32_t>> generate_rows(const GPT& m, const std::vector<std::vector<int32_t>>& rows,
+                                                int64_t n, float temperature, int64_t top_k,
+                                                uint64_t seed, float top_p) {
+  return m.generate_batch(rows, n, temperature, top_k, seed, top_p);
+}
+std::vector<std::vector<int32_t>> generate_rows(const LSTMLM& m, const std::vector<std::vector<int32_t>>& rows,
+                                                int64_t n, float temperature, int64_t top_k,
+                                                uint64_t seed, float top_p) {
+  if (top_p != 1.0f) throw ValueError("generate: top_p is supported by the GPT only (got " +
+                                      std::to_string(top_p) + ")");
+  std::vector<std::vector<int32_t>> out;
+  for (size_t b = 0; b < rows.size(); ++b)
+    out.push_back(m.generate(rows[b], n, temperature, top_k, seed + b));
+  return out;
+}
+
 template <class Model>
 py::dict named(PyLM<Model>& lm, bool grads) {
   py::dict d;
@@ -123,6 +141,8 @@ py::class_<PyLM<Model>> bind_lm(py::module_& m, const char* name, const char* do
            },
            "Accumulates the gradients of the last loss() (zero_grad() clears them).")
       .def("zero_grad", [](LM& lm) { lm.m->zero_grad(); })
+      .def("set_memory_planning", [](LM& lm, bool on) { lm.m->graph().set_memory_planning(on); },
+           py::arg("on"), "Planned step memory (Graph::set_memory_planning), as lldl-gpt train uses.")
       .def("set_profiling", [](LM& lm, bool on) { lm.m->graph().set_profiling(on); },
            py::arg("on"), "Per-op timing of every forward and backward kernel (Graph profiler).")
       .def("profile_table",
@@ -168,16 +188,15 @@ py::class_<PyLM<Model>> bind_lm(py::module_& m, const char* name, const char* do
            py::arg("lr") = py::none(), "One AdamW update (optionally at a new learning rate).")
       .def("generate",
            [](const LM& lm, const py::handle& idx, int64_t max_new_tokens, float temperature,
-              std::optional<int64_t> top_k, uint64_t seed) {
+              std::optional<int64_t> top_k, uint64_t seed, float top_p) {
              Ids ids = as_ids(idx, "idx", true);
              int64_t k = top_k ? *top_k : lm.m->config().vocab_size;
              std::vector<std::vector<int32_t>> rows;
+             for (int64_t b = 0; b < ids.B; ++b)
+               rows.emplace_back(ids.v.begin() + b * ids.T, ids.v.begin() + (b + 1) * ids.T);
              {
                py::gil_scoped_release nogil;
-               for (int64_t b = 0; b < ids.B; ++b) {
-                 std::vector<int32_t> p(ids.v.begin() + b * ids.T, ids.v.begin() + (b + 1) * ids.T);
-                 rows.push_back(lm.m->generate(p, max_new_tokens, temperature, k, seed + b));
-               }
+               rows = generate_rows(*lm.m, rows, max_new_tokens, temperature, k, seed, top_p);
              }
              py::ssize_t n = static_cast<py::ssize_t>(rows[0].size());
              py::array_t<int32_t> out(py::array::ShapeContainer{static_cast<py::ssize_t>(ids.B), n});
@@ -187,9 +206,10 @@ py::class_<PyLM<Model>> bind_lm(py::module_& m, const char* name, const char* do
              return py::array(out);
            },
            py::arg("idx"), py::arg("max_new_tokens"), py::arg("temperature") = 1.0f,
-           py::arg("top_k") = py::none(), py::arg("seed") = 0,
+           py::arg("top_k") = py::none(), py::arg("seed") = 0, py::arg("top_p") = 1.0f,
            "Appends max_new_tokens sampled tokens to each row of idx ([B, T] or [T]); "
-           "temperature 0 is greedy; top_k None means no restriction.");
+           "temperature 0 is greedy; top_k None and top_p 1 mean no restriction; "
+           "row b samples with seed + b (the GPT runs the rows as one batch).");
   return cls;
 }
 

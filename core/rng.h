@@ -2,6 +2,7 @@
 // splitmix64): the same seed gives the same numbers on every platform,
 // unlike std::normal_distribution.
 #pragma once
+#include <array>
 #include <cmath>
 #include <cstdint>
 
@@ -39,6 +40,11 @@ class Rng {
   }
   // Uniform integer in [0, n).
   uint64_t below(uint64_t n) { return n ? next() % n : 0; }
+  // The generator's whole state, for checkpoints that resume exactly.
+  std::array<uint64_t, 4> state() const { return {s_[0], s_[1], s_[2], s_[3]}; }
+  void set_state(const std::array<uint64_t, 4>& s) {
+    for (int i = 0; i < 4; ++i) s_[i] = s[i];
+  }
 
  private:
   static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }

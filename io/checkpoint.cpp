@@ -13,13 +13,19 @@ namespace {
 
 std::vector<int64_t> dims_of(const Shape& s) { return std::vector<int64_t>(s.d, s.d + s.ndim); }
 
-// Parameters by name; a repeated name would make the file ambiguous.
-std::map<std::string, Tensor> params_by_name(const Graph& g, const char* op, const std::string& path) {
+// Tensors by name; a repeated name would make the file ambiguous.
+std::map<std::string, Tensor> by_name(const NamedTensors& ts, const char* op, const std::string& path) {
   std::map<std::string, Tensor> out;
-  for (Tensor t : g.params())
-    if (!out.emplace(g.desc(t).name, t).second)
+  for (const auto& [name, t] : ts)
+    if (!out.emplace(name, t).second)
       throw ValueError(std::string(op) + ": " + st::describe(path) + ": two parameters are named '" +
-                       g.desc(t).name + "'");
+                       name + "'");
+  return out;
+}
+
+NamedTensors named_params(const Graph& g) {
+  NamedTensors out;
+  for (Tensor t : g.params()) out.emplace_back(g.desc(t).name, t);
   return out;
 }
 
@@ -32,18 +38,29 @@ std::string join(const std::vector<std::string>& v) {
 }  // namespace
 
 void save_params(const Graph& g, const std::string& path, const std::map<std::string, std::string>& metadata) {
+  save_tensors(g, path, named_params(g), metadata);
+}
+
+void load_params(Graph& g, const std::string& path, std::map<std::string, std::string>* metadata,
+                 const std::string& skip_prefix) {
+  load_tensors(g, path, named_params(g), metadata, skip_prefix);
+}
+
+void save_tensors(const Graph& g, const std::string& path, const NamedTensors& tensors,
+                  const std::map<std::string, std::string>& metadata) {
   std::vector<StTensorRef> refs;
-  for (const auto& [name, t] : params_by_name(g, "save_params", path)) {
+  for (const auto& [name, t] : by_name(tensors, "save_params", path)) {
     const TensorDesc& d = g.desc(t);
     refs.push_back({name, d.dtype, dims_of(d.shape), d.data});
   }
   save_safetensors(path, refs, metadata);
 }
 
-void load_params(Graph& g, const std::string& path, std::map<std::string, std::string>* metadata) {
+void load_tensors(Graph& g, const std::string& path, const NamedTensors& tensors,
+                  std::map<std::string, std::string>* metadata, const std::string& skip_prefix) {
   std::map<std::string, std::string> meta;
   std::vector<StTensor> file = load_safetensors(path, &meta);
-  std::map<std::string, Tensor> params = params_by_name(g, "load_params", path);
+  std::map<std::string, Tensor> params = by_name(tensors, "load_params", path);
 
   // Validate everything first: nothing is copied unless all of it fits.
   std::vector<std::string> problems, extra;
@@ -52,7 +69,7 @@ void load_params(Graph& g, const std::string& path, std::map<std::string, std::s
   for (const StTensor& f : file) {
     auto it = params.find(f.name);
     if (it == params.end()) {
-      extra.push_back(f.name);
+      if (skip_prefix.empty() || f.name.rfind(skip_prefix, 0) != 0) extra.push_back(f.name);
       continue;
     }
     seen.insert(f.name);

@@ -58,10 +58,24 @@ class GPT : public LanguageModel<GPT, GPTConfig> {
   double loss(const int32_t* idx, const int32_t* targets, int64_t B, int64_t T);
 
   // Appends max_new tokens to `prompt` (non-empty, ids in range), sampling
-  // with temperature / top-k (models/sampling.h), using a KV cache. When the
-  // context fills block_size, the cache is rebuilt from the last half block.
+  // with temperature / top-k / top-p (models/sampling.h), using a KV cache.
+  // When the context fills block_size, the cache is rebuilt from the last
+  // half block.
   std::vector<int32_t> generate(const std::vector<int32_t>& prompt, int64_t max_new,
-                                float temperature, int64_t top_k, uint64_t seed) const;
+                                float temperature, int64_t top_k, uint64_t seed,
+                                float top_p = 1.0f) const;
+  // The same for several prompts of equal length at once, one KV cache per
+  // sequence: each step runs one token of every sequence through the network
+  // together, so the weights are read once per step for the whole batch.
+  // Sequence b samples with Rng(seed + b), so it matches generate(prompts[b],
+  // ..., seed + b) up to the rounding of the batched products. sample_vocab
+  // > 0 samples among the first sample_vocab ids only (a tokenizer smaller
+  // than the model's vocabulary).
+  std::vector<std::vector<int32_t>> generate_batch(const std::vector<std::vector<int32_t>>& prompts,
+                                                   int64_t max_new, float temperature,
+                                                   int64_t top_k, uint64_t seed,
+                                                   float top_p = 1.0f,
+                                                   int64_t sample_vocab = 0) const;
   // Logits [T, vocab] of every position of one sequence (T <= block_size),
   // computed token by token through the KV cache: equals forward()'s logits.
   std::vector<float> cached_logits(const std::vector<int32_t>& seq) const;

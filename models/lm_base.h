@@ -33,6 +33,19 @@ class LanguageModel {
                        ": backward() needs a loss() first (and no forward() in between)");
     g_.backward(loss_);
   }
+  // The same with the loss scaled by `scale` (gradient accumulation over N
+  // micro-batches passes 1/N, so that their gradients add up to the mean).
+  void backward(double scale) {
+    if (!loss_.valid() || loss_.step != g_.step())
+      throw ValueError(std::string(name_) +
+                       ": backward() needs a loss() first (and no forward() in between)");
+    if (g_.dtype() == DType::F64) {
+      g_.backward(loss_, &scale);
+    } else {
+      const float s = static_cast<float>(scale);
+      g_.backward(loss_, &s);
+    }
+  }
   // Clears the parameter gradients and ends the step (the step's tensors,
   // their gradients included, are released rather than zeroed one by one).
   void zero_grad() { g_.reset(/*keep_grads=*/false); }
@@ -53,8 +66,9 @@ class LanguageModel {
     for (const auto& kv : extra) meta.insert(kv);
     save_params(g_, path, meta);
   }
-  // Loads a checkpoint with this model's config (every tensor must match).
-  void load(const std::string& path) { load_params(g_, path, nullptr); }
+  // Loads a checkpoint with this model's config (every tensor must match; a
+  // training checkpoint's optimiser state, "optim.*", is skipped).
+  void load(const std::string& path) { load_params(g_, path, nullptr, "optim."); }
   // Builds the model a checkpoint describes and loads it; `meta` gets the
   // checkpoint's metadata.
   static std::unique_ptr<Model> from_checkpoint(const std::string& path,

@@ -1,22 +1,38 @@
 // Training loop for the language models (GPT, LSTM): random token windows,
-// AdamW with decoupled weight decay, gradient-norm clipping, cosine learning
-// rate with warm-up, periodic validation loss, a progress line with loss and
-// tokens/s, and atomic checkpoints (the last complete one always loads).
+// AdamW with decoupled weight decay, gradient accumulation, gradient-norm
+// clipping, cosine learning rate with warm-up, periodic validation loss, a
+// progress line with loss and tokens/s, planned step memory, and atomic
+// training checkpoints (the last complete one always loads) that resume
+// exactly.
+//
+// A training checkpoint is one safetensors file: the parameters under their
+// own names (so it loads as a model checkpoint too), the AdamW moments as
+// "optim.m.<name>" / "optim.v.<name>", and in the metadata the model config,
+// the steps done, the optimiser's step counts, the run's settings
+// ("train.*", which fix the learning-rate schedule), the window sampler's
+// random state and a hash of the training tokens. Training k steps, saving,
+// loading in a new process and training on gives, bit for bit, the losses
+// and weights of one uninterrupted run (same thread count: the order of
+// additions inside a kernel depends on it).
 #pragma once
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "autograd/optim.h"
+#include "io/checkpoint.h"
 #include "text/windows.h"
 
 namespace lldl {
 
 struct LMTrainConfig {
   int64_t steps = 2000, batch = 16, seq = 128;
+  int64_t grad_accum = 1;  // micro-batches of `batch` windows per step (their mean gradient)
   double lr = 1e-3, min_lr = 1e-4;
   int64_t warmup = 100;
   double weight_decay = 0.1, beta1 = 0.9, beta2 = 0.99, grad_clip = 1.0;
@@ -25,15 +41,31 @@ struct LMTrainConfig {
   std::string out;                              // checkpoint path, empty: none
   uint64_t seed = 1337;
   bool progress = true;                         // a progress line on stderr
-  void validate() const;                        // ValueError naming the field
+  // Resuming and stopping (neither changes the run's numbers):
+  std::string resume;     // a training checkpoint to continue from, empty: a fresh run
+  int64_t stop_at = 0;    // > 0: stop (and checkpoint) after this step; the schedule still spans `steps`
+  std::string loss_log;   // "step loss lr" per step, appended (losses to 17 digits), empty: none
+  bool plan_memory = true;  // Graph::set_memory_planning for the run
+  void validate() const;  // ValueError naming the field
+
+  // The settings that define the run ("train.steps", ... at full precision).
+  std::map<std::string, std::string> to_metadata() const;
+  // This config with the run-defining settings of a checkpoint's metadata.
+  LMTrainConfig with_metadata(const std::map<std::string, std::string>& m) const;
+  // ValueError naming the first setting that differs from the checkpoint's
+  // (a resumed run must be the same run, or it would not resume exactly).
+  void check_same_run(const std::map<std::string, std::string>& m) const;
 };
 
 struct LMTrainLog {
   std::vector<int64_t> eval_step;        // steps (1-based) at which validation ran
   std::vector<double> val_loss;          // mean cross-entropy, nats per token
-  std::vector<double> train_loss;        // every step
+  std::vector<double> train_loss;        // every step run by this call
+  int64_t first_step = 0;                // steps done before this call (resume)
   double train_seconds = 0;              // forward + backward + update, no evaluation
-  double tokens_per_s = 0;               // batch * seq * steps / train_seconds
+  double tokens_per_s = 0;               // tokens of the steps run / train_seconds
+  MemoryReport step_memory;              // of the last training step (autograd/planner.h)
+  size_t persistent_bytes = 0;           // parameters, gradients, optimiser state
 };
 
 // Mean loss of `batches` windows drawn from `val` with a fixed seed (the same
@@ -54,6 +86,28 @@ double eval_lm(Model& m, const std::vector<int32_t>& val, int64_t batch, int64_t
 void print_progress(int64_t step, int64_t steps, double loss, double lr, double tokens_per_s,
                     double val_loss, bool newline);
 
+// FNV-1a over the token ids: a resumed run checks it trains on the same data.
+uint64_t tokens_hash(const std::vector<int32_t>& tokens);
+
+// The training state beside the model: what a checkpoint adds to the
+// parameters. `model_meta` is the model's config and tokenizer metadata.
+struct TrainState {
+  Graph* g;
+  Optimizer* opt;
+  TokenWindows* windows;
+  const LMTrainConfig* cfg;
+  uint64_t data_hash;
+};
+// Writes parameters, moments and metadata atomically, `done` steps taken.
+void save_train_checkpoint(const TrainState& s, int64_t done,
+                           const std::map<std::string, std::string>& model_meta);
+// Restores parameters, moments, step counts and the sampler from a training
+// checkpoint of the same run (ValueError naming what differs or is missing);
+// returns the steps it had done.
+int64_t load_train_checkpoint(const TrainState& s, const std::string& path);
+// Appends "step loss lr" to the loss log (when cfg.loss_log is set).
+void log_loss(const LMTrainConfig& c, int64_t step, double loss, double lr);
+
 template <class Model>
 LMTrainLog train_lm(Model& m, const std::vector<int32_t>& train, const std::vector<int32_t>& val,
                     const LMTrainConfig& c, const std::map<std::string, std::string>& extra = {}) {
@@ -66,39 +120,55 @@ LMTrainLog train_lm(Model& m, const std::vector<int32_t>& train, const std::vect
   oc.weight_decay = static_cast<float>(c.weight_decay);
   Optimizer opt(m.graph(), oc);
   TokenWindows windows(train, c.seed);
-  std::vector<int32_t> x(c.batch * c.seq), y(c.batch * c.seq);
+  const TrainState state{&m.graph(), &opt, &windows, &c, tokens_hash(train)};
   LMTrainLog log;
+  if (!c.resume.empty()) log.first_step = load_train_checkpoint(state, c.resume);
+  std::map<std::string, std::string> model_meta = m.config().to_metadata();
+  for (const auto& kv : extra) model_meta.insert(kv);
+  m.graph().set_memory_planning(c.plan_memory);
+
+  std::vector<int32_t> x(c.batch * c.seq), y(c.batch * c.seq);
+  const int64_t last = c.stop_at > 0 ? std::min(c.stop_at, c.steps) : c.steps;
   double last_val = -1;
   using clock = std::chrono::steady_clock;
-  for (int64_t s = 0; s < c.steps; ++s) {
+  for (int64_t s = log.first_step; s < last; ++s) {
     auto t0 = clock::now();
-    windows.sample(static_cast<int>(c.batch), static_cast<int>(c.seq), x.data(), y.data());
     double lr = cosine_lr(s, c.warmup, c.steps, c.lr, c.min_lr);
     opt.cfg.lr = static_cast<float>(lr);
-    double loss = m.loss(x.data(), y.data(), c.batch, c.seq);
-    m.backward();
+    // N micro-batches of B windows draw the windows one batch of N*B would,
+    // and each loss is scaled by 1/N: the gradient is the mean over N*B.
+    double loss = 0;
+    for (int64_t a = 0; a < c.grad_accum; ++a) {
+      windows.sample(static_cast<int>(c.batch), static_cast<int>(c.seq), x.data(), y.data());
+      loss += m.loss(x.data(), y.data(), c.batch, c.seq);
+      m.backward(1.0 / static_cast<double>(c.grad_accum));
+    }
+    loss /= static_cast<double>(c.grad_accum);
     if (c.grad_clip > 0) clip_grad_norm(m.graph(), c.grad_clip);
     opt.step();
     m.zero_grad();
+    log.step_memory = m.graph().memory_report();
     log.train_seconds += std::chrono::duration<double>(clock::now() - t0).count();
     log.train_loss.push_back(loss);
+    log_loss(c, s + 1, loss, lr);
     const int64_t done = s + 1;
-    bool eval = done == c.steps || (c.eval_every > 0 && done % c.eval_every == 0);
+    bool eval = done == last || (c.eval_every > 0 && done % c.eval_every == 0);
     if (eval && !val.empty()) {
       last_val = eval_lm(m, val, c.batch, c.seq, c.eval_batches, c.seed + 7919);
       log.eval_step.push_back(done);
       log.val_loss.push_back(last_val);
     }
-    double tps = double(c.batch * c.seq) * double(done) / log.train_seconds;
+    double tps = double(c.batch * c.seq * c.grad_accum) * double(done - log.first_step) /
+                 log.train_seconds;
     if (c.progress) print_progress(done, c.steps, loss, lr, tps, last_val, eval);
-    bool ckpt = !c.out.empty() && (done == c.steps || (c.ckpt_every > 0 && done % c.ckpt_every == 0));
-    if (ckpt) {
-      std::map<std::string, std::string> meta = extra;
-      meta["train.step"] = std::to_string(done);
-      m.save(c.out, meta);
-    }
+    bool ckpt = !c.out.empty() && (done == last || (c.ckpt_every > 0 && done % c.ckpt_every == 0));
+    if (ckpt) save_train_checkpoint(state, done, model_meta);
   }
-  log.tokens_per_s = double(c.batch * c.seq) * double(c.steps) / log.train_seconds;
+  const double run = double(last - log.first_step);
+  log.tokens_per_s = log.train_seconds > 0
+                         ? double(c.batch * c.seq * c.grad_accum) * run / log.train_seconds
+                         : 0;
+  log.persistent_bytes = m.graph().arena().stats(Region::Persistent).in_use;
   return log;
 }
 

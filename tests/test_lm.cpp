@@ -320,3 +320,157 @@ TEST_CASE("train_lm: validation loss falls and the checkpoint holds the final mo
   bad.steps = 0;
   CHECK_THROWS_WITH_AS(train_lm(m, train, val, bad), doctest::Contains("steps must be >= 1"), ValueError);
 }
+
+TEST_CASE("sampling: top-p keeps the fewest most probable tokens that reach p") {
+  // Probabilities 0.5, 0.3, 0.15, 0.05 at temperature 1.
+  std::vector<float> logits = {std::log(0.5f), std::log(0.3f), std::log(0.15f), std::log(0.05f)};
+  auto counts = [&](float top_p) {
+    Rng r(7);
+    std::vector<int> seen(4, 0);
+    for (int i = 0; i < 3000; ++i) ++seen[sample_token(logits.data(), 4, 1.0f, 4, r, top_p)];
+    return seen;
+  };
+  std::vector<int> half = counts(0.4f);  // 0.5 alone reaches 0.4
+  CHECK(half[0] == 3000);
+  std::vector<int> two = counts(0.7f);   // 0.5 + 0.3 reach 0.7
+  CHECK(two[2] + two[3] == 0);
+  CHECK(double(two[0]) / two[1] == doctest::Approx(0.5 / 0.3).epsilon(0.15));
+  std::vector<int> three = counts(0.9f);
+  CHECK(three[3] == 0);
+  CHECK(three[2] > 0);
+  std::vector<int> all = counts(1.0f);
+  CHECK(all[3] > 0);
+  // With top-k the nucleus is taken over the renormalised top k: 0.5 / 0.8 < 0.7.
+  Rng r(3);
+  std::vector<int> seen(4, 0);
+  for (int i = 0; i < 2000; ++i) ++seen[sample_token(logits.data(), 4, 1.0f, 2, r, 0.7f)];
+  CHECK(seen[1] > 0);
+  CHECK(seen[2] + seen[3] == 0);
+  for (float bad : {0.0f, -0.5f, 1.5f, NAN})
+    CHECK_THROWS_WITH_AS(sample_token(logits.data(), 4, 1.0f, 4, r, bad), doctest::Contains("top_p"),
+                         ValueError);
+}
+
+TEST_CASE("gpt: batched generation equals one sequence at a time, past the block too") {
+  GPT m(tiny_gpt());
+  overfit(m, 20);
+  std::vector<std::vector<int32_t>> prompts = {{1, 2, 3}, {4, 5, 6}, {7, 7, 0}};
+  for (float temp : {0.0f, 1.0f}) {
+    auto batch = m.generate_batch(prompts, 20, temp, 13, 42, 0.9f);  // 23 > block_size 8
+    REQUIRE(batch.size() == 3);
+    for (size_t b = 0; b < prompts.size(); ++b)
+      CHECK(batch[b] == m.generate(prompts[b], 20, temp, 13, 42 + b, 0.9f));
+  }
+  // Only the first sample_vocab ids are drawn.
+  auto few = m.generate_batch(prompts, 30, 1.5f, 13, 1, 1.0f, 4);
+  for (const auto& row : few)
+    for (size_t t = 3; t < row.size(); ++t) CHECK(row[t] < 4);
+  CHECK_THROWS_WITH_AS(m.generate_batch({{1, 2}, {3}}, 2, 1.0f, 13, 0),
+                       doctest::Contains("equal lengths"), ValueError);
+  CHECK_THROWS_WITH_AS(m.generate_batch({}, 2, 1.0f, 13, 0), doctest::Contains("no prompts"), ValueError);
+  CHECK_THROWS_WITH_AS(m.generate({1}, 2, 1.0f, 13, 0, 0.0f), doctest::Contains("top_p"), ValueError);
+  CHECK_THROWS_WITH_AS(m.generate_batch({{1}}, 2, 1.0f, 13, 0, 1.0f, 14),
+                       doctest::Contains("sample_vocab"), ValueError);
+}
+
+namespace {
+
+// A corpus with structure; the same for every run.
+std::vector<int32_t> pattern_tokens(int n, uint64_t seed) {
+  std::vector<int32_t> t;
+  Rng r(seed);
+  for (int i = 0; i < n; ++i) t.push_back(i % 3 == 0 ? 1 : (i % 3 == 1 ? 2 : int32_t(r.below(2) + 3)));
+  return t;
+}
+
+LMTrainConfig small_run() {
+  LMTrainConfig c;
+  c.steps = 10;
+  c.batch = 4;
+  c.seq = 8;
+  c.lr = 3e-3;
+  c.min_lr = 3e-4;
+  c.warmup = 3;
+  c.eval_every = 0;
+  c.progress = false;
+  return c;
+}
+
+std::vector<std::vector<float>> weights(const GPT& m) {
+  std::vector<std::vector<float>> w;
+  for (const auto& [name, t] : m.named_params()) w.push_back(m.graph().host_data<float>(t));
+  return w;
+}
+
+}  // namespace
+
+TEST_CASE("train_lm: N micro-batches of B equal one step at N*B") {
+  auto train = pattern_tokens(2000, 3);
+  LMTrainConfig one = small_run();
+  one.steps = 4;
+  one.batch = 6;
+  LMTrainConfig acc = one;
+  acc.batch = 2;
+  acc.grad_accum = 3;
+  GPT a(GPTConfig{6, 8, 1, 2, 16}), b(GPTConfig{6, 8, 1, 2, 16});
+  LMTrainLog la = train_lm(a, train, {}, one), lb = train_lm(b, train, {}, acc);
+  REQUIRE(la.train_loss.size() == lb.train_loss.size());
+  for (size_t i = 0; i < la.train_loss.size(); ++i)
+    CHECK(lb.train_loss[i] == doctest::Approx(la.train_loss[i]).epsilon(1e-5));
+  auto wa = weights(a), wb = weights(b);
+  double worst = 0;
+  for (size_t i = 0; i < wa.size(); ++i)
+    for (size_t j = 0; j < wa[i].size(); ++j) worst = std::max(worst, double(std::fabs(wa[i][j] - wb[i][j])));
+  CHECK(worst < 1e-5);
+  CHECK(worst > 0);  // the sums are not the same floats: the test compares two real paths
+  LMTrainConfig bad = acc;
+  bad.grad_accum = 0;
+  CHECK_THROWS_WITH_AS(train_lm(b, train, {}, bad), doctest::Contains("grad_accum"), ValueError);
+}
+
+TEST_CASE("train_lm: a training checkpoint resumes bit for bit") {
+  auto train = pattern_tokens(2000, 3);
+  LMTrainConfig c = small_run();
+  GPT whole(GPTConfig{6, 8, 1, 2, 16});
+  LMTrainLog full = train_lm(whole, train, {}, c);
+
+  LMTrainConfig first = c;
+  first.stop_at = 4;
+  first.out = temp_file("resume");
+  GPT part(GPTConfig{6, 8, 1, 2, 16});
+  LMTrainLog l1 = train_lm(part, train, {}, first);
+  REQUIRE(l1.train_loss.size() == 4);
+  // A different model object (other initial weights) continues the run.
+  GPT next(GPTConfig{6, 8, 1, 2, 16}, /*seed=*/99);
+  LMTrainConfig second = c;
+  second.resume = first.out;
+  LMTrainLog l2 = train_lm(next, train, {}, second);
+  CHECK(l2.first_step == 4);
+  REQUIRE(l2.train_loss.size() == 6);
+  for (size_t i = 0; i < 10; ++i)
+    CHECK(full.train_loss[i] == (i < 4 ? l1.train_loss[i] : l2.train_loss[i - 4]));
+  CHECK(weights(whole) == weights(next));
+  // The checkpoint loads as a model checkpoint (its optimiser state skipped).
+  GPT model_only(GPTConfig{6, 8, 1, 2, 16});
+  model_only.load(first.out);
+  CHECK(weights(model_only) == weights(part));
+
+  SUBCASE("another run's settings, data or a model-only file are refused") {
+    LMTrainConfig other = second;
+    other.lr = 1e-3;
+    CHECK_THROWS_WITH_AS(train_lm(next, train, {}, other), doctest::Contains("lr is"), ValueError);
+    other = second;
+    other.steps = 20;
+    CHECK_THROWS_WITH_AS(train_lm(next, train, {}, other), doctest::Contains("steps is 20"), ValueError);
+    CHECK_THROWS_WITH_AS(train_lm(next, pattern_tokens(2000, 4), {}, second),
+                         doctest::Contains("training tokens differ"), ValueError);
+    std::string plain = temp_file("plain");
+    part.save(plain);
+    other = second;
+    other.resume = plain;
+    CHECK_THROWS_WITH_AS(train_lm(next, train, {}, other), doctest::Contains("not a training checkpoint"),
+                         ValueError);
+    std::remove(plain.c_str());
+  }
+  std::remove(first.out.c_str());
+}

@@ -62,8 +62,13 @@ void layer_norm_backward(const KernelArgs& a) {
       // dxhat is stored, not left an expression: recomputed inside the last
       // line, g * gamma - md would be contracted into one FMA and, for one
       // feature (xhat = 0), leave rounding noise where the gradient is 0.
-      thread_local std::vector<T> buf;
-      buf.resize(static_cast<size_t>(C));
+      // Eigen-allocated, so aligned like the arena: the vectorised sum()
+      // below peels to the alignment of its data, and a malloc'd buffer
+      // (aligned to 16 bytes only, wherever the heap put it) would change the
+      // order of additions from process to process, and with it the last bit
+      // (a resumed run must repeat an uninterrupted one exactly).
+      thread_local Eigen::Matrix<T, Eigen::Dynamic, 1> buf;
+      buf.resize(C);
       VecMap<T> dxh(buf.data(), C);
       dxh = gr * gamma;
       const T md = dxh.sum() / static_cast<T>(C), mdx = (dxh * xhat).sum() / static_cast<T>(C);
