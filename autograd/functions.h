@@ -89,7 +89,7 @@ Tensor causal_attention(Tensor qkv, int n_head);
 // Single-layer LSTM from a zero state (PyTorch conventions, gates i, f, g, o):
 // x (B, T, I), w_ih (4H, I), w_hh (4H, H), b (4H) = bias_ih + bias_hh ->
 // h (B, T, H). Keeps the activated gates and cell states for backward. For
-// generation with carried state see cpu::lstm_step (backends/cpu/lstm.h).
+// generation with carried state see lstm_step (autograd/direct.h).
 Tensor lstm(Tensor x, Tensor w_ih, Tensor w_hh, Tensor b);
 // The same LSTM with the input projection already applied: gx (B, T, 4H) =
 // x W_ih^T + b, however the caller computed it. A language model whose

@@ -15,7 +15,7 @@
 #include "bindings/arrays.h"
 #include "bindings/module.h"
 #include "core/error.h"
-#include "core/placement.h"
+#include "autograd/placement.h"
 
 namespace lldl::py_bind {
 

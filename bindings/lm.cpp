@@ -13,7 +13,8 @@
 #include "autograd/optim.h"
 #include "bindings/module.h"
 #include "core/error.h"
-#include "core/profiler.h"
+#include "autograd/profiler.h"
+#include "bench/peak.h"
 #include "models/gpt.h"
 #include "models/lstm_lm.h"
 

@@ -9,8 +9,9 @@
 #include "autograd/planner.h"
 #include "bindings/module.h"
 #include "core/error.h"
-#include "core/placement.h"
-#include "core/profiler.h"
+#include "autograd/placement.h"
+#include "autograd/profiler.h"
+#include "bench/peak.h"
 
 namespace lldl::py_bind {
 

@@ -12,7 +12,7 @@
 
 #include "autograd/functions.h"
 #include "backends/cuda/device.h"
-#include "core/placement.h"
+#include "autograd/placement.h"
 #include "core/threads.h"
 
 using namespace lldl;
