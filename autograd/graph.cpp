@@ -4,9 +4,9 @@
 #include <cmath>
 #include <string>
 
+#include "autograd/placement.h"
 #include "backends/device.h"
 #include "core/error.h"
-#include "autograd/placement.h"
 #include "core/threads.h"
 
 namespace lldl {

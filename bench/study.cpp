@@ -37,10 +37,10 @@
 #include <vector>
 
 #include "autograd/graph.h"
-#include "backends/cuda/device.h"
-#include "bench/study_ops.h"
 #include "autograd/profiler.h"
+#include "backends/cuda/device.h"
 #include "bench/peak.h"
+#include "bench/study_ops.h"
 #include "core/rng.h"
 #include "core/threads.h"
 #ifdef LLDL_HAVE_JSON

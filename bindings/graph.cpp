@@ -12,10 +12,10 @@
 #include "autograd/functions.h"
 #include "autograd/init.h"
 #include "autograd/optim.h"
+#include "autograd/placement.h"
 #include "bindings/arrays.h"
 #include "bindings/module.h"
 #include "core/error.h"
-#include "autograd/placement.h"
 
 namespace lldl::py_bind {
 

@@ -11,10 +11,10 @@
 #include <vector>
 
 #include "autograd/optim.h"
-#include "bindings/module.h"
-#include "core/error.h"
 #include "autograd/profiler.h"
 #include "bench/peak.h"
+#include "bindings/module.h"
+#include "core/error.h"
 #include "models/gpt.h"
 #include "models/lstm_lm.h"
 

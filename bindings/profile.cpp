@@ -6,12 +6,12 @@
 //   m = cppapi.CostModel.from_csv("bench/out/study.csv"); g.set_auto_placement(m)
 #include <pybind11/stl.h>
 
-#include "autograd/planner.h"
-#include "bindings/module.h"
-#include "core/error.h"
 #include "autograd/placement.h"
+#include "autograd/planner.h"
 #include "autograd/profiler.h"
 #include "bench/peak.h"
+#include "bindings/module.h"
+#include "core/error.h"
 
 namespace lldl::py_bind {
 
