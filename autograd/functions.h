@@ -88,7 +88,7 @@ Tensor causal_attention(Tensor qkv, int n_head);
 // Single-layer LSTM from a zero state (PyTorch conventions, gates i, f, g, o):
 // x (B, T, I), w_ih (4H, I), w_hh (4H, H), b (4H) = bias_ih + bias_hh ->
 // h (B, T, H). Keeps the activated gates and cell states for backward. For
-// generation with carried state see cpu::lstm_step (backends/cpu/lstm.h).
+// generation with carried state see lstm_step (autograd/direct.h).
 // A kind of its own rather than lstm_gates(linear(x, w_ih, b)): the fused
 // kernel projects straight into its gate workspace, and the composite's
 // forward measured 4-10% slower at the char-LSTM's shapes (training steps

@@ -2,58 +2,44 @@
 
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <string>
 
-#include "backends/cuda/device.h"
+#include "autograd/placement.h"
+#include "backends/device.h"
 #include "core/error.h"
-#include "core/placement.h"
 #include "core/threads.h"
 
 namespace lldl {
 
 namespace {
-// The arena's memory for a backend; refuses a backend that cannot run here.
-ArenaAllocator allocator_for(Backend b) {
-  if (b == Backend::CPU) return host_allocator();
-  if (b == Backend::CUDA) {
-    if (!cuda_available())
-      throw UnavailableError("graph: backend 'cuda' is not available: " + cuda_status());
-    return cuda_allocator();
-  }
-  throw UnavailableError(std::string("graph: backend '") + backend_name(b) +
-                         "' is not available in this build");
+// The device functions of a backend; refuses one that cannot run here.
+const DeviceFns& usable(Backend b) {
+  const DeviceFns& d = device(b);
+  if (!d.available())
+    throw UnavailableError(std::string("graph: backend '") + backend_name(b) +
+                           "' is not available: " + d.status());
+  return d;
 }
 }  // namespace
 
 Graph::Graph(DType dtype, Backend backend, size_t arena_block_bytes)
-    : dtype_(dtype), backend_(backend), arena_(arena_block_bytes, allocator_for(backend)) {
+    : dtype_(dtype), backend_(backend), dev_(&usable(backend)),
+      arena_(arena_block_bytes, ArenaAllocator{dev_->alloc, dev_->free}) {
   if (dtype != DType::F32 && dtype != DType::F64)
     throw TypeError(std::string("graph: compute dtype must be float32 or float64, got ") +
                     dtype_name(dtype));
-  if (backend == Backend::CUDA && dtype != DType::F32)
-    throw TypeError(std::string("graph: the cuda backend computes in float32, got ") +
-                    dtype_name(dtype));
+  // A backend computes in the dtypes its kernel table holds (CUDA: float32).
+  if (!has_kernels(backend, dtype, OpKind::MatMul))
+    throw TypeError(std::string("graph: the ") + backend_name(backend) + " backend has no " +
+                    dtype_name(dtype) + " kernels");
   tape_.reserve(256);
   step_tensors_.reserve(256);
 }
 
-void Graph::mem_zero(void* p, size_t bytes) const {
-  if (backend_ == Backend::CPU) std::memset(p, 0, bytes);
-  else cuda_memset(p, 0, bytes);
-}
-void Graph::mem_in(void* dst, const void* src, size_t bytes) const {
-  if (backend_ == Backend::CPU) std::memcpy(dst, src, bytes);
-  else cuda_to_device(dst, src, bytes);
-}
-void Graph::mem_copy(void* dst, const void* src, size_t bytes) const {
-  if (backend_ == Backend::CPU) std::memcpy(dst, src, bytes);
-  else cuda_copy(dst, src, bytes);
-}
-void Graph::mem_out(void* dst, const void* src, size_t bytes) const {
-  if (backend_ == Backend::CPU) std::memcpy(dst, src, bytes);
-  else cuda_to_host(dst, src, bytes);
-}
+void Graph::mem_zero(void* p, size_t bytes) const { dev_->memset(p, 0, bytes); }
+void Graph::mem_in(void* dst, const void* src, size_t bytes) const { dev_->to_device(dst, src, bytes); }
+void Graph::mem_copy(void* dst, const void* src, size_t bytes) const { dev_->copy(dst, src, bytes); }
+void Graph::mem_out(void* dst, const void* src, size_t bytes) const { dev_->to_host(dst, src, bytes); }
 
 // ---- tensors ---------------------------------------------------------------
 
@@ -124,7 +110,7 @@ Tensor Graph::input(const Shape& s, const void* data, DType t) {
 
 Tensor Graph::external(const Shape& s, void* data, DType t) {
   if (!data && s.numel() > 0) throw ValueError("external: data pointer is null");
-  if (backend_ != Backend::CPU) return input(s, data, t);  // host memory: copy it over
+  if (!dev_->host_memory) return input(s, data, t);  // host memory: copy it over
   TensorDesc d;
   d.shape = s;
   d.dtype = t;
@@ -240,7 +226,7 @@ void Graph::ensure_grad(TensorDesc& d, bool zero) {
 #ifdef LLDL_POISON_STALE_GRADS
   // Sanitizer builds: a gradient left stale is all NaN (every bit set), so a
   // kernel that adds into one instead of overwriting it fails the tests.
-  if (bytes && !zero && backend_ == Backend::CPU) std::memset(d.grad, 0xFF, bytes);
+  if (bytes && !zero) dev_->memset(d.grad, 0xFF, bytes);
 #endif
 }
 
@@ -248,7 +234,7 @@ void Graph::ensure_grad(TensorDesc& d, bool zero) {
 
 void Graph::check_finite(const char* what, const TapeEntry& e, const void* p, int64_t n) const {
   std::vector<char> host;
-  if (backend_ != Backend::CPU) {  // look at a host copy
+  if (!dev_->host_memory) {  // look at a host copy
     host.resize(static_cast<size_t>(n) * dtype_size(dtype_));
     if (n) mem_out(host.data(), p, host.size());
     p = host.data();
@@ -299,7 +285,7 @@ Tensor Graph::record(OpKind kind, const Tensor* inputs, int n_in, OpAttr attr) {
   for (int i = n_in; i < kMaxInputs; ++i) e.in[i] = kNoTensor;
   a.out_shape = m.shape(a.in_shape, attr);
   if (m.check) {
-    if (backend_ == Backend::CPU) {
+    if (dev_->host_memory) {
       m.check(a.in_shape, a.in, attr);
     } else {
       // The check reads values (label ranges) on the host: give it copies.
@@ -419,6 +405,12 @@ void Graph::backward(Tensor out, Tensor seed) {
 }
 
 void Graph::backward_seeded(Tensor out, const void* seed, bool seed_in_graph) {
+  const bool lazy = prepare_backward(out, seed, seed_in_graph);
+  for (size_t idx = tape_.size(); idx-- > 0;) backward_entry(tape_[idx], out.id, lazy);
+  if (lazy) finish_backward();
+}
+
+bool Graph::prepare_backward(Tensor out, const void* seed, bool seed_in_graph) {
   if (mem_.active()) mem_.tick();
   TensorDesc& od = desc_mut(out);
   if (od.region == Region::Persistent || out.id < 0)
@@ -428,21 +420,19 @@ void Graph::backward_seeded(Tensor out, const void* seed, bool seed_in_graph) {
                      " does not depend on any parameter or input that requires grad");
   // Intermediate gradients start from zero on every backward call; leaf
   // gradients (parameters, inputs) accumulate across calls until zero_grad.
-  // On the CPU (without memory planning) the zero-fill is lazy: an
+  // On host memory (without memory planning) the zero-fill is lazy: an
   // intermediate gradient is marked stale, and the first kernel that writes
   // it either overwrites it (kernels registered with `overwrites`, told by
   // KernelArgs::gin_fresh) or gets it zero-filled just before; an entry
   // whose output gradient is still stale contributes nothing and is skipped;
   // whatever is still stale at the end is zero-filled, so the gradients read
   // afterwards are the same as with eager zeroing. This saves a pass over
-  // every activation-sized gradient (about 8% of a GPT step). Profiling
-  // keeps it, so the profile times the kernels that run unprofiled; automatic
-  // placement (which may move a kernel to another backend) and anomaly mode
-  // zero-fill instead.
-  const bool lazy = backend_ == Backend::CPU && !mem_.active();
-  auto grad_bytes = [&](const TensorDesc& t) {
-    return static_cast<size_t>(t.shape.numel()) * dtype_size(dtype_);
-  };
+  // every activation-sized gradient (about 8% of a GPT step; measured on the
+  // CPU, whose kernels honour `overwrites`). Profiling keeps it, so the
+  // profile times the kernels that run unprofiled; automatic placement
+  // (which may move a kernel to another backend) and anomaly mode zero-fill
+  // instead.
+  const bool lazy = dev_->host_memory && !mem_.active();
   // A gradient shared by an earlier backward of this step (passes) gets a
   // buffer of its own again before this one decides afresh: it may have
   // other consumers now, and the tensor it shared with may be zero-filled.
@@ -457,7 +447,7 @@ void Graph::backward_seeded(Tensor out, const void* seed, bool seed_in_graph) {
       stale_[e.out] = 1;
 #ifdef LLDL_POISON_STALE_GRADS
       TensorDesc& t = by_id(e.out);
-      if (t.grad && grad_bytes(t)) std::memset(t.grad, 0xFF, grad_bytes(t));
+      if (t.grad && grad_bytes(t)) dev_->memset(t.grad, 0xFF, grad_bytes(t));
 #endif
     }
   } else {
@@ -480,78 +470,83 @@ void Graph::backward_seeded(Tensor out, const void* seed, bool seed_in_graph) {
     else mem_in(od.grad, seed, seed_bytes);
   }
   if (lazy) stale_[out.id] = 0;
+  return lazy;
+}
 
-  for (size_t idx = tape_.size(); idx-- > 0;) {
-    const TapeEntry& e = tape_[idx];
-    TensorDesc& o = by_id(e.out);
-    if (!o.requires_grad || !o.grad) continue;  // not on the path to `out`
-    if (e.out > out.id) continue;               // recorded after `out`
-    if (lazy && stale_[e.out]) continue;        // nothing reached it: zero upstream gradient
-    bool any = false;
-    for (int i = 0; i < e.n_in; ++i) any |= by_id(e.in[i]).requires_grad;
-    if (!any) continue;
-    if (mem_.active()) [[unlikely]] {
-      // The kernel may read every input, the output, its gradient and the
-      // workspace, and writes the inputs' gradients: all are used now.
-      mem_.tick();
-      for (int i = 0; i < e.n_in; ++i) use_id(e.in[i]);
-      use_id(e.out);
-      if (e.ws != kNoTensor) use_id(e.ws);
-    }
-    const KernelPair& kp = kernels(backend_, dtype_, e.kind);
-    KernelArgs a{};
-    a.kind = e.kind;
-    a.attr = e.attr;
-    a.n_in = e.n_in;
-    // An input given twice (add(x, x)) gets both contributions in one
-    // buffer: never overwritten then.
-    bool repeated = false;
-    for (int i = 0; i < e.n_in; ++i)
-      for (int j = 0; j < i; ++j) repeated |= e.in[i] == e.in[j];
-    const bool plain = !repeated && !placement_ && !anomaly_;
-    for (int i = 0; i < e.n_in; ++i) {
-      TensorDesc& in = by_id(e.in[i]);
-      a.in[i] = in.data;
-      a.in_shape[i] = in.shape;
-      if (!in.requires_grad) continue;
-      const bool is_stale = lazy && e.in[i] >= 0 && stale_[e.in[i]];
-      if (is_stale && plain && ((kp.passes >> i) & 1) && uses_[e.in[i]] == 1) {
-        // Its gradient is the output's, and no other entry adds to it: share
-        // the buffer (KernelPair::passes); the kernel skips this input.
-        in.grad = o.grad;
-        shared_.push_back(e.in[i]);
-        stale_[e.in[i]] = 0;
-        continue;
-      }
-      ensure_grad(in, !is_stale);
-      a.gin[i] = in.grad;
-      if (is_stale) {
-        if (kp.overwrites && plain) {
-          a.gin_fresh |= static_cast<uint8_t>(1u << i);
-        } else if (size_t bytes = grad_bytes(in)) {
-          mem_zero(in.grad, bytes);
-        }
-        stale_[e.in[i]] = 0;
-      }
-    }
-    a.out = o.data;
-    a.out_shape = o.shape;
-    a.gout = o.grad;
-    a.ws = e.ws == kNoTensor ? nullptr : by_id(e.ws).data;
-    if (hooks_) [[unlikely]]
-      run_hooked(kp.backward, a, Phase::Backward);
-    else
-      kp.backward(a);
-    if (anomaly_)
-      for (int i = 0; i < e.n_in; ++i)
-        if (a.gin[i]) check_finite("input gradient", e, a.gin[i], a.in_shape[i].numel());
+void Graph::backward_entry(const TapeEntry& e, int32_t out_id, bool lazy) {
+  TensorDesc& o = by_id(e.out);
+  if (!o.requires_grad || !o.grad) return;  // not on the path to `out`
+  if (e.out > out_id) return;               // recorded after `out`
+  if (lazy && stale_[e.out]) return;        // nothing reached it: zero upstream gradient
+  bool any = false;
+  for (int i = 0; i < e.n_in; ++i) any |= by_id(e.in[i]).requires_grad;
+  if (!any) return;
+  if (mem_.active()) [[unlikely]] {
+    // The kernel may read every input, the output, its gradient and the
+    // workspace, and writes the inputs' gradients: all are used now.
+    mem_.tick();
+    for (int i = 0; i < e.n_in; ++i) use_id(e.in[i]);
+    use_id(e.out);
+    if (e.ws != kNoTensor) use_id(e.ws);
   }
-  if (lazy)
-    for (size_t id = 0; id < stale_.size(); ++id)
-      if (stale_[id]) {
-        const TensorDesc& t = step_tensors_[id];
-        if (size_t bytes = grad_bytes(t); t.grad && bytes) mem_zero(t.grad, bytes);
-      }
+  const KernelPair& kp = kernels(backend_, dtype_, e.kind);
+  KernelArgs a{};
+  a.kind = e.kind;
+  a.attr = e.attr;
+  a.n_in = e.n_in;
+  // An input given twice (add(x, x)) gets both contributions in one
+  // buffer: never overwritten then.
+  bool repeated = false;
+  for (int i = 0; i < e.n_in; ++i)
+    for (int j = 0; j < i; ++j) repeated |= e.in[i] == e.in[j];
+  const bool plain = !repeated && !placement_ && !anomaly_;
+  for (int i = 0; i < e.n_in; ++i) bind_input_grad(e, i, kp, plain, lazy, o, a);
+  a.out = o.data;
+  a.out_shape = o.shape;
+  a.gout = o.grad;
+  a.ws = e.ws == kNoTensor ? nullptr : by_id(e.ws).data;
+  if (hooks_) [[unlikely]]
+    run_hooked(kp.backward, a, Phase::Backward);
+  else
+    kp.backward(a);
+  if (anomaly_)
+    for (int i = 0; i < e.n_in; ++i)
+      if (a.gin[i]) check_finite("input gradient", e, a.gin[i], a.in_shape[i].numel());
+}
+
+void Graph::bind_input_grad(const TapeEntry& e, int i, const KernelPair& kp, bool plain,
+                            bool lazy, TensorDesc& o, KernelArgs& a) {
+  TensorDesc& in = by_id(e.in[i]);
+  a.in[i] = in.data;
+  a.in_shape[i] = in.shape;
+  if (!in.requires_grad) return;
+  const bool is_stale = lazy && e.in[i] >= 0 && stale_[e.in[i]];
+  if (is_stale && plain && ((kp.passes >> i) & 1) && uses_[e.in[i]] == 1) {
+    // Its gradient is the output's, and no other entry adds to it: share
+    // the buffer (KernelPair::passes); the kernel skips this input.
+    in.grad = o.grad;
+    shared_.push_back(e.in[i]);
+    stale_[e.in[i]] = 0;
+    return;
+  }
+  ensure_grad(in, !is_stale);
+  a.gin[i] = in.grad;
+  if (is_stale) {
+    if (kp.overwrites && plain) {
+      a.gin_fresh |= static_cast<uint8_t>(1u << i);
+    } else if (size_t bytes = grad_bytes(in)) {
+      mem_zero(in.grad, bytes);
+    }
+    stale_[e.in[i]] = 0;
+  }
+}
+
+void Graph::finish_backward() {
+  for (size_t id = 0; id < stale_.size(); ++id)
+    if (stale_[id]) {
+      const TensorDesc& t = step_tensors_[id];
+      if (size_t bytes = grad_bytes(t); t.grad && bytes) mem_zero(t.grad, bytes);
+    }
 }
 
 void Graph::zero_grad() {

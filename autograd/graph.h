@@ -6,7 +6,8 @@
 // step tensor; parameters persist.
 //
 // Backend::CUDA places the whole graph on the GPU: the arena's blocks are
-// device memory (one cudaMalloc per block, see backends/cuda/device.h), every
+// device memory (one cudaMalloc per block; the graph reaches a backend's
+// memory only through its DeviceFns, backends/device.h), every
 // kernel is the CUDA one, and data()/grad() return DEVICE pointers. Host data
 // enters through input(s, data, t), external() (which copies on CUDA) and
 // from_host(), and leaves through item(), to_host() and grad_to_host().
@@ -20,9 +21,10 @@
 #include "autograd/planner.h"
 #include "autograd/tape.h"
 #include "backends/backend.h"
+#include "backends/device.h"
 #include "core/arena.h"
 #include "core/dtype.h"
-#include "core/profiler.h"
+#include "autograd/profiler.h"
 #include "core/shape.h"
 
 namespace lldl {
@@ -143,7 +145,7 @@ class Graph {
   void set_anomaly_mode(bool on) { anomaly_ = on; }
   bool anomaly_mode() const { return anomaly_; }
 
-  // Profiler (core/profiler.h): while on, every forward and backward kernel
+  // Profiler (autograd/profiler.h): while on, every forward and backward kernel
   // adds its time, FLOPs and bytes to profile(). Off (the default) costs one
   // flag test per op.
   void set_profiling(bool on) {
@@ -154,7 +156,7 @@ class Graph {
   const Profile& profile() const { return profile_; }
   void reset_profile() { profile_.clear(); }
 
-  // Automatic placement (core/placement.h): while a model is set, every
+  // Automatic placement (autograd/placement.h): while a model is set, every
   // kernel runs at the thread count the model predicts fastest for its op
   // and size on this graph's backend; the previous count is restored after
   // the kernel. Ops the model has no data for keep the current count. The
@@ -210,16 +212,31 @@ class Graph {
   void check_finite(const char* what, const TapeEntry& e, const void* p, int64_t n) const;
   // A kernel with profiling and/or placement (the rare path).
   void run_hooked(KernelFn f, const KernelArgs& a, Phase ph);
-  // Memory of this graph's backend: host memset/memcpy on the CPU, the CUDA
-  // runtime on the GPU. `in`: host to graph memory; `out`: graph to host.
+  // Memory of this graph's backend, through its DeviceFns (host memset and
+  // memcpy on the CPU, the CUDA runtime on the GPU). `in`: host to graph
+  // memory; `out`: graph to host.
   void mem_zero(void* p, size_t bytes) const;
   void mem_copy(void* dst, const void* src, size_t bytes) const;  // both in the backend's memory
+  // backward(): prepare (checks, gradients zeroed or marked stale, the seed
+  // written; returns whether zero-filling is lazy), then one entry at a time
+  // in reverse, then finish (what stayed stale is zero-filled).
   void backward_seeded(Tensor out, const void* seed, bool seed_in_graph);
+  bool prepare_backward(Tensor out, const void* seed, bool seed_in_graph);
+  void backward_entry(const TapeEntry& e, int32_t out_id, bool lazy);
+  // Gives the backward kernel input i's data and the gradient buffer it
+  // adds into (or overwrites, or shares with the output's: see stale_).
+  void bind_input_grad(const TapeEntry& e, int i, const KernelPair& kp, bool plain, bool lazy,
+                       TensorDesc& o, KernelArgs& a);
+  void finish_backward();
+  size_t grad_bytes(const TensorDesc& t) const {
+    return static_cast<size_t>(t.shape.numel()) * dtype_size(dtype_);
+  }
   void mem_in(void* dst, const void* host_src, size_t bytes) const;
   void mem_out(void* host_dst, const void* src, size_t bytes) const;
 
   DType dtype_;
   Backend backend_;
+  const DeviceFns* dev_;  // before arena_, which allocates through it
   Arena arena_;
   std::vector<TensorDesc> persistent_;
   std::vector<TensorDesc> step_tensors_;
@@ -233,7 +250,7 @@ class Graph {
   Profile profile_;
   MemoryPlanner mem_;
   std::vector<uint8_t> roles_;  // reset(): scratch for what planning keeps
-  // backward_seeded on the CPU without memory planning: per step tensor, 1
+  // backward on host memory without memory planning: per step tensor, 1
   // while its gradient holds stale data that counts as zero (written first
   // by an overwriting kernel, zero-filled just in time otherwise, or at the
   // end of backward if nothing wrote it).

@@ -14,7 +14,7 @@ template <class F>
 void fill(Graph& g, Tensor t, F&& next) {
   const TensorDesc& d = g.desc(t);
   int64_t n = d.shape.numel();
-  if (d.dtype == DType::F32 && g.backend() != Backend::CPU) {
+  if (d.dtype == DType::F32 && !device(g.backend()).host_memory) {
     // Device memory: draw the same values on the host, then copy them over.
     std::vector<float> host(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) host[i] = static_cast<float>(next());

@@ -2,11 +2,9 @@
 
 #include <cmath>
 #include <algorithm>
-#include <cstring>
 #include <string>
 #include <utility>
 
-#include "backends/cuda/device.h"
 #include "core/error.h"
 
 namespace lldl {
@@ -37,83 +35,6 @@ void Optimizer::reset_state() {
   t = 0;
 }
 
-namespace {
-
-// The loops vectorise: the pointers never alias (__restrict) and each kind
-// has its own branch-free loop (one loop with the AdamW/Adam choice inside
-// stayed scalar, divisions and square roots one element at a time).
-template <class T>
-void update(const OptimConfig& c, int64_t t, int64_t n, T* __restrict p,
-            const T* __restrict grad, T* __restrict m, T* __restrict v) {
-  const T lr = c.lr, wd = c.weight_decay;
-  switch (c.kind) {
-    case OptimKind::SGD:
-      for (int64_t i = 0; i < n; ++i) p[i] -= lr * (grad[i] + wd * p[i]);
-      return;
-    case OptimKind::Momentum: {  // buf = mu buf + g; p -= lr buf (PyTorch's form)
-      const T mu = c.momentum;
-      for (int64_t i = 0; i < n; ++i) {
-        m[i] = mu * m[i] + grad[i] + wd * p[i];
-        p[i] -= lr * m[i];
-      }
-      return;
-    }
-    case OptimKind::Adam:
-    case OptimKind::AdamW: {
-      const T b1 = c.beta1, b2 = c.beta2, eps = c.eps;
-      const T bc1 = T(1) - std::pow(b1, T(t)), bc2 = T(1) - std::pow(b2, T(t));
-      if (c.kind == OptimKind::AdamW) {
-        for (int64_t i = 0; i < n; ++i) {
-          const T gi = grad[i];
-          p[i] -= lr * wd * p[i];
-          m[i] = b1 * m[i] + (T(1) - b1) * gi;
-          v[i] = b2 * v[i] + (T(1) - b2) * gi * gi;
-          p[i] -= lr * (m[i] / bc1) / (std::sqrt(v[i] / bc2) + eps);
-        }
-      } else {
-        for (int64_t i = 0; i < n; ++i) {
-          const T gi = grad[i] + wd * p[i];
-          m[i] = b1 * m[i] + (T(1) - b1) * gi;
-          v[i] = b2 * v[i] + (T(1) - b2) * gi * gi;
-          p[i] -= lr * (m[i] / bc1) / (std::sqrt(v[i] / bc2) + eps);
-        }
-      }
-      return;
-    }
-  }
-}
-
-// The CPU update runs over chunks of all parameters at once, one OpenMP
-// loop per step: a GPT layer's 128 x 384 weight alone is too small to be
-// worth a thread team, but a step updates hundreds of thousands of elements
-// in all. Chunks of 8192 elements; a smaller parameter is one chunk.
-constexpr int64_t kUpdateChunk = 8192;
-
-template <class T>
-void update_all(Optimizer& o) {
-  Graph& g = *o.g;
-  const bool per_m = o.cfg.kind != OptimKind::SGD;
-  const bool per_v = o.cfg.kind == OptimKind::Adam || o.cfg.kind == OptimKind::AdamW;
-  const int64_t chunks = static_cast<int64_t>(o.chunks.size());
-  auto run = [&](int64_t c) {
-    const Optimizer::Chunk& ch = o.chunks[static_cast<size_t>(c)];
-    const size_t i = static_cast<size_t>(ch.param);
-    const int64_t b = ch.begin;
-    T* m = g.data<T>(o.m[i]);
-    T* v = g.data<T>(o.v[i]);
-    update(o.cfg, o.steps[i], ch.count, g.data<T>(o.params[i]) + b, g.grad<T>(o.params[i]) + b,
-           per_m ? m + b : m, per_v ? v + b : v);
-  };
-  if (o.total < 4 * kUpdateChunk) {
-    for (int64_t c = 0; c < chunks; ++c) run(c);
-    return;
-  }
-#pragma omp parallel for schedule(dynamic, 4)
-  for (int64_t c = 0; c < chunks; ++c) run(c);
-}
-
-}  // namespace
-
 void Optimizer::add_new_params() {
   std::vector<Tensor> all = g->params();
   for (size_t i = params.size(); i < all.size(); ++i) {
@@ -124,14 +45,7 @@ void Optimizer::add_new_params() {
     v.push_back(g->buffer(adam ? s : Shape{}, g->dtype()));
     steps.push_back(0);
   }
-  chunks.clear();
-  total = 0;
-  for (size_t i = 0; i < params.size(); ++i) {
-    const int64_t n = g->shape(params[i]).numel();
-    for (int64_t b = 0; b < n; b += kUpdateChunk)
-      chunks.push_back({static_cast<int64_t>(i), b, std::min(kUpdateChunk, n - b)});
-    total += n;
-  }
+  slots.resize(params.size());
 }
 
 void Optimizer::step() {
@@ -140,23 +54,13 @@ void Optimizer::step() {
   if (params.size() != g->num_params()) add_new_params();
   ++t;
   for (int64_t& s : steps) ++s;
-  if (g->backend() != Backend::CUDA) {
-    if (g->dtype() == DType::F32) update_all<float>(*this);
-    else update_all<double>(*this);
-    return;
-  }
+  // The buffers are persistent, but desc() checks each handle: cheap next to
+  // the update, and a handle gone bad fails here rather than in a kernel.
   for (size_t i = 0; i < params.size(); ++i) {
-    const TensorDesc& d = g->desc(params[i]);
-    int64_t n = d.shape.numel();
-    {
-      // The same update as update() below, on the device (float32 only).
-      const float b1 = cfg.beta1, b2 = cfg.beta2;
-      CudaOptimArgs c{int(cfg.kind), cfg.lr, cfg.momentum, b1, b2, cfg.eps, cfg.weight_decay,
-                      1.0f - std::pow(b1, float(steps[i])), 1.0f - std::pow(b2, float(steps[i]))};
-      cuda_optim_update(c, n, g->data<float>(params[i]), g->grad<float>(params[i]),
-                        g->data<float>(m[i]), g->data<float>(v[i]));
-    }
+    const TensorDesc& p = g->desc(params[i]);
+    slots[i] = {p.data, p.grad, g->desc(m[i]).data, g->desc(v[i]).data, p.shape.numel(), steps[i]};
   }
+  device(g->backend()).update(cfg, g->dtype(), slots.data(), slots.size());
 }
 
 namespace {

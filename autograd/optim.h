@@ -6,19 +6,12 @@
 #include <vector>
 
 #include "autograd/graph.h"
+#include "backends/device.h"
 
 namespace lldl {
 
-enum class OptimKind : uint8_t { SGD, Momentum, Adam, AdamW };
-
-struct OptimConfig {
-  OptimKind kind = OptimKind::SGD;
-  float lr = 0.01f;
-  float momentum = 0.9f;        // Momentum
-  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;  // Adam, AdamW
-  // SGD/Momentum/Adam: L2 term added to the gradient; AdamW: decoupled decay.
-  float weight_decay = 0.0f;
-};
+// OptimKind and OptimConfig are the update rules' (backends/device.h): each
+// backend implements the update (DeviceFns::update), Optimizer drives it.
 
 // Throws ValueError naming the setting that is out of range.
 void validate(const OptimConfig& c);
@@ -30,13 +23,9 @@ struct Optimizer {
   std::vector<int64_t> steps;         // per parameter: Adam's bias correction counts
                                       // from the step the parameter joined
   int64_t t = 0;                      // steps taken
-  // The CPU update's work list: parameter index, first element, count
-  // (rebuilt when parameters join); total elements.
-  struct Chunk {
-    int64_t param, begin, count;
-  };
-  std::vector<Chunk> chunks;
-  int64_t total = 0;
+  // What the backend's update gets: per parameter its buffers and step
+  // count (rebuilt when parameters join, refreshed at each step).
+  std::vector<ParamSlot> slots;
 
   Optimizer(Graph& graph, OptimConfig c);
   // One update of every parameter of the graph (parameters created after the

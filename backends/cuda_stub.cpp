@@ -1,10 +1,12 @@
-// The CUDA interface (backends/cuda/device.h) in a build without CUDA: the
-// backend reports itself unavailable and every device function throws.
+// The CUDA interface (backends/cuda/device.h, and cuda_device() of
+// backends/device.h) in a build without CUDA: the backend reports itself
+// unavailable and every device function throws UnavailableError saying why.
 #ifndef LLDL_HAVE_CUDA
 #include <atomic>
 #include <string>
 
 #include "backends/cuda/device.h"
+#include "backends/device.h"
 #include "core/error.h"
 
 namespace lldl {
@@ -15,8 +17,7 @@ const char* kWhy = "built without CUDA (configure with -DLLDL_CUDA=ON and the CU
   throw UnavailableError(std::string(what) + ": CUDA is not available (" + kWhy + ")");
 }
 std::atomic<CudaTier> g_tier{CudaTier::Fast};
-void* no_alloc(size_t) { unavailable("cuda_alloc"); }
-void no_free(void*) {}
+void no_update(const OptimConfig&, DType, const ParamSlot*, size_t) { unavailable("optimizer"); }
 }  // namespace
 
 bool cuda_available() { return false; }
@@ -31,7 +32,12 @@ void cuda_to_host(void*, const void*, size_t) { unavailable("cuda_to_host"); }
 void cuda_copy(void*, const void*, size_t) { unavailable("cuda_copy"); }
 void cuda_memset(void*, int, size_t) { unavailable("cuda_memset"); }
 void cuda_synchronize() { unavailable("cuda_synchronize"); }
-ArenaAllocator cuda_allocator() { return {no_alloc, no_free}; }
+const DeviceFns& cuda_device() {
+  static const DeviceFns f{cuda_available, cuda_status,    false,     cuda_alloc,
+                           cuda_free,      cuda_memset,    cuda_to_device, cuda_to_host,
+                           cuda_copy,      cuda_synchronize, no_update};
+  return f;
+}
 void cuda_optim_update(const CudaOptimArgs&, int64_t, float*, const float*, float*, float*) {
   unavailable("optimizer");
 }

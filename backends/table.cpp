@@ -1,6 +1,7 @@
 #include <string>
 
 #include "backends/backend.h"
+#include "backends/device.h"
 #include "core/error.h"
 
 namespace lldl {
@@ -35,6 +36,15 @@ const KernelPair& kernels(Backend b, DType t, OpKind k) {
     throw UnavailableError(std::string(m.name) + ": no " + dtype_name(t) + " kernel on backend '" +
                            backend_name(b) + "'");
   return table().k[int(b)][int(t)][int(k)];
+}
+
+const DeviceFns& device(Backend b) {
+  switch (b) {
+    case Backend::CPU: return cpu_device();
+    case Backend::CUDA: return cuda_device();
+    case Backend::Count: break;
+  }
+  throw UnavailableError("device: unknown backend " + std::to_string(int(b)));
 }
 
 }  // namespace lldl

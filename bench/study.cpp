@@ -17,7 +17,7 @@
 // size the op cannot take, threads < 1: an error naming it, exit 2). Rows are
 // flushed one by one and the CSV is appended to, so an error during the
 // sweep keeps what was measured. --peak writes the machine's measured peak
-// (core/profiler.h) per thread count, for the report's roofline.
+// (autograd/profiler.h) per thread count, for the report's roofline.
 //
 // JSON config (needs nlohmann-json at build time):
 //   {"threads": [1, 2], "repeats": 5, "warmup": 1, "min_time": 0.02,
@@ -37,9 +37,10 @@
 #include <vector>
 
 #include "autograd/graph.h"
+#include "autograd/profiler.h"
 #include "backends/cuda/device.h"
+#include "bench/peak.h"
 #include "bench/study_ops.h"
-#include "core/profiler.h"
 #include "core/rng.h"
 #include "core/threads.h"
 #ifdef LLDL_HAVE_JSON

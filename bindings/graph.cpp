@@ -12,6 +12,8 @@
 #include <memory>
 
 #include "autograd/init.h"
+#include "autograd/optim.h"
+#include "autograd/placement.h"
 #include "bindings/arrays.h"
 #include "bindings/graph_handles.h"
 #include "bindings/module.h"

@@ -13,9 +13,10 @@
 #include <vector>
 
 #include "autograd/optim.h"
+#include "autograd/profiler.h"
+#include "bench/peak.h"
 #include "bindings/module.h"
 #include "core/error.h"
-#include "core/profiler.h"
 #include "models/gpt.h"
 #include "models/lstm_lm.h"
 

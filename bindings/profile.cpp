@@ -7,12 +7,13 @@
 //   g.set_memory_planning(True); ...; g.memory_report()["peak_planned"]
 #include <pybind11/stl.h>
 
+#include "autograd/placement.h"
 #include "autograd/planner.h"
+#include "autograd/profiler.h"
+#include "bench/peak.h"
 #include "bindings/graph_handles.h"
 #include "bindings/module.h"
 #include "core/error.h"
-#include "core/placement.h"
-#include "core/profiler.h"
 
 namespace lldl::py_bind {
 

@@ -5,14 +5,15 @@
 // cached keys (all earlier positions, so no mask is needed). A prompt, and
 // the half block kept when the context fills the block, go through the
 // network together as a prefill (matrix products over their rows). The layer norm
-// and GELU are the backend's own forward kernels called directly, so the
-// cached path computes what forward() computes, one row at a time.
+// and GELU are the ops' own forward kernels run on these buffers
+// (forward_direct, autograd/direct.h), so the cached path computes what
+// forward() computes, one row at a time.
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
-#include "backends/backend.h"
+#include "autograd/direct.h"
 #include "core/error.h"
 #include "models/gpt.h"
 #include "models/lm_common.h"
@@ -47,34 +48,15 @@ struct GptInfer {
   float* kc(int64_t l, int64_t b) { return k.data() + (l * B + b) * cfg.block_size * C; }
   float* vc(int64_t l, int64_t b) { return v.data() + (l * B + b) * cfg.block_size * C; }
 
-  // rows x C of out = ln(in) with weight w and bias b, through the backend
-  // kernel, so the cached path normalises exactly as forward() does.
+  // rows x C of out = ln(in) with weight w and bias b, through the
+  // layer_norm op's kernel (one row: the step; several: a prefill).
   void layer_norm_rows(const float* in, Tensor w, Tensor b, float* out, int64_t rows) {
     if (ln_ws.size() < static_cast<size_t>(2 * rows)) ln_ws.resize(static_cast<size_t>(2 * rows));
-    KernelArgs a{};
-    a.kind = OpKind::LayerNorm;
-    a.attr = layer_norm_attr(static_cast<float>(cfg.layer_norm_epsilon));
-    a.n_in = 3;
-    a.in[0] = in;
-    a.in_shape[0] = Shape{rows, C};
-    a.in[1] = P(w);
-    a.in_shape[1] = Shape{C};
-    a.in[2] = P(b);
-    a.in_shape[2] = Shape{C};
-    a.out = out;
-    a.out_shape = Shape{rows, C};
-    a.ws = ln_ws.data();
-    kernels(Backend::CPU, DType::F32, OpKind::LayerNorm).forward(a);
+    forward_direct(OpKind::LayerNorm, layer_norm_attr(static_cast<float>(cfg.layer_norm_epsilon)),
+                   {{in, Shape{rows, C}}, {P(w), Shape{C}}, {P(b), Shape{C}}}, out, ln_ws.data());
   }
   void gelu_inplace(float* p, int64_t n) {
-    KernelArgs a{};
-    a.kind = OpKind::Gelu;
-    a.n_in = 1;
-    a.in[0] = p;
-    a.in_shape[0] = Shape{1, n};
-    a.out = p;
-    a.out_shape = Shape{1, n};
-    kernels(Backend::CPU, DType::F32, OpKind::Gelu).forward(a);
+    forward_direct(OpKind::Gelu, no_attr(), {{p, Shape{1, n}}}, p);
   }
   // out (rows x n_out) = in (rows x n_in) @ W + b. A few rows (one token of
   // each sequence) make the product a matrix-vector one that reads all of W

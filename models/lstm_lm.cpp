@@ -4,8 +4,8 @@
 #include <cmath>
 #include <string>
 
+#include "autograd/direct.h"
 #include "autograd/init.h"
-#include "backends/cpu/lstm.h"
 #include "core/error.h"
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
@@ -93,11 +93,11 @@ double LSTMLM::loss(const int32_t* idx, const int32_t* targets, int64_t B, int64
 
 // One token through embedding, the LSTM cell (state carried in h, c) and the
 // head.
-void LSTMLM::step(int32_t tok, float* h, float* c, float* logits) const {
+void LSTMLM::step(int32_t tok, float* h, float* c, float* logits, std::vector<float>& scratch) const {
   Graph& g = const_cast<Graph&>(g_);
   const int64_t E = cfg_.n_embd, H = cfg_.n_hidden, V = cfg_.vocab_size;
-  cpu::lstm_step<float>(g.data<float>(emb_) + tok * E, g.data<float>(w_ih_), g.data<float>(w_hh_),
-                        g.data<float>(b_), h, c, 1, E, H);
+  lstm_step<float>(g.data<float>(emb_) + tok * E, g.data<float>(w_ih_), g.data<float>(w_hh_),
+                   g.data<float>(b_), h, c, 1, E, H, scratch);
   using MatR = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   Eigen::Map<Eigen::VectorXf> out(logits, V);
   out.noalias() = Eigen::Map<const MatR>(g.data<float>(head_w_), V, H) *
@@ -107,24 +107,24 @@ void LSTMLM::step(int32_t tok, float* h, float* c, float* logits) const {
 
 std::vector<float> LSTMLM::stepwise_logits(const std::vector<int32_t>& seq) const {
   check_tokens(seq.data(), 1, static_cast<int64_t>(seq.size()));
-  std::vector<float> h(cfg_.n_hidden, 0.0f), c(cfg_.n_hidden, 0.0f);
+  std::vector<float> h(cfg_.n_hidden, 0.0f), c(cfg_.n_hidden, 0.0f), scratch;
   std::vector<float> out(seq.size() * static_cast<size_t>(cfg_.vocab_size));
   for (size_t t = 0; t < seq.size(); ++t)
-    step(seq[t], h.data(), c.data(), out.data() + t * cfg_.vocab_size);
+    step(seq[t], h.data(), c.data(), out.data() + t * cfg_.vocab_size, scratch);
   return out;
 }
 
 std::vector<int32_t> LSTMLM::generate(const std::vector<int32_t>& prompt, int64_t max_new,
                                       float temperature, int64_t top_k, uint64_t seed) const {
   check_generate_args("lstm", prompt, max_new, temperature, top_k, cfg_.vocab_size);
-  std::vector<float> h(cfg_.n_hidden, 0.0f), c(cfg_.n_hidden, 0.0f);
+  std::vector<float> h(cfg_.n_hidden, 0.0f), c(cfg_.n_hidden, 0.0f), scratch;
   std::vector<float> logits(static_cast<size_t>(cfg_.vocab_size));
-  for (int32_t t : prompt) step(t, h.data(), c.data(), logits.data());
+  for (int32_t t : prompt) step(t, h.data(), c.data(), logits.data(), scratch);
   std::vector<int32_t> seq = prompt;
   Rng rng(seed);
   for (int64_t i = 0; i < max_new; ++i) {
     seq.push_back(sample_token(logits.data(), cfg_.vocab_size, temperature, top_k, rng));
-    if (i + 1 < max_new) step(seq.back(), h.data(), c.data(), logits.data());
+    if (i + 1 < max_new) step(seq.back(), h.data(), c.data(), logits.data(), scratch);
   }
   return seq;
 }

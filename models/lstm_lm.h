@@ -48,7 +48,8 @@ class LSTMLM : public LanguageModel<LSTMLM, LSTMConfig> {
   void check_tokens(const int32_t* idx, int64_t B, int64_t T) const;
 
  private:
-  void step(int32_t tok, float* h, float* c, float* logits) const;
+  // scratch: the step's working memory, reused across steps.
+  void step(int32_t tok, float* h, float* c, float* logits, std::vector<float>& scratch) const;
   Tensor emb_, w_ih_, w_hh_, b_, head_w_, head_b_;
 };
 

@@ -114,7 +114,7 @@ class NeuralNetwork2 {
   Graph& graph() { return *graph_; }
   int64_t num_parameters() const;
 
-  // The profiler of the network's graph (core/profiler.h). The setting
+  // The profiler of the network's graph (autograd/profiler.h). The setting
   // carries over when build() makes a new graph (another input size), the
   // figures do not. Before the first build the profile is empty.
   void set_profiling(bool on);

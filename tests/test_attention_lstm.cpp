@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "backends/cpu/lstm.h"
+#include "autograd/direct.h"
 #include "core/threads.h"
 #include "tests/gradcheck.h"
 
@@ -343,11 +343,12 @@ TEST_CASE_TEMPLATE("lstm_step run T times reproduces the lstm op", T, float, dou
     std::vector<T> w_ih(v.w_ih.begin(), v.w_ih.end()), w_hh(v.w_hh.begin(), v.w_hh.end()),
         b(v.b.begin(), v.b.end());
     std::vector<T> h(static_cast<size_t>(d.B * d.H), T(0)), c = h, x(static_cast<size_t>(d.B * d.I));
+    std::vector<T> scratch;
     for (int64_t t = 0; t < d.T; ++t) {
       for (int64_t r = 0; r < d.B; ++r)
         for (int64_t k = 0; k < d.I; ++k) x[r * d.I + k] = static_cast<T>(v.x[(r * d.T + t) * d.I + k]);
-      cpu::lstm_step(x.data(), w_ih.data(), w_hh.data(), b.data(), h.data(), c.data(), d.B, d.I,
-                     d.H);
+      lstm_step(x.data(), w_ih.data(), w_hh.data(), b.data(), h.data(), c.data(), d.B, d.I, d.H,
+                scratch);
       Vec want_h, want_c;
       for (int64_t r = 0; r < d.B; ++r)
         for (int64_t j = 0; j < d.H; ++j) {
@@ -362,7 +363,8 @@ TEST_CASE_TEMPLATE("lstm_step run T times reproduces the lstm op", T, float, dou
 
 TEST_CASE("lstm_step refuses a hidden size below 1") {
   float x = 0, w = 0, h = 0, c = 0;
-  CHECK_THROWS_AS(cpu::lstm_step(&x, &w, &w, &w, &h, &c, 1, 1, 0), ShapeError);
+  std::vector<float> scratch;
+  CHECK_THROWS_AS(lstm_step(&x, &w, &w, &w, &h, &c, 1, 1, 0, scratch), ShapeError);
 }
 
 TEST_CASE("lstm keeps exactly the gates (B, T, 4H) and cells (B, T, H) as workspace") {

@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "autograd/functions.h"
+#include "autograd/placement.h"
 #include "backends/cuda/device.h"
-#include "core/placement.h"
 #include "core/threads.h"
 
 using namespace lldl;

@@ -6,7 +6,8 @@
 #include <string>
 
 #include "autograd/functions.h"
-#include "core/profiler.h"
+#include "autograd/profiler.h"
+#include "bench/peak.h"
 
 using namespace lldl;
 

@@ -31,8 +31,6 @@
 // and the cell's backward of a unit needs only that unit's dh, c and gates.
 // Every sum runs in the same order whatever the thread count, so results do
 // not depend on it.
-#include "backends/cpu/lstm.h"
-
 #include <omp.h>
 
 #include <algorithm>
@@ -419,27 +417,6 @@ void lstm_gates_backward(const KernelArgs& a) {
 }
 
 }  // namespace
-
-template <class T>
-void lstm_step(const T* x, const T* w_ih, const T* w_hh, const T* b, T* h, T* c, int64_t B,
-               int64_t I, int64_t H) {
-  if (B < 0 || I < 0 || H < 1)
-    throw ShapeError("lstm_step: needs B >= 0, I >= 0 and H >= 1, got B = " + std::to_string(B) +
-                     ", I = " + std::to_string(I) + ", H = " + std::to_string(H));
-  const int64_t G = 4 * H;
-  std::vector<T> gates(static_cast<size_t>(B * G));
-  Map<T> Gm(gates.data(), B, G);
-  // The same order of operations as the op: b, + x W_ih^T, + h W_hh^T.
-  Gm.rowwise() = CRow<T>(b, G);
-  product(Gm, CMap<T>(x, B, I), CMap<T>(w_ih, G, I).transpose(), true);
-  product(Gm, CMap<T>(h, B, H), CMap<T>(w_hh, G, H).transpose(), true);
-  for (int64_t r = 0; r < B; ++r)
-    cell(gates.data() + r * G, c + r * H, c + r * H, h + r * H, H, 0, H);
-}
-template void lstm_step<float>(const float*, const float*, const float*, const float*, float*,
-                               float*, int64_t, int64_t, int64_t);
-template void lstm_step<double>(const double*, const double*, const double*, const double*,
-                                double*, double*, int64_t, int64_t, int64_t);
 
 template <class T>
 void register_lstm(KernelPair* t) {

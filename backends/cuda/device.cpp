@@ -2,10 +2,12 @@
 // and the cuBLAS handle. Host code (no kernels), compiled by the C++ compiler
 // against the CUDA headers.
 #include <atomic>
+#include <cmath>
 #include <mutex>
 #include <string>
 
 #include "backends/cuda/runtime.h"
+#include "backends/device.h"
 #include "core/error.h"
 
 namespace lldl {
@@ -56,8 +58,19 @@ void require(const char* what) {
 
 std::atomic<CudaTier> g_tier{CudaTier::Fast};
 
-void* arena_alloc(size_t bytes) { return cuda_alloc(bytes); }
-void arena_free(void* p) { cuda_free(p); }
+// The update of every parameter, one kernel each (float32 only: a CUDA graph
+// computes in float32).
+void update(const OptimConfig& c, DType t, const ParamSlot* ps, size_t count) {
+  if (t != DType::F32) throw TypeError("optimizer: the cuda backend updates float32 parameters");
+  for (size_t i = 0; i < count; ++i) {
+    const ParamSlot& s = ps[i];
+    const float b1 = c.beta1, b2 = c.beta2;
+    CudaOptimArgs a{int(c.kind), c.lr, c.momentum, b1, b2, c.eps, c.weight_decay,
+                    1.0f - std::pow(b1, float(s.step)), 1.0f - std::pow(b2, float(s.step))};
+    cuda_optim_update(a, s.n, static_cast<float*>(s.p), static_cast<const float*>(s.grad),
+                      static_cast<float*>(s.m), static_cast<float*>(s.v));
+  }
+}
 
 }  // namespace
 
@@ -109,7 +122,12 @@ void cuda_synchronize() {
   cuda::check(cudaDeviceSynchronize(), "cuda_synchronize");
 }
 
-ArenaAllocator cuda_allocator() { return {arena_alloc, arena_free}; }
+const DeviceFns& cuda_device() {
+  static const DeviceFns f{cuda_available, cuda_status,    false,     cuda_alloc,
+                           cuda_free,      cuda_memset,    cuda_to_device, cuda_to_host,
+                           cuda_copy,      cuda_synchronize, update};
+  return f;
+}
 
 namespace cuda {
 

@@ -1,7 +1,9 @@
-// The CUDA device as the rest of lldl sees it: whether there is one, which
-// kernel tier runs, device memory and host <-> device copies.
+// The CUDA device: whether there is one, which kernel tier runs, device
+// memory and host <-> device copies. The engine (autograd/ and above) reaches
+// the memory functions through the backend's DeviceFns (backends/device.h,
+// cuda_device()); the tier switch, tests and benchmarks use this header.
 //
-// Plain C++ (no CUDA headers), so every file may include it. In a build
+// Plain C++ (no CUDA headers). In a build
 // without CUDA (LLDL_HAVE_CUDA undefined) backends/cuda_stub.cpp provides
 // these functions: cuda_available() is false and every memory function
 // throws UnavailableError naming the reason. In a CUDA build on a machine
@@ -11,7 +13,6 @@
 #include <cstdint>
 #include <string>
 
-#include "core/arena.h"
 
 namespace lldl {
 
@@ -40,11 +41,9 @@ void cuda_to_host(void* host_dst, const void* src, size_t bytes);
 void cuda_copy(void* dst, const void* src, size_t bytes);  // device to device
 void cuda_memset(void* dst, int value, size_t bytes);
 void cuda_synchronize();
-// The device arena's allocator: one cudaMalloc per arena block.
-ArenaAllocator cuda_allocator();
 
-// The optimiser update on device memory (autograd/optim.cpp calls it for a
-// CUDA graph). kind: 0 SGD, 1 momentum, 2 Adam, 3 AdamW (OptimKind's order);
+// The optimiser update on device memory (cuda_device().update calls it once
+// per parameter). kind: 0 SGD, 1 momentum, 2 Adam, 3 AdamW (OptimKind's order);
 // bc1, bc2 the bias corrections 1 - beta^t.
 struct CudaOptimArgs {
   int kind;

@@ -1,9 +1,12 @@
 // Per-op profiler: calls, kernel time, FLOPs and bytes per (backend, op kind,
-// phase), and the machine's measured peak for a roofline.
+// phase), and where each sits under a roofline given the machine's peak.
 //
 //   g.set_profiling(true);
 //   ... train a few steps ...
 //   std::puts(profile_table(g.profile(), &measure_peak()).c_str());
+//
+// measure_peak (bench/peak.h) measures the peak; it lives with the benchmarks,
+// since timing Eigen's GEMM and a memory triad is no part of the engine.
 //
 // FLOPs and bytes come from the op's metadata row (OpMeta::flops / bytes) for
 // the forward kernel. A backward kernel is counted as kBackwardFactor times
@@ -50,20 +53,15 @@ struct Profile {
   void clear() { *this = Profile{}; }
 };
 
-// The machine's peak at a thread count: FLOP/s of Eigen's float32 GEMM and
-// bytes/s of a parallel triad (a = b + s c) over arrays far larger than the
-// caches. Peak FLOP/s over peak bytes/s is the roofline's ridge point.
+// The machine's peak at a thread count: FLOP/s and bytes/s (measure_peak in
+// bench/peak.h: Eigen's float32 GEMM and a parallel triad). Peak FLOP/s over
+// peak bytes/s is the roofline's ridge point.
 struct Peak {
   int threads = 0;
   double gflops = 0;  // GFLOP/s
   double gbs = 0;     // GB/s
   double ridge() const { return gbs > 0 ? gflops / gbs : 0.0; }  // FLOP per byte
 };
-
-// Measures the peak at the current thread count (about a quarter of a
-// second) the first time it is asked for that count, then returns the cached
-// figures; refresh measures again.
-const Peak& measure_peak(bool refresh = false);
 
 // Where one row sits under the roofline.
 struct Roofline {

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "backends/backend.h"
-#include "core/profiler.h"
+#include "autograd/profiler.h"
 #include "ops/op.h"
 
 namespace lldl {
@@ -76,7 +76,7 @@ class CostModel {
 
   // Backends the choice may use. Default: the CPU, and the CUDA backend when
   // this build has its kernels (has_kernels) and a device is usable
-  // (cuda_available()): a CUDA build on a machine without a GPU places on the CPU.
+  // (device(b).available()): a CUDA build on a machine without a GPU places on the CPU.
   void set_available(Backend b, bool on) { available_[int(b)] = on; }
   bool available(Backend b) const { return available_[int(b)]; }
   // Largest thread count the choice may use; default: this machine's cores.

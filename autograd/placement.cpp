@@ -1,6 +1,4 @@
-#include "core/placement.h"
-
-#include "backends/cuda/device.h"
+#include "autograd/placement.h"
 
 #include <omp.h>
 
@@ -11,7 +9,7 @@
 #include <sstream>
 #include <tuple>
 
-#include "backends/cuda/device.h"
+#include "backends/device.h"
 #include "core/error.h"
 
 namespace lldl {
@@ -204,9 +202,8 @@ void CostModel::init_defaults() {
   for (int b = 0; b < kBackendCount; ++b)
     // A backend counts only when its kernels are built AND usable now (a CUDA
     // build on a machine without a GPU has kernels but no device).
-    available_[b] = Backend(b) == Backend::CPU ||
-                    (has_kernels(Backend(b), DType::F32, OpKind::MatMul) &&
-                     (Backend(b) != Backend::CUDA || cuda_available()));
+    available_[b] = has_kernels(Backend(b), DType::F32, OpKind::MatMul) &&
+                    device(Backend(b)).available();
   max_threads_ = std::max(1, omp_get_num_procs());
 }
 

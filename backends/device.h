@@ -1,0 +1,71 @@
+// The device side of a backend: its memory, copies, synchronisation, whether
+// it can run here, and the optimisers' parameter update. Graph and
+// Optimizer (autograd/) reach a backend's memory only through this table,
+// so they hold no CPU or CUDA code of their own; a new backend fills one
+// more DeviceFns (backends/<name>/), as it fills a column of the kernel
+// table (backends/backend.h).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "backends/backend.h"
+
+namespace lldl {
+
+// The optimisers' update rules (autograd/optim.h drives them).
+enum class OptimKind : uint8_t { SGD, Momentum, Adam, AdamW };
+
+struct OptimConfig {
+  OptimKind kind = OptimKind::SGD;
+  float lr = 0.01f;
+  float momentum = 0.9f;        // Momentum
+  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;  // Adam, AdamW
+  // SGD/Momentum/Adam: L2 term added to the gradient; AdamW: decoupled decay.
+  float weight_decay = 0.0f;
+};
+
+// One parameter for the update, in the backend's memory: n elements of the
+// graph's dtype each in p, grad, m (momentum / first moment; unused by SGD)
+// and v (second moment; Adam and AdamW only). step counts the updates this
+// parameter has had, this one included (Adam's bias correction).
+struct ParamSlot {
+  void* p;
+  const void* grad;
+  void* m;
+  void* v;
+  int64_t n;
+  int64_t step;
+};
+
+struct DeviceFns {
+  // True when this backend can run here (built in, and a device present);
+  // status says which device, or why not, in one line.
+  bool (*available)();
+  std::string (*status)();
+  // True when the backend's memory is host memory that the host may read
+  // directly (shape checks, anomaly checks read it in place).
+  bool host_memory;
+  // Memory: each throws UnavailableError naming the call and the reason when
+  // the backend cannot run here. free(null) is fine.
+  void* (*alloc)(size_t bytes);
+  void (*free)(void* p);
+  void (*memset)(void* dst, int value, size_t bytes);
+  void (*to_device)(void* dst, const void* host_src, size_t bytes);  // host -> backend
+  void (*to_host)(void* host_dst, const void* src, size_t bytes);    // backend -> host
+  void (*copy)(void* dst, const void* src, size_t bytes);            // within the backend
+  void (*sync)();  // waits for the backend's queued work
+  // One optimiser step over every parameter (t: DType::F32 or F64).
+  void (*update)(const OptimConfig& c, DType t, const ParamSlot* params, size_t count);
+};
+
+// The functions of backend b; throws UnavailableError for an unknown one.
+const DeviceFns& device(Backend b);
+
+// Filled by each backend: backends/cpu/device.cpp, backends/cuda/device.cpp
+// (or backends/cuda_stub.cpp in a build without CUDA, whose functions report
+// the backend unavailable).
+const DeviceFns& cpu_device();
+const DeviceFns& cuda_device();
+
+}  // namespace lldl
