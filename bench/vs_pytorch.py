@@ -300,8 +300,8 @@ def torch_cnn(images, compile_it):
         loss_of(x[idx].contiguous(memory_format=cl), y[idx]).backward()
         opt.step()
 
-    # Warm-up on 4 batches (compilation included), then one pass over the images.
-    warm = [torch.arange(i, i + 64) for i in range(0, 256, 64)]
+    # Warm-up on up to 4 batches (compilation included), then one pass over the images.
+    warm = [torch.arange(i, i + 64) for i in range(0, min(256, images), 64)]
     items = warm + [torch.from_numpy(i) for i in batches_of(images, 64, 0)]
     dt, warm_s = timed(step, items, len(warm))
     return {"rate": images / dt, "compile_s": warm_s if compile_it else None}
