@@ -62,10 +62,11 @@ def run_child(argv, threads, timeout=900):
     return out
 
 
-def run_matrix(variants, threads, repeats, argv_of, log=print, on_repeat=None):
+def run_matrix(variants, threads, repeats, argv_of, log=print, on_progress=None):
     """Runs every (variant, thread count) `repeats` times, alternating the order.
-    variants: list of names; argv_of(name, threads) -> child argv; on_repeat(runs,
-    repeat_s) after each repeat (to save what is measured so far).
+    variants: list of names; argv_of(name, threads) -> child argv; on_progress(runs,
+    repeat_s) after each measurement (to save what is measured so far: a run
+    stopped midway keeps it; repeat_s lists the repeats completed).
     Returns {(name, threads): [result, ...]} and the wall time of each repeat."""
     runs = {(v, t): [] for v in variants for t in threads}
     repeat_s = []
@@ -79,9 +80,11 @@ def run_matrix(variants, threads, repeats, argv_of, log=print, on_repeat=None):
                 msg = res["error"].splitlines()[0][:100] if "error" in res else \
                     f"{res['rate']:12.1f}  RSS {res.get('rss_mib', 0):6.0f} MiB"
                 log(f"  repeat {r + 1}/{repeats} {t} thr {v:22} {msg}")
+                if on_progress:
+                    on_progress(runs, repeat_s)
         repeat_s.append(time.perf_counter() - t_rep)
-        if on_repeat:
-            on_repeat(runs, repeat_s)
+        if on_progress:
+            on_progress(runs, repeat_s)
         if r == 0 and repeats > 1:
             log(f"  (first repeat took {repeat_s[0]:.0f} s: about {repeat_s[0] * repeats / 60:.1f} "
                 f"min for all {repeats})")

@@ -458,7 +458,7 @@ def main():
 
     est = sum(PROCESS_S[v.split("/")[1].split("-")[0]] + (COMPILE_S if "compile" in v else 0)
               for v in keys) * len(threads) * repeats
-    print(f"estimated wall time on an idle 2-core machine: {est / 60:.0f} min"
+    print(f"estimated wall time on an idle 2-core machine: {est / 60:.1f} min"
           f"{' (quick)' if a.quick else ''}", flush=True)
     t0 = time.perf_counter()
     mach0 = harness.machine()
@@ -478,7 +478,7 @@ def main():
         wall = time.perf_counter() - t0
         if final:
             print(f"\nlldl vs PyTorch {harness.torch_version()}, {repeats} repeats per cell, "
-                  f"order alternated; wall time {wall / 60:.1f} min (estimate {est / 60:.0f} min)")
+                  f"order alternated; wall time {wall / 60:.1f} min (estimate {est / 60:.1f} min)")
             print_tables(work, cells, ratio_rows, threads)
         if not a.json:
             return
@@ -497,7 +497,7 @@ def main():
             json.dump(doc, f, indent=1)
 
     runs, repeat_s = harness.run_matrix(keys, threads, repeats, argv_of,
-                                        log=lambda s: print(s, flush=True), on_repeat=report)
+                                        log=lambda s: print(s, flush=True), on_progress=report)
     report(runs, repeat_s, final=True)
 
 if __name__ == "__main__":
