@@ -47,7 +47,7 @@ def child_main(fn):
 
 def run_child(argv, threads, timeout=900):
     """One measurement process; returns its JSON result, or {"error": ...}."""
-    t0 = time.perf_counter()
+    t0, load = time.perf_counter(), os.getloadavg()[0]
     try:
         p = subprocess.run([sys.executable] + argv, env=thread_env(threads), capture_output=True,
                            text=True, timeout=timeout)
@@ -58,7 +58,7 @@ def run_child(argv, threads, timeout=900):
         out = json.loads(lines[-1])
     except (IndexError, json.JSONDecodeError):
         out = {"error": f"exit {p.returncode}: {p.stderr[-2000:]}"}
-    out["wall_s"] = time.perf_counter() - t0
+    out["wall_s"], out["load1"] = time.perf_counter() - t0, load
     return out
 
 
@@ -98,7 +98,10 @@ def summarise(results, key="rate"):
     cell = {"repeats": len(results), "rates": rates, "errors": errors,
             "median": statistics.median(rates) if rates else None,
             "min": min(rates) if rates else None, "max": max(rates) if rates else None,
-            "rss_mib": max((r["rss_mib"] for r in results if "rss_mib" in r), default=None)}
+            "rss_mib": max((r["rss_mib"] for r in results if "rss_mib" in r), default=None),
+            # The 1-minute load average as each repeat started: on a shared
+            # machine, the figure to read the spread against.
+            "load1": [round(r["load1"], 2) for r in results if "load1" in r]}
     compile_s = [r["compile_s"] for r in results if r.get("compile_s") is not None]
     if compile_s:
         cell["compile_s"] = compile_s

@@ -31,7 +31,7 @@ def test_quick_run_reports_every_cell_with_its_repeats(tmp_path):
         assert c["workload"] == "diabetes" and c["threads"] == 1 and c["unit"] == "steps/s"
         assert c["errors"] == [] and c["repeats"] == 2 and len(c["rates"]) == 2, c
         assert 0 < c["min"] <= c["median"] <= c["max"], c
-        assert c["rss_mib"] > 0 and c["measures"]
+        assert c["rss_mib"] > 0 and c["measures"] and len(c["load1"]) == 2
     ratios = {(r["lldl"], r["torch"]): r for r in doc["ratios"]}
     assert set(ratios) == {("lldl-fit", "torch-eager"), ("lldl-graph", "torch-eager")}
     med = {c["variant"]: c["median"] for c in cells}
