@@ -1,47 +1,87 @@
-"""lldl against PyTorch on five workloads, side by side in one run.
+"""lldl against PyTorch on six workloads, every measurement in a process of its own.
 
-    .venv/bin/python bench/vs_pytorch.py [--threads 1,2] [--only gpt,lstm] [--scale 1.0]
-                                         [--json bench/out/vs_pytorch.json]
+    .venv/bin/python bench/vs_pytorch.py [--threads 1,2] [--repeats 5] [--only gpt,lstm]
+                                         [--quick] [--no-compile] [--json FILE]
 
 Workloads (the same model, batch and optimiser in both frameworks):
   diabetes  the seed's MLP: 10 -> 16 sigmoid -> 16 sigmoid -> 1, MSE, SGD lr 0.01,
             full batch (353 rows); training steps/s
   digits    64 -> 89 tanh -> 10, softmax cross-entropy, SGD lr 0.1, batch 32; steps/s
-  cnn       the Fashion-MNIST CNN of issue 4, Adam lr 1e-3, batch 64, one epoch of
-            the 60,000 training images (--scale 0.1067: the first 6,400); images/s
+  cnn       the Fashion-MNIST CNN of issue 4, Adam lr 1e-3, batch 64, on the first
+            6,400 training images; images/s
   lstm      char LSTM: embedding 64, hidden 256, seq 64, batch 32, AdamW; tokens/s
   gpt       char GPT: 4 layers, 4 heads, 128 wide, block 128, batch 16, AdamW; tokens/s
+  sample    the same GPT sampling 120 tokens after an 8-token prompt, each framework
+            through its own KV cache; tokens/s
 
-lldl is driven the way its users drive it (Trainer.fit for the seed's API,
-the GPT/LSTM objects' loss/backward/step for the language models); PyTorch the
-way its users write a training loop. The language models train on random
-token windows over a 96-symbol vocabulary (throughput does not depend on the
-text; bench/lm_vs_torch.py compares losses on real text).
+Variants (rows). lldl: `fit` is the C++ training loop of the seed's API
+(Trainer.fit), `graph` the same MLP written with cppapi.Graph and driven one step
+at a time from Python (like for like with an eager PyTorch loop), `lm` the
+GPT/LSTM objects' loss/backward/step from Python, `lm-per-token` the LSTM with
+its embedding-table projection switched off (LSTMConfig(table_projection=False)).
+PyTorch: `eager` is the training loop its users write (nn.Linear/F.linear,
+foreach SGD, fused Adam/AdamW, channels_last CNN with max-pool before an
+in-place ReLU, F.scaled_dot_product_attention, nn.LSTM); `compile` is the same
+with the model and loss under torch.compile: its compile time (the warm-up
+steps) is excluded from the rate and reported as compile_s; a compile failure
+is reported with its text.
 
-Every (workload, framework, threads) runs in a process of its own with
-OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS set, so no BLAS keeps
-threads of its own, and its peak resident memory (ru_maxrss: interpreter,
-libraries, data and model) is read at its end. The lldl process never imports
-torch, the torch process never imports lldl. The ratio column compares lldl
-and PyTorch each at its own faster thread setting.
+Method: see bench/harness.py (a process per measurement, thread variables set
+before import, order alternated between repeats, median and min-max of
+--repeats). Peak RSS is each process's ru_maxrss (interpreter, libraries,
+data and model; torch.compile's worker processes are not counted). The
+language models train on random token windows over a 96-symbol vocabulary
+(throughput does not depend on the text; bench/lm_vs_torch.py compares losses
+on real text).
 """
 import argparse
 import gzip
 import json
 import os
-import resource
-import subprocess
 import sys
 import time
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TARGETS = {"diabetes": 5.0, "digits": None, "cnn": 1.5, "lstm": 1.2, "gpt": 1.2}
-UNITS = {"diabetes": "steps/s", "digits": "steps/s", "cnn": "images/s", "lstm": "tokens/s",
-         "gpt": "tokens/s"}
+sys.path.insert(0, HERE)
+import harness  # noqa: E402
+
 VOCAB = 96
 FASHION = "/usr/share/datasets/fashion-mnist"
+UNITS = {"diabetes": "steps/s", "digits": "steps/s", "cnn": "images/s", "lstm": "tokens/s",
+         "gpt": "tokens/s", "sample": "tokens/s"}
+# Steps (images for the CNN, tokens for sampling) timed per process: about
+# 1-2 s of the slower framework at 1 thread on the 2-core machine.
+STEPS = {"diabetes": 6000, "digits": 4500, "cnn": 6400, "lstm": 30, "gpt": 15, "sample": 4}
+QUICK = {"diabetes": 300, "digits": 450, "cnn": 640, "lstm": 3, "gpt": 2, "sample": 1}
+# (variant, framework, what it measures) per workload; the first lldl and the
+# first torch variant are the headline pair of the ratio table.
+VARIANTS = {
+    "diabetes": [("lldl-fit", "lldl", "C++ Trainer.fit loop"),
+                 ("lldl-graph", "lldl", "cppapi.Graph, one step per Python call"),
+                 ("torch-eager", "torch", "eager Python loop, foreach SGD"),
+                 ("torch-compile", "torch", "torch.compile(model+loss), foreach SGD")],
+    "cnn": [("lldl-fit", "lldl", "C++ Trainer.fit loop, Adam"),
+            ("torch-eager", "torch", "eager, channels_last, pool->ReLU_, fused Adam"),
+            ("torch-compile", "torch", "torch.compile of the eager model+loss")],
+    "lstm": [("lldl-lm", "lldl", "LSTM.loss/backward/step, table projection"),
+             ("lldl-lm-per-token", "lldl", "the same, table_projection=False"),
+             ("torch-eager", "torch", "nn.LSTM, fused AdamW"),
+             ("torch-compile", "torch", "torch.compile(model+loss), fused AdamW")],
+    "gpt": [("lldl-lm", "lldl", "GPT.loss/backward/step"),
+            ("torch-eager", "torch", "F.linear + SDPA, fused AdamW"),
+            ("torch-compile", "torch", "torch.compile(model+loss), fused AdamW")],
+    "sample": [("lldl-kv", "lldl", "GPT.generate, KV cache"),
+               ("torch-kv", "torch", "TorchGPT.generate, KV cache, eager")],
+}
+VARIANTS["digits"] = VARIANTS["diabetes"]
+WORKLOADS = list(UNITS)
+# Seconds per process on an idle 2-core machine (interpreter and import,
+# data, warm-up, the timed steps), for the printed estimate.
+PROCESS_S = {"lldl": 2.5, "torch": 4.5}
+COMPILE_S = 10.0
+COMPILE_WARMUP = 3  # steps under torch.compile before timing: compile + recompiles
 
 
 # ---- data, shared by both frameworks (numpy and scikit-learn only) ----------
@@ -68,6 +108,15 @@ def digits_data():
     return np.ascontiguousarray(xtr), ytr.astype(np.int32)
 
 
+def mlp_spec(kind):
+    """Data, layer widths, activation, batch and lr of the two seed MLPs."""
+    if kind == "diabetes":
+        x, y = diabetes_data()
+        return x, y, [10, 16, 16, 1], "sigmoid", len(x), 0.01
+    x, y = digits_data()
+    return x, y, [64, 89, 10], "tanh", 32, 0.1
+
+
 def fashion_data(n):
     """The first n training images as float32 in [0, 1], (n, 1, 28, 28), and labels."""
     with gzip.open(os.path.join(FASHION, "train-images-idx3-ubyte.gz")) as f:
@@ -78,15 +127,12 @@ def fashion_data(n):
     return x, lab[:n].astype(np.int32)
 
 
-def timed_rate(step, batches, units_per_batch, warmup=2):
-    """Runs step() on the first `warmup` batches untimed, then times the rest;
-    returns units per second."""
-    for b in batches[:warmup]:
-        step(b)
-    t0 = time.perf_counter()
-    for b in batches[warmup:]:
-        step(b)
-    return (len(batches) - warmup) * units_per_batch / (time.perf_counter() - t0)
+def batches_of(n, batch, seed):
+    """Index batches of one shuffled pass (the whole set when batch >= n)."""
+    if batch >= n:
+        return [None]
+    perm = np.random.default_rng(seed).permutation(n)
+    return [perm[i:i + batch] for i in range(0, n, batch)]
 
 
 def token_batches(n, B, T, seed=0):
@@ -95,28 +141,63 @@ def token_batches(n, B, T, seed=0):
     return [(np.ascontiguousarray(t[:, :-1]), np.ascontiguousarray(t[:, 1:])) for t in toks]
 
 
+def timed(step, items, warmup):
+    """Runs step on the first `warmup` items untimed (their time is returned as
+    the warm-up, e.g. torch.compile's), then times the rest."""
+    t0 = time.perf_counter()
+    for it in items[:warmup]:
+        step(it)
+    t1 = time.perf_counter()
+    for it in items[warmup:]:
+        step(it)
+    return time.perf_counter() - t1, t1 - t0
+
+
 # ---- lldl -------------------------------------------------------------------
 
-def lldl_seed_mlp(kind, steps):
+def lldl_fit_mlp(kind, steps):
     import cppapi as c
     L, A = c.LayerType, c.ActivationType
-    if kind == "diabetes":
-        x, y = diabetes_data()
-        layers = [c.Layer2(L.Dense, 16, A.Sigmoid), c.Layer2(L.Dense, 16, A.Sigmoid),
-                  c.Layer2(L.Dense, 1, A.Linear)]
-        nn = c.NeuralNetwork2(layers, c.LossType.MSE)
-        trainer, batch, lr = c.Trainer(nn, c.OptimiserType.SGD, 0.01), len(x), 0.01
-    else:
-        x, y = digits_data()
-        layers = [c.Layer2(L.Dense, 89, A.Tanh), c.Layer2(L.Dense, 10, A.Softmax)]
-        nn = c.NeuralNetwork2(layers, c.LossType.CROSS_ENTROPY)
-        trainer, batch = c.Trainer(nn, c.OptimiserType.SGD, 0.1), 32
+    x, y, widths, act, batch, lr = mlp_spec(kind)
+    a = {"sigmoid": A.Sigmoid, "tanh": A.Tanh}[act]
+    last = A.Linear if kind == "diabetes" else A.Softmax
+    layers = [c.Layer2(L.Dense, w, a) for w in widths[1:-1]] + [c.Layer2(L.Dense, widths[-1], last)]
+    loss = c.LossType.MSE if kind == "diabetes" else c.LossType.CROSS_ENTROPY
+    trainer = c.Trainer(c.NeuralNetwork2(layers, loss), c.OptimiserType.SGD, lr)
     per_epoch = -(-len(x) // batch)
     epochs = max(1, steps // per_epoch)
     trainer.fit(x, y, epochs=2, eval_every=2, batch_size=batch, verbose=0)  # build, warm up
     t0 = time.perf_counter()
     trainer.fit(x, y, epochs=epochs, eval_every=epochs, batch_size=batch, restart=False, verbose=0)
-    return epochs * per_epoch / (time.perf_counter() - t0)
+    return {"rate": epochs * per_epoch / (time.perf_counter() - t0)}
+
+
+def lldl_graph_mlp(kind, steps):
+    """The same MLP in the graph API, one Python call sequence per step."""
+    import cppapi as c
+    x, y, widths, act, batch, lr = mlp_spec(kind)
+    g = c.Graph()
+    Ws = [(g.param((i, o), init="xavier_uniform", seed=k + 1), g.param((o,), init="zeros"))
+          for k, (i, o) in enumerate(zip(widths, widths[1:]))]
+    opt = c.Optimizer(g, c.OptimiserType.SGD, lr=lr)
+    f = {"sigmoid": c.sigmoid, "tanh": c.tanh}[act]
+    per_epoch = batches_of(len(x), batch, 0)
+
+    def step(idx):
+        xb, yb = (x, y) if idx is None else (x[idx], y[idx])
+        h = g.input(xb)
+        for k, (W, b) in enumerate(Ws):
+            h = c.linear(h, W, b)
+            if k < len(Ws) - 1:
+                h = f(h)
+        loss = c.mse_loss(h, g.input(yb)) if kind == "diabetes" else c.cross_entropy(h, g.input(yb))
+        g.backward(loss)
+        opt.step()
+        g.reset()
+
+    items = (per_epoch * (-(-(steps + 2 * len(per_epoch)) // len(per_epoch))))
+    dt, _ = timed(step, items, 2 * len(per_epoch))
+    return {"rate": (len(items) - 2 * len(per_epoch)) / dt}
 
 
 def lldl_cnn(images):
@@ -124,26 +205,23 @@ def lldl_cnn(images):
     sys.path.insert(0, os.path.join(HERE, "..", "examples"))
     import fashion_cnn
     x, y = fashion_data(images)
-    nn = fashion_cnn.build()
-    trainer = c.Trainer(nn, c.OptimiserType.Adam, 1e-3)
+    trainer = c.Trainer(fashion_cnn.build(), c.OptimiserType.Adam, 1e-3)
     trainer.fit(x[:256], y[:256], epochs=1, batch_size=64, verbose=0)  # build, warm up
-    # fit() ends each epoch with a pass over the training set for its accuracy
-    # (here as long as a quarter of the epoch), which the PyTorch loop does
-    # not do: its history's samples_per_s is the training time alone.
+    # fit() ends each epoch with an accuracy pass over the training set that
+    # the PyTorch loop does not make: its samples_per_s is the training alone.
     h = trainer.fit(x, y, epochs=1, batch_size=64, restart=False, verbose=0)
-    return h["samples_per_s"][-1]
+    return {"rate": h["samples_per_s"][-1]}
 
 
-def lldl_lm(kind, steps):
+def lldl_lm(kind, steps, table_projection=True):
     import cppapi as c
     if kind == "gpt":
         m = c.GPT(c.GPTConfig(VOCAB, 128, 4, 4, 128))
         B, T, lr = 16, 128, 1e-3
     else:
-        m = c.LSTM(c.LSTMConfig(VOCAB, 64, 256))
+        m = c.LSTM(c.LSTMConfig(VOCAB, 64, 256, table_projection=table_projection))
         B, T, lr = 32, 64, 2e-3
     m.configure_optimizer(lr=lr, weight_decay=0.1, betas=(0.9, 0.99), eps=1e-8)
-    batches = token_batches(steps + 2, B, T)
 
     def step(xy):
         m.loss(*xy)
@@ -152,199 +230,275 @@ def lldl_lm(kind, steps):
         m.step(lr)
         m.zero_grad()
 
-    return timed_rate(step, batches, B * T)
+    dt, _ = timed(step, token_batches(steps + 2, B, T), 2)
+    return {"rate": steps * B * T / dt}
+
+
+def lldl_sample(reps, new=120):
+    import cppapi as c
+    m = c.GPT(c.GPTConfig(VOCAB, 128, 4, 4, 128))
+    prompt = np.arange(8, dtype=np.int32)
+    m.generate(prompt, 8, temperature=1.0, top_k=VOCAB, seed=0)  # warm up
+    t0 = time.perf_counter()
+    for r in range(reps):
+        out = m.generate(prompt, new, temperature=1.0, top_k=VOCAB, seed=r)
+    dt = time.perf_counter() - t0
+    assert len(out) >= new, "generate returned fewer tokens than asked"
+    return {"rate": reps * new / dt}
 
 
 # ---- PyTorch ----------------------------------------------------------------
 
-def torch_seed_mlp(kind, steps):
+def compiled(fn, compile_it):
+    import torch
+    return torch.compile(fn) if compile_it else fn
+
+
+def torch_mlp(kind, steps, compile_it):
     import torch
     import torch.nn as tnn
+    import torch.nn.functional as F
     torch.manual_seed(0)
-    if kind == "diabetes":
-        x, y = diabetes_data()
-        model = tnn.Sequential(tnn.Linear(10, 16), tnn.Sigmoid(), tnn.Linear(16, 16), tnn.Sigmoid(),
-                               tnn.Linear(16, 1))
-        x, y = torch.from_numpy(x), torch.from_numpy(y)
-        loss_fn, batch, lr = tnn.MSELoss(), len(x), 0.01
-    else:
-        x, y = digits_data()
-        model = tnn.Sequential(tnn.Linear(64, 89), tnn.Tanh(), tnn.Linear(89, 10))
-        x, y = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
-        loss_fn, batch, lr = tnn.CrossEntropyLoss(), 32, 0.1
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
-    per_epoch = -(-len(x) // batch)
-    epochs = max(1, steps // per_epoch)
+    x, y, widths, act, batch, lr = mlp_spec(kind)
+    layers = []
+    for i, o in zip(widths, widths[1:]):
+        layers += [tnn.Linear(i, o), tnn.Sigmoid() if act == "sigmoid" else tnn.Tanh()]
+    model = tnn.Sequential(*layers[:-1])
+    x = torch.from_numpy(x)
+    y = torch.from_numpy(y if kind == "diabetes" else y.astype(np.int64))
+    crit = F.mse_loss if kind == "diabetes" else F.cross_entropy
+    loss_of = compiled(lambda xb, yb: crit(model(xb), yb), compile_it)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, foreach=True)
+    per_epoch = [None if i is None else torch.from_numpy(i) for i in batches_of(len(x), batch, 0)]
 
-    def epoch():
-        perm = torch.randperm(len(x)) if batch < len(x) else None
-        for i in range(0, len(x), batch):
-            xb, yb = (x, y) if perm is None else (x[perm[i:i + batch]], y[perm[i:i + batch]])
-            opt.zero_grad()
-            loss_fn(model(xb), yb).backward()
-            opt.step()
+    def step(idx):
+        xb, yb = (x, y) if idx is None else (x[idx], y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss_of(xb, yb).backward()
+        opt.step()
 
-    epoch()
-    epoch()
-    t0 = time.perf_counter()
-    for _ in range(epochs):
-        epoch()
-    return epochs * per_epoch / (time.perf_counter() - t0)
+    warm = max(2 * len(per_epoch), COMPILE_WARMUP)
+    items = per_epoch * (-(-(steps + warm) // len(per_epoch)))
+    dt, warm_s = timed(step, items, warm)
+    return {"rate": (len(items) - warm) / dt, "compile_s": warm_s if compile_it else None}
 
 
-def torch_cnn_model():
-    """Issue 4's Fashion-MNIST network in PyTorch (bench/cnn_vs_torch.py uses it too)."""
-    import torch.nn as tnn
-    return tnn.Sequential(
-        tnn.Conv2d(1, 16, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(2),
-        tnn.Conv2d(16, 32, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(2),
-        tnn.Flatten(), tnn.Linear(1568, 128), tnn.ReLU(), tnn.Linear(128, 10))
-
-
-def torch_cnn(images):
+def torch_cnn(images, compile_it):
     import torch
-    import torch.nn as tnn
+    import torch.nn.functional as F
+    import torch_models
     torch.manual_seed(0)
     x, y = fashion_data(images)
     x, y = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
-    model = torch_cnn_model()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = tnn.CrossEntropyLoss()
+    model = torch_models.cnn_model()
+    opt = torch_models.adam(model.parameters(), lr=1e-3)
+    loss_of = compiled(lambda xb, yb: F.cross_entropy(model(xb), yb), compile_it)
+    cl = torch.channels_last
 
-    def epoch(limit):
-        perm = torch.randperm(limit)
-        for i in range(0, limit, 64):
-            idx = perm[i:i + 64]
-            opt.zero_grad()
-            loss_fn(model(x[idx]), y[idx]).backward()
-            opt.step()
+    def step(idx):
+        opt.zero_grad(set_to_none=True)
+        loss_of(x[idx].contiguous(memory_format=cl), y[idx]).backward()
+        opt.step()
 
-    epoch(256)
-    t0 = time.perf_counter()
-    epoch(images)
-    return images / (time.perf_counter() - t0)
+    # Warm-up on up to 4 batches (compilation included), then one pass over the images.
+    warm = [torch.arange(i, i + 64) for i in range(0, min(256, images), 64)]
+    items = warm + [torch.from_numpy(i) for i in batches_of(images, 64, 0)]
+    dt, warm_s = timed(step, items, len(warm))
+    return {"rate": images / dt, "compile_s": warm_s if compile_it else None}
 
 
-def torch_lm(kind, steps):
+def random_gpt_params(g):
+    import torch
+    rand = lambda *s: torch.randn(*s, generator=g) * 0.02  # noqa: E731
+    C, L, blk = 128, 4, 128
+    P = {"wte.weight": rand(VOCAB, C), "wpe.weight": rand(blk, C),
+         "ln_f.weight": torch.ones(C), "ln_f.bias": torch.zeros(C)}
+    for i in range(L):
+        for ln in ("ln_1", "ln_2"):
+            P[f"h.{i}.{ln}.weight"], P[f"h.{i}.{ln}.bias"] = torch.ones(C), torch.zeros(C)
+        for name, (fi, fo) in {"attn.c_attn": (C, 3 * C), "attn.c_proj": (C, C),
+                               "mlp.c_fc": (C, 4 * C), "mlp.c_proj": (4 * C, C)}.items():
+            P[f"h.{i}.{name}.weight"], P[f"h.{i}.{name}.bias"] = rand(fi, fo), torch.zeros(fo)
+    return P
+
+
+def torch_lm(kind, steps, compile_it):
     import torch
     import torch.nn.functional as F
-    sys.path.insert(0, HERE)
-    from lm_vs_torch import TorchGPT, TorchLSTM
+    import torch_models
     g = torch.Generator().manual_seed(0)
-    rand = lambda *s: torch.randn(*s, generator=g) * 0.02  # noqa: E731
     if kind == "gpt":
-        C, L, H, blk = 128, 4, 4, 128
-        P = {"wte.weight": rand(VOCAB, C), "wpe.weight": rand(blk, C),
-             "ln_f.weight": torch.ones(C), "ln_f.bias": torch.zeros(C)}
-        for i in range(L):
-            for ln in ("ln_1", "ln_2"):
-                P[f"h.{i}.{ln}.weight"], P[f"h.{i}.{ln}.bias"] = torch.ones(C), torch.zeros(C)
-            for name, (fi, fo) in {"attn.c_attn": (C, 3 * C), "attn.c_proj": (C, C),
-                                   "mlp.c_fc": (C, 4 * C), "mlp.c_proj": (4 * C, C)}.items():
-                P[f"h.{i}.{name}.weight"], P[f"h.{i}.{name}.bias"] = rand(fi, fo), torch.zeros(fo)
-        model, B, T, lr = TorchGPT(P, L, H), 16, 128, 1e-3
+        model, B, T, lr = torch_models.TorchGPT(random_gpt_params(g), 4, 4), 16, 128, 1e-3
     else:
+        rand = lambda *s: torch.randn(*s, generator=g) * 0.02  # noqa: E731
         E, Hd = 64, 256
         P = {"embed.weight": rand(VOCAB, E), "lstm.weight_ih_l0": rand(4 * Hd, E),
              "lstm.weight_hh_l0": rand(4 * Hd, Hd), "lstm.bias": torch.zeros(4 * Hd),
              "head.weight": rand(VOCAB, Hd), "head.bias": torch.zeros(VOCAB)}
-        model, B, T, lr = TorchLSTM(P), 32, 64, 2e-3
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
-                            betas=(0.9, 0.99), eps=1e-8, weight_decay=0.1)
+        model, B, T, lr = torch_models.TorchLSTM(P), 32, 64, 2e-3
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch_models.adam(params, lr, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.1)
+    loss_of = compiled(lambda a, b: F.cross_entropy(model(a).reshape(-1, VOCAB), b.reshape(-1)),
+                       compile_it)
+    warm = COMPILE_WARMUP if compile_it else 2
     batches = [(torch.from_numpy(a).long(), torch.from_numpy(b).long())
-               for a, b in token_batches(steps + 2, B, T)]
+               for a, b in token_batches(steps + warm, B, T)]
 
     def step(xy):
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(xy[0]).reshape(-1, VOCAB), xy[1].reshape(-1)).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        loss_of(*xy).backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
         opt.step()
 
-    return timed_rate(step, batches, B * T)
+    dt, warm_s = timed(step, batches, warm)
+    return {"rate": steps * B * T / dt, "compile_s": warm_s if compile_it else None}
+
+
+def torch_sample(reps, new=120):
+    import torch
+    import torch_models
+    g = torch.Generator().manual_seed(0)
+    model = torch_models.TorchGPT(random_gpt_params(g), 4, 4)
+    prompt = torch.arange(8)[None, :]
+    model.generate(prompt, 8, 128, generator=g)  # warm up
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        out = model.generate(prompt, new, 128, generator=g)
+    dt = time.perf_counter() - t0
+    assert out.shape[1] == new
+    return {"rate": reps * new / dt}
 
 
 # ---- driver -----------------------------------------------------------------
 
-def child(workload, fw, threads, scale):
-    steps = {"diabetes": 3000, "digits": 1800, "cnn": 60000, "lstm": 60, "gpt": 30}
-    n = max(1, int(steps[workload] * scale))
-    if workload == "cnn":
-        n = max(64, n // 64 * 64)
-    if fw == "lldl":
+def measure(workload, variant, n):
+    """Runs in the child, after its thread variables were set by the parent."""
+    if variant.startswith("lldl"):
         import cppapi
-        cppapi.set_num_threads(threads)
-        fn = {"diabetes": lldl_seed_mlp, "digits": lldl_seed_mlp, "cnn": None,
-              "lstm": lldl_lm, "gpt": lldl_lm}[workload]
-        rate = lldl_cnn(n) if workload == "cnn" else fn(workload, n)
-    else:
-        import torch
-        torch.set_num_threads(threads)
-        fn = {"diabetes": torch_seed_mlp, "digits": torch_seed_mlp, "lstm": torch_lm,
-              "gpt": torch_lm}.get(workload)
-        rate = torch_cnn(n) if workload == "cnn" else fn(workload, n)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB -> MiB
-    return {"rate": rate, "rss_mib": rss}
+        cppapi.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+        if workload in ("diabetes", "digits"):
+            return (lldl_fit_mlp if variant == "lldl-fit" else lldl_graph_mlp)(workload, n)
+        if workload == "cnn":
+            return lldl_cnn(n)
+        if workload == "sample":
+            return lldl_sample(n)
+        return lldl_lm(workload, n, table_projection=variant != "lldl-lm-per-token")
+    import torch
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    comp = variant == "torch-compile"
+    if workload in ("diabetes", "digits"):
+        return torch_mlp(workload, n, comp)
+    if workload == "cnn":
+        return torch_cnn(n, comp)
+    if workload == "sample":
+        return torch_sample(n)
+    return torch_lm(workload, n, comp)
+
+
+def print_tables(work, cells, ratio_rows, threads, log=print):
+    hdr = f"{'workload':9} {'variant':18} {'unit':9} " + " ".join(
+        f"{f'{t} thr median [min-max]':>24}" for t in threads) + f" {'peak MiB':>9}  measures"
+    log(hdr)
+    log("-" * len(hdr))
+    for w in work:
+        for v, fw, what in VARIANTS[w]:
+            cs = [cells.get((w, v, t)) for t in threads]
+            if all(c is None for c in cs):
+                continue
+            rss = max((c["rss_mib"] or 0) for c in cs if c is not None)
+            comp = [x for c in cs if c and "compile_s" in c for x in c["compile_s"]]
+            extra = f"; compile {min(comp):.0f}-{max(comp):.0f} s" if comp else ""
+            errs = [c["errors"][0] for c in cs if c and c["errors"]]
+            extra += f"; FAILED: {errs[0].splitlines()[0][:120]}" if errs else ""
+            log(f"{w:9} {v:18} {UNITS[w]:9} " + " ".join(harness.fmt_cell(c, 24) for c in cs) +
+                f" {rss:9.0f}  {what}{extra}")
+    log("\nratios lldl / torch (medians): " + ", ".join(f"{t} thr" for t in threads) +
+        ", best vs best (each at its faster thread count)")
+    for r in ratio_rows:
+        log(f"{r['workload']:9} {r['lldl']:18} / {r['torch']:14} " +
+            " ".join(harness.fmt_ratio(r["by_threads"][str(t)]) for t in threads) +
+            f"   best {harness.fmt_ratio(r['best_vs_best'])} ({r['lldl_best_threads']} vs "
+            f"{r['torch_best_threads']} thr)")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--only", default=",".join(TARGETS), help="comma-separated workloads")
-    ap.add_argument("--scale", type=float, default=1.0, help="multiplies each workload's length")
+    ap.add_argument("--repeats", type=int, default=None, help="per cell (default 5; 3 with --quick)")
+    ap.add_argument("--only", default=",".join(WORKLOADS), help="comma-separated workloads")
+    ap.add_argument("--quick", action="store_true", help="tiny step counts: a smoke run")
+    ap.add_argument("--no-compile", action="store_true", help="leave out the torch.compile rows")
     ap.add_argument("--json", default=None, help="also write the results here")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        print(json.dumps(child(a.child[0], a.child[1], int(a.child[2]), a.scale)))
+        harness.child_main(lambda: measure(a.child[0], a.child[1], int(a.child[2])))
         return
-    threads = [int(t) for t in a.threads.split(",")]
+    threads = [int(t) for t in a.threads.split(",") if t]
     if not threads or min(threads) < 1:
         sys.exit(f"vs_pytorch: thread counts must be >= 1, got '{a.threads}'")
+    repeats = a.repeats or (3 if a.quick else 5)
+    if repeats < 1:
+        sys.exit(f"vs_pytorch: --repeats must be >= 1, got {repeats}")
     work = [w for w in a.only.split(",") if w]
-    unknown = [w for w in work if w not in TARGETS]
+    unknown = [w for w in work if w not in VARIANTS]
     if unknown:
-        sys.exit(f"vs_pytorch: unknown workload(s) {', '.join(unknown)} (known: {', '.join(TARGETS)})")
-    res = {}
-    for w in work:
-        for t in threads:
-            env = dict(os.environ, OMP_NUM_THREADS=str(t), OPENBLAS_NUM_THREADS=str(t),
-                       MKL_NUM_THREADS=str(t), PYTHONUNBUFFERED="1")
-            for fw in ("lldl", "torch"):
-                p = subprocess.run([sys.executable, os.path.abspath(__file__), "--scale", str(a.scale),
-                                    "--child", w, fw, str(t)], env=env, capture_output=True, text=True)
-                if p.returncode != 0:
-                    sys.exit(f"vs_pytorch: {w}/{fw}/{t} threads failed:\n{p.stderr[-2000:]}")
-                res[(w, fw, t)] = json.loads(p.stdout.strip().splitlines()[-1])
-                print(f"  {w:8} {fw:5} {t} thr: {res[(w, fw, t)]['rate']:12.1f} {UNITS[w]:8} "
-                      f"peak RSS {res[(w, fw, t)]['rss_mib']:7.1f} MiB", flush=True)
-    import importlib.metadata as md
-    print(f"\nlldl vs PyTorch {md.version('torch')}, threads {a.threads}; each framework at its "
-          f"faster thread setting")
-    hdr = (f"{'workload':9} {'unit':9} {'lldl':>10} {'(thr)':>5} {'torch':>10} {'(thr)':>5} "
-           f"{'ratio':>6} {'target':>7} {'lldl MiB':>9} {'torch MiB':>9}")
-    print(hdr)
-    print("-" * len(hdr))
-    table = []
-    for w in work:
-        bl = max(threads, key=lambda t: res[(w, "lldl", t)]["rate"])
-        bt = max(threads, key=lambda t: res[(w, "torch", t)]["rate"])
-        lr, tr = res[(w, "lldl", bl)]["rate"], res[(w, "torch", bt)]["rate"]
-        lm = max(res[(w, "lldl", t)]["rss_mib"] for t in threads)
-        tm = max(res[(w, "torch", t)]["rss_mib"] for t in threads)
-        tgt = TARGETS[w]
-        met = "" if tgt is None else ("met" if lr / tr >= tgt else "NOT met")
-        print(f"{w:9} {UNITS[w]:9} {lr:10.0f} {bl:5} {tr:10.0f} {bt:5} {lr / tr:6.2f} "
-              f"{'-' if tgt is None else f'>={tgt:g}x':>7} {lm:9.1f} {tm:9.1f}  {met}")
-        table.append({"workload": w, "unit": UNITS[w], "lldl": lr, "lldl_threads": bl, "torch": tr,
-                      "torch_threads": bt, "ratio": lr / tr, "target": tgt, "lldl_rss_mib": lm,
-                      "torch_rss_mib": tm,
-                      "per_thread": {t: {fw: res[(w, fw, t)] for fw in ("lldl", "torch")}
-                                     for t in threads}})
-    if a.json:
+        sys.exit(f"vs_pytorch: unknown workload(s) {', '.join(unknown)} (known: {', '.join(WORKLOADS)})")
+    steps = QUICK if a.quick else STEPS
+    names = [(w, v) for w in work for v, fw, _ in VARIANTS[w]
+             if not (a.no_compile and v == "torch-compile")]
+    keys = [f"{w}/{v}" for w, v in names]
+    print(f"vs_pytorch: {len(keys)} variants x {len(threads)} thread counts x {repeats} repeats = "
+          f"{len(keys) * len(threads) * repeats} processes; torch {harness.torch_version()}, "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+
+    def argv_of(key, t):
+        w, v = key.split("/")
+        return [os.path.abspath(__file__), "--child", w, v, str(steps[w])]
+
+    est = sum(PROCESS_S[v.split("/")[1].split("-")[0]] + (COMPILE_S if "compile" in v else 0)
+              for v in keys) * len(threads) * repeats
+    print(f"estimated wall time on an idle 2-core machine: {est / 60:.1f} min"
+          f"{' (quick)' if a.quick else ''}", flush=True)
+    t0 = time.perf_counter()
+    mach0 = harness.machine()
+
+    def report(runs, repeat_s, final=False):
+        cells = {}
+        for (key, t), res in runs.items():
+            if res:
+                w, v = key.split("/")
+                cells[(w, v, t)] = harness.summarise(res)
+        ratio_rows = []
+        for w in work:
+            for lv in [v for v, fw, _ in VARIANTS[w] if fw == "lldl"]:
+                for tv in [v for v, fw, _ in VARIANTS[w] if fw == "torch" and (w, v, threads[0]) in cells]:
+                    sub = {(v, t): cells.get((w, v, t)) for v in (lv, tv) for t in threads}
+                    ratio_rows.append(dict(harness.ratios(sub, lv, tv, threads), workload=w))
+        wall = time.perf_counter() - t0
+        if final:
+            print(f"\nlldl vs PyTorch {harness.torch_version()}, {repeats} repeats per cell, "
+                  f"order alternated; wall time {wall / 60:.1f} min (estimate {est / 60:.1f} min)")
+            print_tables(work, cells, ratio_rows, threads)
+        if not a.json:
+            return
+        doc = {"schema": harness.SCHEMA, "benchmark": "vs_pytorch", "torch": harness.torch_version(),
+               "lldl_commit": harness.git_commit(), "threads": threads, "repeats": repeats,
+               "repeats_done": len(repeat_s), "complete": final, "quick": a.quick,
+               "steps": {w: steps[w] for w in work}, "wall_s": wall, "estimated_s": est,
+               "repeat_wall_s": repeat_s, "machine_start": mach0, "machine_end": harness.machine(),
+               "cells": [dict(workload=w, variant=v, framework=fw, measures=what, unit=UNITS[w],
+                              threads=t, **cells[(w, v, t)])
+                         for w in work for v, fw, what in VARIANTS[w] for t in threads
+                         if (w, v, t) in cells],
+               "ratios": ratio_rows}
         os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
         with open(a.json, "w") as f:
-            json.dump(table, f, indent=1)
+            json.dump(doc, f, indent=1)
 
+    runs, repeat_s = harness.run_matrix(keys, threads, repeats, argv_of,
+                                        log=lambda s: print(s, flush=True), on_progress=report)
+    report(runs, repeat_s, final=True)
 
 if __name__ == "__main__":
     main()

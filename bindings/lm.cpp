@@ -250,15 +250,20 @@ void bind_lm(py::module_& m) {
                std::string(py::repr(py::float_(c.layer_norm_epsilon))) + ")";
       });
   py::class_<LSTMConfig>(m, "LSTMConfig")
-      .def(py::init([](int64_t vocab_size, int64_t n_embd, int64_t n_hidden) {
-             LSTMConfig c{vocab_size, n_embd, n_hidden};
+      .def(py::init([](int64_t vocab_size, int64_t n_embd, int64_t n_hidden,
+                       bool table_projection) {
+             LSTMConfig c{vocab_size, n_embd, n_hidden, table_projection};
              c.validate();
              return c;
            }),
-           py::arg("vocab_size"), py::arg("n_embd") = 64, py::arg("n_hidden") = 256)
+           py::arg("vocab_size"), py::arg("n_embd") = 64, py::arg("n_hidden") = 256,
+           py::arg("table_projection") = true,
+           "table_projection: project the embedding table (V rows) instead of every "
+           "token when V <= B*T; False always runs the per-token lstm op.")
       .def_readonly("vocab_size", &LSTMConfig::vocab_size)
       .def_readonly("n_embd", &LSTMConfig::n_embd)
-      .def_readonly("n_hidden", &LSTMConfig::n_hidden);
+      .def_readonly("n_hidden", &LSTMConfig::n_hidden)
+      .def_readonly("table_projection", &LSTMConfig::table_projection);
   bind_lm<GPT, GPTConfig>(m, "GPT",
                           "A GPT in the GPT-2 layout (parameter names of the GPT-2 state dict).")
       .def("cached_logits",

@@ -71,7 +71,7 @@ Tensor LSTMLM::forward(const int32_t* idx, int64_t B, int64_t T) {
   g_.reset(/*keep_grads=*/true);
   Tensor ids = g_.input(Shape{B, T}, idx, DType::I32);
   Tensor h;  // [B, T, H]
-  if (cfg_.vocab_size <= B * T) {
+  if (cfg_.table_projection && cfg_.vocab_size <= B * T) {
     // The input projection of a looked-up row is that row's projection, so
     // project the V rows of the table once, E W_ih^T + b, and look the gate
     // inputs up: V instead of B T rows through the GEMM (and its two

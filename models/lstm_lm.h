@@ -2,7 +2,9 @@
 //   embedding [V, E] -> one LSTM layer (hidden H) -> linear head [V, H].
 // When the vocabulary has no more rows than a batch has tokens, forward()
 // applies the LSTM's input projection to the embedding table instead of to
-// every token (linear, embedding, then lstm_gates).
+// every token (linear, embedding, then lstm_gates); table_projection = false
+// turns that off (the per-token lstm op always), e.g. to measure what it buys.
+// It changes no parameter, so checkpoints do not record it.
 //
 // Parameter names follow PyTorch's nn.Embedding / nn.LSTM / nn.Linear state
 // dicts: embed.weight [V, E], lstm.weight_ih_l0 [4H, E], lstm.weight_hh_l0
@@ -24,6 +26,7 @@ namespace lldl {
 
 struct LSTMConfig {
   int64_t vocab_size = 256, n_embd = 64, n_hidden = 256;
+  bool table_projection = true;
   void validate() const;  // ValueError naming the field
   std::map<std::string, std::string> to_metadata() const;
   static LSTMConfig from_metadata(const std::map<std::string, std::string>& m);

@@ -78,6 +78,11 @@ CASES = {
             torch_gpt_logits, 16),
     "lstm": (lambda: cppapi.LSTM(cppapi.LSTMConfig(vocab_size=23, n_embd=16, n_hidden=24), seed=3),
              torch_lstm_logits, 20),
+    # The per-token path at every batch size (table_projection=False).
+    "lstm_per_token": (lambda: cppapi.LSTM(cppapi.LSTMConfig(vocab_size=23, n_embd=16,
+                                                             n_hidden=24, table_projection=False),
+                                           seed=3),
+                       torch_lstm_logits, 20),
 }
 
 
@@ -89,8 +94,8 @@ def torch_threads():
 
 # The LSTM projects the embedding table instead of the tokens when the batch
 # has at least vocab_size (23) tokens: 3 x 20 takes that path, 1 x 20 the
-# per-token one.
-@pytest.mark.parametrize("kind,B", [("gpt", 3), ("lstm", 3), ("lstm", 1)])
+# per-token one, and so does 3 x 20 with table_projection=False.
+@pytest.mark.parametrize("kind,B", [("gpt", 3), ("lstm", 3), ("lstm", 1), ("lstm_per_token", 3)])
 def test_logits_loss_and_every_gradient_match_pytorch(kind, B, tmp_path):
     make, torch_logits, T = CASES[kind]
     model = make()
