@@ -406,7 +406,7 @@ def report(d, peaks, plots, csv_path, machine=None):
             if by:
                 best.append(f"{s}: {min(by, key=lambda t: by[t]['s'])}")
         L.append(f"- {op}: " + ", ".join(best))
-    L += ["", "`CostModel::from_csv` (core/placement.h) fits time = a + b FLOPs + c bytes per op, "
+    L += ["", "`CostModel::from_csv` (autograd/placement.h) fits time = a + b FLOPs + c bytes per op, "
           "backend and thread count on these rows; `Graph::set_auto_placement` then runs every "
           "kernel at the count it predicts fastest.", ""]
 
