@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "bindings/module.h"
+#include "bindings/text_args.h"
 #include "core/error.h"
 #include "text/gpt2_tokenizer.h"
 
@@ -18,72 +19,15 @@ namespace py = pybind11;
 
 namespace {
 
-std::string type_name(const py::handle& h) { return std::string(py::str(py::type::of(h).attr("__name__"))); }
-
-std::string text_arg(const py::handle& obj, const char* who) {
-  if (py::isinstance<py::str>(obj)) return obj.cast<std::string>();
-  if (py::isinstance<py::bytes>(obj)) return std::string(py::reinterpret_borrow<py::bytes>(obj));
-  if (PyByteArray_Check(obj.ptr()))
-    return std::string(PyByteArray_AsString(obj.ptr()), size_t(PyByteArray_Size(obj.ptr())));
-  throw TypeError(std::string(who) + ": text must be str or bytes, got " + type_name(obj));
-}
-
-py::object str_or_bytes(const std::string& s) {
-  PyObject* u = PyUnicode_DecodeUTF8(s.data(), py::ssize_t(s.size()), "strict");
-  if (u) return py::reinterpret_steal<py::object>(u);
-  PyErr_Clear();
-  return py::bytes(s);
-}
-
-// Ids from a list of ints or an integer array (read flat); anything else is a
-// TypeError, a value beyond int32 a ValueError.
-std::vector<int32_t> ids_arg(const py::handle& obj, const char* who) {
-  bool array = py::isinstance<py::array>(obj);
-  if (array) {
-    char kind = py::reinterpret_borrow<py::array>(obj).dtype().kind();
-    if (kind != 'i' && kind != 'u')
-      throw TypeError(std::string(who) + ": ids must be integers, got an array of dtype " +
-                      std::string(py::str(py::reinterpret_borrow<py::array>(obj).dtype())));
-  } else if (py::isinstance<py::str>(obj) || py::isinstance<py::bytes>(obj) || !py::isinstance<py::sequence>(obj)) {
-    throw TypeError(std::string(who) + ": ids must be a list of ints or an integer array, got " + type_name(obj));
-  }
-  py::object flat = array ? py::object(py::reinterpret_borrow<py::array>(obj).attr("ravel")().attr("tolist")())
-                          : py::reinterpret_borrow<py::object>(obj);
-  py::sequence seq = flat.cast<py::sequence>();
-  std::vector<int32_t> ids;
-  ids.reserve(seq.size());
-  for (size_t i = 0; i < seq.size(); ++i) {
-    py::object x = seq[i];
-    if (py::isinstance<py::bool_>(x) || !PyIndex_Check(x.ptr()))
-      throw TypeError(std::string(who) + ": id at position " + std::to_string(i) + " is a " + type_name(x) + ", not an int");
-    long long v = PyLong_AsLongLong(x.ptr());
-    if (v == -1 && PyErr_Occurred()) {
-      PyErr_Clear();
-      v = std::numeric_limits<long long>::max();
-    }
-    if (v < std::numeric_limits<int32_t>::min() || v > std::numeric_limits<int32_t>::max())
-      throw ValueError(std::string(who) + ": id " + std::to_string(v) + " at position " + std::to_string(i) +
-                       " is out of range");
-    ids.push_back(int32_t(v));
-  }
-  return ids;
-}
-
-py::array_t<int32_t> ids_out(const std::vector<int32_t>& ids) {
-  py::array_t<int32_t> out(py::ssize_t(ids.size()));
-  std::copy(ids.begin(), ids.end(), out.mutable_data());
-  return out;
-}
-
 template <std::vector<int32_t> (Gpt2Tokenizer::*Encode)(std::string_view) const>
 py::array_t<int32_t> encode_with(const Gpt2Tokenizer& t, const py::object& text) {
-  std::string s = text_arg(text, "GPT2Tokenizer.encode");
+  std::string s = as_text(text, "GPT2Tokenizer.encode");
   std::vector<int32_t> ids;
   {
     py::gil_scoped_release nogil;
     ids = (t.*Encode)(s);
   }
-  return ids_out(ids);
+  return as_numpy(ids);
 }
 
 }  // namespace
@@ -106,9 +50,9 @@ void bind_gpt2_tokenizer(py::module_& m) {
            "Token ids (int32 array) of a str (its UTF-8 bytes) or bytes; special tokens are recognised.")
       .def("encode_ordinary", &encode_with<&T::encode_ordinary>, py::arg("text"),
            "Token ids with special tokens encoded as plain text.")
-      .def("decode", [](const T& t, const py::object& ids) { return str_or_bytes(t.decode(ids_arg(ids, "GPT2Tokenizer.decode"))); },
+      .def("decode", [](const T& t, const py::object& ids) { return text_or_bytes(t.decode(as_ids(ids, "GPT2Tokenizer.decode"))); },
            py::arg("ids"), "The text of token ids: str when it is valid UTF-8, bytes otherwise.")
-      .def("decode_bytes", [](const T& t, const py::object& ids) { return py::bytes(t.decode(ids_arg(ids, "GPT2Tokenizer.decode"))); },
+      .def("decode_bytes", [](const T& t, const py::object& ids) { return py::bytes(t.decode(as_ids(ids, "GPT2Tokenizer.decode"))); },
            py::arg("ids"), "The bytes of token ids.")
       .def("token_bytes", [](const T& t, int32_t id) { return py::bytes(t.token_bytes(id)); }, py::arg("id"))
       .def_property_readonly("vocab_size", &T::vocab_size, "Largest id + 1.")
