@@ -29,9 +29,13 @@ Graph::Graph(DType dtype, Backend backend, size_t arena_block_bytes)
     throw TypeError(std::string("graph: compute dtype must be float32 or float64, got ") +
                     dtype_name(dtype));
   // A backend computes in the dtypes its kernel table holds (CUDA: float32).
-  if (!has_kernels(backend, dtype, OpKind::MatMul))
+  if (!has_kernels(backend, dtype, OpKind::MatMul)) {
+    std::string has;
+    for (DType t : {DType::F32, DType::F64})
+      if (has_kernels(backend, t, OpKind::MatMul)) has += std::string(has.empty() ? "" : " and ") + dtype_name(t);
     throw TypeError(std::string("graph: the ") + backend_name(backend) + " backend has no " +
-                    dtype_name(dtype) + " kernels");
+                    dtype_name(dtype) + " kernels (it computes in " + has + ")");
+  }
   tape_.reserve(256);
   step_tensors_.reserve(256);
 }
