@@ -254,7 +254,7 @@ def results(rows, cfg, args, t_start, errors):
                        generate="1 x 32 prompt + %d new tokens, greedy" % args.new_tokens,
                        weights="independent random GPT-2 inits per framework"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                    "load_avg": os.getloadavg()},
+                    "load_avg_end": os.getloadavg()},
         "train_tokens_per_s": {k: tps(k, tokens) for k in ("lldl_train", "torch_train", "compile_train")},
         "train_step_s": {k: summary(rows[k]["step_s"]) for k in ("lldl_train", "torch_train", "compile_train")
                          if rows[k]["step_s"]},
@@ -266,7 +266,6 @@ def results(rows, cfg, args, t_start, errors):
         "per_round_s": {k: v["step_s"] for k, v in rows.items() if v["step_s"]},
         "wall_s": time.time() - t_start,
         "errors": errors,
-        "provisional": "measured while other builds shared the machine",
     }
     tt, gt, rss = res["train_tokens_per_s"], res["generate_tokens_per_s"], res["peak_rss_mib"]
     ratio = lambda a, b: a["median"] / b["median"] if a and b else None  # noqa: E731
