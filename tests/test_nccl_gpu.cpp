@@ -1,0 +1,104 @@
+// NCCL's all-reduce on device buffers (backends/nccl.h), issue 15. With one
+// GPU this is NCCL's single-rank path: the sum (and the mean) over one rank
+// must give back the buffer bit for bit, in order with the CUDA backend's
+// kernels on the default stream. Suite "gpu": skipped without a usable
+// device and NCCL; "gpu: NCCL status" always runs and prints why.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "backends/cuda/device.h"
+#include "backends/nccl.h"
+#include "core/error.h"
+#include "core/rng.h"
+
+using namespace lldl;
+
+namespace {
+
+const bool kNoNccl = !nccl_available();
+
+// A device copy of host floats, freed on scope exit.
+struct DeviceFloats {
+  float* p = nullptr;
+  explicit DeviceFloats(const std::vector<float>& h) {
+    p = static_cast<float*>(cuda_alloc(h.size() * sizeof(float)));
+    cuda_to_device(p, h.data(), h.size() * sizeof(float));
+  }
+  ~DeviceFloats() { cuda_free(p); }
+  std::vector<float> host(size_t n) const {
+    std::vector<float> h(n);
+    cuda_to_host(h.data(), p, n * sizeof(float));
+    return h;
+  }
+};
+
+std::vector<float> random_floats(size_t n, uint64_t seed) {
+  Rng r(seed);
+  std::vector<float> v(n);
+  for (float& x : v) x = static_cast<float>(r.uniform(-3, 3));
+  return v;
+}
+
+}  // namespace
+
+TEST_SUITE("gpu") {
+  TEST_CASE("gpu: NCCL status") {
+    MESSAGE("NCCL: " << std::string(kNoNccl ? "skipping the NCCL tests: " : "available, ") << nccl_status());
+    // A build with NCCL on a machine with a GPU must load it: otherwise the
+    // NCCL cases below would be skipped silently on the GPU machine.
+    bool built_with = nccl_status().rfind("built without", 0) != 0;
+    if (cuda_available() && built_with) CHECK_MESSAGE(nccl_available(), "NCCL failed to load: " << nccl_status());
+  }
+
+  TEST_CASE("gpu: NCCL all-reduce over one rank returns the buffer, sum and mean" * doctest::skip(kNoNccl)) {
+    NcclComm comm(nccl_unique_id(), 0, 1);
+    CHECK(comm.rank() == 0);
+    CHECK(comm.ranks() == 1);
+    for (size_t n : {size_t(1), size_t(7), size_t(1000003)}) {  // odd lengths: no vector-width tail hides
+      std::vector<float> h = random_floats(n, 11 + n);
+      DeviceFloats d(h);
+      for (bool average : {false, true}) {
+        nccl_allreduce(comm, d.p, static_cast<int64_t>(n), average);
+        std::vector<float> back = d.host(n);
+        INFO("n = " << n << (average ? ", mean" : ", sum"));
+        CHECK(std::memcmp(back.data(), h.data(), n * sizeof(float)) == 0);
+      }
+    }
+    nccl_allreduce(comm, nullptr, 0, true);  // an empty buffer is a no-op
+  }
+
+  TEST_CASE("gpu: NCCL all-reduce runs in order with the default stream's copies" * doctest::skip(kNoNccl)) {
+    // Writes, reduces and reads back repeatedly: a reduction that ran ahead
+    // of the preceding copy would return the previous round's values.
+    NcclComm comm(nccl_unique_id(), 0, 1);
+    const size_t n = 1 << 20;
+    DeviceFloats d(random_floats(n, 1));
+    for (int round = 0; round < 4; ++round) {
+      std::vector<float> h = random_floats(n, 100 + round);
+      cuda_to_device(d.p, h.data(), n * sizeof(float));
+      nccl_allreduce(comm, d.p, static_cast<int64_t>(n), true);
+      CHECK_MESSAGE(std::memcmp(d.host(n).data(), h.data(), n * sizeof(float)) == 0, "round " << round);
+    }
+  }
+
+  TEST_CASE("gpu: NCCL refuses bad arguments by name" * doctest::skip(kNoNccl)) {
+    NcclComm comm(nccl_unique_id(), 0, 1);
+    DeviceFloats d(random_floats(4, 2));
+    CHECK_THROWS_WITH_AS(nccl_allreduce(comm, d.p, -1, false), doctest::Contains("n is -1"), ValueError);
+    CHECK_THROWS_WITH_AS(nccl_allreduce(comm, nullptr, 4, false), doctest::Contains("buf is null"), ValueError);
+  }
+}
+
+TEST_CASE("nccl: bad ranks are refused, and without NCCL every call says why") {
+  NcclUniqueId id{};
+  CHECK_THROWS_WITH_AS(NcclComm(id, 2, 2), doctest::Contains("rank 2 is outside [0, 2)"), ValueError);
+  CHECK_THROWS_WITH_AS(NcclComm(id, 0, 0), doctest::Contains("ranks must be >= 1"), ValueError);
+  if (nccl_available()) return;
+  CHECK_THROWS_WITH_AS(nccl_unique_id(), doctest::Contains("NCCL is not available"), UnavailableError);
+  CHECK_THROWS_WITH_AS(NcclComm(id, 0, 1), doctest::Contains(nccl_status().c_str()), UnavailableError);
+  CHECK_THROWS_WITH_AS(nccl_allreduce(NcclComm(id, 0, 1), nullptr, 1, false), doctest::Contains("not available"),
+                       UnavailableError);
+}
