@@ -40,6 +40,8 @@ void finalize() {
 int rank() { return initialized() ? impl::rank() : 0; }
 int world_size() { return initialized() ? impl::size() : 1; }
 
+void abort_job(int code) { impl::abort_all(code); }
+
 double timeout_seconds() {
   static const double t = [] {
     const char* s = std::getenv("LLDL_DIST_TIMEOUT");

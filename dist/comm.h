@@ -34,6 +34,11 @@ int world_size();
 // Leaves the job (MPI_Finalize) after a barrier; idempotent, also at exit.
 void finalize();
 
+// Ends every rank of the job at once with `code` (MPI_Abort; exit() in a job
+// of one): for an error on one rank that the others cannot learn of, which
+// would otherwise leave them waiting in their next collective.
+[[noreturn]] void abort_job(int code);
+
 // Seconds a rank waits for the others before aborting the job.
 double timeout_seconds();
 

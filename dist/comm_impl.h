@@ -32,5 +32,6 @@ bool test(Pending& r);  // r.slot >= 0
 // timeout prints who is behind and aborts the job.
 void poll_heartbeats();
 [[noreturn]] void abort_stalled(const char* what, double waited_s);
+[[noreturn]] void abort_all(int code);
 
 }  // namespace lldl::dist::impl

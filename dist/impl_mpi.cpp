@@ -221,5 +221,11 @@ void abort_stalled(const char* what, double waited_s) {
   std::abort();
 }
 
+void abort_all(int code) {
+  std::fflush(nullptr);
+  if (s.active) MPI_Abort(MPI_COMM_WORLD, code);
+  std::_Exit(code);
+}
+
 }  // namespace lldl::dist::impl
 #endif

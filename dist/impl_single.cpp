@@ -29,5 +29,10 @@ void abort_stalled(const char* what, double waited_s) {  // unreachable: nothing
   std::abort();
 }
 
+void abort_all(int code) {
+  std::fflush(nullptr);
+  std::_Exit(code);
+}
+
 }  // namespace lldl::dist::impl
 #endif
