@@ -9,10 +9,14 @@
 #include <string>
 #include <vector>
 
+#include "autograd/functions.h"
+#include "autograd/init.h"
+#include "autograd/optim.h"
 #include "backends/cuda/device.h"
 #include "backends/nccl.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "dist/device_comm.h"
 
 using namespace lldl;
 
@@ -42,9 +46,57 @@ std::vector<float> random_floats(size_t n, uint64_t seed) {
   return v;
 }
 
+// A small MLP regression trained for `steps` Adam steps on the GPU, its
+// gradients averaged on the device by dist::allreduce_grads_device (NCCL)
+// after each backward when `sync`; returns each step's loss and the final W1.
+std::pair<std::vector<double>, std::vector<float>> train_on_gpu(bool sync, int steps) {
+  const int64_t n = 32, d = 9, h = 17;
+  std::vector<float> x = random_floats(n * d, 5), y = random_floats(n, 6);
+  Graph g(DType::F32, Backend::CUDA, size_t(1) << 20);
+  Tensor W1 = g.param({d, h}, "W1"), b1 = g.param({h}, "b1"), W2 = g.param({h, 1}, "W2");
+  init_param(g, W1, Init::XavierUniform, 21);
+  init_param(g, W2, Init::XavierUniform, 22);
+  OptimConfig cfg;
+  cfg.kind = OptimKind::Adam;
+  cfg.lr = 0.01f;
+  Optimizer opt(g, cfg);
+  std::vector<double> losses;
+  for (int s = 0; s < steps; ++s) {
+    Tensor xt = g.input({n, d}, x.data(), DType::F32);
+    Tensor yt = g.input({n, 1}, y.data(), DType::F32);
+    Tensor loss = mse_loss(matmul(tanh(bias_add(matmul(xt, W1), b1)), W2), yt);
+    g.backward(loss);
+    if (sync) dist::allreduce_grads_device(g);
+    losses.push_back(g.item(loss));
+    opt.step();
+    g.reset();
+  }
+  std::vector<float> w(d * h);
+  g.to_host(W1, w.data());
+  return {losses, w};
+}
+
 }  // namespace
 
 TEST_SUITE("gpu") {
+  TEST_CASE("gpu: gradients averaged on the device by NCCL over one rank leave training unchanged" *
+            doctest::skip(kNoNccl)) {
+    // The communicator's device path (dist/device_comm.h): one rank's mean
+    // is the gradient itself, so 10 Adam steps must match bit for bit.
+    auto [plain, w_plain] = train_on_gpu(false, 10);
+    auto [synced, w_synced] = train_on_gpu(true, 10);
+    CHECK(plain.back() < plain.front());  // it trains
+    CHECK(plain == synced);
+    CHECK(w_plain == w_synced);
+  }
+
+  TEST_CASE("gpu: the device all-reduce refuses a host graph by name") {
+    Graph g(DType::F32, Backend::CPU, size_t(1) << 16);
+    g.param({2}, "w");
+    CHECK_THROWS_WITH_AS(dist::allreduce_grads_device(g), doctest::Contains("gradients are in host memory"),
+                         ValueError);
+  }
+
   TEST_CASE("gpu: NCCL status") {
     MESSAGE("NCCL: " << std::string(kNoNccl ? "skipping the NCCL tests: " : "available, ") << nccl_status());
     // A build with NCCL on a machine with a GPU must load it: otherwise the
