@@ -10,7 +10,8 @@ it hidden under backward (GradSync's figures, taken from the bucket events).
   cnn  the Fashion-MNIST CNN of examples/fashion_cnn.py through Trainer.fit,
        Adam, 64 images per step in all, on the first --cnn-images images
 
-Each configuration runs in its own `mpirun -np N` job with OMP_NUM_THREADS
+Gradient buckets of --bucket-mb (0.5 MiB: about 7 per GPT step, 3 per CNN
+step). Each configuration runs in its own `mpirun -np N` job with OMP_NUM_THREADS
 set before Python starts; 5 repeats by default, the order alternating per
 repeat; medians with [min-max]. One command:
 
@@ -112,7 +113,8 @@ def worker(a):
 
 def run_one(a, workload, ranks, threads):
     out = os.path.join(a.tmp, f"{workload}_{ranks}x{threads}.json")
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS="1", LLDL_DIST_TIMEOUT="120")
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS="1", LLDL_DIST_TIMEOUT="120",
+               LLDL_DIST_BUCKET_MB=str(a.bucket_mb))
     cmd = mpirun_command(ranks) + [sys.executable, os.path.abspath(__file__), "--worker", workload,
                                    "--json", out, "--steps", str(a.steps), "--warmup", str(a.warmup),
                                    "--cnn-images", str(a.cnn_images), "--batch", str(a.batch)]
@@ -143,6 +145,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--batch", type=int, default=16, help="GPT windows per step over all ranks")
     ap.add_argument("--cnn-images", type=int, default=4096)
+    ap.add_argument("--bucket-mb", type=float, default=0.5,
+                    help="gradient bucket size (LLDL_DIST_BUCKET_MB): several buckets per step, so that "
+                         "early ones can overlap the rest of backward")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "cpu-2core", "dist_bench.json"))
     ap.add_argument("--worker", choices=["gpt", "cnn"], help=argparse.SUPPRESS)
     ap.add_argument("--json", help=argparse.SUPPRESS)
@@ -177,6 +182,7 @@ def main():
                      "comm_s": summary(comm), "exposed_s": summary(exposed), "hidden_fraction": summary(hidden),
                      "buckets_per_step": rs[0]["buckets_per_step"], "runs": rs})
     result = {"schema": "lldl-dist-bench/1", "repeats": a.repeats, "quick": a.quick, "steps": a.steps,
+              "bucket_mb": a.bucket_mb,
               "gpt_batch": a.batch, "cnn_images": a.cnn_images, "wall_s": time.time() - start,
               "load_avg_start": load0, "load_avg_end": load_avg(), "cpus": os.cpu_count(), "rows": rows}
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)

@@ -161,7 +161,7 @@ def plot(path, pp, ar, fit, rows, points):
     n = ar[0]["ranks"]
     a0.plot(ms, 2 * (n - 1) * (alpha + ms / (n * beta)), "--", label=f"ring model, {n} ranks, no reduction cost")
     a0.plot(ms, 2 * (n - 1) * (alpha + ms / (n * beta)) + (n - 1) / n * ms * gamma, "-.",
-            label=f"ring model, {n} ranks, with gamma at 25 MiB (fit)")
+            label=f"ring model, {n} ranks, with gamma at the bucket size (fit)")
     a0.set(xscale="log", yscale="log", xlabel="message bytes", ylabel="seconds",
            title="this machine: MPI over shared memory")
     a0.legend(fontsize=8)
@@ -202,7 +202,8 @@ def main():
     ap.add_argument("--out", default=None, help="output folder (default: the CSV's)")
     ap.add_argument("--alpha-10g-us", type=float, default=30.0, help="assumed latency of a 10 Gbit/s link (TCP)")
     ap.add_argument("--alpha-100g-us", type=float, default=3.0, help="assumed latency of a 100 Gbit/s link (RDMA)")
-    ap.add_argument("--bucket-mb", type=float, default=25.0, help="gradient bucket size in MiB")
+    ap.add_argument("--bucket-mb", type=float, default=4.0,
+                    help="gradient bucket size in MiB (GradSync's default, dist/grad_sync.h)")
     ap.add_argument("--bwd-fraction", type=float, default=2 / 3,
                     help="backward's share of the step (what overlap can hide behind)")
     a = ap.parse_args()
@@ -228,7 +229,7 @@ def main():
     points = measured_points(ar, models, alpha, beta, bucket)
     out = a.out or os.path.dirname(os.path.abspath(a.csv))
     os.makedirs(out, exist_ok=True)
-    fit["plot_gamma"] = fit_gamma(ar, alpha, beta, 25 << 20)
+    fit["plot_gamma"] = fit_gamma(ar, alpha, beta, bucket)
     plot(os.path.join(out, "dist_scaling.png"), pp, ar, fit, rows, points)
     md = [f"alpha-beta fit on this machine ({fit['csv']}): alpha {alpha * 1e6:.3g} us, "
           f"beta {beta / 1e9:.3g} GB/s; the reduction's gamma fitted per model on the 2-rank all-reduce "

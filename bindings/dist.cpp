@@ -128,11 +128,11 @@ void bind_dist(py::module_& top) {
                              "backward runs. Call finish() after backward and before the optimiser step.")
       .def(py::init([](const py::handle& model, double bucket_mb) {
              Graph& g = graph_of(model, "GradSync");
-             size_t bytes = bucket_mb > 0 ? size_t(bucket_mb * 1e6) : dist::default_bucket_bytes();
+             size_t bytes = bucket_mb > 0 ? size_t(bucket_mb * double(1 << 20)) : dist::default_bucket_bytes();
              return std::make_unique<dist::GradSync>(g, bytes);
            }),
            py::arg("model"), py::arg("bucket_mb") = 0.0, py::keep_alive<1, 2>(),
-           "bucket_mb: bucket size in megabytes (0: LLDL_DIST_BUCKET_MB or the default).")
+           "bucket_mb: bucket size in MiB (0: LLDL_DIST_BUCKET_MB or the default, 4).")
       .def("finish",
            [](dist::GradSync& s) {
              py::gil_scoped_release nogil;

@@ -4,7 +4,9 @@
 #include <cstdlib>
 #include <string>
 
+#include "backends/device.h"
 #include "core/error.h"
+#include "dist/device_comm.h"
 
 namespace lldl::dist {
 
@@ -22,7 +24,8 @@ GradSync::GradSync(Graph& g, size_t bucket_bytes)
     : g_(&g), bucket_bytes_(bucket_bytes), elem_(dtype_size(g.dtype())) {
   if (bucket_bytes == 0) throw ValueError("GradSync: bucket_bytes must be > 0");
   init();
-  g.set_grad_ready_hook([this](Tensor p) { on_ready(p); });
+  on_device_ = !device(g.backend()).host_memory && g.dtype() == DType::F32 && device_allreduce_available();
+  if (!on_device_) g.set_grad_ready_hook([this](Tensor p) { on_ready(p); });
 }
 
 GradSync::~GradSync() { g_->set_grad_ready_hook({}); }
@@ -128,6 +131,11 @@ void GradSync::finish_bucket(Bucket& b, int32_t index) {
 }
 
 void GradSync::finish() {
+  if (on_device_) {  // NCCL on the device buffers (dist/device_comm.h)
+    allreduce_grads_device(*g_);
+    ++stats_.steps;
+    return;
+  }
   if (!built_) {  // no backward reported every parameter: build from creation order
     rebuild_if_params_changed();
     for (Tensor p : g_->params()) build(p);

@@ -91,6 +91,9 @@ class GradSync {
   Graph* g_;
   size_t bucket_bytes_, elem_;
   bool active_ = true, built_ = false;
+  // Gradients in device memory and NCCL available (dist/device_comm.h):
+  // finish() averages them there, without buckets or host staging.
+  bool on_device_ = false;
   std::vector<Bucket> buckets_;
   std::vector<int32_t> bucket_of_;  // per persistent id: its bucket, -1 none
   size_t num_params_ = 0;            // of the graph when the buckets were built

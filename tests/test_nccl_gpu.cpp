@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "dist/device_comm.h"
+#include "dist/grad_sync.h"
 
 using namespace lldl;
 
@@ -46,10 +48,13 @@ std::vector<float> random_floats(size_t n, uint64_t seed) {
   return v;
 }
 
-// A small MLP regression trained for `steps` Adam steps on the GPU, its
-// gradients averaged on the device by dist::allreduce_grads_device (NCCL)
-// after each backward when `sync`; returns each step's loss and the final W1.
-std::pair<std::vector<double>, std::vector<float>> train_on_gpu(bool sync, int steps) {
+// How train_on_gpu averages gradients after backward: not at all, by
+// dist::allreduce_grads_device, or through GradSync (whose device path is NCCL).
+enum class Sync { None, Device, GradSync };
+
+// A small MLP regression trained for `steps` Adam steps on the GPU; returns
+// each step's loss and the final W1.
+std::pair<std::vector<double>, std::vector<float>> train_on_gpu(Sync sync, int steps) {
   const int64_t n = 32, d = 9, h = 17;
   std::vector<float> x = random_floats(n * d, 5), y = random_floats(n, 6);
   Graph g(DType::F32, Backend::CUDA, size_t(1) << 20);
@@ -60,13 +65,15 @@ std::pair<std::vector<double>, std::vector<float>> train_on_gpu(bool sync, int s
   cfg.kind = OptimKind::Adam;
   cfg.lr = 0.01f;
   Optimizer opt(g, cfg);
+  std::unique_ptr<dist::GradSync> gs = sync == Sync::GradSync ? std::make_unique<dist::GradSync>(g) : nullptr;
   std::vector<double> losses;
   for (int s = 0; s < steps; ++s) {
     Tensor xt = g.input({n, d}, x.data(), DType::F32);
     Tensor yt = g.input({n, 1}, y.data(), DType::F32);
     Tensor loss = mse_loss(matmul(tanh(bias_add(matmul(xt, W1), b1)), W2), yt);
     g.backward(loss);
-    if (sync) dist::allreduce_grads_device(g);
+    if (sync == Sync::Device) dist::allreduce_grads_device(g);
+    if (gs) gs->finish();
     losses.push_back(g.item(loss));
     opt.step();
     g.reset();
@@ -83,11 +90,14 @@ TEST_SUITE("gpu") {
             doctest::skip(kNoNccl)) {
     // The communicator's device path (dist/device_comm.h): one rank's mean
     // is the gradient itself, so 10 Adam steps must match bit for bit.
-    auto [plain, w_plain] = train_on_gpu(false, 10);
-    auto [synced, w_synced] = train_on_gpu(true, 10);
+    auto [plain, w_plain] = train_on_gpu(Sync::None, 10);
     CHECK(plain.back() < plain.front());  // it trains
-    CHECK(plain == synced);
-    CHECK(w_plain == w_synced);
+    for (Sync how : {Sync::Device, Sync::GradSync}) {
+      auto [synced, w_synced] = train_on_gpu(how, 10);
+      INFO(how == Sync::Device ? "allreduce_grads_device" : "GradSync");
+      CHECK(plain == synced);
+      CHECK(w_plain == w_synced);
+    }
   }
 
   TEST_CASE("gpu: the device all-reduce refuses a host graph by name") {
