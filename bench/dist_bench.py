@@ -2,7 +2,10 @@
 """Data parallel on this machine (issue 15): 1 rank x 2 threads against
 2 ranks x 1 thread, for the char GPT (tokens/s) and the Fashion-MNIST CNN
 (images/s), with the gradient all-reduce's time per step and the fraction of
-it hidden under backward (GradSync's figures, taken from the bucket events).
+it hidden under backward: GradSync's figures (the window from the first
+bucket's start to the last one's completion, and the time finish() waited),
+and, from the profiler's events on three further steps, how many buckets
+started before backward ended and the share of all-reduce time inside it.
 
   gpt  bench/vs_pytorch.py's char GPT (4 layers, 4 heads, 128 wide, block 128,
        vocabulary 96), AdamW, 16 windows per step in all (8 per rank at 2
@@ -43,6 +46,24 @@ def mpirun_command(ranks):
 
 # ---- workers (one rank of an mpirun job) ----------------------------------------
 
+def overlap_from_events(events):
+    """Per backward interval of the profiler's timeline, the all-reduce
+    intervals that started inside it: how many buckets started before
+    backward ended, and the fraction of all-reduce time that lay inside
+    backward. Returns (buckets per step, early buckets per step, fraction)."""
+    backs = sorted((s, e) for name, _, s, e in events if name == "backward")
+    reds = [(s, e) for name, _, s, e in events if name == "allreduce"]
+    if not backs or not reds:
+        return 0.0, 0.0, 0.0
+    early, inside, total = 0, 0.0, 0.0
+    for s, e in reds:
+        b0, b1 = max((b for b in backs if b[0] <= s), default=backs[0])  # the backward it belongs to
+        total += e - s
+        if s < b1:
+            early += 1
+            inside += min(e, b1) - s
+    return len(reds) / len(backs), early / len(backs), inside / total if total > 0 else 0.0
+
 def worker_gpt(a, c):
     import numpy as np
     rank, world = c.dist.rank(), c.dist.world_size()
@@ -73,10 +94,16 @@ def worker_gpt(a, c):
     c.dist.barrier()
     dt = time.perf_counter() - t0
     s = sync.stats()
+    m.set_profiling(True)  # a few more steps on the profiler's timeline, after the timed ones
+    m.reset_profile()
+    for i in range(3):
+        step(a.warmup + i)
+    _, early, inside = overlap_from_events(c.dist.profile_events(m))
     return {"rate": a.steps * a.batch * 128 / dt, "unit": "tokens/s", "step_s": dt / a.steps,
             "comm_s": (s["comm_s"] - before["comm_s"]) / a.steps,
             "exposed_s": (s["exposed_s"] - before["exposed_s"]) / a.steps,
-            "buckets_per_step": (s["buckets"] - before["buckets"]) / a.steps}
+            "buckets_per_step": (s["buckets"] - before["buckets"]) / a.steps,
+            "early_buckets_per_step": early, "event_inside_backward": inside}
 
 
 def worker_cnn(a, c):
@@ -94,9 +121,13 @@ def worker_cnn(a, c):
     h = t.fit(x, y, epochs=1, eval_every=1, batch_size=per, restart=False, verbose=0)
     s = t.dist_stats()
     steps = max(s["steps"], 1)
+    nn.set_profiling(True)  # three more steps on the profiler's timeline
+    t.fit(x[:192], y[:192], epochs=1, eval_every=1, batch_size=per, restart=False, verbose=0)
+    _, early, inside = overlap_from_events(c.dist.profile_events(nn))
     return {"rate": h["samples_per_s"][-1], "unit": "images/s", "step_s": 64 / h["samples_per_s"][-1],
             "comm_s": s["comm_s"] / steps, "exposed_s": s["exposed_s"] / steps,
-            "buckets_per_step": s["buckets"] / steps}
+            "buckets_per_step": s["buckets"] / steps,
+            "early_buckets_per_step": early, "event_inside_backward": inside}
 
 
 def worker(a):
@@ -178,6 +209,8 @@ def main():
         exposed = [x["exposed_s"] for x in rs]
         hidden = [1 - e / c if c > 0 else 0.0 for c, e in zip(comm, exposed)]
         rows.append({"workload": w, "ranks": r, "threads": t, "unit": rs[0]["unit"],
+                     "early_buckets_per_step": summary([x["early_buckets_per_step"] for x in rs]),
+                     "event_inside_backward": summary([x["event_inside_backward"] for x in rs]),
                      "rate": summary([x["rate"] for x in rs]), "step_s": summary([x["step_s"] for x in rs]),
                      "comm_s": summary(comm), "exposed_s": summary(exposed), "hidden_fraction": summary(hidden),
                      "buckets_per_step": rs[0]["buckets_per_step"], "runs": rs})
@@ -189,12 +222,16 @@ def main():
     with open(a.out, "w") as f:
         json.dump(result, f, indent=1)
     print(f"\n{a.repeats} repeats, medians [min-max], load average {load0} -> {load_avg()}; wrote {a.out}\n")
-    print("| workload | ranks x threads | rate | all-reduce per step | exposed per step | hidden under backward |")
-    print("|---|---|---|---|---|---|")
+    print("| workload | ranks x threads | rate | all-reduce window per step | exposed per step | "
+          "hidden (1 - exposed/window) | buckets per step, started before backward ended | "
+          "all-reduce time inside backward (profiler events) |")
+    print("|---|---|---|---|---|---|---|---|")
     fmt = lambda s, k=1: f"{s['median'] * k:.4g} [{s['min'] * k:.4g}-{s['max'] * k:.4g}]"
     for row in rows:
         print(f"| {row['workload']} | {row['ranks']} x {row['threads']} | {fmt(row['rate'])} {row['unit']} | "
-              f"{fmt(row['comm_s'], 1e3)} ms | {fmt(row['exposed_s'], 1e3)} ms | {fmt(row['hidden_fraction'])} |")
+              f"{fmt(row['comm_s'], 1e3)} ms | {fmt(row['exposed_s'], 1e3)} ms | {fmt(row['hidden_fraction'])} | "
+              f"{row['buckets_per_step']:.3g}, {fmt(row['early_buckets_per_step'])} | "
+              f"{fmt(row['event_inside_backward'])} |")
     for w in workloads:
         one = next(r for r in rows if r["workload"] == w and r["ranks"] == 1)
         two = next(r for r in rows if r["workload"] == w and r["ranks"] == 2)

@@ -13,6 +13,7 @@
 
 #include "bindings/graph_handles.h"
 #include "bindings/module.h"
+#include "autograd/profiler.h"
 #include "core/error.h"
 #include "dist/comm.h"
 #include "dist/grad_sync.h"
@@ -123,6 +124,18 @@ void bind_dist(py::module_& top) {
         "Rank root's parameters to every rank (Graph, NeuralNetwork2, GPT or LSTM), after checking\n"
         "that all ranks hold the same parameter names and shapes.");
 
+  m.def("profile_events",
+        [](const py::handle& model) {
+          Graph& g = graph_of(model, "profile_events");
+          py::list out;
+          for (const ProfileEvent& e : g.profile().events)
+            out.append(py::make_tuple(e.name, e.index, double(e.start_ns) * 1e-9, double(e.end_ns) * 1e-9));
+          return out;
+        },
+        py::arg("model"),
+        "The profiler's timeline while profiling is on: (name, index, start_s, end_s) per interval, in\n"
+        "the order they ended: 'backward' per backward call and 'allreduce' per gradient bucket\n"
+        "(index: the bucket), so overlap of communication with backward can be read off.");
   py::class_<dist::GradSync>(m, "GradSync",
                              "Averages a model's gradients over the ranks, in buckets started while\n"
                              "backward runs. Call finish() after backward and before the optimiser step.")
