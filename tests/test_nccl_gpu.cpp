@@ -94,7 +94,8 @@ TEST_SUITE("gpu") {
     CHECK(plain.back() < plain.front());  // it trains
     for (Sync how : {Sync::Device, Sync::GradSync}) {
       auto [synced, w_synced] = train_on_gpu(how, 10);
-      INFO(how == Sync::Device ? "allreduce_grads_device" : "GradSync");
+      const char* path = how == Sync::Device ? "allreduce_grads_device" : "GradSync";
+      INFO(path);
       CHECK(plain == synced);
       CHECK(w_plain == w_synced);
     }
