@@ -5,11 +5,13 @@
 # bench/gpu_python_check.sh builds and tests the Python module there).
 # Portable CPU code (x86-64-v3: AVX2 and FMA, no -march=native) and sm_90
 # (Hopper: H100, H200) by default; LLDL_CUDA_ARCH overrides (e.g. "80;90").
+# Without MPI (LLDL_MPI=OFF): the GPU machine may lack libmpi, and one GPU
+# needs none (dist/ runs as one rank; the NCCL tests use NCCL's single rank).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DLLDL_NATIVE=OFF \
   -DCMAKE_CXX_FLAGS="-march=x86-64-v3" -DCMAKE_CUDA_ARCHITECTURES="${LLDL_CUDA_ARCH:-90}" \
-  -DLLDL_CUDA=ON -DLLDL_BUILD_PYTHON=OFF -DLLDL_BUILD_EXAMPLES=OFF >/dev/null
+  -DLLDL_CUDA=ON -DLLDL_MPI=OFF -DLLDL_BUILD_PYTHON=OFF -DLLDL_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build build-gpu -j "$(nproc)" --target lldl_tests bench_cuda study bench_step_device lldl-gpt
 rm -rf build-gpu-pack
 mkdir -p build-gpu-pack/lib
