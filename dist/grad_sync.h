@@ -55,6 +55,9 @@ struct GradSyncStats {
   double hidden_fraction() const { return comm_s > 0 ? 1.0 - exposed_s / comm_s : 0.0; }
 };
 
+// One per graph at a time (it owns the graph's grad-ready hook); it must not
+// outlive the graph. Every rank creates it at the same point, with the same
+// bucket size (the buckets pair up by order across ranks).
 class GradSync {
  public:
   explicit GradSync(Graph& g, size_t bucket_bytes = default_bucket_bytes());
