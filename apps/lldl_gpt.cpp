@@ -373,6 +373,12 @@ int cmd_train(const Args& a) {
               (long long)done, log.train_loss.empty() ? -1.0 : log.train_loss.back(),
               log.val_loss.empty() ? -1.0 : log.val_loss.back(), log.tokens_per_s);
   print_memory(log);
+  if (c.world > 1 && log.comm.steps > 0)
+    std::printf("communication (rank 0): gradient all-reduce %.2f ms/step in %lld buckets, %.2f ms/step "
+                "waited after backward (%.0f%% hidden under backward)\n",
+                1e3 * log.comm.comm_s / double(log.comm.steps),
+                (long long)(log.comm.buckets / log.comm.steps), 1e3 * log.comm.exposed_s / double(log.comm.steps),
+                100.0 * log.comm.hidden_fraction());
   std::printf("checkpoint: %s\n", c.out.c_str());
   return 0;
 }

@@ -12,7 +12,7 @@ namespace lldl::dist {
 
 size_t default_bucket_bytes() {
   const char* s = std::getenv("LLDL_DIST_BUCKET_MB");
-  if (!s || !*s) return size_t(4) << 20;
+  if (!s || !*s) return size_t(1) << 20;
   char* end = nullptr;
   double mb = std::strtod(s, &end);
   if (*end || !(mb > 0))
@@ -77,7 +77,7 @@ void GradSync::build(Tensor p) {
   b.params.push_back(id);
   b.offset.push_back(b.numel);
   b.numel += size_t(g_->desc(p).shape.numel());
-  b.buf.resize(b.numel * elem_);
+  if (world_size() > 1) b.buf.resize(b.numel * elem_);
   pack(p);
   size_t seen = 0;
   for (const Bucket& x : buckets_) seen += x.params.size();
@@ -90,6 +90,7 @@ void GradSync::build(Tensor p) {
 }
 
 void GradSync::pack(Tensor p) {
+  if (world_size() == 1) return;  // the sum over one rank: the gradient as it is, no copy
   int32_t id = -p.id - 1;
   Bucket& b = buckets_[bucket_of_[id]];
   size_t k = 0;
@@ -155,9 +156,11 @@ void GradSync::finish() {
     wait(b.req, "gradient all-reduce");
     waited += profile_clock_ns() - t0;
     finish_bucket(b, i);
-    if (world > 1) scale(b, world);
-    for (size_t k = 0; k < b.params.size(); ++k)
-      g_->grad_from_host(Tensor{g_, -b.params[k] - 1, 0}, b.buf.data() + b.offset[k] * elem_);
+    if (world > 1) {
+      scale(b, world);
+      for (size_t k = 0; k < b.params.size(); ++k)
+        g_->grad_from_host(Tensor{g_, -b.params[k] - 1, 0}, b.buf.data() + b.offset[k] * elem_);
+    }
     b.started = false;
     b.waiting = int32_t(b.params.size());
   }

@@ -19,7 +19,9 @@
 // bucket packs them into a buffer of its own: one copy in and one out.
 // finish() waits for every bucket, divides by the world size and writes the
 // means back. One code path for 1 rank and N: with one rank the sums are
-// complete at once and the means equal the gradients.
+// complete at once and the means equal the gradients, so the buckets skip
+// their copies (a one-rank lldl-gpt run pays no extra pass over the gradients)
+// and keep the rest (hooks, order, events).
 //
 // Gradient accumulation: set_active(false) before the backward passes of the
 // first micro-batches (nothing is sent), set_active(true) before the last.
@@ -37,7 +39,9 @@
 
 namespace lldl::dist {
 
-// Default bucket size: LLDL_DIST_BUCKET_MB (megabytes, may be fractional) or 4 MB.
+// Default bucket size: LLDL_DIST_BUCKET_MB (megabytes, may be fractional) or 1 MB
+// (small enough that models of a few MB get several buckets, hence overlap;
+// a message on shared memory costs microseconds).
 size_t default_bucket_bytes();
 
 struct GradSyncStats {
@@ -51,6 +55,9 @@ struct GradSyncStats {
   double hidden_fraction() const { return comm_s > 0 ? 1.0 - exposed_s / comm_s : 0.0; }
 };
 
+// One per graph at a time (it owns the graph's grad-ready hook); it must not
+// outlive the graph. Every rank creates it at the same point, with the same
+// bucket size (the buckets pair up by order across ranks).
 class GradSync {
  public:
   explicit GradSync(Graph& g, size_t bucket_bytes = default_bucket_bytes());
@@ -68,7 +75,7 @@ class GradSync {
     std::vector<int32_t> params;  // persistent ids, in readiness order
     std::vector<size_t> offset;   // element offset of each in the buffer
     size_t numel = 0;
-    std::vector<unsigned char> buf;  // numel elements of the graph's dtype
+    std::vector<unsigned char> buf;  // numel elements of the graph's dtype (empty on one rank)
     int32_t waiting = 0;             // parameters not yet ready this step
     Pending req;
     bool started = false;

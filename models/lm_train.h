@@ -81,6 +81,7 @@ struct LMTrainLog {
   double tokens_per_s = 0;               // tokens of the steps run / train_seconds
   MemoryReport step_memory;              // of the last training step (autograd/planner.h)
   size_t persistent_bytes = 0;           // parameters, gradients, optimiser state
+  dist::GradSyncStats comm;              // gradient all-reduce: time per step, part hidden
 };
 
 // Mean loss of `batches` windows drawn from `val` with a fixed seed (the same
@@ -221,6 +222,7 @@ LMTrainLog train_lm(Model& m, const std::vector<int32_t>& train, const std::vect
                          ? double(global * c.seq * c.grad_accum) * run / log.train_seconds
                          : 0;
   log.persistent_bytes = m.graph().arena().stats(Region::Persistent).in_use;
+  log.comm = sync.stats();
   return log;
 }
 
