@@ -202,7 +202,7 @@ def main():
     ap.add_argument("--out", default=None, help="output folder (default: the CSV's)")
     ap.add_argument("--alpha-10g-us", type=float, default=30.0, help="assumed latency of a 10 Gbit/s link (TCP)")
     ap.add_argument("--alpha-100g-us", type=float, default=3.0, help="assumed latency of a 100 Gbit/s link (RDMA)")
-    ap.add_argument("--bucket-mb", type=float, default=4.0,
+    ap.add_argument("--bucket-mb", type=float, default=1.0,
                     help="gradient bucket size in MiB (GradSync's default, dist/grad_sync.h)")
     ap.add_argument("--bwd-fraction", type=float, default=2 / 3,
                     help="backward's share of the step (what overlap can hide behind)")

@@ -145,7 +145,7 @@ void bind_dist(py::module_& top) {
              return std::make_unique<dist::GradSync>(g, bytes);
            }),
            py::arg("model"), py::arg("bucket_mb") = 0.0, py::keep_alive<1, 2>(),
-           "bucket_mb: bucket size in MiB (0: LLDL_DIST_BUCKET_MB or the default, 4).")
+           "bucket_mb: bucket size in MiB (0: LLDL_DIST_BUCKET_MB or the default, 1).")
       .def("finish",
            [](dist::GradSync& s) {
              py::gil_scoped_release nogil;
