@@ -1,6 +1,6 @@
 // The bf16 GEMM of mixed-precision training (backends/cpu/bf16_gemm.h), on
-// every kernel this CPU runs (vdpbf16ps, the AVX2 widen + FMA fallback,
-// plain C++), in all four transpose cases, at odd sizes around its tiles
+// every kernel this CPU runs (vdpbf16ps at avx512bf16, the widen + FMA
+// fallback at avx2, plain C++ at scalar; chosen by set_cpu_isa), in all four transpose cases, at odd sizes around its tiles
 // (6 rows by 64 columns), pairs (odd K) and k blocks (512 pairs), against
 // float64 references:
 // - exact: the float64 sum of the products of the operands rounded to bf16
@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "backends/cpu/bf16_gemm.h"
+#include "backends/lowp_isa.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/threads.h"
@@ -100,7 +101,7 @@ std::vector<float> run_case(const Case& t, uint64_t seed) {
       }
     }
   INFO("M=" << M << " N=" << N << " K=" << K << " ta=" << ta << " tb=" << tb << " acc=" << acc
-            << " kernel=" << std::string(cpu::bf16_kernel_name(cpu::bf16_kernel())));
+            << " isa=" << std::string(cpu_isa_name(cpu_isa())));
   CHECK(ok);
   return ok ? c : std::vector<float>{};
 }
@@ -108,18 +109,19 @@ std::vector<float> run_case(const Case& t, uint64_t seed) {
 }  // namespace
 
 namespace {
-std::vector<cpu::Bf16Kernel> kernels_here() {
-  std::vector<cpu::Bf16Kernel> ks;
-  for (cpu::Bf16Kernel k : {cpu::Bf16Kernel::Dpbf16, cpu::Bf16Kernel::Fma, cpu::Bf16Kernel::Scalar})
-    if (cpu::bf16_kernel_supported(k)) ks.push_back(k);
-  return ks;
+// The levels whose kernels differ, as many as this CPU runs.
+std::vector<CpuIsa> levels_here() {
+  std::vector<CpuIsa> ls;
+  for (CpuIsa l : {CpuIsa::Avx512Bf16, CpuIsa::Avx2, CpuIsa::Scalar})
+    if (static_cast<int>(l) <= static_cast<int>(cpu_isa_detected())) ls.push_back(l);
+  return ls;
 }
 }  // namespace
 
 TEST_CASE("bf16_gemm is within its bounds of float64 on every kernel, the kernels bit for bit alike") {
-  const cpu::Bf16Kernel saved = cpu::bf16_kernel();
-  MESSAGE("kernels on this CPU: " << kernels_here().size() << ", in use "
-          << std::string(cpu::bf16_kernel_name(saved)));
+  const CpuIsa saved = cpu_isa();
+  MESSAGE("detected " << std::string(cpu_isa_name(cpu_isa_detected())) << ", in use "
+          << std::string(cpu_isa_name(saved)));
   uint64_t seed = 1;
   for (Case base : {Case{1, 1, 1}, Case{1, 1, 2}, Case{5, 17, 3}, Case{7, 65, 33},
                     Case{37, 129, 130}, Case{13, 3, 1029}, Case{70, 200, 1100}})
@@ -130,14 +132,14 @@ TEST_CASE("bf16_gemm is within its bounds of float64 on every kernel, the kernel
           t.ta = ta, t.tb = tb, t.acc = acc;
           ++seed;
           std::vector<float> first;
-          for (cpu::Bf16Kernel k : kernels_here()) {
-            cpu::set_bf16_kernel(k);
+          for (CpuIsa l : levels_here()) {
+            set_cpu_isa(l);
             std::vector<float> c = run_case(t, seed);
             if (first.empty()) first = c;
-            else CHECK_MESSAGE(c == first, std::string(cpu::bf16_kernel_name(k)) << " differs from the first kernel");
+            else CHECK_MESSAGE(c == first, std::string(cpu_isa_name(l)) << " differs from the first level");
           }
         }
-  cpu::set_bf16_kernel(saved);
+  set_cpu_isa(saved);
 }
 
 TEST_CASE("bf16_gemm gives the same bits on 1, 2 and 3 threads") {
@@ -171,14 +173,11 @@ TEST_CASE("bf16_gemm: K = 0 zeroes or keeps C, NaN and Inf operands propagate") 
   CHECK(std::isinf(d[0]));
 }
 
-TEST_CASE("bf16_gemm kernel: LLDL_CPU_ISA caps the choice, an unsupported one is refused") {
+TEST_CASE("bf16_gemm under LLDL_CPU_ISA: the level the variable names runs") {
+  // ctest runs this file's cases once more with LLDL_CPU_ISA=avx2
+  // (CMakeLists.txt): the fallback chosen at start-up, as on a CPU without
+  // AVX-512 BF16, and the bounds above hold there too.
   const char* e = std::getenv("LLDL_CPU_ISA");
-  const std::string isa = e ? e : "";
-  // ctest runs this file once more with LLDL_CPU_ISA=avx2 (CMakeLists.txt).
-  if (isa == "avx2") CHECK(cpu::bf16_kernel() == cpu::Bf16Kernel::Fma);
-  else if (isa == "scalar") CHECK(cpu::bf16_kernel() == cpu::Bf16Kernel::Scalar);
-  else CHECK(cpu::bf16_kernel_supported(cpu::bf16_kernel()));
-  if (!cpu::bf16_kernel_supported(cpu::Bf16Kernel::Dpbf16))
-    CHECK_THROWS_WITH_AS(cpu::set_bf16_kernel(cpu::Bf16Kernel::Dpbf16),
-                         doctest::Contains("avx512bf16"), ValueError);
+  if (e && std::string(e) == "avx2") CHECK(cpu_isa() == CpuIsa::Avx2);
+  run_case(Case{37, 129, 130, true, false, true}, 7);
 }

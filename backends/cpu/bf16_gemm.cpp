@@ -25,13 +25,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
-#include <string>
 
 #include "backends/cpu/common.h"
+#include "backends/cpu/lowp_simd.h"
 #include "backends/cpu/tile.h"
-#include "core/error.h"
+#include "backends/lowp_isa.h"
 
 namespace lldl::cpu {
 
@@ -42,15 +41,10 @@ constexpr int64_t kW = kNV * 16;  // a panel's columns
 constexpr int64_t kKP = 512;      // pairs per block
 constexpr int64_t kMc = 96;       // rows of A packed at a time (48 KiB per block, L2)
 
-// float -> bf16 bits, rounding to nearest even; NaN stays a (quiet) NaN
-// rather than rounding up into Inf.
-inline uint32_t bf16_bits(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
-  return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+// The word of two bf16 (round to nearest even, lowp_isa.h), even k low.
+inline uint32_t pair(float even, float odd) {
+  return uint32_t(bf16_from_f32(even)) | uint32_t(bf16_from_f32(odd)) << 16;
 }
-inline uint32_t pair(float even, float odd) { return bf16_bits(even) | bf16_bits(odd) << 16; }
 
 // Panel of B's columns [j0, j0 + n) for pairs [p0, p0 + pn): d[p][kW], zero
 // past n and past K.
@@ -106,9 +100,8 @@ void pack_a(const float* a, int64_t as_i, int64_t as_k, int64_t K, int64_t i0, i
 }
 
 // res[kR][kW] = the sums over pn pairs of ap[p][r] . bp[p][j], one per kernel.
-__attribute__((target("avx512f,avx512bf16"))) void tile_dpbf16(const uint32_t* ap,
-                                                               const uint32_t* bp, int64_t pn,
-                                                               float* res) {
+LLDL_TARGET_AVX512BF16 void tile_dpbf16(const uint32_t* ap, const uint32_t* bp, int64_t pn,
+                                        float* res) {
   __m512 acc[kR][kNV];
   for (int r = 0; r < kR; ++r)
     for (int v = 0; v < kNV; ++v) acc[r][v] = _mm512_setzero_ps();
@@ -127,8 +120,7 @@ __attribute__((target("avx512f,avx512bf16"))) void tile_dpbf16(const uint32_t* a
 // The same with each pair widened to two float32 (a bf16 is the high half
 // of a float32) and two FMAs, odd k first as vdpbf16ps adds them; 8 columns
 // at a time, as the 16 ymm registers allow.
-__attribute__((target("avx2,fma"))) void tile_fma(const uint32_t* ap, const uint32_t* bp,
-                                                  int64_t pn, float* res) {
+LLDL_TARGET_AVX2 void tile_fma(const uint32_t* ap, const uint32_t* bp, int64_t pn, float* res) {
   const __m256i hi = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
   for (int h = 0; h < kW / 8; ++h) {
     __m256 acc[kR];
@@ -149,12 +141,7 @@ __attribute__((target("avx2,fma"))) void tile_fma(const uint32_t* ap, const uint
   }
 }
 
-inline float widen(uint32_t bits16) {
-  const uint32_t u = bits16 << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
+inline float widen(uint32_t bits16) { return bf16_to_f32(static_cast<uint16_t>(bits16)); }
 
 void tile_scalar(const uint32_t* ap, const uint32_t* bp, int64_t pn, float* res) {
   std::fill(res, res + kR * kW, 0.f);
@@ -171,12 +158,9 @@ void tile_scalar(const uint32_t* ap, const uint32_t* bp, int64_t pn, float* res)
 
 using TileFn = void (*)(const uint32_t*, const uint32_t*, int64_t, float*);
 
-TileFn tile_fn(Bf16Kernel k) {
-  switch (k) {
-    case Bf16Kernel::Dpbf16: return tile_dpbf16;
-    case Bf16Kernel::Fma: return tile_fma;
-    case Bf16Kernel::Scalar: return tile_scalar;
-  }
+TileFn tile_fn(CpuIsa isa) {
+  if (isa >= CpuIsa::Avx512Bf16) return tile_dpbf16;
+  if (isa >= CpuIsa::Avx2) return tile_fma;
   return tile_scalar;
 }
 
@@ -193,54 +177,6 @@ inline void store(const float* res, int rows, int64_t n, float* c, int64_t ldc, 
 
 }  // namespace
 
-const char* bf16_kernel_name(Bf16Kernel k) {
-  switch (k) {
-    case Bf16Kernel::Dpbf16: return "avx512bf16";
-    case Bf16Kernel::Fma: return "avx2";
-    case Bf16Kernel::Scalar: return "scalar";
-  }
-  return "?";
-}
-
-bool bf16_kernel_supported(Bf16Kernel k) {
-  switch (k) {
-    case Bf16Kernel::Dpbf16:
-      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
-    case Bf16Kernel::Fma: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    case Bf16Kernel::Scalar: return true;
-  }
-  return false;
-}
-
-namespace {
-// The best kernel this CPU has, capped by LLDL_CPU_ISA (avx512bf16, avx2 or
-// scalar) so that the fallbacks run, and are tested, on a CPU that has more.
-Bf16Kernel initial_kernel() {
-  Bf16Kernel k = Bf16Kernel::Scalar;
-  for (Bf16Kernel c : {Bf16Kernel::Fma, Bf16Kernel::Dpbf16})
-    if (bf16_kernel_supported(c)) k = c;
-  if (const char* e = std::getenv("LLDL_CPU_ISA"); e && *e) {
-    const std::string s(e);
-    Bf16Kernel cap = s == "scalar" ? Bf16Kernel::Scalar : s == "avx2" ? Bf16Kernel::Fma : k;
-    if (static_cast<int>(cap) > static_cast<int>(k)) k = cap;
-  }
-  return k;
-}
-Bf16Kernel& current() {
-  static Bf16Kernel k = initial_kernel();
-  return k;
-}
-}  // namespace
-
-Bf16Kernel bf16_kernel() { return current(); }
-
-void set_bf16_kernel(Bf16Kernel k) {
-  if (!bf16_kernel_supported(k))
-    throw ValueError(std::string("bf16_gemm: this CPU cannot run the ") + bf16_kernel_name(k) +
-                     " kernel");
-  current() = k;
-}
-
 void bf16_gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t as_i, int64_t as_k,
                const float* b, int64_t bs_k, int64_t bs_j, float* c, int64_t ldc,
                bool accumulate) {
@@ -250,7 +186,7 @@ void bf16_gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t as_i, in
       for (int64_t i = 0; i < M; ++i) std::fill(c + i * ldc, c + i * ldc + N, 0.f);
     return;
   }
-  const TileFn tile = tile_fn(current());
+  const TileFn tile = tile_fn(cpu_isa());
   const int64_t P = (K + 1) / 2, groups = (N + kW - 1) / kW, rblocks = (M + kR - 1) / kR;
   // Pairs in equal blocks of at most kKP (no thin last block).
   const int64_t pblocks = (P + kKP - 1) / kKP, pstep = (P + pblocks - 1) / pblocks;
