@@ -16,7 +16,7 @@ Rows:
             round to round; medians and ranges over --repeats rounds.
   fortunes  the README's fortunes GPT (lldl-gpt train --tokenizer bpe --bpe-vocab 512,
             4 layers, 128 wide, batch 16 x 128) for --fortune-steps steps in each
-            precision, same seed: the validation losses at every evaluation and the
+            precision, same seed, the two runs side by side on one thread each: the validation losses at every evaluation and the
             training loss averaged over the last 100 steps, bf16 relative to fp32.
   gemm      build/bench_bf16_gemm: every matrix product of that step, bf16_gemm
             against the float32 path's product(), GFLOP/s (its output is saved as
@@ -30,6 +30,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -99,8 +100,11 @@ def read_log(path):
 def bench_fortunes(args):
     gpt = os.path.join(args.build, "lldl-gpt")
     out = {}
-    tmp = os.path.join(args.results, "fortunes")
-    os.makedirs(tmp, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="lldl_bf16_fortunes_")  # checkpoints and loss logs; the JSON keeps the losses
+    # Both precisions at once, one thread each: the loss curves are the
+    # measurement here, not the speed, and the pair shares whatever load the
+    # machine has.
+    procs = {}
     for p in ["fp32", "bf16"]:
         log = os.path.join(tmp, f"loss_{p}.txt")
         if os.path.exists(log):
@@ -108,19 +112,23 @@ def bench_fortunes(args):
         cmd = [gpt, "train", "--data", "/usr/share/games/fortunes", "--tokenizer", "bpe",
                "--bpe-vocab", "512", "--steps", str(args.fortune_steps), "--eval-every", "250",
                "--out", os.path.join(tmp, f"gpt_{p}.safetensors"), "--loss-log", log,
-               "--precision", p, "--threads", str(args.threads)]
-        t0 = time.perf_counter()
-        res = subprocess.run(cmd, check=True, capture_output=True, text=True,
-                             env=dict(os.environ, OMP_NUM_THREADS=str(args.threads)))
+               "--precision", p, "--threads", "1"]
+        procs[p] = (subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=dict(os.environ, OMP_NUM_THREADS="1")), time.perf_counter(), log)
+    for p, (proc, t0, log) in procs.items():
+        stdout, stderr = proc.communicate()
         secs = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"lldl-gpt train --precision {p} failed: {stderr[-2000:]}")
         # Progress lines end in "val X" at each evaluation (every 250 steps).
         vals = {}
-        for line in res.stderr.splitlines():
+        for line in stderr.splitlines():
             m = re.search(r"step\s+(\d+)/\d+ .* val ([0-9.]+)", line.split("\r")[-1])
-            if m:
+            # Every later line repeats the last "val": keep the evaluations' own.
+            if m and (int(m.group(1)) % 250 == 0 or int(m.group(1)) == args.fortune_steps):
                 vals[int(m.group(1))] = float(m.group(2))
         out[p] = dict(seconds=secs, train_loss=read_log(log), val_loss=vals,
-                      summary=res.stdout.strip().splitlines()[0])
+                      summary=stdout.strip().splitlines()[0])
         print(f"  fortunes {p}: {secs:.0f} s", flush=True)
     n = min(100, args.fortune_steps)
     tail = {p: statistics.mean(out[p]["train_loss"][-n:]) for p in out}
@@ -184,7 +192,8 @@ def main():
         for k, d in sorted(f["val_rel_diff"].items()):
             print(f"  val loss at step {k}: fp32 {f['fp32']['val_loss'][k]:.4f}  bf16 "
                   f"{f['bf16']['val_loss'][k]:.4f}  rel diff {100 * d:+.2f}%")
-    out = args.out or os.path.join(args.results, "bf16_train%s.json" % ("_quick" if args.quick else ""))
+    name = "bf16_train" + ("_" + args.only if args.only else "") + ("_quick" if args.quick else "")
+    out = args.out or os.path.join(args.results, name + ".json")
     with open(out, "w") as fh:
         json.dump(res, fh, indent=1)
     print("wrote", out)
