@@ -38,8 +38,13 @@ namespace {
 
 constexpr int kR = 6, kNV = 4;
 constexpr int64_t kW = kNV * 16;  // a panel's columns
-constexpr int64_t kKP = 512;      // pairs per block
-constexpr int64_t kMc = 96;       // rows of A packed at a time (48 KiB per block, L2)
+// Pairs per block: a panel is 512 x 64 words, 128 KiB, read from L2 at 256
+// bytes per 24 vdpbf16ps (well within L2's bandwidth). Blocks of 128 pairs
+// (a panel in L1) cost the tall products dearly: C (50257 x 768 for the
+// tied head's dE) was read and written once per block, 175 GFLOP/s against
+// 570 with 512 (bench_bf16_gemm).
+constexpr int64_t kKP = 512;
+constexpr int64_t kMc = 96;  // rows of A packed at a time (192 KiB per block, L2)
 
 // The word of two bf16 (round to nearest even, lowp_isa.h), even k low.
 inline uint32_t pair(float even, float odd) {
