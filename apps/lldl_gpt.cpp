@@ -57,6 +57,8 @@ const char* kUsage =
     "      --ckpt-every N (0: at the end) --val-fraction X (0.05) --seed N (1337) --threads N\n"
     "      --resume CKPT (a training checkpoint: continue its run) --stop-at N (stop after step N)\n"
     "      --loss-log FILE (append 'step loss lr' per step) --quiet\n"
+    "      --precision fp32|bf16 (fp32; bf16: matmul and linear products with bf16 operands,\n"
+    "                             float32 accumulation, weights and optimiser state)\n"
     "      --from DIR (start from a Hugging Face GPT-2 directory)                [gpt]\n"
     "  lldl-gpt sample --ckpt CKPT --prompt TEXT --tokens N [--temperature X (0.8)]\n"
     "      [--top-k N (40)] [--top-p X (1.0)] [--seed N (1)] [--batch N (1)] [--threads N]\n"
@@ -246,6 +248,7 @@ void train_flags(const Args& a, LMTrainConfig& c) {
   c.out = a.str("out", "");
   c.loss_log = a.str("loss-log", "");
   c.resume = a.str("resume", "");
+  c.precision = a.str("precision", c.precision);
   c.progress = a.flags.empty();
 }
 
@@ -318,7 +321,7 @@ int cmd_train(const Args& a) {
   a.allow({"steps", "out", "model", "tokenizer", "bpe-vocab", "n-layer", "n-head", "n-embd",
            "block", "lstm-embd", "lstm-hidden", "batch", "grad-accum", "lr", "min-lr", "warmup",
            "weight-decay", "grad-clip", "eval-every", "eval-batches", "ckpt-every",
-           "val-fraction", "seed", "threads", "init", "resume", "stop-at", "loss-log", "from"});
+           "val-fraction", "seed", "threads", "init", "resume", "stop-at", "loss-log", "from", "precision"});
   if (a.data.empty()) usage_error("train needs --data PATH...");
   if (!a.has("out")) usage_error("train needs --out CKPT");
   if (a.has("threads")) set_num_threads(static_cast<int>(a.num("threads", 1)));

@@ -23,6 +23,26 @@ const DeviceFns& usable(Backend b) {
 }
 }  // namespace
 
+MatmulPrecision matmul_precision_from_name(const std::string& name) {
+  if (name == "fp32") return MatmulPrecision::F32;
+  if (name == "bf16") return MatmulPrecision::BF16;
+  throw ValueError("precision: unknown name '" + name + "' (expected fp32 or bf16)");
+}
+
+const char* matmul_precision_name(MatmulPrecision p) {
+  return p == MatmulPrecision::BF16 ? "bf16" : "fp32";
+}
+
+void Graph::set_matmul_precision(MatmulPrecision p) {
+  if (p == MatmulPrecision::BF16 && dtype_ != DType::F32)
+    throw TypeError(std::string("set_matmul_precision: bf16 products need a float32 graph; this "
+                                "one computes in ") + dtype_name(dtype_));
+  if (p == MatmulPrecision::BF16 && !dev_->bf16_matmul)
+    throw UnavailableError(std::string("set_matmul_precision: the ") + backend_name(backend_) +
+                           " backend has no bf16 matrix products");
+  precision_ = p;
+}
+
 Graph::Graph(DType dtype, Backend backend, size_t arena_block_bytes)
     : dtype_(dtype), backend_(backend), dev_(&usable(backend)),
       arena_(arena_block_bytes, ArenaAllocator{dev_->alloc, dev_->free}) {
@@ -275,6 +295,7 @@ Tensor Graph::record(OpKind kind, const Tensor* inputs, int n_in, OpAttr attr) {
                      " input(s), got " + std::to_string(n_in));
   if (mem_.active()) mem_.tick();  // inputs are used, output and workspace born, at one tick
   KernelArgs a{};
+  a.precision = precision_;
   a.kind = kind;
   a.attr = attr;
   a.n_in = n_in;
@@ -542,6 +563,7 @@ void Graph::backward_entry(const TapeEntry& e, int32_t out_id, bool lazy) {
   }
   const KernelPair& kp = kernels(backend_, dtype_, e.kind);
   KernelArgs a{};
+  a.precision = precision_;
   a.kind = e.kind;
   a.attr = e.attr;
   a.n_in = e.n_in;

@@ -57,6 +57,12 @@ struct TensorDesc {
   int32_t data_slot = -1, grad_slot = -1;
 };
 
+// "fp32" or "bf16" (the names of lldl-gpt train --precision and Python's
+// configure_optimizer(precision=...)); anything else raises ValueError
+// naming the accepted ones.
+MatmulPrecision matmul_precision_from_name(const std::string& name);
+const char* matmul_precision_name(MatmulPrecision p);
+
 class Graph {
  public:
   explicit Graph(DType dtype = DType::F32, Backend backend = Backend::CPU,
@@ -159,6 +165,14 @@ class Graph {
   // raise ValueError naming the first op that produced one.
   void set_anomaly_mode(bool on) { anomaly_ = on; }
   bool anomaly_mode() const { return anomaly_; }
+
+  // Operand precision of every matmul and linear kernel from now on
+  // (backends/backend.h): BF16 is mixed-precision training, float32 values,
+  // gradients and optimiser state with bf16 operands in the products. Throws
+  // TypeError on a float64 graph (gradient checks stay exact) and
+  // UnavailableError on a backend that does not implement it.
+  void set_matmul_precision(MatmulPrecision p);
+  MatmulPrecision matmul_precision() const { return precision_; }
 
   // Profiler (autograd/profiler.h): while on, every forward and backward kernel
   // adds its time, FLOPs and bytes to profile(). Off (the default) costs one
@@ -263,6 +277,7 @@ class Graph {
   size_t num_params_ = 0;
   uint32_t step_ = 1;
   bool anomaly_ = false;
+  MatmulPrecision precision_ = MatmulPrecision::F32;
   bool profiling_ = false;
   bool hooks_ = false;  // profiling_ || placement_: the one test on the fast path
   const CostModel* placement_ = nullptr;

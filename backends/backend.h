@@ -14,6 +14,13 @@ enum class Backend : uint8_t { CPU, CUDA, Count };
 constexpr int kBackendCount = static_cast<int>(Backend::Count);
 inline const char* backend_name(Backend b) { return b == Backend::CPU ? "cpu" : "cuda"; }
 
+// The operands of the float32 matrix products (matmul, linear): F32 as
+// they are, or BF16: rounded to bfloat16 (round to nearest even) with
+// float32 accumulation, for mixed-precision training (Graph::
+// set_matmul_precision). Only a backend whose DeviceFns::bf16_matmul is set
+// honours BF16; the graph refuses it for the others.
+enum class MatmulPrecision : uint8_t { F32, BF16 };
+
 struct KernelArgs {
   OpKind kind;
   OpAttr attr;
@@ -31,6 +38,7 @@ struct KernelArgs {
   // KernelPair::overwrites; lets the graph skip zero-filling intermediate
   // gradients that a single kernel writes first.
   uint8_t gin_fresh = 0;
+  MatmulPrecision precision = MatmulPrecision::F32;  // the graph's, for matmul and linear
 };
 
 // True when the backward kernel must overwrite gin[i] rather than add to it.

@@ -35,7 +35,7 @@ void cuda_synchronize() { unavailable("cuda_synchronize"); }
 const DeviceFns& cuda_device() {
   static const DeviceFns f{cuda_available, cuda_status,    false,     cuda_alloc,
                            cuda_free,      cuda_memset,    cuda_to_device, cuda_to_host,
-                           cuda_copy,      cuda_synchronize, no_update};
+                           cuda_copy,      cuda_synchronize, no_update, false};
   return f;
 }
 void cuda_optim_update(const CudaOptimArgs&, int64_t, float*, const float*, float*, float*) {

@@ -57,6 +57,9 @@ struct DeviceFns {
   void (*sync)();  // waits for the backend's queued work
   // One optimiser step over every parameter (t: DType::F32 or F64).
   void (*update)(const OptimConfig& c, DType t, const ParamSlot* params, size_t count);
+  // True when the float32 matmul and linear kernels honour
+  // MatmulPrecision::BF16 (backend.h).
+  bool bf16_matmul;
 };
 
 // The functions of backend b; throws UnavailableError for an unknown one.

@@ -158,7 +158,9 @@ py::class_<PyLM<Model>> bind_lm(py::module_& m, const char* name, const char* do
            py::arg("path"), "Atomic safetensors checkpoint (parameters + config).")
       .def("load", [](LM& lm, const std::string& path) { lm.m->load(path); }, py::arg("path"))
       .def("configure_optimizer",
-           [](LM& lm, float lr, float weight_decay, std::pair<float, float> betas, float eps) {
+           [](LM& lm, float lr, float weight_decay, std::pair<float, float> betas, float eps,
+              const std::string& precision) {
+             const MatmulPrecision p = matmul_precision_from_name(precision);
              OptimConfig c;
              c.kind = OptimKind::AdamW;
              c.lr = lr;
@@ -167,10 +169,17 @@ py::class_<PyLM<Model>> bind_lm(py::module_& m, const char* name, const char* do
              c.beta2 = betas.second;
              c.eps = eps;
              lm.opt = std::make_unique<Optimizer>(lm.m->graph(), c);
+             lm.m->graph().set_matmul_precision(p);
            },
            py::arg("lr") = 1e-3f, py::arg("weight_decay") = 0.1f,
            py::arg("betas") = std::pair<float, float>(0.9f, 0.999f), py::arg("eps") = 1e-8f,
-           "AdamW with decoupled weight decay over every parameter.")
+           py::arg("precision") = "fp32",
+           "AdamW with decoupled weight decay over every parameter. precision 'bf16': mixed\n"
+           "precision, the matmul and linear products (forward and both gradients) with bf16\n"
+           "operands and float32 accumulation; weights, gradients and moments stay float32.")
+      .def_property_readonly(
+          "precision", [](const LM& lm) { return matmul_precision_name(lm.m->graph().matmul_precision()); },
+          "'fp32' or 'bf16': the operands of the matrix products (configure_optimizer).")
       .def("clip_grad_norm",
            [](LM& lm, double max_norm) { return clip_grad_norm(lm.m->graph(), max_norm); },
            py::arg("max_norm"), "Scales the gradients to global norm <= max_norm; returns the norm.")

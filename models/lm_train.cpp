@@ -26,6 +26,8 @@ void LMTrainConfig::validate() const {
     bad("eval_every must be >= 0 and eval_batches >= 1, got " + std::to_string(eval_every) +
         " and " + std::to_string(eval_batches));
   if (ckpt_every < 0) bad("ckpt_every must be >= 0, got " + std::to_string(ckpt_every));
+  if (precision != "fp32" && precision != "bf16")
+    bad("precision must be fp32 or bf16, got '" + precision + "'");
   if (grad_accum < 1) bad("grad_accum must be >= 1, got " + std::to_string(grad_accum));
   if (stop_at < 0) bad("stop_at must be >= 0 (0: run every step), got " + std::to_string(stop_at));
 }
@@ -64,6 +66,12 @@ const std::string& meta_str(const std::map<std::string, std::string>& m, const s
   return it->second;
 }
 
+// Checkpoints from before mixed precision have no train.precision: fp32.
+std::string run_precision(const std::map<std::string, std::string>& m) {
+  auto it = m.find("train.precision");
+  return it == m.end() ? "fp32" : it->second;
+}
+
 }  // namespace
 
 std::map<std::string, std::string> LMTrainConfig::to_metadata() const {
@@ -73,7 +81,8 @@ std::map<std::string, std::string> LMTrainConfig::to_metadata() const {
           {"train.lr", exact(lr)},                    {"train.min_lr", exact(min_lr)},
           {"train.warmup", std::to_string(warmup)},   {"train.weight_decay", exact(weight_decay)},
           {"train.beta1", exact(beta1)},              {"train.beta2", exact(beta2)},
-          {"train.grad_clip", exact(grad_clip)},      {"train.seed", std::to_string(seed)}};
+          {"train.grad_clip", exact(grad_clip)},      {"train.seed", std::to_string(seed)},
+          {"train.precision", precision}};
 }
 
 LMTrainConfig LMTrainConfig::with_metadata(const std::map<std::string, std::string>& m) const {
@@ -94,6 +103,7 @@ LMTrainConfig LMTrainConfig::with_metadata(const std::map<std::string, std::stri
   c.beta2 = meta_real(m, "train.beta2");
   c.grad_clip = meta_real(m, "train.grad_clip");
   c.seed = std::stoull(meta_str(m, "train.seed"));
+  c.precision = run_precision(m);
   // Evaluation does not change the run; a resumed run keeps it when it can.
   if (m.count("train.eval_every")) c.eval_every = metadata_int(m, "train.eval_every");
   if (m.count("train.eval_batches")) c.eval_batches = metadata_int(m, "train.eval_batches");
@@ -102,7 +112,7 @@ LMTrainConfig LMTrainConfig::with_metadata(const std::map<std::string, std::stri
 
 void LMTrainConfig::check_same_run(const std::map<std::string, std::string>& m) const {
   for (const auto& [key, mine] : to_metadata()) {
-    const std::string& theirs = meta_str(m, key);
+    const std::string theirs = key == "train.precision" ? run_precision(m) : meta_str(m, key);
     if (theirs != mine && key == "train.batch")
       throw ValueError("resume: the global batch (ranks x --batch) is " + std::to_string(world) + " x " +
                        std::to_string(batch) + " = " + mine + " but the checkpoint's run has " + theirs +

@@ -61,6 +61,11 @@ struct LMTrainConfig {
   std::string loss_log;   // "step loss lr" per step, appended (losses to 17 digits), empty: none
   bool plan_memory = true;  // Graph::set_memory_planning for the run
   int64_t world = 1;        // ranks (dist::world_size()); the global batch is batch * world
+  // Operands of the matrix products: "fp32", or "bf16" (mixed precision:
+  // float32 weights, gradients and AdamW moments; every matmul and linear
+  // rounds its operands to bf16 and accumulates in float32; no loss scaling,
+  // bf16 having float32's exponent range). Graph::set_matmul_precision.
+  std::string precision = "fp32";
   void validate() const;  // ValueError naming the field
 
   // The settings that define the run ("train.steps", ... at full precision).
@@ -162,6 +167,7 @@ LMTrainLog train_lm(Model& m, const std::vector<int32_t>& train, const std::vect
   oc.beta2 = static_cast<float>(c.beta2);
   oc.weight_decay = static_cast<float>(c.weight_decay);
   Optimizer opt(m.graph(), oc);
+  m.graph().set_matmul_precision(matmul_precision_from_name(c.precision));
   TokenWindows windows(train, c.seed);
   const TrainState state{&m.graph(), &opt, &windows, &c, tokens_hash(train)};
   LMTrainLog log;

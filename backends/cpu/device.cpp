@@ -119,7 +119,7 @@ void cpu_update(const OptimConfig& c, DType t, const ParamSlot* ps, size_t count
 
 const DeviceFns& cpu_device() {
   static const DeviceFns f{yes,       status,    true,      host_alloc, host_free, host_memset,
-                           host_copy, host_copy, host_copy, no_sync,    cpu_update};
+                           host_copy, host_copy, host_copy, no_sync,    cpu_update, true};
   return f;
 }
 

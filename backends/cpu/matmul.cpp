@@ -1,12 +1,33 @@
 // matmul: C = op(A) @ op(B), op = identity or transpose (attr.matmul).
 // A is (M,K) or (K,M) when transposed; B is (K,N) or (N,K); C is (M,N).
 // linear: Y = X @ op(W) + b, X (M,K), W (K,N) or (N,K) (trans_b), b (N).
-// Eigen's GEMM over arena memory; it uses OpenMP threads itself.
+// Eigen's GEMM over arena memory; it uses OpenMP threads itself. When the
+// graph asks for bf16 operands (KernelArgs::precision, mixed-precision
+// training) every product of a float32 graph goes to bf16_gemm instead, the
+// forward and both gradient products alike.
+#include <type_traits>
+
+#include "backends/cpu/bf16_gemm.h"
 #include "backends/cpu/common.h"
 
 namespace lldl::cpu {
 
 namespace {
+
+// dst (+)= l r at the graph's precision.
+template <class T, class D, class L, class R>
+void mm(const KernelArgs& a, D&& dst, const L& l, const R& r, bool accumulate) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (a.precision == MatmulPrecision::BF16) {
+      auto [ap, ai, ak] = strides_of(l);
+      auto [bp, bk, bj] = strides_of(r);
+      bf16_gemm(l.rows(), r.cols(), l.cols(), ap, ai, ak, bp, bk, bj, dst.data(),
+                int64_t(dst.outerStride()), accumulate);
+      return;
+    }
+  }
+  product(dst, l, r, accumulate);
+}
 
 template <class T>
 void matmul_forward(const KernelArgs& a) {
@@ -15,10 +36,10 @@ void matmul_forward(const KernelArgs& a) {
   CMap<T> B(in<T>(a, 1), sb[0], sb[1]);
   Map<T> C(out<T>(a), a.out_shape[0], a.out_shape[1]);
   bool ta = a.attr.matmul.trans_a, tb = a.attr.matmul.trans_b;
-  if (!ta && !tb) product(C, A, B, false);
-  else if (ta && !tb) product(C, A.transpose(), B, false);
-  else if (!ta && tb) product(C, A, B.transpose(), false);
-  else product(C, A.transpose(), B.transpose(), false);
+  if (!ta && !tb) mm<T>(a, C, A, B, false);
+  else if (ta && !tb) mm<T>(a, C, A.transpose(), B, false);
+  else if (!ta && tb) mm<T>(a, C, A, B.transpose(), false);
+  else mm<T>(a, C, A.transpose(), B.transpose(), false);
 }
 
 // With C = op(A) op(B): d op(A) = dC op(B)^T and d op(B) = op(A)^T dC; the
@@ -34,22 +55,22 @@ void matmul_backward(const KernelArgs& a) {
     Map<T> dA(ga, sa[0], sa[1]);
     const bool acc = !fresh(a, 0);
     if (!ta) {
-      if (!tb) product(dA, dC, B.transpose(), acc);  // (M,N)(N,K)
-      else product(dA, dC, B, acc);                  // B is (N,K)
+      if (!tb) mm<T>(a, dA, dC, B.transpose(), acc);  // (M,N)(N,K)
+      else mm<T>(a, dA, dC, B, acc);                  // B is (N,K)
     } else {
-      if (!tb) product(dA, B, dC.transpose(), acc);  // (K,N)(N,M)
-      else product(dA, B.transpose(), dC.transpose(), acc);
+      if (!tb) mm<T>(a, dA, B, dC.transpose(), acc);  // (K,N)(N,M)
+      else mm<T>(a, dA, B.transpose(), dC.transpose(), acc);
     }
   }
   if (T* gb = gin<T>(a, 1)) {
     Map<T> dB(gb, sb[0], sb[1]);
     const bool acc = !fresh(a, 1);
     if (!tb) {
-      if (!ta) product(dB, A.transpose(), dC, acc);  // (K,M)(M,N)
-      else product(dB, A, dC, acc);                  // A is (K,M)
+      if (!ta) mm<T>(a, dB, A.transpose(), dC, acc);  // (K,M)(M,N)
+      else mm<T>(a, dB, A, dC, acc);                  // A is (K,M)
     } else {
-      if (!ta) product(dB, dC.transpose(), A, acc);  // (N,M)(M,K)
-      else product(dB, dC.transpose(), A.transpose(), acc);
+      if (!ta) mm<T>(a, dB, dC.transpose(), A, acc);  // (N,M)(M,K)
+      else mm<T>(a, dB, dC.transpose(), A.transpose(), acc);
     }
   }
 }
@@ -67,8 +88,8 @@ void linear_forward(const KernelArgs& a) {
   T* y = out<T>(a);
   pfor(M, [&](int64_t r) { VecMap<T>(y + r * N, N) = b; }, M * N);
   Map<T> Y(y, M, N);
-  if (a.attr.matmul.trans_b) product(Y, X, W.transpose(), true);
-  else product(Y, X, W, true);
+  if (a.attr.matmul.trans_b) mm<T>(a, Y, X, W.transpose(), true);
+  else mm<T>(a, Y, X, W, true);
 }
 
 // dX and dW are matmul's (trans_a is never set); db = the column sums of

@@ -125,7 +125,7 @@ void cuda_synchronize() {
 const DeviceFns& cuda_device() {
   static const DeviceFns f{cuda_available, cuda_status,    false,     cuda_alloc,
                            cuda_free,      cuda_memset,    cuda_to_device, cuda_to_host,
-                           cuda_copy,      cuda_synchronize, update};
+                           cuda_copy,      cuda_synchronize, update, false};
   return f;
 }
 
