@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "backends/cpu/bf16_gemm.h"
+#include "backends/lowp_isa.h"
 #include "backends/cpu/common.h"
 #include "core/threads.h"
 
@@ -76,7 +77,7 @@ int main(int argc, char** argv) {
   const int calls = argc > 2 ? std::atoi(argv[2]) : 3;
   lldl::set_num_threads(threads);
   std::printf("threads %d, bf16 kernel %s; GFLOP/s median [range] of 5, speed-up = fp32 time / "
-              "bf16 time\n", threads, lldl::cpu::bf16_kernel_name(lldl::cpu::bf16_kernel()));
+              "bf16 time\n", threads, lldl::cpu_isa_name(lldl::cpu_isa()));
   std::printf("%-20s %6s %6s %6s  op  %23s %23s  %5s  %s\n", "product", "M", "N", "K", "fp32",
               "bf16", "speed", "max rel diff");
   const int64_t BT = 1024, C = 768, V = 50257;
