@@ -54,7 +54,7 @@ void bf16_scalar(const Args& a, int64_t i0, int64_t n0, float* out) {
       const float* x = a.xf + (i0 + i) * a.ld;
       const uint16_t* w = a.wh + (n0 + j) * a.ld;
       float acc = 0;
-      for (int64_t k = 0; k < a.ld; ++k) acc += x[k] * bf16_to_f32(w[k]);
+      for (int64_t k = 0; k < a.ld; ++k) acc += x[k] * bf16_widen(w[k]);
       out[i * NR + j] = acc;
     }
 }
@@ -272,7 +272,7 @@ void lowp_matmul(const float* x, int64_t m, int64_t ldx, const LowpMatrix& W, co
     a.wh = W.bf16.data();
     if (isa >= CpuIsa::Avx512Bf16) {
       xh.resize(xf.size());
-      f32_to_bf16(xf.data(), xh.data(), static_cast<int64_t>(xf.size()));
+      bf16_pack_n(xf.data(), xh.data(), static_cast<int64_t>(xf.size()));
       a.xh = xh.data();
       tab = &kBf16Dp;
     } else if (isa >= CpuIsa::Avx512) {

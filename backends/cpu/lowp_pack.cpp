@@ -38,7 +38,7 @@ WeightFormat weight_format_from_name(const std::string& name) {
 }
 
 float LowpMatrix::at(int64_t n, int64_t k) const {
-  if (format == WeightFormat::BF16) return bf16_to_f32(bf16[n * ld + k]);
+  if (format == WeightFormat::BF16) return bf16_widen(bf16[n * ld + k]);
   return static_cast<float>(q[n * ld + k]) * scale[n * blocks() + k / kQ8Block];
 }
 
@@ -62,7 +62,7 @@ LowpMatrix lowp_pack(const float* w, int64_t rows, int64_t cols, bool transposed
   m.ld = padded(cols);
   if (format == WeightFormat::BF16) {
     m.bf16.assign(static_cast<size_t>(rows * m.ld), 0);
-    for (int64_t n = 0; n < rows; ++n) f32_to_bf16(src + n * cols, m.bf16.data() + n * m.ld, cols);
+    for (int64_t n = 0; n < rows; ++n) bf16_pack_n(src + n * cols, m.bf16.data() + n * m.ld, cols);
     return m;
   }
   m.q.assign(static_cast<size_t>(rows * m.ld), 0);

@@ -30,7 +30,7 @@ LLDL_TARGET_AVX512 inline __m512 bf16x16_load(const uint16_t* p) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-// Round to nearest even of 8 / 16 floats to bf16, as bf16_from_f32 does
+// Round to nearest even of 8 / 16 floats to bf16, as bf16_pack does
 // (NaN quieted, no flush of denormals; vcvtneps2bf16 would flush them).
 LLDL_TARGET_AVX2 inline __m128i bf16x8_round(__m256 x) {
   const __m256i u = _mm256_castps_si256(x);
