@@ -4,6 +4,7 @@ and int8, BF16 safetensors round trip, the CLI flag, LLDL_CPU_ISA, bad input.
 
 Logit tolerances (relative L2 error against the float32 forward), measured on
 the models below and set about 3x above: bf16 2e-2, int8 3e-2."""
+import json
 import os
 import subprocess
 import sys
@@ -150,3 +151,27 @@ def test_env_var_lowers_the_level():
     env = dict(module_env(), LLDL_CPU_ISA="avx1024")
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert r.returncode != 0 and "unknown level 'avx1024'" in r.stderr
+
+
+def test_study_report_precision_axis(tmp_path):
+    from conftest import ROOT
+    from test_profiler import synthetic_csv
+    synthetic_csv(tmp_path / "study.csv")
+    (tmp_path / "peak.csv").write_text("threads,gflops,gbs,load1\n2,100.0,40.0,0.2\n")
+
+    def fmt(b, tps, speedup, llama):
+        return dict(bytes_per_token=b, decode=tps, achieved_gbs=b * tps * 1e-9,
+                    roofline_tps=40e9 / b, fraction_of_roofline=tps / (40e9 / b),
+                    speedup_vs_fp32=speedup, ratio_vs_llama_cpp=llama)
+    prec = {"triad_gbs": 40.0, "formats": {"fp32": fmt(497e6, 76.0, 1.0, 0.95),
+                                           "int8": fmt(140e6, 170.0, 2.24, None)}}
+    (tmp_path / "p.json").write_text(json.dumps(prec))
+    subprocess.run([sys.executable, str(ROOT / "bench" / "study_report.py"), "--csv",
+                    str(tmp_path / "study.csv"), "--peak", str(tmp_path / "peak.csv"), "--out",
+                    str(tmp_path / "out"), "--precision", str(tmp_path / "p.json")],
+                   check=True, env=dict(os.environ, MPLBACKEND="Agg"))
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "## Precision: bytes per token and the decode roofline" in text
+    assert "| fp32 | 497.0 | 76.0 | 37.8 | 80.5 | 0.94 | 1.00x | 0.95x |" in text
+    assert "| int8 | 140.0 | 170.0 | 23.8 | 285.7 | 0.59 | 2.24x | - |" in text
+    assert "below 0.9 of their roofline (compute or overheads, not bytes, limit them): int8." in text
