@@ -108,6 +108,9 @@ class GPT : public LanguageModel<GPT, GPTConfig> {
   // choices for an unknown name.
   void set_inference_precision(const std::string& name, bool head = true);
   std::string inference_precision() const;
+  // LanguageModel::load, then the packed copies (if any) made again from
+  // the loaded weights, in the same format.
+  void load(const std::string& path);
   bool inference_head_packed() const { return lowp_ && lowp_->head; }
   // Bytes of weights one decode step reads in the current precision (every
   // parameter once, the embedding tables aside, plus the LM head): the

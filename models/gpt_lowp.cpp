@@ -33,6 +33,11 @@ void GPT::set_inference_precision(const std::string& name, bool head) {
   lowp_ = std::move(lp);
 }
 
+void GPT::load(const std::string& path) {
+  LanguageModel<GPT, GPTConfig>::load(path);
+  if (lowp_) set_inference_precision(weight_format_name(lowp_->format), lowp_->head);
+}
+
 std::string GPT::inference_precision() const {
   return weight_format_name(lowp_ ? lowp_->format : WeightFormat::F32);
 }
