@@ -182,3 +182,31 @@ def test_study_report_precision_axis(tmp_path):
     assert "| fp32 | 497.0 | 76.0 | 37.8 | 80.5 | 0.94 | 1.00x | 0.95x |" in text
     assert "| int8 | 140.0 | 170.0 | 23.8 | 285.7 | 0.59 | 2.24x | - |" in text
     assert "below 0.9 of their roofline (compute or overheads, not bytes, limit them): int8." in text
+
+
+def test_cli_sample_and_export_precision(tmp_path):
+    from conftest import ROOT
+    exe = ROOT / "build" / "lldl-gpt"
+    if not exe.exists():
+        pytest.skip(f"{exe} is not built")
+    run = lambda *a, check=True: subprocess.run([str(exe), *a], capture_output=True, text=True,
+                                                timeout=300, check=check, stdin=subprocess.DEVNULL)
+    (tmp_path / "c.txt").write_text(TEXT.replace("\n", "\n%\n"))
+    ckpt = str(tmp_path / "m.safetensors")
+    run("train", "--data", str(tmp_path / "c.txt"), "--steps", "60", "--out", ckpt, "--lr", "3e-3",
+        "--n-layer", "1", "--n-head", "2", "--n-embd", "48", "--block", "32", "--batch", "4",
+        "--quiet", "--threads", "1")
+    greedy = lambda p: run("sample", "--ckpt", ckpt, "--prompt", "the ", "--tokens", "30",
+                           "--top-k", "1", "--precision", p).stdout
+    ref = greedy("fp32")
+    assert ref.startswith("the ") and len(ref) > 30
+    for p in ["bf16", "int8"]:
+        out = greedy(p)
+        same = next((i for i, (a, b) in enumerate(zip(out, ref)) if a != b), None)
+        assert same is None or same >= 20, (p, same, out, ref)
+    r = run("sample", "--ckpt", ckpt, "--prompt", "the ", "--precision", "fp8", check=False)
+    assert r.returncode != 0 and "unknown name 'fp8'" in r.stderr
+    run("export", "--ckpt", ckpt, "--out", str(tmp_path / "hf"), "--precision", "bf16")
+    from safetensors import safe_open
+    with safe_open(str(tmp_path / "hf" / "model.safetensors"), "np") as f:
+        assert f.get_slice("transformer.wte.weight").get_dtype() == "BF16"
