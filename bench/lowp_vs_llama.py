@@ -73,10 +73,10 @@ def table(path):
                  llama_cpp_range=[min(lc), max(lc)] if lc else None, ratio_vs_llama_cpp=ratio)
         out["formats"][p] = f
         lcs = f"{med(lc):.1f} [{min(lc):.1f}-{max(lc):.1f}]" if lc else "-"
+        sp = f"{f['speedup_vs_fp32']:.2f}x" if base else "-"
+        rs = f"{ratio:.2f}x" if ratio else "-"
         print(f"| {p} | {f['decode']:.1f} [{min(dec):.1f}-{max(dec):.1f}] | {f['whole']:.1f} | "
-              f"{b / 1e6:.1f} | {gbs:.1f} | {f['fraction_of_roofline']:.2f} | "
-              f"{f['speedup_vs_fp32']:.2f}x | {lcs} | "
-              f"{ratio:.2f}x |" if ratio else f"| {p} | {f['decode']:.1f} | - |")
+              f"{b / 1e6:.1f} | {gbs:.1f} | {f['fraction_of_roofline']:.2f} | {sp} | {lcs} | {rs} |")
     with open(path.replace(".jsonl", ".json"), "w") as fh:
         json.dump(out, fh, indent=1)
 
