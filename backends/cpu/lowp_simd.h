@@ -7,6 +7,7 @@
 // they are inlined into target-attribute functions; a false positive, off
 // for the files that include this header (the low-precision kernels).
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #include <cstdint>
