@@ -62,7 +62,9 @@ const char* kUsage =
     "      --from DIR (start from a Hugging Face GPT-2 directory)                [gpt]\n"
     "  lldl-gpt sample --ckpt CKPT --prompt TEXT --tokens N [--temperature X (0.8)]\n"
     "      [--top-k N (40)] [--top-p X (1.0)] [--seed N (1)] [--batch N (1)] [--threads N]\n"
-    "  lldl-gpt export --ckpt CKPT --out DIR   (config.json + model.safetensors for transformers)\n";
+    "      [--precision fp32|bf16|int8 (fp32): weight format for generation]         [gpt]\n"
+    "  lldl-gpt export --ckpt CKPT --out DIR   (config.json + model.safetensors for transformers)\n"
+    "      [--precision fp32|bf16 (fp32): tensor dtype of model.safetensors]\n";
 
 [[noreturn]] void usage_error(const std::string& msg) {
   throw ValueError("lldl-gpt: " + msg + "\n" + kUsage);
@@ -387,7 +389,8 @@ int cmd_train(const Args& a) {
 }
 
 int cmd_sample(const Args& a) {
-  a.allow({"ckpt", "prompt", "tokens", "temperature", "top-k", "top-p", "seed", "threads", "batch"});
+  a.allow({"ckpt", "prompt", "tokens", "temperature", "top-k", "top-p", "seed", "threads", "batch",
+           "precision"});
   if (!a.has("ckpt")) usage_error("sample needs --ckpt CKPT");
   if (!a.has("prompt")) usage_error("sample needs --prompt TEXT");
   if (a.has("threads")) set_num_threads(static_cast<int>(a.num("threads", 1)));
@@ -406,8 +409,11 @@ int cmd_sample(const Args& a) {
   int64_t batch = a.num("batch", 1);
   if (batch < 1) usage_error("--batch must be >= 1, got " + std::to_string(batch));
   std::vector<std::vector<int32_t>> outs;
+  const std::string precision = a.str("precision", "fp32");
+  weight_format_from_name(precision);  // an unknown name fails before the model loads
   if (meta["lldl.model"] == "lstm") {
     if (top_p != 1.0f) usage_error("--top-p is for gpt checkpoints");
+    if (precision != "fp32") usage_error("--precision is for gpt checkpoints");
     auto m = LSTMLM::from_checkpoint(path);
     for (int64_t b = 0; b < batch; ++b)
       outs.push_back(m->generate(ids, n, temp, std::min(top_k, tok.vocab), seed + b));
@@ -415,6 +421,7 @@ int cmd_sample(const Args& a) {
     // Only the tokenizer's ids are sampled: a model may have more rows
     // (--init gpt2-124m with a smaller tokenizer).
     auto m = GPT::from_checkpoint(path);
+    m->set_inference_precision(precision);
     std::vector<std::vector<int32_t>> prompts(static_cast<size_t>(batch), ids);
     outs = m->generate_batch(prompts, n, temp, std::min(top_k, tok.vocab), seed, top_p,
                              std::min(tok.vocab, m->config().vocab_size));
@@ -430,7 +437,7 @@ int cmd_sample(const Args& a) {
 
 // A GPT checkpoint of lldl as a Hugging Face GPT-2 directory.
 int cmd_export(const Args& a) {
-  a.allow({"ckpt", "out"});
+  a.allow({"ckpt", "out", "precision"});
   if (!a.has("ckpt")) usage_error("export needs --ckpt CKPT");
   if (!a.has("out")) usage_error("export needs --out DIR");
   std::string path = a.str("ckpt", ""), dir = a.str("out", "");
@@ -438,7 +445,7 @@ int cmd_export(const Args& a) {
   load_safetensors(path, &meta);
   if (meta["lldl.model"] != "gpt")
     throw ValueError("export: " + path + " is not a GPT checkpoint (lldl.model '" + meta["lldl.model"] + "')");
-  GPT::from_checkpoint(path)->save_pretrained(dir);
+  GPT::from_checkpoint(path)->save_pretrained(dir, a.str("precision", "fp32"));
   std::printf("exported %s to %s (config.json, model.safetensors)\n", path.c_str(), dir.c_str());
   return 0;
 }

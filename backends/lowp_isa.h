@@ -36,17 +36,18 @@ CpuIsa cpu_isa();
 // every path this way); returns the previous level.
 CpuIsa set_cpu_isa(CpuIsa isa);
 
-// bfloat16 as its 16 bits. Round to nearest even from float32; NaN stays a
+// bfloat16 as its 16 bits (named apart from io/safetensors.h's loader helper
+// bf16_to_f32, which this header must not collide with). Round to nearest even from float32; NaN stays a
 // (quiet) NaN of the same sign, infinities and denormals convert exactly as
 // the rounding says (no flush to zero: every path gives the same bits).
-inline uint16_t bf16_from_f32(float f) {
+inline uint16_t bf16_pack(float f) {
   uint32_t u;
   __builtin_memcpy(&u, &f, 4);
   if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
   u += 0x7fffu + ((u >> 16) & 1u);
   return static_cast<uint16_t>(u >> 16);
 }
-inline float bf16_to_f32(uint16_t h) {
+inline float bf16_widen(uint16_t h) {
   const uint32_t u = static_cast<uint32_t>(h) << 16;
   float f;
   __builtin_memcpy(&f, &u, 4);
@@ -54,7 +55,7 @@ inline float bf16_to_f32(uint16_t h) {
 }
 // n values at once, vectorised at the cpu_isa() level; bit-identical to the
 // scalar functions above on every level.
-void f32_to_bf16(const float* src, uint16_t* dst, int64_t n);
-void bf16_to_f32(const uint16_t* src, float* dst, int64_t n);
+void bf16_pack_n(const float* src, uint16_t* dst, int64_t n);
+void bf16_widen_n(const uint16_t* src, float* dst, int64_t n);
 
 }  // namespace lldl

@@ -80,6 +80,10 @@ if [ ! -f "$GGUF" ]; then
   "$PY" "$LCPP/convert_hf_to_gguf.py" "$HF" --outtype f32 --outfile "$GGUF" 2>&1 | tail -3 >&2
 fi
 
+# PREP_ONLY=1: stop here, everything built and converted (bench/lowp_vs_llama.sh
+# reuses the build and the model this way).
+[ "${PREP_ONLY:-0}" = 1 ] && exit 0
+
 {
   echo "# The inference anchor: llama.cpp (llama-cpp-python==$VER's vendored copy) vs lldl"
   echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"

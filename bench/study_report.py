@@ -1,7 +1,7 @@
 """Plots and a markdown report from the study's CSV (bench/study).
 
     python bench/study_report.py [--csv bench/out/study.csv] [--peak bench/out/peak.csv]
-                                 [--out bench/out]
+                                 [--out bench/out] [--precision lowp_vs_llama.json]
 
 Writes PNGs (runtime vs threads per op, speed-up vs size, GFLOP/s vs
 arithmetic intensity under the measured roofline, CPU-vs-GPU crossover when
@@ -9,6 +9,7 @@ CUDA rows exist) and report.md. Every statement in the report is computed
 from the rows; thresholds are named constants below.
 """
 import argparse
+import json
 import csv
 import math
 import os
@@ -257,7 +258,29 @@ def roof(r, peak):
     return ai, att, (got / att if att else 0.0), ai < peak["gflops"] / peak["gbs"]
 
 
-def report(d, peaks, plots, csv_path, machine=None):
+def precision_section(p):
+    """The precision axis: GPT-2 124M decode per weight format under the
+    bandwidth roofline (bench/lowp_vs_llama.sh's JSON)."""
+    L = ["## Precision: bytes per token and the decode roofline", "",
+         f"GPT-2 124M generation, batch 1 (bench/lowp_vs_llama.sh). Each decoded token reads "
+         f"every weight once, so its time is bounded below by bytes / bandwidth: the roofline "
+         f"below is the triad's {p['triad_gbs']:.1f} GB/s divided by the bytes of weights per "
+         "token.", "",
+         "| format | MB of weights / token | decode tokens/s | achieved GB/s | roofline tokens/s | "
+         "fraction of roofline | vs fp32 | vs llama.cpp |", "|---|---|---|---|---|---|---|---|"]
+    for name, f in p["formats"].items():
+        lc = f.get("ratio_vs_llama_cpp")
+        L.append(f"| {name} | {f['bytes_per_token'] / 1e6:.1f} | {f['decode']:.1f} | "
+                 f"{f['achieved_gbs']:.1f} | {f['roofline_tps']:.1f} | "
+                 f"{f['fraction_of_roofline']:.2f} | {f['speedup_vs_fp32']:.2f}x | "
+                 + (f"{lc:.2f}x |" if lc else "- |"))
+    under = [n for n, f in p["formats"].items() if f["fraction_of_roofline"] < 0.9]
+    L += ["", "Formats below 0.9 of their roofline (compute or overheads, not bytes, limit "
+          "them): " + (", ".join(under) or "none") + ".", ""]
+    return L
+
+
+def report(d, peaks, plots, csv_path, machine=None, precision=None):
     L = []
     tmax = max(d.threads)
     # The load-average caution compares with the measuring machine's CPUs: this
@@ -377,6 +400,9 @@ def report(d, peaks, plots, csv_path, machine=None):
              + (", ".join(hurt) or "none") + ".")
     L.append("")
 
+    if precision:
+        L += precision_section(precision)
+
     L += ["## CPU vs GPU", ""]
     tiers = d.gpu_tiers()
     if not tiers:
@@ -455,6 +481,8 @@ def main(argv=None):
                     help="dist_scaling.md to append (default: the one in --out, when present)")
     ap.add_argument("--machine", default=None,
                     help="where the CSV was measured (default: this machine and its CPU count)")
+    ap.add_argument("--precision", default=None,
+                    help="bench/lowp_vs_llama.sh's JSON: adds the precision axis (decode roofline)")
     a = ap.parse_args(argv)
     if not os.path.exists(a.csv):
         sys.exit(f"study_report: {a.csv} does not exist (run bench/study first)")
@@ -467,7 +495,12 @@ def main(argv=None):
     plots += plot_crossover(d, a.out)
     path = os.path.join(a.out, "report.md")
     with open(path, "w") as f:
-        f.write(report(d, peaks, plots, a.csv, a.machine) + dist_section(a.dist or os.path.join(a.out, "dist_scaling.md")))
+        prec = None
+        if a.precision:
+            with open(a.precision) as pf:
+                prec = json.load(pf)
+        f.write(report(d, peaks, plots, a.csv, a.machine, prec)
+                + dist_section(a.dist or os.path.join(a.out, "dist_scaling.md")))
     print(f"study_report: wrote {path} and {len(plots)} plot(s)")
 
 

@@ -236,6 +236,14 @@ py::array_t<float> stepwise(const LM& lm, const py::handle& seq, F f) {
 }  // namespace
 
 void bind_lm(py::module_& m) {
+  m.def("cpu_isa", [] { return std::string(cpu_isa_name(cpu_isa())); },
+        "The CPU vector level the low-precision kernels use (cpuid, lowered by LLDL_CPU_ISA).");
+  m.def("cpu_isa_detected", [] { return std::string(cpu_isa_name(cpu_isa_detected())); });
+  m.def("set_cpu_isa",
+        [](const std::string& name) { return std::string(cpu_isa_name(set_cpu_isa(cpu_isa_from_name(name)))); },
+        py::arg("level"),
+        "Sets the level (scalar, avx2, avx512, avx512vnni, avx512bf16; clamped to the CPU's); "
+        "returns the previous one.");
   py::class_<GPTConfig>(m, "GPTConfig")
       .def(py::init([](int64_t vocab_size, int64_t block_size, int64_t n_layer, int64_t n_head,
                        int64_t n_embd, double layer_norm_epsilon) {
@@ -282,6 +290,35 @@ void bind_lm(py::module_& m) {
              });
            },
            py::arg("seq"), "Logits [T, vocab] computed token by token through the KV cache.")
+      .def("prefill_logits",
+           [](const PyLM<GPT>& lm, const py::handle& seq) {
+             Ids ids = as_ids(seq, "seq", true);
+             if (ids.B != 1) throw ValueError("seq: one sequence ([T] or [1, T]) expected");
+             std::vector<float> out;
+             {
+               py::gil_scoped_release nogil;
+               out = lm.m->prefill_logits(ids.v);
+             }
+             py::array_t<float> a(static_cast<py::ssize_t>(out.size()));
+             std::copy(out.begin(), out.end(), a.mutable_data());
+             return a;
+           },
+           py::arg("seq"), "Logits [vocab] of the last token, through one KV-cache prefill.")
+      .def("set_inference_precision",
+           [](PyLM<GPT>& lm, const std::string& name, bool head) {
+             py::gil_scoped_release nogil;
+             lm.m->set_inference_precision(name, head);
+           },
+           py::arg("precision"), py::arg("head") = true,
+           "'fp32', 'bf16' or 'int8' weights for generation (generate, cached_logits, "
+           "prefill_logits): packs the block matrices and, with head=True, the tied LM head "
+           "from the current weights, once (a snapshot: call again after training). "
+           "forward/loss stay float32.")
+      .def_property_readonly("inference_precision",
+                             [](const PyLM<GPT>& lm) { return lm.m->inference_precision(); })
+      .def("inference_weight_bytes",
+           [](const PyLM<GPT>& lm) { return lm.m->inference_weight_bytes(); },
+           "Bytes of weights one decode step reads in the current precision.")
       .def_static("from_pretrained",
                   [](const std::filesystem::path& dir) {
                     std::unique_ptr<GPT> g;
@@ -295,12 +332,13 @@ void bind_lm(py::module_& m) {
                   "A Hugging Face GPT-2 directory (config.json + model.safetensors; F32, F16 or "
                   "BF16), as transformers' save_pretrained writes it.")
       .def("save_pretrained",
-           [](const PyLM<GPT>& lm, const std::filesystem::path& dir) {
+           [](const PyLM<GPT>& lm, const std::filesystem::path& dir, const std::string& precision) {
              py::gil_scoped_release nogil;
-             lm.m->save_pretrained(dir.string());
+             lm.m->save_pretrained(dir.string(), precision);
            },
-           py::arg("dir"),
-           "Writes config.json and model.safetensors for transformers.GPT2LMHeadModel.");
+           py::arg("dir"), py::arg("precision") = "fp32",
+           "Writes config.json and model.safetensors for transformers.GPT2LMHeadModel; "
+           "precision 'fp32' or 'bf16' (BF16 tensors, round to nearest even).");
   bind_lm<LSTMLM, LSTMConfig>(m, "LSTM", "A character-level LSTM language model.")
       .def("stepwise_logits",
            [](const PyLM<LSTMLM>& lm, const py::handle& seq) {

@@ -31,7 +31,9 @@ std::atomic<uint64_t> g_tmp_counter{0};  // unique temporary names per process
 uint64_t checked_bytes(const StTensorRef& t, const std::string& where) {
   if (t.dtype != DType::F32 && t.dtype != DType::F64 && t.dtype != DType::I32)
     throw ValueError(where + ": tensor '" + t.name + "': unsupported dtype");
-  uint64_t n = dtype_size(t.dtype);
+  if (t.bf16 && t.dtype != DType::F32)
+    throw ValueError(where + ": tensor '" + t.name + "': bf16 storage is for F32 tensors only");
+  uint64_t n = t.bf16 ? 2 : dtype_size(t.dtype);
   for (int64_t d : t.shape) {
     if (d < 0) throw ValueError(where + ": tensor '" + t.name + "': negative dimension in shape " + st::shape_str(t.shape));
     if (__builtin_mul_overflow(n, uint64_t(d), &n))
@@ -118,7 +120,7 @@ void save_safetensors(const std::string& path, const std::vector<StTensorRef>& t
     order.push_back(&t);
   }
   std::sort(order.begin(), order.end(), [](const StTensorRef* a, const StTensorRef* b) {
-    size_t sa = dtype_size(a->dtype), sb = dtype_size(b->dtype);
+    size_t sa = a->bf16 ? 2 : dtype_size(a->dtype), sb = b->bf16 ? 2 : dtype_size(b->dtype);
     return sa != sb ? sa > sb : a->name < b->name;
   });
 
@@ -128,7 +130,7 @@ void save_safetensors(const std::string& path, const std::vector<StTensorRef>& t
   for (const StTensorRef* t : order) {
     uint64_t n = checked_bytes(*t, where);
     if (__builtin_add_overflow(offset, n, &offset)) throw ValueError(where + ": total size overflows");
-    header[t->name] = {{"dtype", st_dtype_name(t->dtype)}, {"shape", t->shape}, {"data_offsets", {offset - n, offset}}};
+    header[t->name] = {{"dtype", t->bf16 ? "BF16" : st_dtype_name(t->dtype)}, {"shape", t->shape}, {"data_offsets", {offset - n, offset}}};
     sizes.push_back(n);
   }
   if (!metadata.empty()) header["__metadata__"] = metadata;

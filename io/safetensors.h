@@ -38,6 +38,9 @@ struct StTensorRef {
   DType dtype = DType::F32;
   std::vector<int64_t> shape;
   const void* data = nullptr;
+  // F32 only: `data` holds bfloat16 bits (2 bytes per element), written as
+  // "BF16" (half-size weight files; loaders widen them back, StHalf).
+  bool bf16 = false;
 };
 
 // What a loader does with F16 / BF16 tensors: refuse them (the default: an

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "autograd/functions.h"
+#include "backends/lowp.h"
 #include "models/lm_base.h"
 
 namespace lldl {
@@ -90,9 +91,31 @@ class GPT : public LanguageModel<GPT, GPTConfig> {
   // the config implies, and nothing else (non-persistent attn.bias /
   // attn.masked_bias buffers aside); ValueError naming the key otherwise.
   static std::unique_ptr<GPT> from_pretrained(const std::string& dir);
-  // Writes such a directory (GPT2LMHeadModel keys, float32, lm_head tied and
-  // so not stored), creating `dir` if needed; each file is written atomically.
-  void save_pretrained(const std::string& dir) const;
+  // Writes such a directory (GPT2LMHeadModel keys, lm_head tied and so not
+  // stored), creating `dir` if needed; each file is written atomically.
+  // precision "fp32" (F32 tensors) or "bf16" (BF16, rounded to nearest even:
+  // half the bytes; from_pretrained widens them back exactly).
+  void save_pretrained(const std::string& dir, const std::string& precision = "fp32") const;
+
+  // Inference precision (issue 18). "bf16" or "int8" packs the four
+  // matrices of every block and, with head = true, the LM head (the tied
+  // wte; the embedding lookups stay float32) from the current float32
+  // weights, once; generate, generate_batch, cached_logits and
+  // prefill_logits then use them, with float32 activations, layer norms and
+  // KV cache. forward(), loss() and training stay float32. "fp32" drops the
+  // packed copies. They are a snapshot: weights changed afterwards (a
+  // training step) are not seen until the next call. ValueError naming the
+  // choices for an unknown name.
+  void set_inference_precision(const std::string& name, bool head = true);
+  std::string inference_precision() const;
+  // LanguageModel::load, then the packed copies (if any) made again from
+  // the loaded weights, in the same format.
+  void load(const std::string& path);
+  bool inference_head_packed() const { return lowp_ && lowp_->head; }
+  // Bytes of weights one decode step reads in the current precision (every
+  // parameter once, the embedding tables aside, plus the LM head): the
+  // numerator of the bandwidth roofline.
+  int64_t inference_weight_bytes() const;
 
   // Checks ids and sizes before anything is recorded.
   void check_tokens(const int32_t* idx, int64_t B, int64_t T) const;
@@ -103,6 +126,15 @@ class GPT : public LanguageModel<GPT, GPTConfig> {
     Tensor ln1_w, ln1_b, attn_w, attn_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, mlp_w, mlp_b;
   };
   std::vector<Block> h_;
+  // The packed matrices of set_inference_precision: per block attn, proj, fc,
+  // mlp as [out, in] rows.
+  struct Lowp {
+    WeightFormat format;
+    bool head;
+    std::vector<std::vector<LowpMatrix>> blocks;
+    LowpMatrix lm_head;
+  };
+  std::shared_ptr<const Lowp> lowp_;
   void init_weights(uint64_t seed);
   friend struct GptInfer;
 };

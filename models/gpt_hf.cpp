@@ -190,7 +190,11 @@ std::unique_ptr<GPT> GPT::from_pretrained(const std::string& dir) {
   return m;
 }
 
-void GPT::save_pretrained(const std::string& dir) const {
+void GPT::save_pretrained(const std::string& dir, const std::string& precision) const {
+  const WeightFormat format = weight_format_from_name(precision);
+  if (format == WeightFormat::Q8)
+    throw ValueError("GPT.save_pretrained: precision must be fp32 or bf16, got 'int8' (a Hugging "
+                     "Face directory holds no int8 weights)");
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec || !fs::is_directory(dir))
@@ -203,9 +207,17 @@ void GPT::save_pretrained(const std::string& dir) const {
   hc.n_embd = cfg_.n_embd;
   hc.layer_norm_epsilon = cfg_.layer_norm_epsilon;
   std::vector<StTensorRef> refs;
+  std::vector<std::vector<uint16_t>> halves;  // bf16 copies, alive until written
+  halves.reserve(params_.size());
   for (const auto& [name, t] : params_) {
     const Shape& s = g_.shape(t);
     refs.push_back({kPrefix + name, DType::F32, std::vector<int64_t>(s.d, s.d + s.ndim), g_.desc(t).data});
+    if (format == WeightFormat::BF16) {
+      auto& h = halves.emplace_back(static_cast<size_t>(s.numel()));
+      bf16_pack_n(static_cast<const float*>(g_.desc(t).data), h.data(), s.numel());
+      refs.back().data = h.data();
+      refs.back().bf16 = true;
+    }
   }
   // transformers refuses a safetensors file whose metadata lacks the format.
   save_safetensors(dir + "/model.safetensors", refs, {{"format", "pt"}});

@@ -62,8 +62,10 @@ struct GptInfer {
   // each sequence) make the product a matrix-vector one that reads all of W
   // per token, bound by memory bandwidth: the output columns are split over
   // the threads so that every core streams its own part of W.
+  // With packed weights (set_inference_precision), lowp_matmul instead.
   void dense_rows(const float* in, Tensor w, Tensor b, int64_t rows, int64_t n_in, int64_t n_out,
-                  float* out) {
+                  float* out, const LowpMatrix* packed) {
+    if (packed) return lowp_matmul(in, rows, n_in, *packed, P(b), out, n_out);
     Eigen::Map<MatR> O(out, rows, n_out);
     CMat W(P(w), n_in, n_out), X(in, rows, n_in);
     const int64_t cols = 256, parts = (n_out + cols - 1) / cols;
@@ -77,6 +79,7 @@ struct GptInfer {
   // logits (rows x vocab) = x (rows x C) @ wte^T, split over vocabulary rows.
   void lm_head(const float* x, int64_t rows, float* logits) {
     const int64_t V = cfg.vocab_size, part = 1024, parts = (V + part - 1) / part;
+    if (m.lowp_ && m.lowp_->head) return lowp_matmul(x, rows, C, m.lowp_->lm_head, nullptr, logits, V);
     CMat E(P(m.wte_), V, C), X(x, rows, C);
     Eigen::Map<MatR> L(logits, rows, V);
 #pragma omp parallel for schedule(static) if (rows <= 16 && V * C >= (1 << 18))
@@ -120,8 +123,9 @@ struct GptInfer {
       X.row(r) = CRow(P(m.wte_) + toks[r] * C, C) + CRow(P(m.wpe_) + pos(r) * C, C);
     for (int64_t l = 0; l < cfg.n_layer; ++l) {
       const auto& b = m.h_[l];
+      auto packed = [&](int i) { return m.lowp_ ? &m.lowp_->blocks[l][i] : nullptr; };
       layer_norm_rows(X.data(), b.ln1_w, b.ln1_b, Hn.data(), n);
-      dense_rows(Hn.data(), b.attn_w, b.attn_b, n, C, 3 * C, QKV.data());
+      dense_rows(Hn.data(), b.attn_w, b.attn_b, n, C, 3 * C, QKV.data(), packed(0));
       for (int64_t r = 0; r < n; ++r) {
         const float* row = QKV.data() + r * 3 * C;
         std::copy(row + C, row + 2 * C, kc(l, seq(r)) + pos(r) * C);
@@ -131,12 +135,12 @@ struct GptInfer {
         for (int64_t hd = 0; hd < H; ++hd)
           attend(QKV.data() + r * 3 * C + hd * D, kc(l, seq(r)), vc(l, seq(r)), pos(r), hd,
                  ATT.data() + r * C + hd * D);
-      dense_rows(ATT.data(), b.proj_w, b.proj_b, n, C, C, O.data());
+      dense_rows(ATT.data(), b.proj_w, b.proj_b, n, C, C, O.data(), packed(1));
       X += O;
       layer_norm_rows(X.data(), b.ln2_w, b.ln2_b, Hn.data(), n);
-      dense_rows(Hn.data(), b.fc_w, b.fc_b, n, C, 4 * C, FC.data());
+      dense_rows(Hn.data(), b.fc_w, b.fc_b, n, C, 4 * C, FC.data(), packed(2));
       gelu_inplace(FC.data(), n * 4 * C);
-      dense_rows(FC.data(), b.mlp_w, b.mlp_b, n, 4 * C, C, O.data());
+      dense_rows(FC.data(), b.mlp_w, b.mlp_b, n, 4 * C, C, O.data(), packed(3));
       X += O;
     }
     const int64_t k_out = static_cast<int64_t>(out_rows.size());

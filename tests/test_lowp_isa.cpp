@@ -45,21 +45,21 @@ TEST_CASE("cpu isa: names round trip, unknown names are refused, levels clamp to
 }
 
 TEST_CASE("bf16: round to nearest even, ties to even, NaN stays NaN, infinities exact") {
-  CHECK(bf16_from_f32(1.0f) == 0x3f80);
+  CHECK(bf16_pack(1.0f) == 0x3f80);
   // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties to the even (1.0).
-  CHECK(bf16_from_f32(from_bits(0x3f808000u)) == 0x3f80);
+  CHECK(bf16_pack(from_bits(0x3f808000u)) == 0x3f80);
   // 1 + 3 * 2^-8 is halfway between 1 + 2^-7 (odd) and 1 + 2^-6: up.
-  CHECK(bf16_from_f32(from_bits(0x3f818000u)) == 0x3f82);
-  CHECK(bf16_from_f32(from_bits(0x3f808001u)) == 0x3f81);  // above halfway: up
-  CHECK(bf16_from_f32(std::numeric_limits<float>::infinity()) == 0x7f80);
-  CHECK(bf16_from_f32(-std::numeric_limits<float>::infinity()) == 0xff80);
-  CHECK(std::isnan(bf16_to_f32(bf16_from_f32(std::numeric_limits<float>::quiet_NaN()))));
+  CHECK(bf16_pack(from_bits(0x3f818000u)) == 0x3f82);
+  CHECK(bf16_pack(from_bits(0x3f808001u)) == 0x3f81);  // above halfway: up
+  CHECK(bf16_pack(std::numeric_limits<float>::infinity()) == 0x7f80);
+  CHECK(bf16_pack(-std::numeric_limits<float>::infinity()) == 0xff80);
+  CHECK(std::isnan(bf16_widen(bf16_pack(std::numeric_limits<float>::quiet_NaN()))));
   // A signalling NaN whose payload is all in the low bits must not become inf.
-  CHECK(std::isnan(bf16_to_f32(bf16_from_f32(from_bits(0x7f800001u)))));
+  CHECK(std::isnan(bf16_widen(bf16_pack(from_bits(0x7f800001u)))));
   // The largest float rounds to infinity (as RNE says), the smallest denormal to 0.
-  CHECK(bf16_from_f32(std::numeric_limits<float>::max()) == 0x7f80);
-  CHECK(bf16_from_f32(from_bits(1u)) == 0);
-  CHECK(bf16_to_f32(0x4049) == from_bits(0x40490000u));
+  CHECK(bf16_pack(std::numeric_limits<float>::max()) == 0x7f80);
+  CHECK(bf16_pack(from_bits(1u)) == 0);
+  CHECK(bf16_widen(0x4049) == from_bits(0x40490000u));
 }
 
 TEST_CASE("bf16: array conversion gives the scalar bits on every ISA level, odd lengths") {
@@ -77,12 +77,12 @@ TEST_CASE("bf16: array conversion gives the scalar bits on every ISA level, odd 
     set_cpu_isa(isa);
     for (int64_t n : {int64_t(0), int64_t(1), int64_t(7), int64_t(17), int64_t(x.size())}) {
       std::vector<uint16_t> h(static_cast<size_t>(n) + 1, 0xabcd);
-      f32_to_bf16(x.data(), h.data(), n);
+      bf16_pack_n(x.data(), h.data(), n);
       CHECK(h[n] == 0xabcd);  // nothing written past the end
-      for (int64_t i = 0; i < n; ++i) REQUIRE(h[i] == bf16_from_f32(x[i]));
+      for (int64_t i = 0; i < n; ++i) REQUIRE(h[i] == bf16_pack(x[i]));
       std::vector<float> back(static_cast<size_t>(n));
-      bf16_to_f32(h.data(), back.data(), n);
-      for (int64_t i = 0; i < n; ++i) REQUIRE(bits(back[i]) == bits(bf16_to_f32(h[i])));
+      bf16_widen_n(h.data(), back.data(), n);
+      for (int64_t i = 0; i < n; ++i) REQUIRE(bits(back[i]) == bits(bf16_widen(h[i])));
     }
   }
   set_cpu_isa(before);

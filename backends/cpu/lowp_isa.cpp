@@ -93,20 +93,20 @@ LLDL_TARGET_AVX512 void to_f32_avx512(const uint16_t* s, float* d, int64_t n, in
 
 }  // namespace
 
-void f32_to_bf16(const float* src, uint16_t* dst, int64_t n) {
+void bf16_pack_n(const float* src, uint16_t* dst, int64_t n) {
   int64_t i = 0;
   const CpuIsa isa = cpu_isa();
   if (isa >= CpuIsa::Avx512) to_bf16_avx512(src, dst, n, i);
   if (isa >= CpuIsa::Avx2) to_bf16_avx2(src, dst, n, i);
-  for (; i < n; ++i) dst[i] = bf16_from_f32(src[i]);
+  for (; i < n; ++i) dst[i] = bf16_pack(src[i]);
 }
 
-void bf16_to_f32(const uint16_t* src, float* dst, int64_t n) {
+void bf16_widen_n(const uint16_t* src, float* dst, int64_t n) {
   int64_t i = 0;
   const CpuIsa isa = cpu_isa();
   if (isa >= CpuIsa::Avx512) to_f32_avx512(src, dst, n, i);
   if (isa >= CpuIsa::Avx2) to_f32_avx2(src, dst, n, i);
-  for (; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
+  for (; i < n; ++i) dst[i] = bf16_widen(src[i]);
 }
 
 }  // namespace lldl

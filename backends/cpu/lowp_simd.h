@@ -2,6 +2,12 @@
 // Each carries its own target attribute: call them only from functions
 // compiled for (at least) that target and reached when cpu_isa() allows it.
 #pragma once
+// GCC 12 warns of an uninitialised operand inside its own AVX-512 headers
+// (`__m512 __Y = __Y;`, the "undefined" source of unmasked intrinsics) once
+// they are inlined into target-attribute functions; a false positive, off
+// for the files that include this header (the low-precision kernels).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #include <cstdint>
@@ -25,7 +31,7 @@ LLDL_TARGET_AVX512 inline __m512 bf16x16_load(const uint16_t* p) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-// Round to nearest even of 8 / 16 floats to bf16, as bf16_from_f32 does
+// Round to nearest even of 8 / 16 floats to bf16, as bf16_pack does
 // (NaN quieted, no flush of denormals; vcvtneps2bf16 would flush them).
 LLDL_TARGET_AVX2 inline __m128i bf16x8_round(__m256 x) {
   const __m256i u = _mm256_castps_si256(x);
@@ -61,8 +67,10 @@ LLDL_TARGET_AVX2 inline float hsum8(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 LLDL_TARGET_AVX512 inline float hsum16(__m512 v) {
-  const __m256 s = _mm256_add_ps(_mm512_castps512_ps256(v),
-                                 _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+  // The upper half by a lane shuffle: GCC 12's _mm512_extractf64x4_pd warns
+  // of an uninitialised operand inside its own header.
+  const __m256 hi = _mm512_castps512_ps256(_mm512_shuffle_f32x4(v, v, 0xee));
+  const __m256 s = _mm256_add_ps(_mm512_castps512_ps256(v), hi);
   return hsum8(s);
 }
 
