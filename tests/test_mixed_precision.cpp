@@ -27,7 +27,7 @@ std::vector<float> random_vec(int64_t n, uint64_t seed) {
   return v;
 }
 
-double rnd(float x) { return bf16_to_f32(bf16_from_f32(x)); }
+double rnd(float x) { return bf16_widen(bf16_pack(x)); }
 
 // Largest |got - want| over the bound K 2^-23 * sum |terms| + 1e-6 of the
 // reference want(i, j) = sum_k l(i, k) r(k, j) of bf16-rounded operands

@@ -48,7 +48,7 @@ constexpr int64_t kMc = 96;  // rows of A packed at a time (192 KiB per block, L
 
 // The word of two bf16 (round to nearest even, lowp_isa.h), even k low.
 inline uint32_t pair(float even, float odd) {
-  return uint32_t(bf16_from_f32(even)) | uint32_t(bf16_from_f32(odd)) << 16;
+  return uint32_t(bf16_pack(even)) | uint32_t(bf16_pack(odd)) << 16;
 }
 
 // Panel of B's columns [j0, j0 + n) for pairs [p0, p0 + pn): d[p][kW], zero
@@ -146,7 +146,7 @@ LLDL_TARGET_AVX2 void tile_fma(const uint32_t* ap, const uint32_t* bp, int64_t p
   }
 }
 
-inline float widen(uint32_t bits16) { return bf16_to_f32(static_cast<uint16_t>(bits16)); }
+inline float widen(uint32_t bits16) { return bf16_widen(static_cast<uint16_t>(bits16)); }
 
 void tile_scalar(const uint32_t* ap, const uint32_t* bp, int64_t pn, float* res) {
   std::fill(res, res + kR * kW, 0.f);
