@@ -1,10 +1,12 @@
 #include "autograd/optim.h"
 
 #include <cmath>
+#include <cstring>
 #include <algorithm>
 #include <string>
 #include <utility>
 
+#include "autograd/step_graph.h"
 #include "core/error.h"
 
 namespace lldl {
@@ -46,19 +48,45 @@ void Optimizer::add_new_params() {
     steps.push_back(0);
   }
   slots.resize(params.size());
+  const size_t n = 3 * params.size();
+  scalars = g->buffer({static_cast<int64_t>(n)}, g->dtype());
+  host_scalars.assign(n * dtype_size(g->dtype()), 0);
+}
+
+void Optimizer::advance() {
+  ++t;
+  for (int64_t& s : steps) ++s;
+  const bool f32 = g->dtype() == DType::F32;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    if (f32) optim_scalars(cfg, steps[i], reinterpret_cast<float*>(host_scalars.data()) + 3 * i);
+    else optim_scalars(cfg, steps[i], reinterpret_cast<double*>(host_scalars.data()) + 3 * i);
+  }
 }
 
 void Optimizer::step() {
   // Parameters created since the last step join with fresh state. The list is
   // only rebuilt when that happens, so a step allocates nothing.
   if (params.size() != g->num_params()) add_new_params();
-  ++t;
-  for (int64_t& s : steps) ++s;
+  advance();
+  void* sc = g->desc(scalars).data;
+  if (StepCapture* cap = g->capture_state()) {
+    // Captured: the copy re-reads a pinned buffer that the hook rewrites
+    // with the next step's values before each replay.
+    void* pin = cap->feed(sc, host_scalars.data(), host_scalars.size());
+    cap->before_replay.push_back([this, pin] {
+      advance();
+      std::memcpy(pin, host_scalars.data(), host_scalars.size());
+    });
+  } else {
+    g->from_host(scalars, host_scalars.data());
+  }
   // The buffers are persistent, but desc() checks each handle: cheap next to
   // the update, and a handle gone bad fails here rather than in a kernel.
+  const size_t width = 3 * dtype_size(g->dtype());
   for (size_t i = 0; i < params.size(); ++i) {
     const TensorDesc& p = g->desc(params[i]);
-    slots[i] = {p.data, p.grad, g->desc(m[i]).data, g->desc(v[i]).data, p.shape.numel(), steps[i]};
+    slots[i] = {p.data, p.grad, g->desc(m[i]).data, g->desc(v[i]).data, p.shape.numel(), steps[i],
+                static_cast<char*>(sc) + i * width};
   }
   device(g->backend()).update(cfg, g->dtype(), slots.data(), slots.size());
 }

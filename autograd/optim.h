@@ -26,6 +26,14 @@ struct Optimizer {
   // What the backend's update gets: per parameter its buffers and step
   // count (rebuilt when parameters join, refreshed at each step).
   std::vector<ParamSlot> slots;
+  // Per parameter {lr, 1 - beta1^step, 1 - beta2^step} in the graph's dtype
+  // (optim_scalars): computed on the host at each step and copied into
+  // `scalars` (graph memory), which the update reads (ParamSlot::scalars),
+  // so that a step captured into a CUDA graph (autograd/step_graph.h)
+  // replays with each step's learning rate and bias corrections: a hook of
+  // the capture advances the counts and rewrites them before every replay.
+  std::vector<char> host_scalars;
+  Tensor scalars;
 
   Optimizer(Graph& graph, OptimConfig c);
   // One update of every parameter of the graph (parameters created after the
@@ -35,6 +43,10 @@ struct Optimizer {
   void reset_state();
   // Gives parameters created since the last call their state (step() calls it).
   void add_new_params();
+
+ private:
+  // ++t and every parameter's step, host_scalars for this step.
+  void advance();
 };
 
 // Scales every parameter gradient so that their global L2 norm is at most

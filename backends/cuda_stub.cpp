@@ -38,8 +38,14 @@ const DeviceFns& cuda_device() {
                            cuda_copy,      cuda_synchronize, no_update};
   return f;
 }
-void cuda_optim_update(const CudaOptimArgs&, int64_t, float*, const float*, float*, float*) {
+void cuda_optim_update(const CudaOptimArgs&, int64_t, float*, const float*, float*, float*,
+                       const float*) {
   unavailable("optimizer");
+}
+// No device: a CUDA graph cannot be made (Graph refuses the backend first).
+const CaptureFns& cuda_capture_fns() {
+  static const CaptureFns f{};
+  return f;
 }
 
 }  // namespace lldl

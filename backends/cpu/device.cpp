@@ -24,10 +24,12 @@ void no_sync() {}
 // The loops vectorise: the pointers never alias (__restrict) and each kind
 // has its own branch-free loop (one loop with the AdamW/Adam choice inside
 // stayed scalar, divisions and square roots one element at a time).
+// sc: null, or {lr, bc1, bc2} to use instead of c.lr and those of step t
+// (ParamSlot::scalars; the same values, read from memory).
 template <class T>
 void update(const OptimConfig& c, int64_t t, int64_t n, T* __restrict p,
-            const T* __restrict grad, T* __restrict m, T* __restrict v) {
-  const T lr = c.lr, wd = c.weight_decay;
+            const T* __restrict grad, T* __restrict m, T* __restrict v, const T* sc) {
+  const T lr = sc ? sc[0] : T(c.lr), wd = c.weight_decay;
   switch (c.kind) {
     case OptimKind::SGD:
       for (int64_t i = 0; i < n; ++i) p[i] -= lr * (grad[i] + wd * p[i]);
@@ -43,7 +45,8 @@ void update(const OptimConfig& c, int64_t t, int64_t n, T* __restrict p,
     case OptimKind::Adam:
     case OptimKind::AdamW: {
       const T b1 = c.beta1, b2 = c.beta2, eps = c.eps;
-      const T bc1 = T(1) - std::pow(b1, T(t)), bc2 = T(1) - std::pow(b2, T(t));
+      const T bc1 = sc ? sc[1] : T(1) - std::pow(b1, T(t));
+      const T bc2 = sc ? sc[2] : T(1) - std::pow(b2, T(t));
       if (c.kind == OptimKind::AdamW) {
         for (int64_t i = 0; i < n; ++i) {
           const T gi = grad[i];
@@ -100,7 +103,7 @@ void update_all(const OptimConfig& c, const ParamSlot* ps, size_t count) {
     T* m = static_cast<T*>(s.m);
     T* v = static_cast<T*>(s.v);
     update(c, s.step, ch.count, static_cast<T*>(s.p) + b, static_cast<const T*>(s.grad) + b,
-           per_m ? m + b : m, per_v ? v + b : v);
+           per_m ? m + b : m, per_v ? v + b : v, static_cast<const T*>(s.scalars));
   };
   if (total < 4 * kUpdateChunk) {
     for (int64_t k = 0; k < nc; ++k) run(k);
@@ -120,6 +123,14 @@ void cpu_update(const OptimConfig& c, DType t, const ParamSlot* ps, size_t count
 const DeviceFns& cpu_device() {
   static const DeviceFns f{yes,       status,    true,      host_alloc, host_free, host_memset,
                            host_copy, host_copy, host_copy, no_sync,    cpu_update};
+  return f;
+}
+
+// The CPU runs each kernel as it is called: there is nothing to capture, and
+// StepGraph runs the step function at every call (begin is null).
+const CaptureFns& cpu_capture_fns() {
+  static const CaptureFns f{nullptr,   nullptr,   nullptr,   nullptr,  nullptr,
+                            host_alloc, host_free, host_copy, host_copy};
   return f;
 }
 

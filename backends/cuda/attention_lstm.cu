@@ -61,7 +61,7 @@ void attention_forward(const KernelArgs& a) {
   DeviceLauncher run;
   if (!fast()) return naive::attention_fwd(a, run);
   attention_gemm_fwd(a, run, [](float* P, int64_t rows, int64_t T, float scale) {
-    attn_softmax_warp_kernel<<<row_blocks(rows), kWarpsPerBlock * 32>>>(P, rows, T, scale);
+    attn_softmax_warp_kernel<<<row_blocks(rows), kWarpsPerBlock * 32, 0, stream()>>>(P, rows, T, scale);
     check_launch("causal_attention");
   });
 }
@@ -69,7 +69,7 @@ void attention_backward(const KernelArgs& a) {
   DeviceLauncher run;
   if (!fast()) return naive::attention_bwd(a, run);
   attention_gemm_bwd(a, run, [](const float* P, float* dS, int64_t rows, int64_t T, float scale) {
-    attn_softmax_bwd_warp_kernel<<<row_blocks(rows), kWarpsPerBlock * 32>>>(P, dS, rows, T, scale);
+    attn_softmax_bwd_warp_kernel<<<row_blocks(rows), kWarpsPerBlock * 32, 0, stream()>>>(P, dS, rows, T, scale);
     check_launch("causal_attention backward");
   });
 }

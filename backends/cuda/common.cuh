@@ -30,7 +30,7 @@ void launch(const char* what, int64_t n, const F& f, bool always_naive = false) 
   int64_t grid = blocks_for(n);
   if (!always_naive && cuda_tier() == CudaTier::Fast && grid > 8 * 132) grid = 8 * 132;
   if (grid > 0x7fffffff) grid = 0x7fffffff;  // the grid-stride loop covers the rest
-  for_each_kernel<<<static_cast<unsigned>(grid), kBlock>>>(f, n);
+  for_each_kernel<<<static_cast<unsigned>(grid), kBlock, 0, stream()>>>(f, n);
   check_launch(what);
 }
 
@@ -142,9 +142,9 @@ void device_sum(const char* what, int64_t n, const F& f, double scale, T* o, dou
   int64_t blocks = blocks_for(n, threads);
   if (blocks > kMaxPartials) blocks = kMaxPartials;
   if (blocks < 1) blocks = 1;
-  partial_sums_kernel<<<static_cast<int>(blocks), threads>>>(f, n, part);
+  partial_sums_kernel<<<static_cast<int>(blocks), threads, 0, stream()>>>(f, n, part);
   check_launch(what);
-  finish_sum_kernel<<<1, 256>>>(part, static_cast<int>(blocks), scale, o);
+  finish_sum_kernel<<<1, 256, 0, stream()>>>(part, static_cast<int>(blocks), scale, o);
   check_launch(what);
 }
 

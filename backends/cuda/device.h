@@ -44,12 +44,13 @@ void cuda_synchronize();
 
 // The optimiser update on device memory (cuda_device().update calls it once
 // per parameter). kind: 0 SGD, 1 momentum, 2 Adam, 3 AdamW (OptimKind's order);
-// bc1, bc2 the bias corrections 1 - beta^t.
+// bc1, bc2 the bias corrections 1 - beta^t. scalars: null, or device memory
+// with {lr, bc1, bc2} read instead of a's (ParamSlot::scalars).
 struct CudaOptimArgs {
   int kind;
   float lr, momentum, beta1, beta2, eps, weight_decay, bc1, bc2;
 };
 void cuda_optim_update(const CudaOptimArgs& a, int64_t n, float* p, const float* grad, float* m,
-                       float* v);
+                       float* v, const float* scalars = nullptr);
 
 }  // namespace lldl

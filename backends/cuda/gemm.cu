@@ -92,7 +92,7 @@ void conv_bwd(const KernelArgs& a) {
   if (!fast()) return naive::conv_bwd(a, run);
   const ConvGeom g = conv_geom(a.in_shape, a.attr);
   if (float* db = gin<float>(a, 2); db && g.OC > 0) {
-    conv_bias_grad_kernel<<<static_cast<unsigned>(g.OC), 256>>>(gout<float>(a), db, g);
+    conv_bias_grad_kernel<<<static_cast<unsigned>(g.OC), 256, 0, stream()>>>(gout<float>(a), db, g);
     check_launch("conv2d backward");
   }
   conv_im2col_bwd(a, run, gin<float>(a, 0), gin<float>(a, 1));

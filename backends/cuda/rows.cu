@@ -68,7 +68,7 @@ void softmax_fwd(const KernelArgs& a) {
   DeviceLauncher run;
   if (!fast()) return naive::softmax_fwd(a, run);
   if (rows == 0) return;
-  softmax_warp_kernel<Log><<<row_blocks(rows), kWarpsPerBlock * 32>>>(x, y, rows, n);
+  softmax_warp_kernel<Log><<<row_blocks(rows), kWarpsPerBlock * 32, 0, stream()>>>(x, y, rows, n);
   check_launch(Log ? "log_softmax" : "softmax");
 }
 template <bool Log>
@@ -80,7 +80,7 @@ void softmax_bwd(const KernelArgs& a) {
   DeviceLauncher run;
   if (!fast()) return naive::softmax_bwd(a, run);
   if (rows == 0) return;
-  softmax_bwd_warp_kernel<Log><<<row_blocks(rows), kWarpsPerBlock * 32>>>(y, g, d, rows, n);
+  softmax_bwd_warp_kernel<Log><<<row_blocks(rows), kWarpsPerBlock * 32, 0, stream()>>>(y, g, d, rows, n);
   check_launch(Log ? "log_softmax backward" : "softmax backward");
 }
 
@@ -123,7 +123,7 @@ void ce_fwd(const KernelArgs& a) {
   double* row = static_cast<double*>(scratch(sizeof(double) * (N + kMaxPartials)));
   double* part = row + N;
   const double f = -1.0 / static_cast<double>(N);
-  ce_row_warp_kernel<Labels><<<row_blocks(N), kWarpsPerBlock * 32>>>(x, t, y, row, N, C);
+  ce_row_warp_kernel<Labels><<<row_blocks(N), kWarpsPerBlock * 32, 0, stream()>>>(x, t, y, row, N, C);
   check_launch(what);
   device_sum(what, N, RowTerm{row}, f, out<float>(a), part);
 }
@@ -164,7 +164,7 @@ void ce_bwd(const KernelArgs& a) {
   DeviceLauncher run;
   if (!fast()) return naive::ce_bwd(a, run);
   if (N == 0) return;
-  ce_bwd_warp_kernel<Labels><<<row_blocks(N), kWarpsPerBlock * 32>>>(x, t, y, g, dx, dt, N, C);
+  ce_bwd_warp_kernel<Labels><<<row_blocks(N), kWarpsPerBlock * 32, 0, stream()>>>(x, t, y, g, dx, dt, N, C);
   check_launch(what);
 }
 
