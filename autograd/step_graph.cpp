@@ -9,9 +9,25 @@ namespace lldl {
 
 // ---- StepCapture -------------------------------------------------------------
 
+void StepCapture::reserve(size_t bytes) {
+  pool = static_cast<char*>(fns->pinned_alloc(bytes));
+  pool_size = bytes;
+  pool_used = 0;
+}
+
+void* StepCapture::take(size_t bytes) {
+  const size_t need = (bytes + 63) / 64 * 64;
+  if (pool_size - pool_used < need)
+    throw ValueError("StepGraph: the step fed " + std::to_string(pool_used + need) +
+                     " bytes of host data, more than the " + std::to_string(pool_size) +
+                     " bytes of page-locked memory reserved for it");
+  void* p = pool + pool_used;
+  pool_used += need;
+  return p;
+}
+
 void* StepCapture::feed(void* dst, const void* src, size_t bytes) {
-  void* pin = fns->pinned_alloc(bytes);
-  pinned.push_back(pin);
+  void* pin = take(bytes);
   if (bytes) std::memcpy(pin, src, bytes);
   fns->to_device_async(dst, pin, bytes);
   mirrors.push_back({static_cast<const char*>(dst), static_cast<const char*>(pin), bytes});
@@ -53,8 +69,9 @@ void StepCapture::check_values(const OpMeta& m, const KernelArgs& a) {
 }
 
 void StepCapture::free_pinned() {
-  for (void* p : pinned) fns->pinned_free(p);
-  pinned.clear();
+  if (pool) fns->pinned_free(pool);
+  pool = nullptr;
+  pool_size = pool_used = 0;
   mirrors.clear();
   checks.clear();
   before_replay.clear();
@@ -145,8 +162,13 @@ double StepGraph::capture_and_run(const std::vector<const void*>& inputs) {
   std::vector<Tensor> in;
   for (const StepInput& s : specs_) in.push_back(g_->input(s.shape, s.dtype));
   loss_dtype_ = g_->dtype();
-  loss_pin_ = fns_.pinned_alloc(dtype_size(loss_dtype_));
-  cap_.pinned.push_back(loss_pin_);
+  // The pinned pool: the inputs, the loss, and room for what the step feeds
+  // besides (backward's seeds, the optimiser's three scalars a parameter).
+  size_t pool = 64 * (specs_.size() + 1) + 8 + (size_t(1) << 16) +
+                3 * 8 * g_->num_params() * 4;
+  for (size_t b : bytes_) pool += b;
+  cap_.reserve(pool);
+  loss_pin_ = cap_.take(dtype_size(loss_dtype_));
   g_->set_capture_state(&cap_);
   try {
     fns_.begin();

@@ -75,10 +75,15 @@ struct StepCapture {
   // Host work each replay needs, run in order before it (the optimiser
   // advancing its step count and writing its scalars).
   std::vector<std::function<void()>> before_replay;
-  std::vector<void*> pinned;  // owned page-locked buffers
+  // Page-locked memory, one block obtained before the capture begins
+  // (allocating it is not allowed while capturing) and carved by take().
+  char* pool = nullptr;
+  size_t pool_size = 0, pool_used = 0;
 
-  // Copies `bytes` of host data into new pinned memory and queues (captures)
-  // the copy from there to dst; returns the pinned copy, which a
+  void reserve(size_t bytes);  // the pool, before the capture
+  void* take(size_t bytes);    // 64-byte aligned; ValueError when the pool is spent
+  // Copies `bytes` of host data into pinned memory from the pool and queues
+  // (captures) the copy from there to dst; returns the pinned copy, which a
   // before_replay hook may rewrite.
   void* feed(void* dst, const void* src, size_t bytes);
   // The pinned host copy of graph memory [dev, dev + bytes), or null.
@@ -126,7 +131,7 @@ class StepGraph {
   CaptureFns fns_;  // a copy: the caller's may be a temporary
   StepCapture cap_;
   std::vector<size_t> bytes_;
-  std::vector<void*> staging_;  // the inputs' pinned copies (in cap_.pinned)
+  std::vector<void*> staging_;  // the inputs' pinned copies (in cap_'s pool)
   void* loss_pin_ = nullptr;
   DType loss_dtype_ = DType::F32;
   void* exec_ = nullptr;
