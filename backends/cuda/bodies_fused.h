@@ -9,7 +9,7 @@
 // Flash attention (shapes as backends/cpu/attention.cpp; per (b, h) with
 // Q, K, V, Y the (T, D) head slices of qkv and y, scale = 1/sqrt(D)):
 //   forward   a block per (query tile of kFlashTile rows, b h), a thread per
-//             query row t holding q_t scale and its output row in registers;
+//             query row t holding its output row in registers;
 //             key tiles 0..its own (causal) pass through shared memory, and
 //             per key tile the row's running maximum m and sum l are updated
 //             once (online softmax), so no T x T matrix exists anywhere.
@@ -39,7 +39,7 @@ constexpr int kFlashMaxD = 64;  // head dims held in registers (GPT-2: 64)
 // Whether the flash kernels take a shape: D up to kFlashMaxD (registers) and
 // B NH within a grid's y dimension. Otherwise the middle rung runs.
 inline bool flash_fits(const AttnGeom& g) { return g.D >= 1 && g.D <= kFlashMaxD && g.B * g.NH <= 65535; }
-inline int64_t flash_tiles(int64_t T) { return (T + kFlashTile - 1) / kFlashTile; }
+LLDL_HD inline int64_t flash_tiles(int64_t T) { return (T + kFlashTile - 1) / kFlashTile; }
 
 // Copies rows [row0, row0 + kFlashTile) of one head's (T, D) slice at
 // src + col (row stride 3C in qkv, C in y / dy; `stride`) into a shared tile
@@ -60,36 +60,33 @@ LLDL_HD inline float flash_dot(const float* a, const float* b, int64_t D) {
 struct FlashFwdF {
   const float* qkv; float* y; float* lse; AttnGeom g; float scale;
   static constexpr int kThreads = kFlashTile;
-  struct State { float q[kFlashMaxD], o[kFlashMaxD], m, l; };
-  size_t smem_floats() const { return 2 * kFlashTile * static_cast<size_t>(g.D + 1); }  // K, V tiles
+  // The output row in registers; q stays in the block's own Q tile (registers
+  // for q as well spill at D = 64).
+  struct State { float o[kFlashMaxD], m, l; };
+  size_t smem_floats() const { return 3 * kFlashTile * static_cast<size_t>(g.D + 1); }  // Q, K, V tiles
   LLDL_HD int steps(int64_t bx) const { return static_cast<int>(bx) + 1; }  // key tiles up to the diagonal
-  LLDL_HD void begin(int64_t bx, int64_t by, int tid, float*, State& st) const {
-    const int64_t t = bx * kFlashTile + tid;
-    const float* q = qkv + g.qkv(by / g.NH, by % g.NH, t);
+  LLDL_HD void begin(int64_t bx, int64_t by, int tid, float* smem, State& st) const {
+    flash_load_tile(qkv + g.qkv(by / g.NH, by % g.NH), 3 * g.C, bx * kFlashTile, g.T, g.D, tid, smem);
     st.m = -INFINITY;
     st.l = 0;
-    LLDL_UNROLL for (int d = 0; d < kFlashMaxD; ++d) {
-      st.q[d] = d < g.D && t < g.T ? q[d] * scale : 0.0f;
-      st.o[d] = 0;
-    }
+    LLDL_UNROLL for (int d = 0; d < kFlashMaxD; ++d) st.o[d] = 0;
   }
   LLDL_HD void load(int64_t, int64_t by, int j, int tid, float* smem) const {
+    const int64_t ld = g.D + 1;
     const float* k = qkv + g.qkv(by / g.NH, by % g.NH) + g.C;
-    flash_load_tile(k, 3 * g.C, int64_t(j) * kFlashTile, g.T, g.D, tid, smem);
-    flash_load_tile(k + g.C, 3 * g.C, int64_t(j) * kFlashTile, g.T, g.D, tid, smem + kFlashTile * (g.D + 1));
+    flash_load_tile(k, 3 * g.C, int64_t(j) * kFlashTile, g.T, g.D, tid, smem + kFlashTile * ld);
+    flash_load_tile(k + g.C, 3 * g.C, int64_t(j) * kFlashTile, g.T, g.D, tid, smem + 2 * kFlashTile * ld);
   }
   LLDL_HD void step(int64_t bx, int64_t, int j, int tid, float* smem, State& st) const {
     const int64_t t = bx * kFlashTile + tid, s0 = int64_t(j) * kFlashTile, ld = g.D + 1;
     if (t >= g.T) return;
     const int64_t n = t - s0 + 1 < kFlashTile ? t - s0 + 1 : kFlashTile;  // keys s0..t of this tile
-    const float *ks = smem, *vs = smem + kFlashTile * ld;
+    const float *q = smem + tid * ld, *ks = smem + kFlashTile * ld, *vs = ks + kFlashTile * ld;
     float sc[kFlashTile];
     float m = st.m;
     LLDL_UNROLL for (int i = 0; i < kFlashTile; ++i) {
       if (i >= n) break;
-      float s = 0;
-      LLDL_UNROLL for (int d = 0; d < kFlashMaxD; ++d)
-        if (d < g.D) s += st.q[d] * ks[i * ld + d];
+      const float s = scale * flash_dot(q, ks + i * ld, g.D);
       sc[i] = s;
       m = s > m ? s : m;
     }
