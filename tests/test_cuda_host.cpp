@@ -26,6 +26,7 @@
 #include "backends/cuda/bodies_fused.h"
 #include "backends/cuda/im2col.h"
 #include "backends/cuda/naive.h"
+#include "backends/cuda/naive_fused.h"
 #include "backends/cuda/naive_seq.h"
 #include "backends/cuda/seq_gemm.h"
 #include "cuda_cases.h"
@@ -77,6 +78,9 @@ Side naive_side(OpKind k, HostLauncher& host) {
   switch (k) {
     case OpKind::MatMul: return pair(nv::matmul_fwd<H>, nv::matmul_bwd<H>);
     case OpKind::Linear: return pair(nv::linear_fwd<H>, nv::linear_bwd<H>);
+    case OpKind::LinearGelu:
+      return Side{[&host](const KernelArgs& a) { cuda::linear_gelu_fwd(a, host, false); },
+                  [&host](const KernelArgs& a) { nv::linear_bwd(cuda::linear_gelu_du(a, host, false), host); }};
     case OpKind::BiasAdd: return pair(nv::bias_fwd<H>, nv::bias_bwd<H>);
     case OpKind::Add: return pair(nv::add_fwd<H>, nv::add_bwd<H>);
     case OpKind::Sub: return pair(nv::sub_fwd<H>, nv::sub_bwd<H>);
@@ -308,6 +312,26 @@ TEST_CASE("CUDA fused softmax + cross-entropy (a block per row) on the host matc
     };
     compare(k, run(k, fused, seed, false), run(k, cpu_side(k.kind), seed, false), "block per row", false);
   }
+}
+
+TEST_CASE("CUDA linear_gelu with the fused bias + GELU epilogue on the host matches the CPU backend") {
+  // The fast rung: GEMM with beta 0, BiasGeluF, GeluGradF, then linear's
+  // gradients (col_reduce on the GPU; the naive column sum here).
+  uint64_t seed = 41;
+  int n = 0;
+  for (const Case& k : cases()) {
+    if (k.kind != OpKind::LinearGelu) continue;
+    ++n;
+    seed += 1000;
+    HostLauncher host;
+    host.max_grid = 2;  // and a grid-stride launch, as the fast tier caps its grids
+    Side fused{[&host](const KernelArgs& a) { cuda::linear_gelu_fwd(a, host, true); },
+               [&host](const KernelArgs& a) {
+                 cuda::naive::linear_bwd(cuda::linear_gelu_du(a, host, true), host);
+               }};
+    compare(k, run(k, fused, seed, false), run(k, cpu_side(k.kind), seed, false), "fused epilogue", false);
+  }
+  CHECK(n >= 3);
 }
 
 TEST_CASE("CUDA attention batches heads or batch rows, whichever is larger") {

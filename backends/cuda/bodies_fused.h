@@ -4,7 +4,8 @@
 // hd.h (begin / load / step / end between block barriers): tiles_kernel
 // runs them on the GPU (common.cuh), host_tiles on the host, so
 // tests/test_cuda_host.cpp checks every tile index, shared-memory offset and
-// online-softmax update against the CPU backend.
+// online-softmax update against the CPU backend. At the end, linear_gelu's
+// bias + GELU epilogue bodies (per element, run by the ordinary launcher).
 //
 // Flash attention (shapes as backends/cpu/attention.cpp; per (b, h) with
 // Q, K, V, Y the (T, D) head slices of qkv and y, scale = 1/sqrt(D)):
@@ -28,6 +29,7 @@
 #pragma once
 #include <cstdint>
 
+#include "backends/cuda/bodies_seq.h"
 #include "backends/cuda/hd.h"
 #include "ops/geometry.h"
 
@@ -283,6 +285,31 @@ struct CeFusedF {
     const float f = g[0] / static_cast<float>(N);
     for (int64_t j = tid; j < C; j += kThreads)
       dx[r * C + j] += f * (hexp(xr[j] - lse) - (j == label ? 1.0f : 0.0f));
+  }
+};
+
+}  // namespace lldl::cuda
+
+namespace lldl::cuda {
+
+// ---- linear_gelu's epilogues, one thread per element of the (M, N) output ----
+// After the GEMM u = x op(w) (beta 0): u += b[column], y = gelu(u), in one
+// pass (the unfused path broadcasts b into u, runs the GEMM with beta 1 and
+// gelu as a third pass). GELU's arithmetic is GeluF's (bodies_seq.h).
+struct BiasGeluF {
+  float* u; const float* b; float* y; int64_t N;
+  LLDL_HD void operator()(int64_t i) const {
+    u[i] += b[i % N];
+    GeluF<float>{u, y}(i);
+  }
+};
+// du = dy gelu'(u), overwriting (GeluBwdF's arithmetic, one pass instead of
+// zeroing du first).
+struct GeluGradF {
+  const float *u, *g; float* du;
+  LLDL_HD void operator()(int64_t i) const {
+    du[i] = 0.0f;
+    GeluBwdF<float>{u, g, du}(i);
   }
 };
 
