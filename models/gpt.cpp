@@ -144,8 +144,9 @@ Tensor GPT::forward(const int32_t* idx, int64_t B, int64_t T) {
     Tensor qkv = linear(layer_norm(x, b.ln1_w, b.ln1_b, eps), b.attn_w, b.attn_b);
     Tensor a = causal_attention(reshape(qkv, Shape{B, T, 3 * C}), static_cast<int>(cfg_.n_head));
     x = add(x, linear(reshape(a, Shape{BT, C}), b.proj_w, b.proj_b));
-    // MLP sub-block: x + c_proj(gelu(c_fc(ln_2(x)))).
-    Tensor h = gelu(linear(layer_norm(x, b.ln2_w, b.ln2_b, eps), b.fc_w, b.fc_b));
+    // MLP sub-block: x + c_proj(gelu(c_fc(ln_2(x)))), gelu(c_fc) as one op
+    // (linear_gelu: the bias + GELU epilogue fused after the GEMM on the GPU).
+    Tensor h = linear_gelu(layer_norm(x, b.ln2_w, b.ln2_b, eps), b.fc_w, b.fc_b);
     x = add(x, linear(h, b.mlp_w, b.mlp_b));
   }
   // The LM head is the token embedding, transposed: logits = x wte^T.

@@ -56,6 +56,8 @@ enum class OpKind : uint8_t {
   LstmGates,    // (gx [B,T,4H], w_hh [4H,H]) -> h [B,T,H]: lstm with the input projection
                 // x W_ih^T + b done by the caller (gx); ws: gates, cells
   Silu,         // x * sigmoid(x) (swish)
+  LinearGelu,   // (x, w, b) as linear -> gelu(x @ op(w) + b): the GPT MLP's first half with its
+                // bias + GELU fused after the GEMM; ws: u = x op(w) + b, then du (backward)
   Count
 };
 constexpr int kOpCount = static_cast<int>(OpKind::Count);

@@ -10,9 +10,12 @@
 // (the naive tier) and a small grid whose threads stride (the fast tier's
 // pointwise launch), which catches index arithmetic that skips or repeats
 // elements. The im2col + GEMM conv2d of the fast tier, its strided-GEMM
-// attention and LSTM, and the optimiser update are checked the same way.
+// attention and LSTM, the fused kernels (flash attention, fused
+// cross-entropy: tile bodies run by host_tiles) and the optimiser update are
+// checked the same way.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -20,8 +23,10 @@
 #include <vector>
 
 #include "autograd/optim.h"
+#include "backends/cuda/bodies_fused.h"
 #include "backends/cuda/im2col.h"
 #include "backends/cuda/naive.h"
+#include "backends/cuda/naive_fused.h"
 #include "backends/cuda/naive_seq.h"
 #include "backends/cuda/seq_gemm.h"
 #include "cuda_cases.h"
@@ -73,6 +78,9 @@ Side naive_side(OpKind k, HostLauncher& host) {
   switch (k) {
     case OpKind::MatMul: return pair(nv::matmul_fwd<H>, nv::matmul_bwd<H>);
     case OpKind::Linear: return pair(nv::linear_fwd<H>, nv::linear_bwd<H>);
+    case OpKind::LinearGelu:
+      return Side{[&host](const KernelArgs& a) { cuda::linear_gelu_fwd(a, host, false); },
+                  [&host](const KernelArgs& a) { nv::linear_bwd(cuda::linear_gelu_du(a, host, false), host); }};
     case OpKind::BiasAdd: return pair(nv::bias_fwd<H>, nv::bias_bwd<H>);
     case OpKind::Add: return pair(nv::add_fwd<H>, nv::add_bwd<H>);
     case OpKind::Sub: return pair(nv::sub_fwd<H>, nv::sub_bwd<H>);
@@ -194,6 +202,136 @@ TEST_CASE("CUDA fast-tier attention and LSTM (strided GEMMs) on the host match t
   CHECK(n_attention >= 3);
   CHECK(n_lstm >= 3);
   CHECK(n_gates >= 3);
+}
+
+namespace {
+
+// Flash attention (bodies_fused.h) as tiles_kernel runs it: every block's
+// threads phase by phase through host_tiles, shared memory NaN-filled.
+Side flash_side(HostLauncher& host) {
+  Side s;
+  s.forward = [](const KernelArgs& a) {
+    const AttnGeom g = attn_geom(a.in_shape, a.attr);
+    REQUIRE(cuda::flash_fits(g));
+    cuda::host_tiles(cuda::FlashFwdF{cuda::in<float>(a, 0), cuda::out<float>(a), static_cast<float*>(a.ws), g,
+                                     static_cast<float>(g.scale)},
+                     cuda::flash_tiles(g.T), g.B * g.NH);
+  };
+  s.backward = [&host](const KernelArgs& a) {
+    const AttnGeom g = attn_geom(a.in_shape, a.attr);
+    const int64_t rows = g.B * g.NH * g.T;
+    const float *qkv = cuda::in<float>(a, 0), *dy = cuda::gout<float>(a), *lse = static_cast<float*>(a.ws);
+    float* dqkv = cuda::gin<float>(a, 0);
+    float* delta = static_cast<float*>(host.scratch(sizeof(float) * rows));
+    host("delta", rows, cuda::FlashDeltaF{cuda::out<float>(a), dy, delta, g}, true);
+    const float sc = static_cast<float>(g.scale);
+    cuda::host_tiles(cuda::FlashBwdKVF{qkv, dy, lse, delta, dqkv, g, sc}, cuda::flash_tiles(g.T), g.B * g.NH);
+    cuda::host_tiles(cuda::FlashBwdQF{qkv, dy, lse, delta, dqkv, g, sc}, cuda::flash_tiles(g.T), g.B * g.NH);
+  };
+  return s;
+}
+
+// logsumexp_{s <= t} (scale q_t . k_s) in double, for the flash workspace.
+std::vector<double> reference_lse(const Case& k, uint64_t seed) {
+  KernelArgs a{};
+  a.in_shape[0] = k.in[0];
+  const AttnGeom g = attn_geom(a.in_shape, k.attr);
+  const Inputs in = make_inputs(k, seed);
+  const std::vector<float>& x = in.f[0];
+  std::vector<double> lse;
+  for (int64_t b = 0; b < g.B; ++b)
+    for (int64_t h = 0; h < g.NH; ++h)
+      for (int64_t t = 0; t < g.T; ++t) {
+        std::vector<double> sc;
+        for (int64_t s = 0; s <= t; ++s) {
+          double d = 0;
+          for (int64_t i = 0; i < g.D; ++i) d += double(x[g.qkv(b, h, t) + i]) * x[g.qkv(b, h, s) + g.C + i];
+          sc.push_back(d * g.scale);
+        }
+        const double m = *std::max_element(sc.begin(), sc.end());
+        double sum = 0;
+        for (double v : sc) sum += std::exp(v - m);
+        lse.push_back(m + std::log(sum));
+      }
+  return lse;
+}
+
+}  // namespace
+
+TEST_CASE("CUDA flash attention tiles on the host match the CPU backend (forward and the three gradients)") {
+  // The small examples, then lengths around the tile size (32): one row, a
+  // partial tile, exactly one, one past, several with a partial last tile;
+  // head dims 2, 16 and 64 (the most the registers hold).
+  std::vector<Case> all;
+  for (const Case& k : cases())
+    if (k.kind == OpKind::Attention) all.push_back(k);
+  for (int64_t D : {16, 64})
+    for (const Case& k : attention_sweep({1, 31, 32, 33, 70}, 2, 2, D)) all.push_back(k);
+  for (const Case& k : attention_sweep({97}, 1, 3, 2)) all.push_back(k);
+  uint64_t seed = 21;
+  for (const Case& k : all) {
+    seed += 1000;
+    HostLauncher host;
+    const Result got = run(k, flash_side(host), seed, false);
+    // The gradients pre-filled in run() must be added to, as the CPU does.
+    compare(k, got, run(k, cpu_side(k.kind), seed, false), "flash tiles", false, false);
+    const std::vector<double> lse = reference_lse(k, seed);
+    std::vector<float> ref(lse.begin(), lse.end()), ws(got.ws.begin(), got.ws.begin() + lse.size());
+    const double e = nmse(ws, ref);
+    INFO(k.label());
+    CHECK_MESSAGE(e <= 1e-10, "logsumexp in the workspace: normalised MSE " << e);
+  }
+}
+
+TEST_CASE("CUDA fused softmax + cross-entropy (a block per row) on the host matches the CPU backend") {
+  // Fewer classes than threads (most threads fold nothing), a few hundred,
+  // and GPT-2's vocabulary.
+  std::vector<Case> all;
+  for (const Case& k : cases())
+    if (k.kind == OpKind::CrossEntropyLabels) all.push_back(k);
+  all.push_back(ce_vocab_case(7, 700));
+  all.push_back(ce_vocab_case(3, 50257));
+  uint64_t seed = 31;
+  for (const Case& k : all) {
+    seed += 1000;
+    Side fused;
+    fused.forward = [](const KernelArgs& a) {
+      const int64_t N = a.in_shape[0][0], C = a.in_shape[0][1];
+      std::vector<double> row(static_cast<size_t>(N), NAN);
+      cuda::host_tiles(cuda::CeFusedF{cuda::in<float>(a, 0), cuda::in<int32_t>(a, 1), nullptr, row.data(), nullptr, N, C},
+                       N, 1);
+      double sum = 0;  // the device sums the row terms in its own kernels (device_sum)
+      for (double r : row) sum += r;
+      *cuda::out<float>(a) = static_cast<float>(-sum / static_cast<double>(N));
+    };
+    fused.backward = [](const KernelArgs& a) {
+      const int64_t N = a.in_shape[0][0], C = a.in_shape[0][1];
+      cuda::host_tiles(cuda::CeFusedF{cuda::in<float>(a, 0), cuda::in<int32_t>(a, 1), cuda::gout<float>(a), nullptr,
+                                      cuda::gin<float>(a, 0), N, C},
+                       N, 1);
+    };
+    compare(k, run(k, fused, seed, false), run(k, cpu_side(k.kind), seed, false), "block per row", false);
+  }
+}
+
+TEST_CASE("CUDA linear_gelu with the fused bias + GELU epilogue on the host matches the CPU backend") {
+  // The fast rung: GEMM with beta 0, BiasGeluF, GeluGradF, then linear's
+  // gradients (col_reduce on the GPU; the naive column sum here).
+  uint64_t seed = 41;
+  int n = 0;
+  for (const Case& k : cases()) {
+    if (k.kind != OpKind::LinearGelu) continue;
+    ++n;
+    seed += 1000;
+    HostLauncher host;
+    host.max_grid = 2;  // and a grid-stride launch, as the fast tier caps its grids
+    Side fused{[&host](const KernelArgs& a) { cuda::linear_gelu_fwd(a, host, true); },
+               [&host](const KernelArgs& a) {
+                 cuda::naive::linear_bwd(cuda::linear_gelu_du(a, host, true), host);
+               }};
+    compare(k, run(k, fused, seed, false), run(k, cpu_side(k.kind), seed, false), "fused epilogue", false);
+  }
+  CHECK(n >= 3);
 }
 
 TEST_CASE("CUDA attention batches heads or batch rows, whichever is larger") {

@@ -35,6 +35,35 @@ void launch(const char* what, int64_t n, const F& f, bool always_naive = false) 
 }
 
 inline bool fast() { return cuda_tier() == CudaTier::Fast; }
+// The fast tier's fused kernels (flash attention, fused cross-entropy).
+inline bool fused() { return fast() && cuda_fused(); }
+
+// Runs a cooperative tile body (hd.h: host_tiles is its host emulation) on
+// a gx x gy grid with its dynamic shared memory.
+template <class B>
+__global__ void __launch_bounds__(B::kThreads) tiles_kernel(B body) {
+  extern __shared__ float smem[];
+  typename B::State st;
+  const int64_t bx = blockIdx.x, by = blockIdx.y;
+  const int tid = threadIdx.x;
+  body.begin(bx, by, tid, smem, st);
+  __syncthreads();
+  const int n = body.steps(bx);
+  for (int j = 0; j < n; ++j) {
+    body.load(bx, by, j, tid, smem);
+    __syncthreads();
+    body.step(bx, by, j, tid, smem, st);
+    __syncthreads();
+  }
+  body.end(bx, by, tid, smem, st);
+}
+template <class B>
+void launch_tiles(const char* what, const B& body, int64_t gx, int64_t gy) {
+  if (gx <= 0 || gy <= 0) return;
+  const size_t bytes = body.smem_floats() * sizeof(float);
+  tiles_kernel<B><<<dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy)), B::kThreads, bytes, stream()>>>(body);
+  check_launch(what);
+}
 
 // Row-major GEMMs on the GPU, C_b = op(X_b) op(Y_b) (+ C_b): cuBLAS in the
 // fast tier, GemmF (one thread per element) in the naive one (gemm.cu).

@@ -9,6 +9,7 @@
 // throws UnavailableError naming the reason. In a CUDA build on a machine
 // without a GPU or driver, the same happens at run time; nothing crashes.
 #pragma once
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -31,6 +32,24 @@ enum class CudaTier : uint8_t { Naive, Fast };
 void set_cuda_tier(CudaTier t);
 CudaTier cuda_tier();
 inline const char* cuda_tier_name(CudaTier t) { return t == CudaTier::Naive ? "naive" : "fast"; }
+
+// Within the fast tier, the fused kernels of issue 16 (the top rung of the
+// ladder naive / middle / fast): flash attention (no T x T matrix; the
+// workspace holds the per-row logsumexp instead of P) and the block-per-row
+// softmax + cross-entropy. Off: the middle rung (strided-batched GEMMs for
+// attention, a warp per row for the loss). Default on. Read at every kernel
+// call like the tier; do not switch it between an op's forward and its
+// backward (attention's backward reads the workspace its forward wrote).
+inline std::atomic<bool>& cuda_fused_flag() {
+  static std::atomic<bool> on{true};
+  return on;
+}
+inline void set_cuda_fused(bool on) { cuda_fused_flag().store(on); }
+inline bool cuda_fused() { return cuda_fused_flag().load(); }
+// The rung a kernel call runs: "naive", "middle" (fast tier, fused off) or "fast".
+inline const char* cuda_rung_name() {
+  return cuda_tier() == CudaTier::Naive ? "naive" : cuda_fused() ? "fast" : "middle";
+}
 
 // Device memory. Each throws UnavailableError (with cuda_status() or CUDA's
 // message) when there is no device or the call fails.

@@ -7,12 +7,15 @@
 // linear: the bias broadcast into y, then the GEMM with beta = 1 (naive.h,
 // both tiers); backward, the two GEMMs of matmul and a column sum of dy for
 // the bias, one thread per column (naive) or col_reduce (fast, as bias_add).
+// linear_gelu: naive_fused.h (the GEMM, then bias + GELU in one pass on the
+// fast rung), its gradients as linear's from du.
 // conv2d: naive, one thread per output element (and per input pixel, weight
 // and bias for the gradients), naive.h; fast, im2col into scratch and a
 // strided-batched SGEMM per chunk of images (im2col.h), and a block reduction
 // per channel for the bias gradient.
 #include "backends/cuda/common.cuh"
 #include "backends/cuda/im2col.h"
+#include "backends/cuda/naive_fused.h"
 
 namespace lldl::cuda {
 
@@ -72,6 +75,18 @@ void linear_bwd(const KernelArgs& a) {
   if (float* db = gin<float>(a, 2)) col_reduce("linear backward", gout<float>(a), db, 1, d.M, d.N, 1.0, true);
 }
 
+// linear_gelu (naive_fused.h): the epilogue fused after the GEMM on the fast
+// rung; dx, dw, db by linear's backward of the tier from du.
+void linear_gelu_forward(const KernelArgs& a) {
+  DeviceLauncher run;
+  linear_gelu_fwd(a, run, fused());
+}
+void linear_gelu_backward(const KernelArgs& a) {
+  if (!gin<float>(a, 0) && !gin<float>(a, 1) && !gin<float>(a, 2)) return;
+  DeviceLauncher run;
+  linear_bwd(linear_gelu_du(a, run, fused()));
+}
+
 // db[o] += sum over images and positions of dy[n, o, :], a block per channel.
 __global__ void conv_bias_grad_kernel(const float* dy, float* db, ConvGeom g) {
   const int64_t o = blockIdx.x, L = g.L(), M = g.N * L;
@@ -103,6 +118,7 @@ void conv_bwd(const KernelArgs& a) {
 void register_gemm(KernelPair* t) {
   t[int(OpKind::MatMul)] = {matmul_fwd, matmul_bwd};
   t[int(OpKind::Linear)] = {shared<naive::linear_fwd<DeviceLauncher>>, linear_bwd};
+  t[int(OpKind::LinearGelu)] = {linear_gelu_forward, linear_gelu_backward};
   t[int(OpKind::Conv2d)] = {conv_fwd, conv_bwd};
 }
 
