@@ -20,7 +20,7 @@ PY=$VENV/bin/python
 export DEBIAN_FRONTEND=noninteractive
 
 APT_PACKAGES=(build-essential cmake libeigen3-dev doctest-dev libopenblas-dev zlib1g-dev
-              nlohmann-json3-dev dataset-fashion-mnist fortunes)
+              nlohmann-json3-dev dataset-fashion-mnist fortunes openmpi-bin libopenmpi-dev)
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'dev.sh: %s\n' "$*" >&2; exit 1; }

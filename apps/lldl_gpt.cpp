@@ -5,6 +5,8 @@
 //   lldl-gpt sample --ckpt CKPT --prompt TEXT --tokens N [--temperature T --top-k K --top-p P
 //                   --seed S --batch B]
 //   lldl-gpt export --ckpt CKPT --out DIR     (a Hugging Face GPT-2 directory)
+//   scripts/mpirun.sh -np N lldl-gpt train ...  (data-parallel: N ranks, each at --batch,
+//                                               so a step sees N x batch windows)
 //
 // `train --from DIR` starts from a Hugging Face GPT-2 directory (config.json +
 // model.safetensors) instead of a fresh model.
@@ -29,6 +31,7 @@
 
 #include "core/error.h"
 #include "core/threads.h"
+#include "dist/comm.h"
 #include "io/safetensors.h"
 #include "models/gpt.h"
 #include "models/lm_train.h"
@@ -284,7 +287,7 @@ template <class Model>
 LMTrainLog train_model(Model& m, const char* name, const std::vector<int32_t>& train,
                        const std::vector<int32_t>& val, const LMTrainConfig& c,
                        const Tokenizer& tok) {
-  std::fprintf(stderr, "%s: %lld parameters\n", name, (long long)m.num_parameters());
+  if (dist::rank() == 0) std::fprintf(stderr, "%s: %lld parameters\n", name, (long long)m.num_parameters());
   return train_lm(m, train, val, c, tok.meta);
 }
 
@@ -319,9 +322,14 @@ int cmd_train(const Args& a) {
   if (a.data.empty()) usage_error("train needs --data PATH...");
   if (!a.has("out")) usage_error("train needs --out CKPT");
   if (a.has("threads")) set_num_threads(static_cast<int>(a.num("threads", 1)));
+  // Under mpirun: one rank of a data-parallel job (models/lm_train.h); rank 0
+  // alone prints and writes the checkpoint.
+  dist::init();
+  const bool lead = dist::rank() == 0;
   std::vector<std::string> entries;
   read_corpus(a.data, &entries);
   LMTrainConfig c;
+  c.world = dist::world_size();
   c.min_lr = c.lr / 10;
   std::map<std::string, std::string> resumed;  // the checkpoint's metadata when resuming
   if (a.has("resume")) {
@@ -340,8 +348,11 @@ int cmd_train(const Args& a) {
   std::vector<int32_t> train = tok.encode(split.train), val = tok.encode(split.val);
   std::string model = !resumed.empty() ? resumed["lldl.model"] : a.str("model", "gpt");
   if (a.has("from") && model != "gpt") usage_error("--from needs --model gpt");
-  std::fprintf(stderr, "corpus: %zu entries, %zu train / %zu val tokens, %s tokenizer (vocab %lld)\n",
-               entries.size(), train.size(), val.size(), tok.kind.c_str(), (long long)tok.vocab);
+  if (lead)
+    std::fprintf(stderr, "corpus: %zu entries, %zu train / %zu val tokens, %s tokenizer (vocab %lld)%s\n",
+                 entries.size(), train.size(), val.size(), tok.kind.c_str(), (long long)tok.vocab,
+                 c.world > 1 ? (", " + std::to_string(c.world) + " ranks x batch " + std::to_string(c.batch) +
+                                " = global batch " + std::to_string(c.world * c.batch)).c_str() : "");
   LMTrainLog log;
   if (model == "gpt") {
     std::unique_ptr<GPT> m = make_gpt(a, tok.vocab, &c);
@@ -356,6 +367,7 @@ int cmd_train(const Args& a) {
   } else {
     usage_error("--model must be gpt or lstm, got '" + model + "'");
   }
+  if (!lead) return 0;
   const int64_t done = log.first_step + static_cast<int64_t>(log.train_loss.size());
   std::printf("trained %lld steps: final train loss %.4f, val loss %.4f nats/token, %.0f tokens/s\n",
               (long long)done, log.train_loss.empty() ? -1.0 : log.train_loss.back(),
@@ -434,6 +446,12 @@ int main(int argc, char** argv) {
     if (cmd == "export") return cmd_export(a);
     usage_error("unknown command '" + cmd + "'");
   } catch (const std::exception& e) {
+    if (lldl::dist::world_size() > 1) {
+      // The other ranks may be waiting in a collective this rank never
+      // reaches: end the whole job rather than leave them to time out.
+      std::fprintf(stderr, "rank %d: %s\n", lldl::dist::rank(), e.what());
+      lldl::dist::abort_job(2);
+    }
     std::fprintf(stderr, "%s\n", e.what());
     return 2;
   }

@@ -1,5 +1,6 @@
 #include "autograd/graph.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <string>
@@ -214,6 +215,13 @@ void Graph::grad_to_host(Tensor t, void* dst) {
   void* g = checked_grad(t, d.dtype);
   size_t bytes = static_cast<size_t>(d.shape.numel()) * dtype_size(d.dtype);
   if (bytes) mem_out(dst, g, bytes);
+}
+
+void Graph::grad_from_host(Tensor t, const void* src) {
+  const TensorDesc& d = desc(t);
+  void* g = checked_grad(t, d.dtype);
+  size_t bytes = static_cast<size_t>(d.shape.numel()) * dtype_size(d.dtype);
+  if (bytes) mem_in(g, src, bytes);
 }
 
 void Graph::from_host(Tensor t, const void* src) {
@@ -438,9 +446,48 @@ void Graph::backward(Tensor out, Tensor seed) {
 }
 
 void Graph::backward_seeded(Tensor out, const void* seed, bool seed_in_graph) {
+  const int64_t t0 = profiling_ ? profile_clock_ns() : 0;
   const bool lazy = prepare_backward(out, seed, seed_in_graph);
-  for (size_t idx = tape_.size(); idx-- > 0;) backward_entry(tape_[idx], out.id, lazy);
+  if (!grad_ready_) {
+    for (size_t idx = tape_.size(); idx-- > 0;) backward_entry(tape_[idx], out.id, lazy);
+  } else {
+    plan_grad_ready();
+    size_t next = 0;
+    for (size_t idx = tape_.size(); idx-- > 0;) {
+      backward_entry(tape_[idx], out.id, lazy);
+      notify_ready_through(idx, next);
+    }
+  }
   if (lazy) finish_backward();
+  if (grad_ready_) {
+    size_t next = 0;
+    while (next < ready_order_.size() && ready_order_[next].first >= 0) ++next;
+    for (; next < ready_order_.size(); ++next)  // parameters the tape never read
+      grad_ready_(Tensor{this, ready_order_[next].second, 0});
+  }
+  if (profiling_) add_profile_event("backward", 0, t0, profile_clock_ns());
+}
+
+void Graph::plan_grad_ready() {
+  std::vector<int64_t> first(persistent_.size(), -1);
+  for (size_t idx = 0; idx < tape_.size(); ++idx)
+    for (int i = 0; i < tape_[idx].n_in; ++i) {
+      int32_t id = tape_[idx].in[i];
+      if (id < 0 && id != kNoTensor && first[-id - 1] < 0) first[-id - 1] = int64_t(idx);
+    }
+  ready_order_.clear();
+  for (size_t p = 0; p < persistent_.size(); ++p)
+    if (persistent_[p].is_param) ready_order_.emplace_back(first[p], -int32_t(p) - 1);
+  // Latest first read first; ties (and the unread, -1, at the end) by id.
+  std::stable_sort(ready_order_.begin(), ready_order_.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+}
+
+// Reports the parameters whose first read is at tape index idx (the walk has
+// just run it); `next` walks ready_order_.
+void Graph::notify_ready_through(size_t idx, size_t& next) {
+  while (next < ready_order_.size() && ready_order_[next].first == int64_t(idx))
+    grad_ready_(Tensor{this, ready_order_[next++].second, 0});
 }
 
 bool Graph::prepare_backward(Tensor out, const void* seed, bool seed_in_graph) {

@@ -15,6 +15,7 @@
 // with the reason (cuda_status()).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -98,6 +99,7 @@ class Graph {
   void to_host(Tensor t, void* dst) const;
   void grad_to_host(Tensor t, void* dst);
   void from_host(Tensor t, const void* src);
+  void grad_from_host(Tensor t, const void* src);  // overwrites its gradient
   template <class T = float>
   std::vector<T> host_data(Tensor t) const {
     std::vector<T> v(static_cast<size_t>(desc(t).shape.numel()));
@@ -135,6 +137,19 @@ class Graph {
   // shape as out): copied within the backend's memory, so a CUDA graph pays
   // no host-to-device copy (the study times kernels this way).
   void backward(Tensor out, Tensor seed);
+  // Called during backward() with each parameter (a persistent handle) once
+  // its gradient is final for this backward call: when the reverse walk has
+  // passed the first tape entry that reads it, the last to write its
+  // gradient. Parameters the tape never reads come at the end. The order is
+  // that of readiness; every parameter comes exactly once per call. Lets a
+  // caller start work on early gradients while the rest of backward runs
+  // (dist/grad_sync.h); an empty function turns it off.
+  using GradReadyHook = std::function<void(Tensor param)>;
+  void set_grad_ready_hook(GradReadyHook hook) { grad_ready_ = std::move(hook); }
+  // Adds an interval to profile().events while profiling (no-op when off).
+  void add_profile_event(const std::string& name, int32_t index, int64_t start_ns, int64_t end_ns) {
+    if (profiling_) profile_.events.push_back({name, index, start_ns, end_ns});
+  }
   // Zeroes every parameter gradient and those of this step's tensors.
   void zero_grad();
   // Ends the step: rewinds the step region, clears the tape, zeroes
@@ -238,6 +253,10 @@ class Graph {
   void bind_input_grad(const TapeEntry& e, int i, const KernelPair& kp, bool plain, bool lazy,
                        TensorDesc& o, KernelArgs& a);
   void finish_backward();
+  // The grad-ready hook: per parameter, the tape index of its first read
+  // (-1: none), sorted by that index, latest first (ready_order_).
+  void plan_grad_ready();
+  void notify_ready_through(size_t idx, size_t& next);
   size_t grad_bytes(const TensorDesc& t) const {
     return static_cast<size_t>(t.shape.numel()) * dtype_size(dtype_);
   }
@@ -274,6 +293,8 @@ class Graph {
   std::vector<uint32_t> uses_;  // backward: how many tape entries read each step tensor
   std::vector<int32_t> shared_;  // step tensors whose gradient is another's buffer (passes)
   StepCapture* capture_ = nullptr;
+  GradReadyHook grad_ready_;
+  std::vector<std::pair<int64_t, int32_t>> ready_order_;  // (first read, persistent id)
 };
 
 }  // namespace lldl

@@ -1,10 +1,16 @@
 #include "autograd/profiler.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <vector>
 
 namespace lldl {
+
+int64_t profile_clock_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 
 int64_t Profile::total_ns() const {
   int64_t t = 0;

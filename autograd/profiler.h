@@ -19,6 +19,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "backends/backend.h"
 #include "ops/op.h"
@@ -41,8 +42,20 @@ struct ProfileRow {
   double gbs() const { return ns > 0 ? bytes / static_cast<double>(ns) : 0.0; }
 };
 
+// One interval on a timeline (steady_clock, nanoseconds since its epoch):
+// Graph::backward adds "backward" while profiling, and whoever runs work
+// beside the kernels adds its own (dist/grad_sync.h: one "allreduce" per
+// gradient bucket, `index` the bucket), so overlap can be read off.
+struct ProfileEvent {
+  std::string name;
+  int32_t index = 0;
+  int64_t start_ns = 0, end_ns = 0;
+};
+int64_t profile_clock_ns();  // now, on the events' clock
+
 struct Profile {
   ProfileRow rows[kBackendCount][kOpCount][kPhaseCount] = {};
+  std::vector<ProfileEvent> events;  // in the order they ended
 
   const ProfileRow& at(Backend b, OpKind k, Phase p) const {
     return rows[int(b)][int(k)][int(p)];

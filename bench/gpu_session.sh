@@ -37,6 +37,8 @@ mkdir -p "$OUT" /usr/share/games && cp -r $P/fortunes /usr/share/games/ 2>/dev/n
 libs="$P/lib"
 for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do [[ -d $d ]] && libs="$libs:$d"; done
 for f in $(find /usr/local /opt /usr/lib -name 'libcublas.so.13' 2>/dev/null | head -3); do libs="$libs:$(dirname "$f")"; done
+# NCCL, opened with dlopen by the NCCL tests of the gpu suite (tests/test_nccl_gpu.cpp).
+for f in $(find /usr/local /opt /usr/lib -name 'libnccl.so.2' 2>/dev/null | head -3); do libs="$libs:$(dirname "$f")"; done
 export LD_LIBRARY_PATH="$libs:${LD_LIBRARY_PATH:-}" OPENBLAS_NUM_THREADS=1
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   nproc | sed 's/^/cpu cores: /'

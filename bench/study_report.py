@@ -433,11 +433,26 @@ def report(d, peaks, plots, csv_path, machine=None):
     return "\n".join(L)
 
 
+def dist_section(path):
+    """The data-parallel scaling model's table and plot (bench/dist_scaling.py,
+    issue 15), when its dist_scaling.md exists beside the report."""
+    if not os.path.exists(path):
+        return ""
+    with open(path) as f:
+        body = f.read()
+    png = os.path.splitext(os.path.basename(path))[0] + ".png"
+    return ("\n## Data-parallel scaling: ring all-reduce, alpha-beta model\n\n"
+            "From `bench/dist_scaling.py` over `bench_mpi_comm`'s measurements (MPI ping-pong and "
+            "all-reduce at 4 B..64 MB on this machine).\n\n" + body + f"\n![{png}]({png})\n")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--csv", default="bench/out/study.csv")
     ap.add_argument("--peak", default="bench/out/peak.csv")
     ap.add_argument("--out", default="bench/out")
+    ap.add_argument("--dist", default=None,
+                    help="dist_scaling.md to append (default: the one in --out, when present)")
     ap.add_argument("--machine", default=None,
                     help="where the CSV was measured (default: this machine and its CPU count)")
     a = ap.parse_args(argv)
@@ -452,7 +467,7 @@ def main(argv=None):
     plots += plot_crossover(d, a.out)
     path = os.path.join(a.out, "report.md")
     with open(path, "w") as f:
-        f.write(report(d, peaks, plots, a.csv, a.machine))
+        f.write(report(d, peaks, plots, a.csv, a.machine) + dist_section(a.dist or os.path.join(a.out, "dist_scaling.md")))
     print(f"study_report: wrote {path} and {len(plots)} plot(s)")
 
 

@@ -302,4 +302,10 @@ void bind_lm(py::module_& m) {
            py::arg("seq"), "Logits [T, vocab] computed one step at a time with carried state.");
 }
 
+Graph* lm_graph(const py::handle& obj) {
+  if (py::isinstance<PyLM<GPT>>(obj)) return &obj.cast<PyLM<GPT>&>().m->graph();
+  if (py::isinstance<PyLM<LSTMLM>>(obj)) return &obj.cast<PyLM<LSTMLM>&>().m->graph();
+  return nullptr;
+}
+
 }  // namespace lldl::py_bind

@@ -49,4 +49,5 @@ PYBIND11_MODULE(cppapi, m) {
   lldl::py_bind::bind_gpt2_tokenizer(m);
   lldl::py_bind::bind_profile(m);
   lldl::py_bind::bind_cuda(m);
+  lldl::py_bind::bind_dist(m);
 }

@@ -5,7 +5,11 @@
 #include <string>
 
 namespace lldl {
+class Graph;
 struct Profile;
+namespace dist {
+struct GradSyncStats;
+}
 struct MemoryReport;
 }
 
@@ -25,6 +29,11 @@ void bind_profile(pybind11::module_& m);  // measure_peak, CostModel
 pybind11::dict profile_dict(const Profile& p);
 std::string profile_text(const Profile& p, bool roofline);
 void bind_cuda(pybind11::module_& m);   // cuda_available, cuda_status, tier
+void bind_dist(pybind11::module_& m);   // cppapi.dist: init, rank, world_size, all-reduce, GradSync
+// GradSync's figures as a dict (steps, buckets, comm_s, exposed_s, hidden_fraction).
+pybind11::dict grad_sync_stats_dict(const dist::GradSyncStats& s);
+// The Graph of a Python GPT or LSTM object (lm.cpp), or null for anything else.
+Graph* lm_graph(const pybind11::handle& obj);
 // A memory planner report (autograd/planner.h) as a dict of its fields.
 pybind11::dict memory_report_dict(const MemoryReport& r);
 }  // namespace lldl::py_bind

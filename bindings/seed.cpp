@@ -229,6 +229,9 @@ void bind_seed(py::module_& m) {
            "train_accuracy, test_accuracy, elapsed_s, samples_per_s). batch_size None means "
            "all rows in one batch (so does any size above the row count); verbose 0 is "
            "silent, 1 a progress bar, 2 a line per evaluation.")
+      .def("dist_stats", [](const Trainer& t) { return grad_sync_stats_dict(t.dist_stats()); },
+           "The last data-parallel fit's gradient averaging: steps, buckets, comm_s (summed over\n"
+           "steps), exposed_s (the part not hidden under backward) and hidden_fraction.")
       .def("evaluate",
            [](Trainer& t, const py::handle& X, const py::handle& Y) {
              py::array kx, ky;

@@ -124,6 +124,15 @@ void bind_text(py::module_& m) {
              return py::make_tuple(x, y);
            },
            py::arg("B"), py::arg("T"))
+      .def("sample_rows",
+           [](TokenWindows& w, int B, int T, int first, int rows) {
+             py::array_t<int32_t> x({rows > 0 ? rows : 0, T > 0 ? T : 0}), y({rows > 0 ? rows : 0, T > 0 ? T : 0});
+             w.sample_rows(B, T, first, rows, x.mutable_data(), y.mutable_data());
+             return py::make_tuple(x, y);
+           },
+           py::arg("B"), py::arg("T"), py::arg("first"), py::arg("rows"),
+           "Rows [first, first + rows) of the batch sample(B, T) would draw (the generator advances\n"
+           "by all B): a rank's slice of a global batch (cppapi.dist.shard).")
       .def("__len__", &TokenWindows::size);
 }
 

@@ -67,7 +67,8 @@ const std::string& meta_str(const std::map<std::string, std::string>& m, const s
 }  // namespace
 
 std::map<std::string, std::string> LMTrainConfig::to_metadata() const {
-  return {{"train.steps", std::to_string(steps)},     {"train.batch", std::to_string(batch)},
+  // train.batch: the global batch (ranks x per-rank batch), what defines the run.
+  return {{"train.steps", std::to_string(steps)},     {"train.batch", std::to_string(batch * world)},
           {"train.seq", std::to_string(seq)},         {"train.grad_accum", std::to_string(grad_accum)},
           {"train.lr", exact(lr)},                    {"train.min_lr", exact(min_lr)},
           {"train.warmup", std::to_string(warmup)},   {"train.weight_decay", exact(weight_decay)},
@@ -78,7 +79,11 @@ std::map<std::string, std::string> LMTrainConfig::to_metadata() const {
 LMTrainConfig LMTrainConfig::with_metadata(const std::map<std::string, std::string>& m) const {
   LMTrainConfig c = *this;
   c.steps = metadata_int(m, "train.steps");
-  c.batch = metadata_int(m, "train.batch");
+  const int64_t global = metadata_int(m, "train.batch");
+  if (global % world != 0)
+    throw ValueError("resume: the checkpoint's global batch of " + std::to_string(global) +
+                     " windows does not split over " + std::to_string(world) + " ranks");
+  c.batch = global / world;
   c.seq = metadata_int(m, "train.seq");
   c.grad_accum = metadata_int(m, "train.grad_accum");
   c.lr = meta_real(m, "train.lr");
@@ -98,6 +103,11 @@ LMTrainConfig LMTrainConfig::with_metadata(const std::map<std::string, std::stri
 void LMTrainConfig::check_same_run(const std::map<std::string, std::string>& m) const {
   for (const auto& [key, mine] : to_metadata()) {
     const std::string& theirs = meta_str(m, key);
+    if (theirs != mine && key == "train.batch")
+      throw ValueError("resume: the global batch (ranks x --batch) is " + std::to_string(world) + " x " +
+                       std::to_string(batch) + " = " + mine + " but the checkpoint's run has " + theirs +
+                       (m.count("dist.world_size") ? " (written by " + m.at("dist.world_size") + " ranks)" : "") +
+                       "; choose --batch so that ranks x batch = " + theirs);
     if (theirs != mine)
       throw ValueError("resume: " + key.substr(6) + " is " + mine + " but the checkpoint's run has " +
                        theirs + " (a resumed run keeps its settings, or it would not resume exactly)");
@@ -134,6 +144,7 @@ void save_train_checkpoint(const TrainState& s, int64_t done,
   std::map<std::string, std::string> meta = model_meta;
   for (const auto& kv : s.cfg->to_metadata()) meta[kv.first] = kv.second;
   meta["train.step"] = std::to_string(done);
+  meta["dist.world_size"] = std::to_string(s.cfg->world);
   meta["train.eval_every"] = std::to_string(s.cfg->eval_every);
   meta["train.eval_batches"] = std::to_string(s.cfg->eval_batches);
   meta["train.data_hash"] = hex64(s.data_hash);
@@ -185,6 +196,19 @@ int64_t load_train_checkpoint(const TrainState& s, const std::string& path) {
   s.opt->steps = steps;
   s.windows->rng.set_state(state);
   return done;
+}
+
+void dist_start(Graph& g, const LMTrainConfig& c, const std::map<std::string, std::string>& model_meta,
+                uint64_t data_hash, int64_t first_step) {
+  std::string run;
+  for (const auto& kv : model_meta) run += kv.first + "=" + kv.second + ";";
+  dist::check_same("the model's configuration and tokenizer", dist::hash_string(run));
+  run.clear();
+  for (const auto& kv : c.to_metadata()) run += kv.first + "=" + kv.second + ";";
+  dist::check_same("the training settings (steps, batch, lr, seed...)", dist::hash_string(run));
+  dist::check_same("the training tokens", data_hash);
+  dist::check_same("the step resumed from", static_cast<uint64_t>(first_step));
+  dist::broadcast_params(g);
 }
 
 void log_loss(const LMTrainConfig& c, int64_t step, double loss, double lr) {

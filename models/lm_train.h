@@ -14,6 +14,18 @@
 // loading in a new process and training on gives, bit for bit, the losses
 // and weights of one uninterrupted run (same thread count: the order of
 // additions inside a kernel depends on it).
+//
+// Data-parallel (under mpirun, dist/): `batch` is per rank, so N ranks step
+// on a global batch of N*batch windows: every rank draws the global batch from
+// the run's seed and trains on its slice (TokenWindows::sample_rows), rank 0's
+// initial weights are broadcast, gradients are averaged in buckets during
+// backward (dist::GradSync), losses are averaged, the validation batches are
+// shared out, and rank 0 alone prints and writes checkpoints (atomically:
+// temporary file, then rename). The checkpoint's "train.batch" is the global
+// batch and "dist.world_size" the ranks that wrote it: any number of ranks
+// resumes it as long as ranks x batch gives the same global batch (the run is
+// then the same run, up to the order of floating-point additions); another
+// global batch is refused, naming both.
 #pragma once
 #include <algorithm>
 #include <chrono>
@@ -25,6 +37,8 @@
 #include <vector>
 
 #include "autograd/optim.h"
+#include "dist/comm.h"
+#include "dist/grad_sync.h"
 #include "io/checkpoint.h"
 #include "text/windows.h"
 
@@ -46,6 +60,7 @@ struct LMTrainConfig {
   int64_t stop_at = 0;    // > 0: stop (and checkpoint) after this step; the schedule still spans `steps`
   std::string loss_log;   // "step loss lr" per step, appended (losses to 17 digits), empty: none
   bool plan_memory = true;  // Graph::set_memory_planning for the run
+  int64_t world = 1;        // ranks (dist::world_size()); the global batch is batch * world
   void validate() const;  // ValueError naming the field
 
   // The settings that define the run ("train.steps", ... at full precision).
@@ -69,7 +84,9 @@ struct LMTrainLog {
 };
 
 // Mean loss of `batches` windows drawn from `val` with a fixed seed (the same
-// windows at every evaluation, so the numbers are comparable).
+// windows at every evaluation, so the numbers are comparable). eval_lm_dist:
+// under N ranks of `batch` windows each, the batches of N*batch windows one
+// rank at N*batch evaluates, each rank its slice; every rank gets the mean.
 template <class Model>
 double eval_lm(Model& m, const std::vector<int32_t>& val, int64_t batch, int64_t seq,
                int64_t batches, uint64_t seed) {
@@ -81,6 +98,22 @@ double eval_lm(Model& m, const std::vector<int32_t>& val, int64_t batch, int64_t
     total += m.loss(x.data(), y.data(), batch, seq);
   }
   return total / static_cast<double>(batches);
+}
+
+template <class Model>
+double eval_lm_dist(Model& m, const std::vector<int32_t>& val, int64_t batch, int64_t seq,
+                    int64_t batches, uint64_t seed) {
+  const int64_t global = batch * dist::world_size();
+  const dist::Shard sh = dist::my_shard(global);
+  TokenWindows w(val, seed);
+  std::vector<int32_t> x(batch * seq), y(batch * seq);
+  double total = 0;
+  for (int64_t i = 0; i < batches; ++i) {
+    w.sample_rows(static_cast<int>(global), static_cast<int>(seq), static_cast<int>(sh.first),
+                  static_cast<int>(sh.rows), x.data(), y.data());
+    total += m.loss(x.data(), y.data(), batch, seq);
+  }
+  return dist::allreduce_scalar(total) / static_cast<double>(batches);
 }
 
 void print_progress(int64_t step, int64_t steps, double loss, double lr, double tokens_per_s,
@@ -108,9 +141,18 @@ int64_t load_train_checkpoint(const TrainState& s, const std::string& path);
 // Appends "step loss lr" to the loss log (when cfg.loss_log is set).
 void log_loss(const LMTrainConfig& c, int64_t step, double loss, double lr);
 
+// Every rank checks it runs the same model and run as the others (ValueError
+// naming the first rank that differs), then takes rank 0's weights.
+void dist_start(Graph& g, const LMTrainConfig& c, const std::map<std::string, std::string>& model_meta,
+                uint64_t data_hash, int64_t first_step);
+
 template <class Model>
 LMTrainLog train_lm(Model& m, const std::vector<int32_t>& train, const std::vector<int32_t>& val,
-                    const LMTrainConfig& c, const std::map<std::string, std::string>& extra = {}) {
+                    const LMTrainConfig& cfg, const std::map<std::string, std::string>& extra = {}) {
+  dist::init();
+  LMTrainConfig c = cfg;
+  c.world = dist::world_size();
+  const bool lead = dist::rank() == 0;
   c.validate();
   OptimConfig oc;
   oc.kind = OptimKind::AdamW;
@@ -125,6 +167,10 @@ LMTrainLog train_lm(Model& m, const std::vector<int32_t>& train, const std::vect
   if (!c.resume.empty()) log.first_step = load_train_checkpoint(state, c.resume);
   std::map<std::string, std::string> model_meta = m.config().to_metadata();
   for (const auto& kv : extra) model_meta.insert(kv);
+  dist_start(m.graph(), c, model_meta, state.data_hash, log.first_step);
+  dist::GradSync sync(m.graph());
+  const int64_t global = c.batch * c.world;
+  const dist::Shard shard = dist::my_shard(global);
   m.graph().set_memory_planning(c.plan_memory);
 
   std::vector<int32_t> x(c.batch * c.seq), y(c.batch * c.seq);
@@ -138,35 +184,41 @@ LMTrainLog train_lm(Model& m, const std::vector<int32_t>& train, const std::vect
     // N micro-batches of B windows draw the windows one batch of N*B would,
     // and each loss is scaled by 1/N: the gradient is the mean over N*B.
     double loss = 0;
+    // Ranks: each trains on its slice of the global batch; the gradients of
+    // the last micro-batch's backward go out bucket by bucket as it runs.
+    dist::fault_point(s + 1);
     for (int64_t a = 0; a < c.grad_accum; ++a) {
-      windows.sample(static_cast<int>(c.batch), static_cast<int>(c.seq), x.data(), y.data());
+      windows.sample_rows(static_cast<int>(global), static_cast<int>(c.seq), static_cast<int>(shard.first),
+                          static_cast<int>(shard.rows), x.data(), y.data());
       loss += m.loss(x.data(), y.data(), c.batch, c.seq);
+      sync.set_active(a + 1 == c.grad_accum);
       m.backward(1.0 / static_cast<double>(c.grad_accum));
     }
-    loss /= static_cast<double>(c.grad_accum);
+    sync.finish();
+    loss = dist::allreduce_scalar(loss / static_cast<double>(c.grad_accum));
     if (c.grad_clip > 0) clip_grad_norm(m.graph(), c.grad_clip);
     opt.step();
     m.zero_grad();
     log.step_memory = m.graph().memory_report();
     log.train_seconds += std::chrono::duration<double>(clock::now() - t0).count();
     log.train_loss.push_back(loss);
-    log_loss(c, s + 1, loss, lr);
+    if (lead) log_loss(c, s + 1, loss, lr);
     const int64_t done = s + 1;
     bool eval = done == last || (c.eval_every > 0 && done % c.eval_every == 0);
     if (eval && !val.empty()) {
-      last_val = eval_lm(m, val, c.batch, c.seq, c.eval_batches, c.seed + 7919);
+      last_val = eval_lm_dist(m, val, c.batch, c.seq, c.eval_batches, c.seed + 7919);
       log.eval_step.push_back(done);
       log.val_loss.push_back(last_val);
     }
-    double tps = double(c.batch * c.seq * c.grad_accum) * double(done - log.first_step) /
+    double tps = double(global * c.seq * c.grad_accum) * double(done - log.first_step) /
                  log.train_seconds;
-    if (c.progress) print_progress(done, c.steps, loss, lr, tps, last_val, eval);
+    if (c.progress && lead) print_progress(done, c.steps, loss, lr, tps, last_val, eval);
     bool ckpt = !c.out.empty() && (done == last || (c.ckpt_every > 0 && done % c.ckpt_every == 0));
-    if (ckpt) save_train_checkpoint(state, done, model_meta);
+    if (ckpt && lead) save_train_checkpoint(state, done, model_meta);
   }
   const double run = double(last - log.first_step);
   log.tokens_per_s = log.train_seconds > 0
-                         ? double(c.batch * c.seq * c.grad_accum) * run / log.train_seconds
+                         ? double(global * c.seq * c.grad_accum) * run / log.train_seconds
                          : 0;
   log.persistent_bytes = m.graph().arena().stats(Region::Persistent).in_use;
   return log;

@@ -10,6 +10,7 @@
 #include "autograd/init.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "dist/comm.h"
 
 namespace lldl {
 
@@ -456,6 +457,10 @@ struct Trainer::FitRun {
   clock::time_point t0 = clock::now(), last_draw = t0;
   double seen = 0, eval_s = 0;  // samples/s counts training time only
   History hist;
+  // Data parallel (after dist::init()): this rank of `world`, and the
+  // gradient averaging; null when the job was never joined.
+  int rank = 0, world = 1;
+  std::unique_ptr<dist::GradSync> sync;
 };
 
 // Input rows[begin, begin+count) of X (or rows begin.. in order, without a
@@ -481,16 +486,32 @@ void Trainer::shuffle_rows(std::vector<int64_t>& order) const {
   for (int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[rng.below(i + 1)]);
 }
 
-// One optimiser step on a batch; returns the batch's mean loss.
-double Trainer::train_batch(Tensor x, Tensor y, int64_t epoch) {
+// One optimiser step on this rank's rows of a batch; returns the whole
+// batch's mean loss. Data parallel, the batch's `total` rows are split over
+// the ranks, each with `count` of them (count may be 0 on a short last
+// batch): each rank's loss is weighted by count * world / total, so that the
+// mean of the ranks' gradients (GradSync) is the gradient of the batch's
+// mean loss, as one process would compute it.
+double Trainer::train_batch(Tensor x, Tensor y, int64_t count, int64_t total, int64_t epoch, FitRun& run) {
   Graph& g = nn_.graph();
-  Tensor loss = nn_.loss_of(x, y, nullptr, true);
-  double lv = g.item(loss);
+  Tensor loss;
+  double lv = 0;
+  if (count > 0) {
+    loss = nn_.loss_of(x, y, nullptr, true);
+    lv = g.item(loss);
+  }
+  if (run.sync) lv = dist::allreduce_scalar(lv * double(count), dist::ReduceOp::Sum) / double(total);
+  // Checked on every rank alike (the sum carries a NaN), so none waits alone.
   if (!std::isfinite(lv))
     throw ValueError("fit: the training loss became " + std::string(std::isnan(lv) ? "NaN" : "Inf") +
                      " at epoch " + std::to_string(epoch) + "; lower the learning rate (" +
                      std::to_string(cfg_.lr) + ")");
-  g.backward(loss);
+  if (count > 0) {
+    const int64_t even = total / run.world;
+    bool uneven = run.sync && !(count == even && total % run.world == 0);
+    g.backward(uneven ? scale(loss, float(double(count) * run.world / double(total))) : loss);
+  }
+  if (run.sync) run.sync->finish();
   opt_->step();
   return lv;
 }
@@ -513,7 +534,9 @@ void Trainer::report_progress(FitRun& run, int64_t epoch, double frac, double lo
 }
 
 // One pass over (X, Y) in batches of bs rows; returns the summed loss (each
-// batch's mean times its rows).
+// batch's mean times its rows). Data parallel, a batch has world * bs rows
+// and rank r trains on its r-th slice of it (the shuffle is the same on
+// every rank): N ranks at batch B take the steps of one process at N * B.
 double Trainer::train_epoch(const Matrix& X, const Targets& Y, int64_t epoch, int64_t bs,
                             std::vector<int64_t>& order, FitRun& run) {
   Graph& g = nn_.graph();
@@ -524,10 +547,14 @@ double Trainer::train_epoch(const Matrix& X, const Targets& Y, int64_t epoch, in
   double epoch_loss = 0;
   for (int64_t b = 0; b < n; b += bs) {
     int64_t m = std::min(bs, n - b);
+    int64_t begin = b + m * run.rank / run.world, count = b + m * (run.rank + 1) / run.world - begin;
     g.reset();
-    Tensor x = inputs_tensor(X, rows, b, m);
-    Tensor y = targets_tensor(Y, rows, b, m);
-    double lv = train_batch(x, y, epoch);
+    Tensor x, y;
+    if (count > 0) {
+      x = inputs_tensor(X, rows, begin, count);
+      y = targets_tensor(Y, rows, begin, count);
+    }
+    double lv = train_batch(x, y, count, m, epoch, run);
     epoch_loss += lv * static_cast<double>(m);
     run.seen += static_cast<double>(m);
     double frac = (static_cast<double>(epoch - 1) + static_cast<double>(b + m) / n) / run.epochs;
@@ -577,6 +604,21 @@ void Trainer::print_summary(const FitRun& run) {
   sink_(buf);
 }
 
+// Joins fit to the data-parallel job (dist::init() was called): the same
+// data and settings on every rank (checked), rank 0's parameters everywhere,
+// gradients averaged by a GradSync, and progress printed by rank 0 only.
+void Trainer::start_data_parallel(const Matrix& X, int64_t epochs, int64_t batch_size, FitRun& run) {
+  run.rank = dist::rank();
+  run.world = dist::world_size();
+  dist::check_same("fit's data and settings (rows x cols, epochs, batch_size, shuffle_seed)",
+                   dist::hash_string(std::to_string(X.rows) + "x" + std::to_string(X.cols) + " " +
+                                     std::to_string(epochs) + " " + std::to_string(batch_size) + " " +
+                                     std::to_string(shuffle_seed)));
+  dist::broadcast_params(nn_.graph());
+  run.sync = std::make_unique<dist::GradSync>(nn_.graph());
+  if (run.rank != 0) run.verbose = 0;
+}
+
 History Trainer::fit(const Matrix& X, const Targets& Y, const Matrix& Xt, const Targets& Yt,
                      int64_t epochs, int64_t eval_every, int64_t batch_size, bool restart,
                      int verbose) {
@@ -595,16 +637,18 @@ History Trainer::fit(const Matrix& X, const Targets& Y, const Matrix& Xt, const 
   run.verbose = verbose;
   run.has_test = Xt.rows > 0 || Yt.rows > 0;
   run.classify = nn_.loss() == LossType::CrossEntropy;
+  if (dist::initialized()) start_data_parallel(X, epochs, batch_size, run);
   std::vector<int64_t> order(static_cast<size_t>(X.rows));
-  const int64_t bs = std::min(batch_size, X.rows);
+  const int64_t bs = std::min(batch_size * run.world, X.rows);  // the batch of all ranks together
   for (int64_t e = 1; e <= epochs; ++e) {
     double epoch_loss = train_epoch(X, Y, e, bs, order, run);
     ++epochs_done_;
     if (e % eval_every != 0 && e != epochs) continue;
     run.hist.push_back(evaluation_record(X, Y, Xt, Yt, epoch_loss, run));
-    if (verbose == 2) print_record(run.hist.back(), e, run);
+    if (run.verbose == 2) print_record(run.hist.back(), e, run);
   }
-  if (verbose == 1 && epochs > 0) print_summary(run);
+  if (run.verbose == 1 && epochs > 0) print_summary(run);
+  dist_stats_ = run.sync ? run.sync->stats() : dist::GradSyncStats{};
   nn_.graph().reset();
   return run.hist;
 }

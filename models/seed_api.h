@@ -19,6 +19,7 @@
 
 #include "autograd/functions.h"
 #include "autograd/optim.h"
+#include "dist/grad_sync.h"
 
 namespace lldl {
 
@@ -172,6 +173,11 @@ class Trainer {
   // restart re-initialises parameters and optimiser state. verbose: 0 quiet,
   // 1 progress bar, 2 one line per evaluation. Test data may be empty
   // (rows 0) to skip test evaluation.
+  // Under mpirun after dist::init() (dist/comm.h), fit is data parallel:
+  // every rank passes the same data; batch_size is per rank, each step takes
+  // world_size x batch_size rows of the shuffled data, rank r its r-th slice,
+  // gradients are averaged over the ranks, the losses in the history are the
+  // whole batches' and only rank 0 prints.
   History fit(const Matrix& X, const Targets& Y, const Matrix& Xtest, const Targets& Ytest,
               int64_t epochs, int64_t eval_every, int64_t batch_size, bool restart = true,
               int verbose = 0);
@@ -184,6 +190,9 @@ class Trainer {
   // aborts fit cleanly between batches.
   void set_interrupt_check(std::function<void()> f) { interrupt_ = std::move(f); }
   NeuralNetwork2& network() { return nn_; }
+  // The gradient averaging of the last data-parallel fit (zeros otherwise):
+  // steps, buckets, communication time and the time not hidden under backward.
+  const dist::GradSyncStats& dist_stats() const { return dist_stats_; }
   const OptimConfig& config() const { return cfg_; }
   uint64_t shuffle_seed = 1234;
 
@@ -203,7 +212,8 @@ class Trainer {
                  int64_t epochs, int64_t eval_every, int64_t batch_size, bool restart,
                  int verbose) const;
   void shuffle_rows(std::vector<int64_t>& order) const;
-  double train_batch(Tensor x, Tensor y, int64_t epoch);
+  void start_data_parallel(const Matrix& X, int64_t epochs, int64_t batch_size, FitRun& run);
+  double train_batch(Tensor x, Tensor y, int64_t count, int64_t total, int64_t epoch, FitRun& run);
   double train_epoch(const Matrix& X, const Targets& Y, int64_t epoch, int64_t bs,
                      std::vector<int64_t>& order, FitRun& run);
   void report_progress(FitRun& run, int64_t epoch, double frac, double loss);
@@ -218,6 +228,7 @@ class Trainer {
   TextSink sink_;
   std::function<void()> interrupt_;
   uint64_t epochs_done_ = 0;
+  dist::GradSyncStats dist_stats_;
 };
 
 // Issue 4's Fashion-MNIST network, for input_shape (1, 28, 28): conv5x5

@@ -270,3 +270,19 @@ TEST_CASE("TokenWindows refuses streams too short for a window, naming the sizes
   CHECK(message_of<ValueError>([&] { w.sample(0, 2, x, y); }).find("B 0") != std::string::npos);
   CHECK(message_of<ValueError>([&] { w.sample(1, 0, x, y); }).find("T 0") != std::string::npos);
 }
+
+TEST_CASE("TokenWindows: sample_rows gives the rows of the whole batch, ranks' slices tile it") {
+  std::vector<int32_t> tokens(200);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int32_t(i * 7 % 113);
+  TokenWindows all(tokens, 5), r0(tokens, 5), r1(tokens, 5);
+  std::vector<int32_t> x, y, x0(2 * 8), y0(2 * 8), x1(2 * 8), y1(2 * 8);
+  for (int step = 0; step < 3; ++step) {
+    all.sample(4, 8, x, y);
+    r0.sample_rows(4, 8, 0, 2, x0.data(), y0.data());
+    r1.sample_rows(4, 8, 2, 2, x1.data(), y1.data());
+    CHECK(std::equal(x0.begin(), x0.end(), x.begin()));
+    CHECK(std::equal(x1.begin(), x1.end(), x.begin() + 16));
+    CHECK(std::equal(y1.begin(), y1.end(), y.begin() + 16));
+  }
+  CHECK_THROWS_AS(r0.sample_rows(4, 8, 3, 2, x0.data(), y0.data()), ValueError);
+}

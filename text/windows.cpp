@@ -34,6 +34,22 @@ void TokenWindows::sample(int B, int T, int32_t* x, int32_t* y) {
   }
 }
 
+void TokenWindows::sample_rows(int B, int T, int first, int rows, int32_t* x, int32_t* y) {
+  size_t n = tokens.size();
+  check_sizes(B, T, n);
+  if (first < 0 || rows < 1 || first + rows > B)
+    throw ValueError("TokenWindows.sample_rows: rows [" + std::to_string(first) + ", " +
+                     std::to_string(first + rows) + ") are not inside a batch of " + std::to_string(B));
+  uint64_t starts = n - size_t(T);
+  for (int b = 0; b < B; ++b) {
+    size_t s = rng.below(starts);  // drawn for every row, kept for ours
+    if (b < first || b >= first + rows) continue;
+    const int32_t* src = tokens.data() + s;
+    std::copy(src, src + T, x + size_t(b - first) * T);
+    std::copy(src + 1, src + T + 1, y + size_t(b - first) * T);
+  }
+}
+
 void TokenWindows::sample(int B, int T, std::vector<int32_t>& x, std::vector<int32_t>& y) {
   check_sizes(B, T, tokens.size());
   x.resize(size_t(B) * size_t(T));

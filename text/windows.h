@@ -20,6 +20,14 @@ struct TokenWindows {
   // The same into vectors resized to B*T.
   void sample(int B, int T, std::vector<int32_t>& x, std::vector<int32_t>& y);
 
+  // Rows [first, first + rows) of the batch sample(B, T) would draw, into x
+  // and y of rows*T ids each; the generator advances by the whole batch.
+  // Data-parallel training (dist/): with N ranks at B windows each, rank r
+  // takes rows [r*B, (r+1)*B) of a global batch of N*B from the same seed,
+  // so the N ranks together see exactly the windows one rank at N*B sees,
+  // and no two ranks share a row.
+  void sample_rows(int B, int T, int first, int rows, int32_t* x, int32_t* y);
+
   int64_t size() const { return static_cast<int64_t>(tokens.size()); }
 
   std::vector<int32_t> tokens;
