@@ -43,11 +43,14 @@ struct GPTConfig {
 
 class GPT : public LanguageModel<GPT, GPTConfig> {
  public:
-  explicit GPT(const GPTConfig& cfg, uint64_t seed = 1337);
+  // backend: where the parameters live and every step runs (Backend::CUDA:
+  // the weights are drawn on the host, exactly as on the CPU, then copied,
+  // so CPU and GPU runs of one seed start from the same model).
+  explicit GPT(const GPTConfig& cfg, uint64_t seed = 1337, Backend backend = Backend::CPU);
   // Every parameter allocated and zero, for a caller about to load them all
   // (from_pretrained: skips GPT-2's random initialisation, seconds at 124M).
   struct Uninitialised {};
-  GPT(const GPTConfig& cfg, Uninitialised);
+  GPT(const GPTConfig& cfg, Uninitialised, Backend backend = Backend::CPU);
 
   // Starts a new step (gradients kept) and records the forward pass of idx
   // [B, T] (row-major). Ids must be in [0, vocab_size) and T <= block_size
@@ -103,8 +106,17 @@ class GPT : public LanguageModel<GPT, GPTConfig> {
     Tensor ln1_w, ln1_b, attn_w, attn_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, mlp_w, mlp_b;
   };
   std::vector<Block> h_;
+  std::vector<int32_t> pos_;  // forward(): the position ids, built on the host
   void init_weights(uint64_t seed);
+  // generate_batch / cached_logits / prefill_logits on a device graph
+  // (models/gpt_infer_device.cpp).
+  std::vector<std::vector<int32_t>> generate_device(std::vector<std::vector<int32_t>> seqs,
+                                                    int64_t max_new, float temperature,
+                                                    int64_t top_k, uint64_t seed, float top_p,
+                                                    int64_t sample_vocab) const;
+  std::vector<float> device_logits(const std::vector<int32_t>& seq, bool stepwise) const;
   friend struct GptInfer;
+  friend struct GptDeviceInfer;
 };
 
 }  // namespace lldl

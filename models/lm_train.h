@@ -17,6 +17,7 @@
 #pragma once
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <map>
@@ -25,6 +26,7 @@
 #include <vector>
 
 #include "autograd/optim.h"
+#include "core/error.h"
 #include "io/checkpoint.h"
 #include "text/windows.h"
 
@@ -144,8 +146,13 @@ LMTrainLog train_lm(Model& m, const std::vector<int32_t>& train, const std::vect
       m.backward(1.0 / static_cast<double>(c.grad_accum));
     }
     loss /= static_cast<double>(c.grad_accum);
-    if (c.grad_clip > 0) clip_grad_norm(m.graph(), c.grad_clip);
+    // Clipping is fused into the update, on the graph's backend; the norm is
+    // read back (one double, after the loss's read) only to stop on NaN/Inf.
+    opt.clip_max_norm = c.grad_clip;
     opt.step();
+    if (c.grad_clip > 0 && !std::isfinite(opt.grad_norm()))
+      throw ValueError("train: the gradient norm is not finite at step " + std::to_string(s + 1) +
+                       " (NaN or Inf in a gradient); the parameters were left unchanged");
     m.zero_grad();
     log.step_memory = m.graph().memory_report();
     log.train_seconds += std::chrono::duration<double>(clock::now() - t0).count();

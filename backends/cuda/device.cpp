@@ -5,7 +5,9 @@
 #include <cmath>
 #include <mutex>
 #include <string>
+#include <vector>
 
+#include "backends/cuda/multi_optim.h"
 #include "backends/cuda/runtime.h"
 #include "backends/device.h"
 #include "core/error.h"
@@ -58,18 +60,64 @@ void require(const char* what) {
 
 std::atomic<CudaTier> g_tier{CudaTier::Fast};
 
-// The update of every parameter, one kernel each (float32 only: a CUDA graph
-// computes in float32).
-void update(const OptimConfig& c, DType t, const ParamSlot* ps, size_t count) {
-  if (t != DType::F32) throw TypeError("optimizer: the cuda backend updates float32 parameters");
+// The slot table of a multi-tensor launch (bodies_optim.h) in device memory:
+// built on the host from the ParamSlots, copied over in one transfer into a
+// buffer that grows to the largest table and is then reused (the kernels of
+// the previous step that read it have finished: one stream, in order).
+using cuda::MultiSlot;
+struct SlotTable {
+  const MultiSlot* dev;
+  int count;
+  int64_t total;
+};
+SlotTable upload_slots(const OptimConfig* c, DType t, const ParamSlot* ps, size_t count,
+                       const char* what) {
+  if (t != DType::F32)
+    throw TypeError(std::string(what) + ": the cuda backend updates float32 parameters");
+  thread_local std::vector<MultiSlot> host;
+  host.clear();
+  int64_t total = 0;
   for (size_t i = 0; i < count; ++i) {
     const ParamSlot& s = ps[i];
-    const float b1 = c.beta1, b2 = c.beta2;
-    CudaOptimArgs a{int(c.kind), c.lr, c.momentum, b1, b2, c.eps, c.weight_decay,
-                    1.0f - std::pow(b1, float(s.step)), 1.0f - std::pow(b2, float(s.step))};
-    cuda_optim_update(a, s.n, static_cast<float*>(s.p), static_cast<const float*>(s.grad),
-                      static_cast<float*>(s.m), static_cast<float*>(s.v));
+    float bc1 = 1, bc2 = 1;
+    if (c) {
+      bc1 = 1.0f - std::pow(c->beta1, float(s.step));
+      bc2 = 1.0f - std::pow(c->beta2, float(s.step));
+    }
+    if (s.n == 0) continue;  // an empty parameter owns no element
+    host.push_back({static_cast<float*>(s.p), static_cast<const float*>(s.grad),
+                    static_cast<float*>(s.m), static_cast<float*>(s.v), total, bc1, bc2});
+    total += s.n;
   }
+  static std::mutex mu;
+  static MultiSlot* buf = nullptr;
+  static size_t cap = 0;
+  std::lock_guard<std::mutex> lock(mu);
+  if (host.size() > cap) {
+    cuda_free(buf);
+    buf = static_cast<MultiSlot*>(cuda_alloc(host.size() * sizeof(MultiSlot)));
+    cap = host.size();
+  }
+  cuda_to_device(buf, host.data(), host.size() * sizeof(MultiSlot));
+  return {buf, static_cast<int>(host.size()), total};
+}
+
+// Every parameter in one launch, the clipping factor read on the device.
+void update(const OptimConfig& c, DType t, const ParamSlot* ps, size_t count, const GradClip* clip) {
+  SlotTable s = upload_slots(&c, t, ps, count, "optimizer");
+  CudaOptimArgs a{int(c.kind), c.lr, c.momentum, c.beta1, c.beta2, c.eps, c.weight_decay, 1, 1};
+  cuda::multi_update(a, s.dev, s.count, s.total, clip ? clip->sumsq : nullptr,
+                     clip ? clip->max_norm : 0.0);
+}
+
+void grad_sumsq(DType t, const ParamSlot* ps, size_t count, double* out) {
+  SlotTable s = upload_slots(nullptr, t, ps, count, "grad_sumsq");
+  cuda::multi_sumsq(s.dev, s.count, s.total, out);
+}
+
+void scale_grads(DType t, const ParamSlot* ps, size_t count, const GradClip& clip) {
+  SlotTable s = upload_slots(nullptr, t, ps, count, "clip_grad_norm");
+  cuda::multi_scale(s.dev, s.count, s.total, clip.sumsq, clip.max_norm);
 }
 
 }  // namespace
@@ -78,6 +126,22 @@ bool cuda_available() { return probe().ok; }
 std::string cuda_status() { return probe().status; }
 
 void set_cuda_tier(CudaTier t) { g_tier.store(t); }
+
+namespace {
+std::atomic<bool> g_tf32{false}, g_bf16{false};
+}
+void set_cuda_tf32(bool on) {
+  require("set_tf32");
+  cuda::check(cublasSetMathMode(cuda::blas(), on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH),
+              "set_tf32: cublasSetMathMode");
+  g_tf32.store(on);
+}
+bool cuda_tf32() { return g_tf32.load(); }
+void set_cuda_bf16_gemm(bool on) {
+  require("set_bf16_gemm");
+  g_bf16.store(on);
+}
+bool cuda_bf16_gemm() { return g_bf16.load(); }
 CudaTier cuda_tier() { return g_tier.load(); }
 
 void* cuda_alloc(size_t bytes) {
@@ -125,7 +189,8 @@ void cuda_synchronize() {
 const DeviceFns& cuda_device() {
   static const DeviceFns f{cuda_available, cuda_status,    false,     cuda_alloc,
                            cuda_free,      cuda_memset,    cuda_to_device, cuda_to_host,
-                           cuda_copy,      cuda_synchronize, update};
+                           cuda_copy,      cuda_synchronize, update,
+                           grad_sumsq,     scale_grads};
   return f;
 }
 
