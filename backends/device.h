@@ -76,8 +76,9 @@ struct DeviceFns {
   void (*sync)();  // waits for the backend's queued work
   // One optimiser step over every parameter (t: DType::F32 or F64), in one
   // (or few) launches. clip: null, or gradient-norm clipping applied on the
-  // way (each gradient read as g * scale, the gradients themselves left as
-  // they are; see GradClip).
+  // way (see GradClip): the CUDA kernel reads each gradient as g * scale;
+  // the CPU scales the gradients in place first, which keeps its arithmetic
+  // that of clip_grad_norm then step, bit for bit.
   void (*update)(const OptimConfig& c, DType t, const ParamSlot* params, size_t count,
                  const GradClip* clip);
   // sum_i grad_i^2 over every parameter's gradient, as one double written to

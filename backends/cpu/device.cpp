@@ -24,20 +24,18 @@ void no_sync() {}
 // The loops vectorise: the pointers never alias (__restrict) and each kind
 // has its own branch-free loop (one loop with the AdamW/Adam choice inside
 // stayed scalar, divisions and square roots one element at a time).
-// gs: the clipping factor each gradient is read with (1: none; x * 1 is x
-// exactly, so an unclipped step is what it was before clipping was fused in).
 template <class T>
 void update(const OptimConfig& c, int64_t t, int64_t n, T* __restrict p,
-            const T* __restrict grad, T* __restrict m, T* __restrict v, const T gs) {
+            const T* __restrict grad, T* __restrict m, T* __restrict v) {
   const T lr = c.lr, wd = c.weight_decay;
   switch (c.kind) {
     case OptimKind::SGD:
-      for (int64_t i = 0; i < n; ++i) p[i] -= lr * (grad[i] * gs + wd * p[i]);
+      for (int64_t i = 0; i < n; ++i) p[i] -= lr * (grad[i] + wd * p[i]);
       return;
     case OptimKind::Momentum: {  // buf = mu buf + g; p -= lr buf (PyTorch's form)
       const T mu = c.momentum;
       for (int64_t i = 0; i < n; ++i) {
-        m[i] = mu * m[i] + grad[i] * gs + wd * p[i];
+        m[i] = mu * m[i] + grad[i] + wd * p[i];
         p[i] -= lr * m[i];
       }
       return;
@@ -48,7 +46,7 @@ void update(const OptimConfig& c, int64_t t, int64_t n, T* __restrict p,
       const T bc1 = T(1) - std::pow(b1, T(t)), bc2 = T(1) - std::pow(b2, T(t));
       if (c.kind == OptimKind::AdamW) {
         for (int64_t i = 0; i < n; ++i) {
-          const T gi = grad[i] * gs;
+          const T gi = grad[i];
           p[i] -= lr * wd * p[i];
           m[i] = b1 * m[i] + (T(1) - b1) * gi;
           v[i] = b2 * v[i] + (T(1) - b2) * gi * gi;
@@ -56,7 +54,7 @@ void update(const OptimConfig& c, int64_t t, int64_t n, T* __restrict p,
         }
       } else {
         for (int64_t i = 0; i < n; ++i) {
-          const T gi = grad[i] * gs + wd * p[i];
+          const T gi = grad[i] + wd * p[i];
           m[i] = b1 * m[i] + (T(1) - b1) * gi;
           v[i] = b2 * v[i] + (T(1) - b2) * gi * gi;
           p[i] -= lr * (m[i] / bc1) / (std::sqrt(v[i] / bc2) + eps);
@@ -94,13 +92,20 @@ std::vector<Chunk>& chunk_list(const ParamSlot* ps, size_t count, int64_t* total
   return list;
 }
 
+void cpu_scale_grads(DType t, const ParamSlot* ps, size_t count, const GradClip& clip);
+
 template <class T>
 void update_all(const OptimConfig& c, const ParamSlot* ps, size_t count, const GradClip* clip) {
+  // Clipping on the host scales the gradients in place first: the
+  // arithmetic of clip_grad_norm then step(), bit for bit (reading g * f
+  // inside the loops would let the compiler fuse g * f + wd * p into one
+  // rounding).
+  if (clip) {
+    if (clip_scale(*clip->sumsq, clip->max_norm) == 0) return;  // NaN/Inf norm: the caller reports it
+    cpu_scale_grads(dtype_of<T>(), ps, count, *clip);
+  }
   int64_t total = 0;
   std::vector<Chunk>& chunks = chunk_list(ps, count, &total);
-  const double cs = clip ? clip_scale(*clip->sumsq, clip->max_norm) : 1.0;
-  if (cs == 0) return;  // a NaN or Inf gradient norm: the caller reports it
-  const T gs = static_cast<T>(cs);
   const bool per_m = c.kind != OptimKind::SGD;
   const bool per_v = c.kind == OptimKind::Adam || c.kind == OptimKind::AdamW;
   const int64_t nc = static_cast<int64_t>(chunks.size());
@@ -111,7 +116,7 @@ void update_all(const OptimConfig& c, const ParamSlot* ps, size_t count, const G
     T* m = static_cast<T*>(s.m);
     T* v = static_cast<T*>(s.v);
     update(c, s.step, ch.count, static_cast<T*>(s.p) + b, static_cast<const T*>(s.grad) + b,
-           per_m ? m + b : m, per_v ? v + b : v, gs);
+           per_m ? m + b : m, per_v ? v + b : v);
   };
   if (total < 4 * kUpdateChunk) {
     for (int64_t k = 0; k < nc; ++k) run(k);
