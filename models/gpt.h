@@ -97,6 +97,20 @@ class GPT : public LanguageModel<GPT, GPTConfig> {
   // so not stored), creating `dir` if needed; each file is written atomically.
   void save_pretrained(const std::string& dir) const;
 
+  // The KV-cache generation that a device graph runs (generate_batch,
+  // cached_logits and prefill_logits call these when the weights are not in
+  // host memory): the steps recorded through the ops on the model's graph,
+  // the cache in the backend's memory (models/gpt_infer_device.cpp). They
+  // run on the CPU too, where tests check them against forward() and the
+  // CPU's own generation. Arguments as checked by the callers above.
+  std::vector<std::vector<int32_t>> generate_through_ops(std::vector<std::vector<int32_t>> seqs,
+                                                         int64_t max_new, float temperature,
+                                                         int64_t top_k, uint64_t seed, float top_p,
+                                                         int64_t sample_vocab) const;
+  // Logits through the op path's cache: [T, vocab] token by token
+  // (stepwise), or [vocab] of the last token after one prefill.
+  std::vector<float> logits_through_ops(const std::vector<int32_t>& seq, bool stepwise) const;
+
   // Checks ids and sizes before anything is recorded.
   void check_tokens(const int32_t* idx, int64_t B, int64_t T) const;
 
@@ -108,13 +122,6 @@ class GPT : public LanguageModel<GPT, GPTConfig> {
   std::vector<Block> h_;
   std::vector<int32_t> pos_;  // forward(): the position ids, built on the host
   void init_weights(uint64_t seed);
-  // generate_batch / cached_logits / prefill_logits on a device graph
-  // (models/gpt_infer_device.cpp).
-  std::vector<std::vector<int32_t>> generate_device(std::vector<std::vector<int32_t>> seqs,
-                                                    int64_t max_new, float temperature,
-                                                    int64_t top_k, uint64_t seed, float top_p,
-                                                    int64_t sample_vocab) const;
-  std::vector<float> device_logits(const std::vector<int32_t>& seq, bool stepwise) const;
   friend struct GptInfer;
   friend struct GptDeviceInfer;
 };

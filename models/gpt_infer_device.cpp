@@ -92,7 +92,7 @@ struct GptDeviceInfer {
   }
 };
 
-std::vector<float> GPT::device_logits(const std::vector<int32_t>& seq, bool stepwise) const {
+std::vector<float> GPT::logits_through_ops(const std::vector<int32_t>& seq, bool stepwise) const {
   const int64_t T = static_cast<int64_t>(seq.size()), V = cfg_.vocab_size;
   GptDeviceInfer inf(*this, 1);
   if (!stepwise) {
@@ -105,7 +105,7 @@ std::vector<float> GPT::device_logits(const std::vector<int32_t>& seq, bool step
   return out;
 }
 
-std::vector<std::vector<int32_t>> GPT::generate_device(std::vector<std::vector<int32_t>> seqs,
+std::vector<std::vector<int32_t>> GPT::generate_through_ops(std::vector<std::vector<int32_t>> seqs,
                                                        int64_t max_new, float temperature,
                                                        int64_t top_k, uint64_t seed, float top_p,
                                                        int64_t sample_vocab) const {
