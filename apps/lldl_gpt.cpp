@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -55,7 +56,7 @@ const char* kUsage =
     "      --weight-decay X (0.1) --grad-clip X (1.0) --eval-every N (100) --eval-batches N (16)\n"
     "      --ckpt-every N (0: at the end) --val-fraction X (0.05) --seed N (1337) --threads N\n"
     "      --resume CKPT (a training checkpoint: continue its run) --stop-at N (stop after step N)\n"
-    "      --loss-log FILE (append 'step loss lr' per step) --quiet\n"
+    "      --loss-log FILE (append 'step loss lr' per step) --quiet --plan-memory 0|1 (1)\n"
     "      --from DIR (start from a Hugging Face GPT-2 directory)                [gpt]\n"
     "      --device cpu|cuda (cpu)  --tf32 (cuda GEMMs in TF32)  --precision fp32|bf16 (fp32;\n"
     "      bf16: cuda GEMMs on bf16 copies of the operands, float accumulation)\n"
@@ -275,6 +276,9 @@ void train_flags(const Args& a, LMTrainConfig& c) {
   c.loss_log = a.str("loss-log", "");
   c.resume = a.str("resume", "");
   c.progress = !a.flag("quiet");
+  const int64_t plan = a.num("plan-memory", 1);
+  if (plan != 0 && plan != 1) usage_error("--plan-memory must be 0 or 1");
+  c.plan_memory = plan == 1;
 }
 
 GPTConfig gpt_config(const Args& a, int64_t vocab, int64_t seq) {
@@ -348,7 +352,7 @@ int cmd_train(const Args& a) {
            "block", "lstm-embd", "lstm-hidden", "batch", "grad-accum", "lr", "min-lr", "warmup",
            "weight-decay", "grad-clip", "eval-every", "eval-batches", "ckpt-every",
            "val-fraction", "seed", "threads", "init", "resume", "stop-at", "loss-log", "from",
-           "device", "precision"});
+           "device", "precision", "plan-memory"});
   if (a.data.empty()) usage_error("train needs --data PATH...");
   if (!a.has("out")) usage_error("train needs --out CKPT");
   if (a.has("threads")) set_num_threads(static_cast<int>(a.num("threads", 1)));
@@ -395,6 +399,14 @@ int cmd_train(const Args& a) {
   std::printf("trained %lld steps: final train loss %.4f, val loss %.4f nats/token, %.0f tokens/s\n",
               (long long)done, log.train_loss.empty() ? -1.0 : log.train_loss.back(),
               log.val_loss.empty() ? -1.0 : log.val_loss.back(), log.tokens_per_s);
+  if (log.step_seconds.size() > 1) {
+    // Without the first step (allocation, library start-up): the steady rate.
+    std::vector<double> t(log.step_seconds.begin() + 1, log.step_seconds.end());
+    std::sort(t.begin(), t.end());
+    const double med = t.size() % 2 ? t[t.size() / 2] : 0.5 * (t[t.size() / 2 - 1] + t[t.size() / 2]);
+    std::printf("steady: %.1f tokens/s (median step %.6f s, min %.6f, max %.6f, over %zu steps after the first)\n",
+                double(c.batch * c.seq * c.grad_accum) / med, med, t.front(), t.back(), t.size());
+  }
   print_memory(log);
   std::printf("checkpoint: %s\n", c.out.c_str());
   return 0;

@@ -29,3 +29,8 @@ run host_tests 60 $P/lldl_tests -sf='*test_cuda_host*'
 OMP_NUM_THREADS=16 run cpu_suite_16thr 200 $P/lldl_tests -tse=gpu
 run bench_step_device 90 $P/bench_step_device
 OMP_NUM_THREADS=8 run bench_cuda_quick 100 $P/bench_cuda --quick
+# GPT-2 124M training (batch 8 x 1024, tf32 and bf16) and KV-cache generation,
+# lldl-gpt --device cuda against PyTorch eager and torch.compile on this GPU
+# (the device's own torch); cut at 235 s whatever happens.
+run gpt2_gpu_vs_torch 250 /opt/torch/.venv/bin/python3 bench/gpt2_gpu_vs_torch.py \
+  --lldl-gpt $P/lldl-gpt --out "$OUT/gpt2_gpu_vs_torch.json" --deadline 235

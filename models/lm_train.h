@@ -66,6 +66,9 @@ struct LMTrainLog {
   int64_t first_step = 0;                // steps done before this call (resume)
   double train_seconds = 0;              // forward + backward + update, no evaluation
   double tokens_per_s = 0;               // tokens of the steps run / train_seconds
+  std::vector<double> step_seconds;      // each step's forward + backward + update (a
+                                         // step ends with the loss's read, so on a GPU
+                                         // its work is done)
   MemoryReport step_memory;              // of the last training step (autograd/planner.h)
   size_t persistent_bytes = 0;           // parameters, gradients, optimiser state
 };
@@ -155,7 +158,9 @@ LMTrainLog train_lm(Model& m, const std::vector<int32_t>& train, const std::vect
                        " (NaN or Inf in a gradient); the parameters were left unchanged");
     m.zero_grad();
     log.step_memory = m.graph().memory_report();
-    log.train_seconds += std::chrono::duration<double>(clock::now() - t0).count();
+    const double secs = std::chrono::duration<double>(clock::now() - t0).count();
+    log.train_seconds += secs;
+    log.step_seconds.push_back(secs);
     log.train_loss.push_back(loss);
     log_loss(c, s + 1, loss, lr);
     const int64_t done = s + 1;
