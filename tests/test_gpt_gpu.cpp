@@ -26,6 +26,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "models/gpt.h"
+#include "models/lm_train.h"
 
 using namespace lldl;
 
@@ -121,13 +122,16 @@ TEST_SUITE("gpu") {
     c.weight_decay = 0.1f;
     Optimizer oa(a, c), ob(b, c);
     oa.clip_max_norm = ob.clip_max_norm = 1.0;
-    for (int step = 0; step < 3; ++step) {
+    auto set_grads = [&] {  // the same random gradients on both sides
       for (size_t i = 0; i < sizes.size(); ++i) {
         std::vector<float> gr(static_cast<size_t>(sizes[i]));
         for (float& x : gr) x = static_cast<float>(r.uniform(-0.1, 0.1));
         std::copy(gr.begin(), gr.end(), a.grad<float>(pa[i]));
         cuda_to_device(b.grad<float>(pb[i]), gr.data(), gr.size() * sizeof(float));
       }
+    };
+    for (int step = 0; step < 3; ++step) {
+      set_grads();
       oa.step();
       ob.step();
       CHECK(ob.grad_norm() == doctest::Approx(oa.grad_norm()).epsilon(1e-9));
@@ -138,7 +142,10 @@ TEST_SUITE("gpu") {
       for (size_t j = 0; j < x.size(); ++j) worst = std::max(worst, double(std::abs(x[j] - y[j])));
       CHECK_MESSAGE(worst <= 1e-6, "parameter " << i << ": largest difference " << worst);
     }
-    // clip_grad_norm on device memory: the norm and the scaled gradients.
+    // clip_grad_norm on device memory: the norm and the scaled gradients (the
+    // CPU's clipped steps scaled its gradients in place, the GPU's did not:
+    // fresh ones).
+    set_grads();
     const double na = clip_grad_norm(a, 0.1), nb = clip_grad_norm(b, 0.1);
     CHECK(nb == doctest::Approx(na).epsilon(1e-9));
     std::vector<float> ga = a.host_grad(pa[1]), gb = b.host_grad(pb[1]);
@@ -146,9 +153,15 @@ TEST_SUITE("gpu") {
   }
 
   TEST_CASE("gpu: sampling on CUDA gives the CPU's greedy tokens and logits" * doctest::skip(kNoGpu)) {
-    GPT cpu(small_gpt(), 7), gpu(small_gpt(), 7, Backend::CUDA);
+    // Trained on the CPU and loaded on the GPU: the same weights, so only
+    // the generation paths differ.
+    GPT cpu(small_gpt(), 7);
     train(cpu, 20);
-    train(gpu, 20);
+    const std::string path = "/tmp/lldl_test_gpt_gpu_s" + std::to_string(::getpid()) + ".safetensors";
+    cpu.save(path);
+    auto loaded = GPT::from_checkpoint(path, nullptr, Backend::CUDA);
+    std::remove(path.c_str());
+    GPT& gpu = *loaded;
     std::vector<std::vector<int32_t>> prompts = {{1, 2, 3, 4}, {9, 8, 7, 6}};
     // 40 new tokens: past the block of 32, so the cache is rebuilt once.
     auto a = cpu.generate_batch(prompts, 40, 0.0f, 64, 1), b = gpu.generate_batch(prompts, 40, 0.0f, 64, 1);
@@ -159,6 +172,26 @@ TEST_SUITE("gpu") {
     double worst = 0;
     for (size_t i = 0; i < la.size(); ++i) worst = std::max(worst, double(std::abs(la[i] - lb[i])));
     CHECK(worst < 1e-3);
+  }
+
+  TEST_CASE("gpu: train_lm on CUDA (memory planning on, clipping fused) follows the CPU" *
+            doctest::skip(kNoGpu)) {
+    std::vector<int32_t> train_ids = ids(4000, 1), val_ids = ids(600, 2);
+    LMTrainConfig c;
+    c.steps = 6;
+    c.batch = 4;
+    c.seq = 32;
+    c.lr = 3e-3;
+    c.warmup = 2;
+    c.eval_every = 3;
+    c.eval_batches = 2;
+    c.progress = false;
+    c.grad_clip = 0.5;
+    GPT cpu(small_gpt(), 7), gpu(small_gpt(), 7, Backend::CUDA);
+    LMTrainLog lc = train_lm(cpu, train_ids, val_ids, c), lg = train_lm(gpu, train_ids, val_ids, c);
+    check_losses(lg.train_loss, lc.train_loss, 1e-3, "train_lm");
+    check_losses(lg.val_loss, lc.val_loss, 1e-3, "train_lm validation");
+    CHECK(lg.step_memory.peak_planned > 0);  // the planned step ran on the device
   }
 
   TEST_CASE("gpu: a checkpoint saved from device memory loads on either side" * doctest::skip(kNoGpu)) {
