@@ -49,6 +49,9 @@ void Optimizer::add_new_params() {
 }
 
 void Optimizer::step() {
+  if (!(clip_max_norm >= 0) || !std::isfinite(clip_max_norm))
+    throw ValueError("optimizer: clip_max_norm must be a finite number >= 0 (0: no clipping), got " +
+                     std::to_string(clip_max_norm));
   // Parameters created since the last step join with fresh state. The list is
   // only rebuilt when that happens, so a step allocates nothing.
   if (params.size() != g->num_params()) add_new_params();

@@ -563,6 +563,9 @@ TEST_CASE("optimizer: a fused clipped step with a NaN gradient changes nothing a
   c.kind = OptimKind::AdamW;
   Optimizer opt(g, c);
   CHECK_THROWS_AS(opt.grad_norm(), ValueError);  // no clipped step yet
+  opt.clip_max_norm = -1;
+  CHECK_THROWS_WITH_AS(opt.step(), doctest::Contains("clip_max_norm"), ValueError);
+  CHECK(g.host_data(p) == v);
   opt.clip_max_norm = 1.0;
   g.grad<float>(p)[2] = NAN;
   opt.step();
