@@ -297,10 +297,13 @@ Tensor Graph::record(OpKind kind, const Tensor* inputs, int n_in, OpAttr attr) {
     if (dev_->host_memory) {
       m.check(a.in_shape, a.in, attr);
     } else {
-      // The check reads values (label ranges) on the host: give it copies.
+      // The check reads values (label and id ranges) on the host: give it
+      // copies of the int32 inputs, the only ones it reads (not the logits
+      // or the embedding table, which would cost a large copy per step).
       std::vector<std::vector<char>> host(n_in);
       const void* ptrs[kMaxInputs] = {};
       for (int i = 0; i < n_in; ++i) {
+        if (!is_int_input(m, i)) continue;
         const TensorDesc& d = desc(inputs[i]);
         host[i].resize(static_cast<size_t>(d.shape.numel()) * dtype_size(d.dtype));
         if (!host[i].empty()) mem_out(host[i].data(), d.data, host[i].size());
