@@ -92,13 +92,29 @@ SlotTable upload_slots(const OptimConfig* c, DType t, const ParamSlot* ps, size_
   static std::mutex mu;
   static MultiSlot* buf = nullptr;
   static size_t cap = 0;
+  static std::vector<MultiSlot> on_device;  // what buf holds
   std::lock_guard<std::mutex> lock(mu);
+  // The table on the device is reused when it lists the same buffers (and,
+  // for an update, the same bias corrections; the norm and the scaling read
+  // no bias correction): an SGD or momentum step then copies nothing, an
+  // Adam step one table (the norm reuses the previous step's).
+  bool same = on_device.size() == host.size();
+  for (size_t i = 0; same && i < host.size(); ++i) {
+    const MultiSlot &a = host[i], &b = on_device[i];
+    same = a.p == b.p && a.grad == b.grad && a.m == b.m && a.v == b.v && a.start == b.start &&
+           (!c || (a.bc1 == b.bc1 && a.bc2 == b.bc2));
+  }
+  if (same) return {buf, static_cast<int>(host.size()), total};
   if (host.size() > cap) {
     cuda_free(buf);
+    buf = nullptr;
+    cap = 0;
+    on_device.clear();
     buf = static_cast<MultiSlot*>(cuda_alloc(host.size() * sizeof(MultiSlot)));
     cap = host.size();
   }
   cuda_to_device(buf, host.data(), host.size() * sizeof(MultiSlot));
+  on_device = host;
   return {buf, static_cast<int>(host.size()), total};
 }
 
