@@ -332,10 +332,9 @@ std::unique_ptr<GPT> make_gpt(const Args& a, int64_t vocab, LMTrainConfig* c, Ba
     return GPT::from_checkpoint(c->resume, nullptr, dev);
   }
   if (!a.has("from")) return std::make_unique<GPT>(gpt_config(a, vocab, c->seq), c->seed, dev);
-  if (dev != Backend::CPU) usage_error("--from loads a model on the cpu only (use --device cpu)");
   for (const char* k : {"n-layer", "n-head", "n-embd", "init"})
     if (a.has(k)) usage_error(std::string("--") + k + " conflicts with --from (the directory's config.json sets it)");
-  std::unique_ptr<GPT> m = GPT::from_pretrained(a.str("from", ""));
+  std::unique_ptr<GPT> m = GPT::from_pretrained(a.str("from", ""), dev);
   const GPTConfig& g = m->config();
   if (!a.has("block")) c->seq = std::min(c->seq, g.block_size);
   if (c->seq > g.block_size)

@@ -310,15 +310,16 @@ void bind_lm(py::module_& m) {
            },
            py::arg("seq"), "Logits [T, vocab] computed token by token through the KV cache.")
       .def_static("from_pretrained",
-                  [](const std::filesystem::path& dir) {
+                  [](const std::filesystem::path& dir, const std::string& device) {
+                    const Backend b = backend_arg(device);
                     std::unique_ptr<GPT> g;
                     {
                       py::gil_scoped_release nogil;
-                      g = GPT::from_pretrained(dir.string());
+                      g = GPT::from_pretrained(dir.string(), b);
                     }
                     return PyLM<GPT>{std::move(g), nullptr};
                   },
-                  py::arg("dir"),
+                  py::arg("dir"), py::arg("device") = "cpu",
                   "A Hugging Face GPT-2 directory (config.json + model.safetensors; F32, F16 or "
                   "BF16), as transformers' save_pretrained writes it.")
       .def("save_pretrained",

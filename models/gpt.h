@@ -92,7 +92,8 @@ class GPT : public LanguageModel<GPT, GPTConfig> {
   // F32, F16 or BF16 tensors). Every tensor must be present with the shape
   // the config implies, and nothing else (non-persistent attn.bias /
   // attn.masked_bias buffers aside); ValueError naming the key otherwise.
-  static std::unique_ptr<GPT> from_pretrained(const std::string& dir);
+  // backend: where the loaded model lives (read on the host, then copied).
+  static std::unique_ptr<GPT> from_pretrained(const std::string& dir, Backend backend = Backend::CPU);
   // Writes such a directory (GPT2LMHeadModel keys, float32, lm_head tied and
   // so not stored), creating `dir` if needed; each file is written atomically.
   void save_pretrained(const std::string& dir) const;

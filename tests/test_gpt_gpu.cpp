@@ -208,6 +208,20 @@ TEST_SUITE("gpu") {
     }
   }
 
+  TEST_CASE("gpu: a Hugging Face directory loads straight into device memory" * doctest::skip(kNoGpu)) {
+    GPT cpu(small_gpt(), 7);
+    const std::string dir = "/tmp/lldl_test_gpt_gpu_hf_" + std::to_string(::getpid());
+    cpu.save_pretrained(dir);
+    auto gpu = GPT::from_pretrained(dir, Backend::CUDA);
+    std::remove((dir + "/config.json").c_str());
+    std::remove((dir + "/model.safetensors").c_str());
+    ::rmdir(dir.c_str());
+    CHECK(gpu->backend() == Backend::CUDA);
+    for (size_t i = 0; i < cpu.named_params().size(); ++i)
+      CHECK(gpu->graph().host_data(gpu->named_params()[i].second) ==
+            cpu.graph().host_data(cpu.named_params()[i].second));
+  }
+
   TEST_CASE("gpu: TF32 and BF16 autocast train the GPT within their tolerances" * doctest::skip(kNoGpu)) {
     PrecisionGuard guard;
     CHECK(!cuda_tf32());
