@@ -63,6 +63,16 @@ void compare_captured(Model (*make)(Backend), double tol, const char* what) {
 }
 
 Model mlp_f32(Backend b) { return mlp(b); }
+// Gradient-norm clipping fused into the multi-tensor update (the norm
+// reduced on the device, the factor read there): a captured step replays the
+// reduction, and the update reads each step's lr and bias corrections from
+// memory through a slot table made at the warm-up step. A max norm this
+// small clips at every step.
+Model mlp_clipped(Backend b) {
+  Model m = mlp(b);
+  m.opt->clip_max_norm = 0.05;
+  return m;
+}
 
 }  // namespace
 
@@ -73,6 +83,15 @@ TEST_SUITE("gpu") {
     for (CudaTier tier : {CudaTier::Naive, CudaTier::Fast}) {
       set_cuda_tier(tier);
       compare_captured(mlp_f32, 0, cuda_tier_name(tier));
+    }
+  }
+
+  TEST_CASE("gpu: a captured step with fused gradient clipping gives the eager losses bit for bit" *
+            doctest::skip(kNoGpu)) {
+    TierGuard guard;
+    for (CudaTier tier : {CudaTier::Naive, CudaTier::Fast}) {
+      set_cuda_tier(tier);
+      compare_captured(mlp_clipped, 0, cuda_tier_name(tier));
     }
   }
 

@@ -5,7 +5,9 @@
 #include <cmath>
 #include <mutex>
 #include <string>
+#include <vector>
 
+#include "backends/cuda/multi_optim.h"
 #include "backends/cuda/runtime.h"
 #include "backends/device.h"
 #include "core/error.h"
@@ -73,19 +75,129 @@ void refuse_in_capture(const char* what) {
                      "sizes the memory; run the same step with the same shapes)");
 }
 
-// The update of every parameter, one kernel each (float32 only: a CUDA graph
-// computes in float32).
-void update(const OptimConfig& c, DType t, const ParamSlot* ps, size_t count) {
-  if (t != DType::F32) throw TypeError("optimizer: the cuda backend updates float32 parameters");
+// The slot table of a multi-tensor launch (bodies_optim.h) in device memory,
+// built on the host from the ParamSlots. Tables are kept and found again by
+// content: the Optimizer's slots carry their per-step values in device
+// memory (ParamSlot::scalars), so its table is the same at every step and a
+// step copies nothing; the norm and the update share it. A new table gets a
+// new buffer, never an overwritten one: a captured step (StepGraph) replays
+// kernels that read the table it was captured with, so a table used under
+// capture is kept for good, and only tables no capture used are freed (the
+// least recently used, beyond kKeepTables). Under capture a table must
+// already exist (the warm-up step made it): a pageable copy or an
+// allocation cannot be captured.
+using cuda::MultiSlot;
+struct SlotTable {
+  const MultiSlot* dev;
+  int count;
+  int64_t total;
+};
+struct KeptTable {
+  std::vector<MultiSlot> host;
+  MultiSlot* dev = nullptr;
+  int64_t total = 0;
+  bool captured = false;  // read by a captured graph: never freed
+  uint64_t last_use = 0;
+};
+constexpr size_t kKeepTables = 8;
+
+bool same_slots(const std::vector<MultiSlot>& a, const std::vector<MultiSlot>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const MultiSlot &x = a[i], &y = b[i];
+    if (x.p != y.p || x.grad != y.grad || x.m != y.m || x.v != y.v || x.start != y.start ||
+        x.scalars != y.scalars || x.bc1 != y.bc1 || x.bc2 != y.bc2)
+      return false;
+  }
+  return true;
+}
+
+// Frees the least recently used table that no capture read, if any.
+bool evict_one(std::vector<KeptTable>& kept) {
+  size_t victim = kept.size();
+  for (size_t i = 0; i < kept.size(); ++i)
+    if (!kept[i].captured && (victim == kept.size() || kept[i].last_use < kept[victim].last_use))
+      victim = i;
+  if (victim == kept.size()) return false;
+  cuda_free(kept[victim].dev);  // waits for the stream: no kernel reads it any more
+  kept.erase(kept.begin() + static_cast<std::ptrdiff_t>(victim));
+  return true;
+}
+
+SlotTable upload_slots(const OptimConfig* c, DType t, const ParamSlot* ps, size_t count,
+                       const char* what) {
+  if (t != DType::F32)
+    throw TypeError(std::string(what) + ": the cuda backend updates float32 parameters");
+  thread_local std::vector<MultiSlot> host;
+  host.clear();
+  int64_t total = 0;
   for (size_t i = 0; i < count; ++i) {
     const ParamSlot& s = ps[i];
-    const float b1 = c.beta1, b2 = c.beta2;
-    CudaOptimArgs a{int(c.kind), c.lr, c.momentum, b1, b2, c.eps, c.weight_decay,
-                    1.0f - std::pow(b1, float(s.step)), 1.0f - std::pow(b2, float(s.step))};
-    cuda_optim_update(a, s.n, static_cast<float*>(s.p), static_cast<const float*>(s.grad),
-                      static_cast<float*>(s.m), static_cast<float*>(s.v),
-                      static_cast<const float*>(s.scalars));
+    if (s.n == 0) continue;  // an empty parameter owns no element
+    // Bias corrections baked in only for slots without scalars (then the
+    // table changes with every step); 1 otherwise, so that the update's
+    // table and the norm's are one.
+    float bc1 = 1, bc2 = 1;
+    if (c && !s.scalars) {
+      bc1 = 1.0f - std::pow(c->beta1, float(s.step));
+      bc2 = 1.0f - std::pow(c->beta2, float(s.step));
+    }
+    host.push_back({static_cast<float*>(s.p), static_cast<const float*>(s.grad),
+                    static_cast<float*>(s.m), static_cast<float*>(s.v), total,
+                    static_cast<const float*>(s.scalars), bc1, bc2});
+    total += s.n;
   }
+  if (host.empty()) return {nullptr, 0, 0};
+  static std::mutex mu;
+  static std::vector<KeptTable> kept;
+  static uint64_t clock = 0;
+  std::lock_guard<std::mutex> lock(mu);
+  ++clock;
+  for (KeptTable& k : kept) {
+    if (!same_slots(k.host, host)) continue;
+    k.last_use = clock;
+    k.captured = k.captured || g_capturing;
+    return {k.dev, static_cast<int>(k.host.size()), k.total};
+  }
+  if (g_capturing)
+    throw ValueError(std::string(what) + ": the parameters (or their buffers) differ from those "
+                     "of the warm-up step while a step is being captured into a CUDA graph; their "
+                     "slot table cannot be copied to the device inside a capture (run the same "
+                     "step, with the same parameters, eagerly first)");
+  while (kept.size() >= kKeepTables && evict_one(kept)) {
+  }
+  KeptTable k;
+  k.dev = static_cast<MultiSlot*>(cuda_alloc(host.size() * sizeof(MultiSlot)));
+  try {
+    cuda_to_device(k.dev, host.data(), host.size() * sizeof(MultiSlot));
+  } catch (...) {
+    cuda_free(k.dev);
+    throw;
+  }
+  k.host = host;
+  k.total = total;
+  k.last_use = clock;
+  kept.push_back(std::move(k));
+  const KeptTable& b = kept.back();
+  return {b.dev, static_cast<int>(b.host.size()), b.total};
+}
+
+// Every parameter in one launch, the clipping factor read on the device.
+void update(const OptimConfig& c, DType t, const ParamSlot* ps, size_t count, const GradClip* clip) {
+  SlotTable s = upload_slots(&c, t, ps, count, "optimizer");
+  CudaOptimArgs a{int(c.kind), c.lr, c.momentum, c.beta1, c.beta2, c.eps, c.weight_decay, 1, 1};
+  cuda::multi_update(a, s.dev, s.count, s.total, clip ? clip->sumsq : nullptr,
+                     clip ? clip->max_norm : 0.0);
+}
+
+void grad_sumsq(DType t, const ParamSlot* ps, size_t count, double* out) {
+  SlotTable s = upload_slots(nullptr, t, ps, count, "grad_sumsq");
+  cuda::multi_sumsq(s.dev, s.count, s.total, out);
+}
+
+void scale_grads(DType t, const ParamSlot* ps, size_t count, const GradClip& clip) {
+  SlotTable s = upload_slots(nullptr, t, ps, count, "clip_grad_norm");
+  cuda::multi_scale(s.dev, s.count, s.total, clip.sumsq, clip.max_norm);
 }
 
 }  // namespace
@@ -94,6 +206,22 @@ bool cuda_available() { return probe().ok; }
 std::string cuda_status() { return probe().status; }
 
 void set_cuda_tier(CudaTier t) { g_tier.store(t); }
+
+namespace {
+std::atomic<bool> g_tf32{false}, g_bf16{false};
+}
+void set_cuda_tf32(bool on) {
+  require("set_tf32");
+  cuda::check(cublasSetMathMode(cuda::blas(), on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH),
+              "set_tf32: cublasSetMathMode");
+  g_tf32.store(on);
+}
+bool cuda_tf32() { return g_tf32.load(); }
+void set_cuda_bf16_gemm(bool on) {
+  require("set_bf16_gemm");
+  g_bf16.store(on);
+}
+bool cuda_bf16_gemm() { return g_bf16.load(); }
 CudaTier cuda_tier() { return g_tier.load(); }
 
 void* cuda_alloc(size_t bytes) {
@@ -159,7 +287,8 @@ void cuda_synchronize() {
 const DeviceFns& cuda_device() {
   static const DeviceFns f{cuda_available, cuda_status,    false,     cuda_alloc,
                            cuda_free,      cuda_memset,    cuda_to_device, cuda_to_host,
-                           cuda_copy,      cuda_synchronize, update};
+                           cuda_copy,      cuda_synchronize, update,
+                           grad_sumsq,     scale_grads};
   return f;
 }
 
@@ -215,23 +344,37 @@ cublasHandle_t blas() {
   return handle.h;
 }
 
-void* scratch(size_t bytes) {
-  static std::mutex mu;
-  static void* p = nullptr;
-  static size_t cap = 0;
-  std::lock_guard<std::mutex> lock(mu);
-  if (bytes > cap) {
-    refuse_in_capture("cuda scratch (a kernel needs more scratch than in the warm-up step)");
+namespace {
+struct Grown {
+  std::mutex mu;
+  void* p = nullptr;
+  size_t cap = 0;
+};
+void* grown(Grown& b, size_t bytes, const char* what) {
+  std::lock_guard<std::mutex> lock(b.mu);
+  if (bytes > b.cap) {
+    refuse_in_capture(what);
     // cuda_free waits for the kernels that still use it; a captured graph
     // may point into it for good, so once there is one it is kept.
-    if (g_captured.load() == 0) cuda_free(p);
-    p = nullptr;
-    cap = 0;
+    if (g_captured.load() == 0) cuda_free(b.p);
+    b.p = nullptr;
+    b.cap = 0;
     size_t want = (bytes + (size_t(1) << 20) - 1) >> 20 << 20;  // whole MiB
-    p = cuda_alloc(want);
-    cap = want;
+    b.p = cuda_alloc(want);
+    b.cap = want;
   }
-  return p;
+  return b.p;
+}
+}  // namespace
+
+void* scratch(size_t bytes) {
+  static Grown b;
+  return grown(b, bytes, "cuda scratch (a kernel needs more scratch than in the warm-up step)");
+}
+
+void* gemm_scratch(size_t bytes) {
+  static Grown b;
+  return grown(b, bytes, "bf16 GEMM operands (a GEMM needs more than in the warm-up step)");
 }
 
 }  // namespace cuda

@@ -36,5 +36,8 @@ cublasHandle_t blas();
 // been captured, a buffer that is outgrown is kept (a captured graph may
 // still point into it) instead of freed.
 void* scratch(size_t bytes);
+// A second buffer under the same rules, for a GEMM's bfloat16 operand copies
+// (BF16 autocast, gemm.cu), which may read a matrix that scratch() holds.
+void* gemm_scratch(size_t bytes);
 
 }  // namespace lldl::cuda
