@@ -94,7 +94,7 @@ TEST_SUITE("gpu") {
     CHECK(plain.back() < plain.front());  // it trains
     for (Sync how : {Sync::Device, Sync::GradSync}) {
       auto [synced, w_synced] = train_on_gpu(how, 10);
-      INFO(how == Sync::Device ? "allreduce_grads_device" : "GradSync");
+      INFO((how == Sync::Device ? "allreduce_grads_device" : "GradSync"));
       CHECK(plain == synced);
       CHECK(w_plain == w_synced);
     }
