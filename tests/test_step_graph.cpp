@@ -24,7 +24,7 @@ struct FakeCapture {
   static inline int begins = 0, ends = 0, aborts = 0, launches = 0, destroys = 0;
   static inline int token = 0;
   static void begin() { ++begins; }
-  static void* end() { return ++ends, &token; }
+  static void* end(size_t* nodes) { return *nodes = 42, ++ends, &token; }
   static void abort() { ++aborts; }
   static void launch(void*) { ++launches; }
   static void destroy(void*) { ++destroys; }
@@ -86,6 +86,7 @@ TEST_CASE("step graph: the capture path warms up, captures once, then only launc
   CHECK(FakeCapture::ends == 1);
   CHECK(FakeCapture::aborts == 0);
   CHECK(FakeCapture::launches == 5);  // the capture's own run, then four replays
+  CHECK(sg.nodes() == 42);
   CHECK(sg.captured());
   // The optimiser's hook advanced its count at every replay, and the
   // scalars it wrote are those of step 6 at the learning rate set then

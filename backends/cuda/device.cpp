@@ -252,10 +252,12 @@ void capture_begin() {
   g_capturing = true;
 }
 
-void* capture_end() {
+void* capture_end(size_t* nodes) {
   g_capturing = false;
   cudaGraph_t graph = nullptr;
   cuda::check(cudaStreamEndCapture(cuda::stream(), &graph), "capture: cudaStreamEndCapture");
+  *nodes = 0;
+  if (cudaGraphGetNodes(graph, nullptr, nodes) != cudaSuccess) cudaGetLastError();
   cudaGraphExec_t exec = nullptr;
   cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
   cudaGraphDestroy(graph);  // the executable graph is a copy
