@@ -137,6 +137,11 @@ Tensor Graph::external(const Shape& s, void* data, DType t) {
   if (!data && s.numel() > 0) throw ValueError("external: data pointer is null");
   refuse_host_data("external");
   if (!dev_->host_memory) return input(s, data, t);  // host memory: copy it over
+  return backend_view(s, data, t);
+}
+
+Tensor Graph::backend_view(const Shape& s, void* data, DType t) {
+  if (!data && s.numel() > 0) throw ValueError("backend_view: data pointer is null");
   TensorDesc d;
   d.shape = s;
   d.dtype = t;

@@ -82,6 +82,11 @@ class Graph {
   // valid and unchanged until reset(). On CUDA the host data is copied to the
   // device (as input(s, data, t) does).
   Tensor external(const Shape& s, void* data, DType t);
+  // A step tensor over memory of this graph's BACKEND that the caller owns
+  // (device memory on CUDA; host memory on the CPU), no copy: model code
+  // that keeps state between steps on the device (the GPT's KV cache) feeds
+  // it to ops this way. Same lifetime rule as external().
+  Tensor backend_view(const Shape& s, void* backend_data, DType t);
   // Makes a step leaf (an input) collect a gradient in backward().
   void set_requires_grad(Tensor t);
 

@@ -23,6 +23,12 @@ struct Optimizer {
   std::vector<int64_t> steps;         // per parameter: Adam's bias correction counts
                                       // from the step the parameter joined
   int64_t t = 0;                      // steps taken
+  // > 0: every step clips the gradients to this global L2 norm on the way
+  // (the rule of clip_grad_norm, fused into the update: the norm is reduced
+  // on the graph's backend and never read by the host, so a step stays one
+  // stream of device work). A NaN or Inf norm leaves the parameters as they
+  // were; grad_norm() tells.
+  double clip_max_norm = 0;
   // What the backend's update gets: per parameter its buffers and step
   // count (rebuilt when parameters join, refreshed at each step).
   std::vector<ParamSlot> slots;
@@ -43,8 +49,12 @@ struct Optimizer {
   void reset_state();
   // Gives parameters created since the last call their state (step() calls it).
   void add_new_params();
+  // The gradient norm the last clipped step saw (before clipping): reads one
+  // double back from the backend.
+  double grad_norm() const;
 
  private:
+  Tensor sumsq_;  // one double in the backend's memory, for clipped steps
   // ++t and every parameter's step, host_scalars for this step.
   void advance();
 };

@@ -55,6 +55,24 @@ void optim_scalars(const OptimConfig& c, int64_t step, T* out) {
   out[2] = T(1) - std::pow(T(c.beta2), T(step));
 }
 
+// Gradient-norm clipping read from backend memory: sumsq points at the sum
+// of squares grad_sumsq wrote. With norm = sqrt(*sumsq), every gradient is
+// multiplied by scale = max_norm / (norm + 1e-6) when norm > max_norm, else
+// left alone (PyTorch's clip_grad_norm_ rule, the factor rounded to the
+// dtype once). A NaN or Inf norm makes update() change nothing (the caller
+// reads the norm and reports it).
+struct GradClip {
+  const double* sumsq;
+  double max_norm;
+};
+// The factor clipping applies for a given sum of squares (1 when the norm
+// is within max_norm; 0 for a norm that is not finite: nothing changes).
+inline double clip_scale(double sumsq, double max_norm) {
+  const double norm = std::sqrt(sumsq);
+  if (!std::isfinite(norm)) return 0;
+  return norm > max_norm ? max_norm / (norm + 1e-6) : 1.0;
+}
+
 struct DeviceFns {
   // True when this backend can run here (built in, and a device present);
   // status says which device, or why not, in one line.
@@ -72,8 +90,20 @@ struct DeviceFns {
   void (*to_host)(void* host_dst, const void* src, size_t bytes);    // backend -> host
   void (*copy)(void* dst, const void* src, size_t bytes);            // within the backend
   void (*sync)();  // waits for the backend's queued work
-  // One optimiser step over every parameter (t: DType::F32 or F64).
-  void (*update)(const OptimConfig& c, DType t, const ParamSlot* params, size_t count);
+  // One optimiser step over every parameter (t: DType::F32 or F64), in one
+  // (or few) launches. clip: null, or gradient-norm clipping applied on the
+  // way (see GradClip): the CUDA kernel reads each gradient as g * scale;
+  // the CPU scales the gradients in place first, which keeps its arithmetic
+  // that of clip_grad_norm then step, bit for bit.
+  void (*update)(const OptimConfig& c, DType t, const ParamSlot* params, size_t count,
+                 const GradClip* clip);
+  // sum_i grad_i^2 over every parameter's gradient, as one double written to
+  // `out` (backend memory), without the host reading any gradient: the norm
+  // that clipping needs stays on the device.
+  void (*grad_sumsq)(DType t, const ParamSlot* params, size_t count, double* out);
+  // Scales every gradient by clip's scale in place (clip_grad_norm without
+  // an optimiser step).
+  void (*scale_grads)(DType t, const ParamSlot* params, size_t count, const GradClip& clip);
 };
 
 // The functions of backend b; throws UnavailableError for an unknown one.

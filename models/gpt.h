@@ -43,11 +43,14 @@ struct GPTConfig {
 
 class GPT : public LanguageModel<GPT, GPTConfig> {
  public:
-  explicit GPT(const GPTConfig& cfg, uint64_t seed = 1337);
+  // backend: where the parameters live and every step runs (Backend::CUDA:
+  // the weights are drawn on the host, exactly as on the CPU, then copied,
+  // so CPU and GPU runs of one seed start from the same model).
+  explicit GPT(const GPTConfig& cfg, uint64_t seed = 1337, Backend backend = Backend::CPU);
   // Every parameter allocated and zero, for a caller about to load them all
   // (from_pretrained: skips GPT-2's random initialisation, seconds at 124M).
   struct Uninitialised {};
-  GPT(const GPTConfig& cfg, Uninitialised);
+  GPT(const GPTConfig& cfg, Uninitialised, Backend backend = Backend::CPU);
 
   // Starts a new step (gradients kept) and records the forward pass of idx
   // [B, T] (row-major). Ids must be in [0, vocab_size) and T <= block_size
@@ -94,6 +97,20 @@ class GPT : public LanguageModel<GPT, GPTConfig> {
   // so not stored), creating `dir` if needed; each file is written atomically.
   void save_pretrained(const std::string& dir) const;
 
+  // The KV-cache generation that a device graph runs (generate_batch,
+  // cached_logits and prefill_logits call these when the weights are not in
+  // host memory): the steps recorded through the ops on the model's graph,
+  // the cache in the backend's memory (models/gpt_infer_device.cpp). They
+  // run on the CPU too, where tests check them against forward() and the
+  // CPU's own generation. Arguments as checked by the callers above.
+  std::vector<std::vector<int32_t>> generate_through_ops(std::vector<std::vector<int32_t>> seqs,
+                                                         int64_t max_new, float temperature,
+                                                         int64_t top_k, uint64_t seed, float top_p,
+                                                         int64_t sample_vocab) const;
+  // Logits through the op path's cache: [T, vocab] token by token
+  // (stepwise), or [vocab] of the last token after one prefill.
+  std::vector<float> logits_through_ops(const std::vector<int32_t>& seq, bool stepwise) const;
+
   // Checks ids and sizes before anything is recorded.
   void check_tokens(const int32_t* idx, int64_t B, int64_t T) const;
 
@@ -103,8 +120,10 @@ class GPT : public LanguageModel<GPT, GPTConfig> {
     Tensor ln1_w, ln1_b, attn_w, attn_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, mlp_w, mlp_b;
   };
   std::vector<Block> h_;
+  std::vector<int32_t> pos_;  // forward(): the position ids, built on the host
   void init_weights(uint64_t seed);
   friend struct GptInfer;
+  friend struct GptDeviceInfer;
 };
 
 }  // namespace lldl

@@ -258,9 +258,9 @@ struct OpMeta {
   uint8_t int_inputs = 0;
   // Host-side check of input values before any kernel runs (label and token
   // id ranges); throws ValueError naming the op, the value and where it is.
-  // data[i] points at input i's elements for the int32 inputs (the only ones
-  // a check may read: a GPU graph copies just those to the host); the
-  // others may be null. Null: no value check.
+  // data[i] points at input i's elements; a check reads the values of its
+  // int32 inputs only (on device memory the graph copies just those to the
+  // host, and data[i] of the others is null). Null: no value check.
   void (*check)(const Shape* in, const void* const* data, const OpAttr& attr) = nullptr;
   // Elements (of the compute dtype) of per-entry scratch that the forward
   // kernel fills and the backward kernel reads (attention probabilities, LSTM

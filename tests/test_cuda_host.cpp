@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "autograd/optim.h"
+#include "backends/cuda/bodies_optim.h"
 #include "backends/cuda/im2col.h"
 #include "backends/cuda/naive.h"
 #include "backends/cuda/naive_seq.h"
@@ -241,6 +242,72 @@ TEST_CASE("CUDA optimiser update on the host matches the CPU optimiser") {
     double e = nmse(dev, ref);
     CHECK_MESSAGE(e <= 1e-12, "parameters after 3 steps: normalised MSE " << e);
   }
+}
+
+TEST_CASE("CUDA multi-tensor clipped update on the host matches the CPU optimiser") {
+  // Three parameters of uneven sizes in one launch (the slot search crosses
+  // every boundary), the norm reduced by the body the GPU sums, the factor
+  // computed from it inside the update; against the CPU's clip_grad_norm
+  // then step.
+  const std::vector<int64_t> sizes = {37, 300, 5};
+  for (OptimKind kind : {OptimKind::SGD, OptimKind::Momentum, OptimKind::Adam, OptimKind::AdamW}) {
+    for (double max_norm : {0.3, 1e3}) {
+      INFO("optimiser kind " << int(kind) << ", max_norm " << max_norm);
+      OptimConfig cfg;
+      cfg.kind = kind;
+      cfg.lr = 0.05f;
+      cfg.weight_decay = 0.01f;
+      Graph g;
+      std::vector<Tensor> ps;
+      std::vector<std::vector<float>> p, grad, m, v;
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        ps.push_back(g.param({sizes[i]}));
+        p.push_back(random_vector(sizes[i], 5 + i));
+        g.from_host(ps.back(), p.back().data());
+        m.emplace_back(sizes[i], 0.0f);
+        v.emplace_back(sizes[i], 0.0f);
+      }
+      grad.resize(sizes.size());
+      Optimizer opt(g, cfg);
+      for (int step = 1; step <= 3; ++step) {
+        std::vector<cuda::MultiSlot> slots;
+        int64_t total = 0;
+        for (size_t i = 0; i < sizes.size(); ++i) {
+          grad[i] = random_vector(sizes[i], 50 + 10 * step + i);
+          for (float& x : grad[i]) x *= 0.1f;
+          std::copy(grad[i].begin(), grad[i].end(), g.grad(ps[i]));
+          slots.push_back({p[i].data(), grad[i].data(), m[i].data(), v[i].data(), total,
+                           1.0f - std::pow(cfg.beta1, float(step)), 1.0f - std::pow(cfg.beta2, float(step))});
+          total += sizes[i];
+        }
+        const double norm = clip_grad_norm(g, max_norm);
+        opt.step();
+        cuda::SumSquaresF sq{slots.data(), 3};
+        double sumsq = 0;
+        for (int64_t i = 0; i < total; ++i) sumsq += sq(i);
+        CHECK(std::sqrt(sumsq) == doctest::Approx(norm).epsilon(1e-12));
+        CudaOptimArgs c{int(kind), cfg.lr, cfg.momentum, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay, 1, 1};
+        cuda::host_launch(cuda::MultiOptimF{c, slots.data(), 3, &sumsq, max_norm}, total);
+      }
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        double e = nmse(p[i], g.host_data(ps[i]));
+        CHECK_MESSAGE(e <= 1e-12, "parameter " << i << " after 3 steps: normalised MSE " << e);
+      }
+    }
+  }
+}
+
+TEST_CASE("CUDA multi-tensor bodies: a NaN norm changes nothing, the scale body clips in place") {
+  std::vector<float> p = {1, 2}, gr = {3, 4}, m(2, 0.0f), v(2, 0.0f);
+  cuda::MultiSlot s{p.data(), gr.data(), m.data(), v.data(), 0, 0.1f, 0.001f};
+  double bad = NAN;
+  CudaOptimArgs c{3, 0.1f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.1f, 1, 1};
+  cuda::host_launch(cuda::MultiOptimF{c, &s, 1, &bad, 1.0}, 2);
+  CHECK(p == std::vector<float>{1, 2});
+  double sumsq = 25;  // norm 5
+  cuda::host_launch(cuda::MultiScaleF{&s, 1, &sumsq, 1.0}, 2);
+  CHECK(gr[0] == doctest::Approx(0.6).epsilon(1e-6));
+  CHECK(gr[1] == doctest::Approx(0.8).epsilon(1e-6));
 }
 
 TEST_CASE("CUDA relu passes NaN and -0 through like the CPU backend") {

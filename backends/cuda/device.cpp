@@ -1,11 +1,14 @@
 // The CUDA runtime glue: device probe, tier switch, device memory, scratch
 // and the cuBLAS handle. Host code (no kernels), compiled by the C++ compiler
 // against the CUDA headers.
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <mutex>
 #include <string>
+#include <vector>
 
+#include "backends/cuda/multi_optim.h"
 #include "backends/cuda/runtime.h"
 #include "backends/device.h"
 #include "core/error.h"
@@ -73,19 +76,100 @@ void refuse_in_capture(const char* what) {
                      "sizes the memory; run the same step with the same shapes)");
 }
 
-// The update of every parameter, one kernel each (float32 only: a CUDA graph
-// computes in float32).
-void update(const OptimConfig& c, DType t, const ParamSlot* ps, size_t count) {
-  if (t != DType::F32) throw TypeError("optimizer: the cuda backend updates float32 parameters");
+// The slot table of a multi-tensor launch (bodies_optim.h) in device memory:
+// built on the host from the ParamSlots, copied over in one transfer into a
+// buffer that is then reused while the table stays the same (the kernels of
+// the previous step that read it have finished: one stream, in order). With
+// ParamSlot::scalars (what Optimizer gives) the bias corrections are read
+// from there, so the table does not change from step to step and a step
+// copies nothing. A table that a captured step (autograd/step_graph.h) read
+// is frozen: its replays read it, so it is never overwritten, and another
+// table gets another buffer.
+using cuda::MultiSlot;
+struct SlotTable {
+  const MultiSlot* dev;
+  int count;
+  int64_t total;
+};
+struct TableBuf {
+  MultiSlot* buf = nullptr;
+  size_t cap = 0;
+  std::vector<MultiSlot> held;  // what buf holds
+  bool frozen = false;
+};
+bool same_table(const std::vector<MultiSlot>& x, const std::vector<MultiSlot>& y) {
+  if (x.size() != y.size()) return false;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const MultiSlot &a = x[i], &b = y[i];
+    if (!(a.p == b.p && a.grad == b.grad && a.m == b.m && a.v == b.v && a.start == b.start &&
+          a.bc1 == b.bc1 && a.bc2 == b.bc2 && a.sc == b.sc))
+      return false;
+  }
+  return true;
+}
+SlotTable upload_slots(const OptimConfig* c, DType t, const ParamSlot* ps, size_t count,
+                       const char* what) {
+  if (t != DType::F32)
+    throw TypeError(std::string(what) + ": the cuda backend updates float32 parameters");
+  thread_local std::vector<MultiSlot> host;
+  host.clear();
+  int64_t total = 0;
   for (size_t i = 0; i < count; ++i) {
     const ParamSlot& s = ps[i];
-    const float b1 = c.beta1, b2 = c.beta2;
-    CudaOptimArgs a{int(c.kind), c.lr, c.momentum, b1, b2, c.eps, c.weight_decay,
-                    1.0f - std::pow(b1, float(s.step)), 1.0f - std::pow(b2, float(s.step))};
-    cuda_optim_update(a, s.n, static_cast<float*>(s.p), static_cast<const float*>(s.grad),
-                      static_cast<float*>(s.m), static_cast<float*>(s.v),
-                      static_cast<const float*>(s.scalars));
+    float bc1 = 1, bc2 = 1;  // the norm and the scaling read none
+    if (c && !s.scalars) {
+      bc1 = 1.0f - std::pow(c->beta1, float(s.step));
+      bc2 = 1.0f - std::pow(c->beta2, float(s.step));
+    }
+    if (s.n == 0) continue;  // an empty parameter owns no element
+    host.push_back({static_cast<float*>(s.p), static_cast<const float*>(s.grad),
+                    static_cast<float*>(s.m), static_cast<float*>(s.v), total, bc1, bc2,
+                    static_cast<const float*>(s.scalars)});
+    total += s.n;
   }
+  static std::mutex mu;
+  static std::vector<TableBuf> tables;
+  std::lock_guard<std::mutex> lock(mu);
+  const SlotTable none{nullptr, static_cast<int>(host.size()), total};
+  for (TableBuf& tb : tables)
+    if (same_table(tb.held, host)) {
+      if (g_capturing) tb.frozen = true;
+      return {tb.buf, none.count, total};
+    }
+  refuse_in_capture((std::string(what) + ": a parameter table the warm-up step did not use").c_str());
+  TableBuf* tb = nullptr;
+  for (TableBuf& x : tables)
+    if (!x.frozen) tb = &x;
+  if (!tb) tb = &tables.emplace_back();
+  if (host.size() > tb->cap) {
+    cuda_free(tb->buf);
+    tb->buf = nullptr;
+    tb->cap = 0;
+    tb->held.clear();
+    tb->buf = static_cast<MultiSlot*>(cuda_alloc(std::max<size_t>(1, host.size()) * sizeof(MultiSlot)));
+    tb->cap = host.size();
+  }
+  cuda_to_device(tb->buf, host.data(), host.size() * sizeof(MultiSlot));
+  tb->held = host;
+  return {tb->buf, none.count, total};
+}
+
+// Every parameter in one launch, the clipping factor read on the device.
+void update(const OptimConfig& c, DType t, const ParamSlot* ps, size_t count, const GradClip* clip) {
+  SlotTable s = upload_slots(&c, t, ps, count, "optimizer");
+  CudaOptimArgs a{int(c.kind), c.lr, c.momentum, c.beta1, c.beta2, c.eps, c.weight_decay, 1, 1};
+  cuda::multi_update(a, s.dev, s.count, s.total, clip ? clip->sumsq : nullptr,
+                     clip ? clip->max_norm : 0.0);
+}
+
+void grad_sumsq(DType t, const ParamSlot* ps, size_t count, double* out) {
+  SlotTable s = upload_slots(nullptr, t, ps, count, "grad_sumsq");
+  cuda::multi_sumsq(s.dev, s.count, s.total, out);
+}
+
+void scale_grads(DType t, const ParamSlot* ps, size_t count, const GradClip& clip) {
+  SlotTable s = upload_slots(nullptr, t, ps, count, "clip_grad_norm");
+  cuda::multi_scale(s.dev, s.count, s.total, clip.sumsq, clip.max_norm);
 }
 
 }  // namespace
@@ -94,6 +178,22 @@ bool cuda_available() { return probe().ok; }
 std::string cuda_status() { return probe().status; }
 
 void set_cuda_tier(CudaTier t) { g_tier.store(t); }
+
+namespace {
+std::atomic<bool> g_tf32{false}, g_bf16{false};
+}
+void set_cuda_tf32(bool on) {
+  require("set_tf32");
+  cuda::check(cublasSetMathMode(cuda::blas(), on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH),
+              "set_tf32: cublasSetMathMode");
+  g_tf32.store(on);
+}
+bool cuda_tf32() { return g_tf32.load(); }
+void set_cuda_bf16_gemm(bool on) {
+  require("set_bf16_gemm");
+  g_bf16.store(on);
+}
+bool cuda_bf16_gemm() { return g_bf16.load(); }
 CudaTier cuda_tier() { return g_tier.load(); }
 
 void* cuda_alloc(size_t bytes) {
@@ -159,7 +259,8 @@ void cuda_synchronize() {
 const DeviceFns& cuda_device() {
   static const DeviceFns f{cuda_available, cuda_status,    false,     cuda_alloc,
                            cuda_free,      cuda_memset,    cuda_to_device, cuda_to_host,
-                           cuda_copy,      cuda_synchronize, update};
+                           cuda_copy,      cuda_synchronize, update,
+                           grad_sumsq,     scale_grads};
   return f;
 }
 

@@ -32,6 +32,21 @@ void set_cuda_tier(CudaTier t);
 CudaTier cuda_tier();
 inline const char* cuda_tier_name(CudaTier t) { return t == CudaTier::Naive ? "naive" : "fast"; }
 
+// GEMM precision of the fast tier (the naive tier always computes in
+// float). Default: float32 throughout, so the cross-backend tests keep their
+// tolerances.
+//  - TF32: cuBLAS may round the float inputs of its GEMMs to TF32 on the
+//    tensor cores (CUBLAS_TF32_TENSOR_OP_MATH); accumulation in float.
+//  - BF16 autocast: every GEMM rounds copies of its two operands to bfloat16
+//    and multiplies them on the tensor cores with float accumulation and a
+//    float result (cublasGemmEx, CUBLAS_COMPUTE_32F); weights, activations
+//    and gradients stay float32 in memory.
+// Both throw UnavailableError when the backend cannot run here.
+void set_cuda_tf32(bool on);
+bool cuda_tf32();
+void set_cuda_bf16_gemm(bool on);
+bool cuda_bf16_gemm();
+
 // Device memory. Each throws UnavailableError (with cuda_status() or CUDA's
 // message) when there is no device or the call fails.
 void* cuda_alloc(size_t bytes);
