@@ -316,6 +316,8 @@ cublasHandle_t blas() {
   return handle.h;
 }
 
+bool captured_any() { return g_captured.load() > 0; }
+
 void* scratch(size_t bytes) {
   static std::mutex mu;
   static void* p = nullptr;
@@ -325,7 +327,7 @@ void* scratch(size_t bytes) {
     refuse_in_capture("cuda scratch (a kernel needs more scratch than in the warm-up step)");
     // cuda_free waits for the kernels that still use it; a captured graph
     // may point into it for good, so once there is one it is kept.
-    if (g_captured.load() == 0) cuda_free(p);
+    if (!captured_any()) cuda_free(p);
     p = nullptr;
     cap = 0;
     size_t want = (bytes + (size_t(1) << 20) - 1) >> 20 << 20;  // whole MiB

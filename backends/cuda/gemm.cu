@@ -30,7 +30,8 @@ __nv_bfloat16* bf16_buffer(size_t elems) {
   static size_t cap = 0;
   std::lock_guard<std::mutex> lock(mu);
   if (elems * 2 > cap) {
-    cuda_free(p);
+    // A captured step may point into the old buffer for good: kept then.
+    if (!captured_any()) cuda_free(p);
     p = nullptr;
     cap = 0;
     size_t want = (elems * 2 + (size_t(1) << 20) - 1) >> 20 << 20;
@@ -56,7 +57,7 @@ int64_t span(int64_t rows, int64_t cols, int64_t ld, int64_t batch, int64_t sb) 
 void to_bf16(const float* x, __nv_bfloat16* y, int64_t n, const char* what) {
   int64_t grid = blocks_for(n);
   if (grid > 8 * 132) grid = 8 * 132;
-  to_bf16_kernel<<<static_cast<unsigned>(grid), kBlock>>>(x, y, n);
+  to_bf16_kernel<<<static_cast<unsigned>(grid), kBlock, 0, stream()>>>(x, y, n);
   check_launch(what);
 }
 

@@ -37,4 +37,9 @@ cublasHandle_t blas();
 // still point into it) instead of freed.
 void* scratch(size_t bytes);
 
+// True once a step has been captured into a CUDA graph (autograd/
+// step_graph.h): from then on a buffer that is outgrown (scratch, the BF16
+// operand copies) is kept, not freed, since a graph may still read it.
+bool captured_any();
+
 }  // namespace lldl::cuda
