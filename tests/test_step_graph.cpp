@@ -8,9 +8,12 @@
 // test_step_graph_gpu.cpp checks the numbers).
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstring>
 #include <string>
 
+#include "backends/cuda/bodies_optim.h"
+#include "backends/cuda/bodies_pointwise.h"
 #include "core/arena.h"
 #include "core/error.h"
 #include "step_models.h"
@@ -218,4 +221,34 @@ TEST_CASE("arena: a held step block stays in place when a larger step overflows 
   a.reset_step();  // not held: merged as before
   CHECK(a.stats(Region::Step).blocks == 1);
   CHECK(a.stats(Region::Step).reserved >= 8192);
+}
+
+// The CUDA update bodies read lr and the bias corrections from memory when
+// given them (ParamSlot::scalars), so a replayed step uses each step's
+// values: the same numbers as with those values in the arguments.
+TEST_CASE("step graph: the CUDA update bodies read lr and bias corrections from memory") {
+  const float sc[3] = {0.05f, 1.0f - std::pow(0.9f, 3.0f), 1.0f - std::pow(0.999f, 3.0f)};
+  for (int kind : {0, 1, 2, 3}) {
+    INFO("optimiser kind " << kind);
+    CudaOptimArgs by_value{kind, sc[0], 0.9f, 0.9f, 0.999f, 1e-8f, 0.01f, sc[1], sc[2]};
+    CudaOptimArgs stale{kind, 0.7f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.01f, 0.5f, 0.5f};
+    auto run_single = [&](const CudaOptimArgs& c, const float* s) {
+      std::vector<float> p = {1, -2, 3}, g = {0.3f, -0.1f, 0.2f}, m = {0.1f, 0.1f, 0.1f},
+                         v = {0.01f, 0.02f, 0.03f};
+      cuda::host_launch(cuda::OptimF{c, p.data(), g.data(), m.data(), v.data(), s}, 3);
+      return p;
+    };
+    auto run_multi = [&](const CudaOptimArgs& c, const float* s) {
+      std::vector<float> p = {1, -2, 3}, g = {0.3f, -0.1f, 0.2f}, m = {0.1f, 0.1f, 0.1f},
+                         v = {0.01f, 0.02f, 0.03f};
+      cuda::MultiSlot slot{p.data(), g.data(), m.data(), v.data(), 0, c.bc1, c.bc2, s};
+      cuda::host_launch(cuda::MultiOptimF{c, &slot, 1, nullptr, 0.0}, 3);
+      return p;
+    };
+    std::vector<float> want = run_single(by_value, nullptr);
+    CHECK(run_single(stale, sc) == want);
+    CHECK(run_multi(by_value, nullptr) == want);
+    CHECK(run_multi(stale, sc) == want);
+    CHECK(run_single(stale, nullptr) != want);  // the stale arguments do matter
+  }
 }
