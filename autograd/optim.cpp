@@ -99,6 +99,7 @@ void Optimizer::step() {
     // The norm is reduced and applied where the gradients are: the host
     // reads no gradient (grad_norm() reads the one double on demand).
     double* s = static_cast<double*>(g->desc(sumsq_).data);
+    clipped_ = true;
     dev.grad_sumsq(g->dtype(), slots.data(), slots.size(), s);
     const GradClip clip{s, clip_max_norm};
     dev.update(cfg, g->dtype(), slots.data(), slots.size(), &clip);
@@ -108,7 +109,7 @@ void Optimizer::step() {
 }
 
 double Optimizer::grad_norm() const {
-  if (!sumsq_.valid()) throw ValueError("optimizer: grad_norm() needs a step with clip_max_norm > 0");
+  if (!clipped_) throw ValueError("optimizer: grad_norm() needs a step with clip_max_norm > 0");
   return std::sqrt(g->item(sumsq_));
 }
 

@@ -57,6 +57,7 @@ struct Optimizer {
   // ++t and every parameter's step, host_scalars for this step.
   void advance();
   Tensor sumsq_;  // one double in the backend's memory, for clipped steps
+  bool clipped_ = false;  // a clipped step has run: sumsq_ holds its norm
 };
 
 // Scales every parameter gradient so that their global L2 norm is at most

@@ -177,7 +177,7 @@ double StepGraph::capture_and_run(const std::vector<const void*>& inputs) {
     g_->zero_grad();  // parameter gradients, captured: every replay starts from zero
     Tensor loss = checked_loss(fn_(*g_, in));
     fns_.to_host_async(loss_pin_, g_->desc(loss).data, dtype_size(loss_dtype_));
-    exec_ = fns_.end();
+    exec_ = fns_.end(&nodes_);
   } catch (...) {
     fns_.abort();
     g_->set_capture_state(nullptr);

@@ -114,6 +114,8 @@ class StepGraph {
   // True when the backend can capture (false on the CPU: every run is eager).
   bool can_capture() const { return fns_.begin != nullptr; }
   int64_t runs() const { return runs_; }
+  // Operations in the captured graph (kernels, copies, memsets); 0 before.
+  size_t nodes() const { return nodes_; }
   const std::vector<StepInput>& inputs() const { return specs_; }
 
  private:
@@ -136,6 +138,7 @@ class StepGraph {
   DType loss_dtype_ = DType::F32;
   void* exec_ = nullptr;
   bool held_ = false;
+  size_t nodes_ = 0;
   int64_t runs_ = 0;
 };
 

@@ -119,7 +119,9 @@ const DeviceFns& device(Backend b);
 // called) has begin null: StepGraph then runs the step function each time.
 struct CaptureFns {
   void (*begin)();             // start capturing this thread's work on the backend
-  void* (*end)();              // stop, instantiate; returns the executable graph
+  // Stop, instantiate; returns the executable graph and sets *nodes to the
+  // number of operations (kernels, copies, memsets) it holds.
+  void* (*end)(size_t* nodes);
   void (*abort)();             // stop after an error and discard what was captured
   void (*launch)(void* exec);  // queue one replay (asynchronous)
   void (*destroy)(void* exec);

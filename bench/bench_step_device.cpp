@@ -9,8 +9,8 @@
 // (autograd/step_graph.h, graph=yes): the same step replayed with one
 // launch, its inputs copied in from pinned memory and its loss read back.
 //
-// Rows: width, batch, device, tier, threads, graph, us_per_step (median), us_min,
-// us_max, steps_per_s.
+// Rows: width, batch, device, tier, threads, graph, nodes (operations in the
+// captured graph), us_per_step (median), us_min, us_max, steps_per_s.
 // CPU at 1 thread and at the machine's core count; GPU in both kernel tiers,
 // eager and captured, when a device is usable (else a "# skip cuda:
 // <reason>" line). --widths 64,256 picks widths, --batches 64 batches,
@@ -41,7 +41,10 @@ namespace {
 
 constexpr int kRepeats = 5;
 
-std::vector<double> time_steps(Backend backend, int64_t width, int64_t batch, int steps, bool graph) {
+// Seconds per step of each timed run, sorted; *nodes: the captured graph's
+// operations (0 eager).
+std::vector<double> time_steps(Backend backend, int64_t width, int64_t batch, int steps, bool graph,
+                               size_t* nodes) {
   const int64_t d = 64, c = 10;
   Rng r(7);
   std::vector<float> x(static_cast<size_t>(batch * d));
@@ -102,17 +105,21 @@ std::vector<double> time_steps(Backend backend, int64_t width, int64_t batch, in
     per_step.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / each);
   }
   if (!(sink == sink)) std::fprintf(stderr, "# warning: NaN loss\n");
+  *nodes = sg.nodes();
   std::sort(per_step.begin(), per_step.end());
   return per_step;
 }
 
-// width,batch,device,tier,threads,graph, then the median, min and max us per
-// step and the median's steps/s.
+// width,batch,device,tier,threads,graph,nodes, then the median, min and max
+// us per step and the median's steps/s.
 void row(int64_t w, int64_t b, const char* dev, const char* tier, int threads, bool graph,
-         const std::vector<double>& s) {
+         Backend backend, int steps) {
+  size_t nodes = 0;
+  std::vector<double> s = time_steps(backend, w, b, steps, graph, &nodes);
   const double med = s[s.size() / 2];
-  std::printf("%lld,%lld,%s,%s,%d,%s,%.2f,%.2f,%.2f,%.1f\n", (long long)w, (long long)b, dev, tier,
-              threads, graph ? "yes" : "no", med * 1e6, s.front() * 1e6, s.back() * 1e6, 1 / med);
+  std::printf("%lld,%lld,%s,%s,%d,%s,%zu,%.2f,%.2f,%.2f,%.1f\n", (long long)w, (long long)b, dev,
+              tier, threads, graph ? "yes" : "no", nodes, med * 1e6, s.front() * 1e6, s.back() * 1e6,
+              1 / med);
   std::fflush(stdout);
 }
 
@@ -156,7 +163,7 @@ int main(int argc, char** argv) {
   if (procs > 1) threads.push_back(procs);
   const bool gpu = cuda_available();
   if (!gpu) std::printf("# skip cuda: %s\n", cuda_status().c_str());
-  std::printf("width,batch,device,tier,threads,graph,us_per_step,us_min,us_max,steps_per_s\n");
+  std::printf("width,batch,device,tier,threads,graph,nodes,us_per_step,us_min,us_max,steps_per_s\n");
   for (int64_t b : batches)
     for (int64_t w : widths) {
       // About 0.3 s of work per row on the CPU at one thread, at least 5 steps.
@@ -165,7 +172,7 @@ int main(int argc, char** argv) {
       for (int t : threads) {
         if (gpu_only) break;
         set_num_threads(t);
-        row(w, b, "cpu", "-", t, false, time_steps(Backend::CPU, w, b, steps, false));
+        row(w, b, "cpu", "-", t, false, Backend::CPU, steps);
         std::fflush(stdout);
       }
       if (!gpu) continue;
@@ -173,8 +180,7 @@ int main(int argc, char** argv) {
       for (CudaTier tier : {CudaTier::Naive, CudaTier::Fast})
         for (bool graph : {false, true}) {
           set_cuda_tier(tier);
-          row(w, b, "cuda", cuda_tier_name(tier), 1, graph,
-              time_steps(Backend::CUDA, w, b, 0, graph));
+          row(w, b, "cuda", cuda_tier_name(tier), 1, graph, Backend::CUDA, 0);
         }
     }
   return 0;

@@ -4,7 +4,7 @@
 # `timeout` with its output in $OUT/NAME.log, so a part that fails or hangs
 # costs only its own limit; the parts run in order of importance and a part
 # whose limit would overrun the session's budget (BUDGET seconds, default
-# 500: under 9 minutes with the start and the transfers) is skipped, saying so.
+# 480: under 9 minutes with the start and the transfers) is skipped, saying so.
 #
 #  1. gpu_tests         the doctest "gpu" suite: every op in both tiers against
 #                       the CPU, the training curves, StepGraph (a captured
@@ -14,23 +14,22 @@
 #                       (widths 16..4096, batches 64 and 1024; GPU rows only)
 #  4. bench_cuda_quick  every op kind at one size, CPU against both tiers
 #  5. cpu_suite_16thr   the whole CPU suite at 16 threads (x86-64-v3 build)
-#  6. python            cppapi built there for the device's Python
+#  6. hooks             bench/gpu_session.d/*.sh, in name order: each file holds
+#                       `part NAME SECONDS CMD...` lines of other work (20-gpt2.sh:
+#                       the GPT-2 124M benchmark against PyTorch), run with the
+#                       same limits, budget and logs; $P (the pack), $OUT and
+#                       $PYDEV (the device's Python with torch,
+#                       /opt/torch/.venv/bin/python3 when present) are set
+#  7. python            cppapi built there for the device's Python
 #                       (bench/gpu_python_check.sh), tests/python/test_cuda.py
-#                       and test_step_graph.py on the GPU
-#  7. hooks             bench/gpu_session.d/*.sh, in name order: each file holds
-#                       `part NAME SECONDS CMD...` lines of other work (the
-#                       GPT-2 124M benchmark against PyTorch, flash attention
-#                       checks), run with the same limits, budget and logs;
-#                       $P (the pack), $OUT and $PYDEV (the device's Python with
-#                       torch, /opt/torch/.venv/bin/python3 when present) are set,
-#                       and PYTHONPATH reaches cppapi once part 6 has built it.
+#                       and test_step_graph.py on the GPU, if time is left
 #
 #   OUT=dir bench/gpu_session.sh     (P=pack dir, default build-gpu-pack)
 set -u
 cd "$(dirname "$0")/.."
 P=${P:-build-gpu-pack}
 OUT=${OUT:-/tmp/out}
-BUDGET=${BUDGET:-500}
+BUDGET=${BUDGET:-480}
 PYDEV=${PYDEV:-$( [[ -x /opt/torch/.venv/bin/python3 ]] && echo /opt/torch/.venv/bin/python3 || command -v python3)}
 export P OUT PYDEV
 mkdir -p "$OUT" /usr/share/games && cp -r $P/fortunes /usr/share/games/ 2>/dev/null
@@ -62,11 +61,10 @@ part bench_step_device 100 $P/bench_step_device --gpu-only
 cp "$OUT/bench_step_device.log" "$OUT/bench_step_device.csv" 2>/dev/null
 OMP_NUM_THREADS=8 part bench_cuda_quick 60 $P/bench_cuda --quick
 OMP_NUM_THREADS=16 part cpu_suite_16thr 60 $P/lldl_tests -tse=gpu
-PY=$PYDEV part python 200 bench/gpu_python_check.sh
-[[ -d build-dev/python ]] && export PYTHONPATH="$PWD/build-dev/python${PYTHONPATH:+:$PYTHONPATH}"
 for hook in bench/gpu_session.d/*.sh; do
   [[ -f $hook ]] || continue
   echo "== hook $hook"
   source "$hook"
 done
+PY=$PYDEV part python 150 bench/gpu_python_check.sh
 echo "== session: $SECONDS s" | tee -a "$OUT/summary.txt"

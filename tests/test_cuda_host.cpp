@@ -422,12 +422,12 @@ TEST_CASE("CUDA multi-tensor clipped update on the host matches the CPU optimise
           std::copy(grad[i].begin(), grad[i].end(), g.grad(ps[i]));
           optim_scalars(cfg, step, sc.data() + 3 * i);
           if (with_scalars)
-            slots.push_back({p[i].data(), grad[i].data(), m[i].data(), v[i].data(), total,
-                             sc.data() + 3 * i, 1.0f, 1.0f});
+            slots.push_back({p[i].data(), grad[i].data(), m[i].data(), v[i].data(), total, 1.0f,
+                             1.0f, sc.data() + 3 * i});
           else
-            slots.push_back({p[i].data(), grad[i].data(), m[i].data(), v[i].data(), total, nullptr,
+            slots.push_back({p[i].data(), grad[i].data(), m[i].data(), v[i].data(), total,
                              1.0f - std::pow(cfg.beta1, float(step)),
-                             1.0f - std::pow(cfg.beta2, float(step))});
+                             1.0f - std::pow(cfg.beta2, float(step)), nullptr});
           total += sizes[i];
         }
         const double norm = clip_grad_norm(g, max_norm);
@@ -450,7 +450,7 @@ TEST_CASE("CUDA multi-tensor clipped update on the host matches the CPU optimise
 
 TEST_CASE("CUDA multi-tensor bodies: a NaN norm changes nothing, the scale body clips in place") {
   std::vector<float> p = {1, 2}, gr = {3, 4}, m(2, 0.0f), v(2, 0.0f);
-  cuda::MultiSlot s{p.data(), gr.data(), m.data(), v.data(), 0, nullptr, 0.1f, 0.001f};
+  cuda::MultiSlot s{p.data(), gr.data(), m.data(), v.data(), 0, 0.1f, 0.001f, nullptr};
   double bad = NAN;
   CudaOptimArgs c{3, 0.1f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.1f, 1, 1};
   cuda::host_launch(cuda::MultiOptimF{c, &s, 1, &bad, 1.0}, 2);

@@ -563,6 +563,12 @@ TEST_CASE("optimizer: a fused clipped step with a NaN gradient changes nothing a
   c.kind = OptimKind::AdamW;
   Optimizer opt(g, c);
   CHECK_THROWS_AS(opt.grad_norm(), ValueError);  // no clipped step yet
+  g.grad<float>(p)[0] = 0.5f;
+  opt.step();  // unclipped: still no norm to report (not a stale 0)
+  CHECK_THROWS_AS(opt.grad_norm(), ValueError);
+  g.from_host(p, v.data());
+  opt.reset_state();
+  g.grad<float>(p)[0] = 0;
   opt.clip_max_norm = -1;
   CHECK_THROWS_WITH_AS(opt.step(), doctest::Contains("clip_max_norm"), ValueError);
   CHECK(g.host_data(p) == v);

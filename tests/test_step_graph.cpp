@@ -8,9 +8,12 @@
 // test_step_graph_gpu.cpp checks the numbers).
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstring>
 #include <string>
 
+#include "backends/cuda/bodies_optim.h"
+#include "backends/cuda/bodies_pointwise.h"
 #include "core/arena.h"
 #include "core/error.h"
 #include "step_models.h"
@@ -24,7 +27,7 @@ struct FakeCapture {
   static inline int begins = 0, ends = 0, aborts = 0, launches = 0, destroys = 0;
   static inline int token = 0;
   static void begin() { ++begins; }
-  static void* end() { return ++ends, &token; }
+  static void* end(size_t* nodes) { return *nodes = 42, ++ends, &token; }
   static void abort() { ++aborts; }
   static void launch(void*) { ++launches; }
   static void destroy(void*) { ++destroys; }
@@ -86,6 +89,7 @@ TEST_CASE("step graph: the capture path warms up, captures once, then only launc
   CHECK(FakeCapture::ends == 1);
   CHECK(FakeCapture::aborts == 0);
   CHECK(FakeCapture::launches == 5);  // the capture's own run, then four replays
+  CHECK(sg.nodes() == 42);
   CHECK(sg.captured());
   // The optimiser's hook advanced its count at every replay, and the
   // scalars it wrote are those of step 6 at the learning rate set then
@@ -217,4 +221,34 @@ TEST_CASE("arena: a held step block stays in place when a larger step overflows 
   a.reset_step();  // not held: merged as before
   CHECK(a.stats(Region::Step).blocks == 1);
   CHECK(a.stats(Region::Step).reserved >= 8192);
+}
+
+// The CUDA update bodies read lr and the bias corrections from memory when
+// given them (ParamSlot::scalars), so a replayed step uses each step's
+// values: the same numbers as with those values in the arguments.
+TEST_CASE("step graph: the CUDA update bodies read lr and bias corrections from memory") {
+  const float sc[3] = {0.05f, 1.0f - std::pow(0.9f, 3.0f), 1.0f - std::pow(0.999f, 3.0f)};
+  for (int kind : {0, 1, 2, 3}) {
+    INFO("optimiser kind " << kind);
+    CudaOptimArgs by_value{kind, sc[0], 0.9f, 0.9f, 0.999f, 1e-8f, 0.01f, sc[1], sc[2]};
+    CudaOptimArgs stale{kind, 0.7f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.01f, 0.5f, 0.5f};
+    auto run_single = [&](const CudaOptimArgs& c, const float* s) {
+      std::vector<float> p = {1, -2, 3}, g = {0.3f, -0.1f, 0.2f}, m = {0.1f, 0.1f, 0.1f},
+                         v = {0.01f, 0.02f, 0.03f};
+      cuda::host_launch(cuda::OptimF{c, p.data(), g.data(), m.data(), v.data(), s}, 3);
+      return p;
+    };
+    auto run_multi = [&](const CudaOptimArgs& c, const float* s) {
+      std::vector<float> p = {1, -2, 3}, g = {0.3f, -0.1f, 0.2f}, m = {0.1f, 0.1f, 0.1f},
+                         v = {0.01f, 0.02f, 0.03f};
+      cuda::MultiSlot slot{p.data(), g.data(), m.data(), v.data(), 0, c.bc1, c.bc2, s};
+      cuda::host_launch(cuda::MultiOptimF{c, &slot, 1, nullptr, 0.0}, 3);
+      return p;
+    };
+    std::vector<float> want = run_single(by_value, nullptr);
+    CHECK(run_single(stale, sc) == want);
+    CHECK(run_multi(by_value, nullptr) == want);
+    CHECK(run_multi(stale, sc) == want);
+    CHECK(run_single(stale, nullptr) != want);  // the stale arguments do matter
+  }
 }

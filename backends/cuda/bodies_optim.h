@@ -22,13 +22,10 @@ struct MultiSlot {
   float* m;
   float* v;
   int64_t start;  // offset of this parameter in the concatenation
-  // ParamSlot::scalars: null, or {lr, bc1, bc2} in device memory, read at
-  // every launch, so a table (and a captured step) stays the same from step
-  // to step while the learning rate and bias corrections move on.
-  const float* scalars;
-  // Adam's bias corrections 1 - beta^step, used when scalars is null (then
-  // they are baked in, and the table changes with every step).
-  float bc1, bc2;
+  float bc1, bc2;  // Adam's bias corrections 1 - beta^step of this parameter
+  // Null, or {lr, bc1, bc2} in device memory, read instead of c.lr, bc1, bc2
+  // (ParamSlot::scalars: a captured step replays with each step's values).
+  const float* sc = nullptr;
 };
 
 // The slot holding element i (slots sorted by start, slot 0 at start 0).
@@ -65,7 +62,7 @@ struct SumSquaresF {
 // OptimF's rule (bodies_pointwise.h) over all parameters, each gradient read
 // as g * factor; a factor of 0 (non-finite norm) leaves everything as it was.
 struct MultiOptimF {
-  CudaOptimArgs c;  // bc1, bc2 unused: per slot (lr too when a slot has scalars)
+  CudaOptimArgs c;  // bc1, bc2 unused: per slot
   const MultiSlot* s;
   int count;
   const double* sumsq;  // null: no clipping
@@ -76,9 +73,8 @@ struct MultiOptimF {
     const MultiSlot& d = s[find_slot(s, count, i)];
     const int64_t j = i - d.start;
     float* p = d.p;
-    const float* sc = d.scalars;
-    const float g = d.grad[j] * f, lr = sc ? sc[0] : c.lr, wd = c.weight_decay;
-    const float bc1 = sc ? sc[1] : d.bc1, bc2 = sc ? sc[2] : d.bc2;
+    const float g = d.grad[j] * f, lr = d.sc ? d.sc[0] : c.lr, wd = c.weight_decay;
+    const float bc1 = d.sc ? d.sc[1] : d.bc1, bc2 = d.sc ? d.sc[2] : d.bc2;
     if (c.kind == 0) {
       p[j] -= lr * (g + wd * p[j]);
     } else if (c.kind == 1) {

@@ -1,6 +1,7 @@
 // The CUDA runtime glue: device probe, tier switch, device memory, scratch
 // and the cuBLAS handle. Host code (no kernels), compiled by the C++ compiler
 // against the CUDA headers.
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <mutex>
@@ -75,55 +76,37 @@ void refuse_in_capture(const char* what) {
                      "sizes the memory; run the same step with the same shapes)");
 }
 
-// The slot table of a multi-tensor launch (bodies_optim.h) in device memory,
-// built on the host from the ParamSlots. Tables are kept and found again by
-// content: the Optimizer's slots carry their per-step values in device
-// memory (ParamSlot::scalars), so its table is the same at every step and a
-// step copies nothing; the norm and the update share it. A new table gets a
-// new buffer, never an overwritten one: a captured step (StepGraph) replays
-// kernels that read the table it was captured with, so a table used under
-// capture is kept for good, and only tables no capture used are freed (the
-// least recently used, beyond kKeepTables). Under capture a table must
-// already exist (the warm-up step made it): a pageable copy or an
-// allocation cannot be captured.
+// The slot table of a multi-tensor launch (bodies_optim.h) in device memory:
+// built on the host from the ParamSlots, copied over in one transfer into a
+// buffer that is then reused while the table stays the same (the kernels of
+// the previous step that read it have finished: one stream, in order). With
+// ParamSlot::scalars (what Optimizer gives) the bias corrections are read
+// from there, so the table does not change from step to step and a step
+// copies nothing. A table that a captured step (autograd/step_graph.h) read
+// is frozen: its replays read it, so it is never overwritten, and another
+// table gets another buffer.
 using cuda::MultiSlot;
 struct SlotTable {
   const MultiSlot* dev;
   int count;
   int64_t total;
 };
-struct KeptTable {
-  std::vector<MultiSlot> host;
-  MultiSlot* dev = nullptr;
-  int64_t total = 0;
-  bool captured = false;  // read by a captured graph: never freed
-  uint64_t last_use = 0;
+struct TableBuf {
+  MultiSlot* buf = nullptr;
+  size_t cap = 0;
+  std::vector<MultiSlot> held;  // what buf holds
+  bool frozen = false;
 };
-constexpr size_t kKeepTables = 8;
-
-bool same_slots(const std::vector<MultiSlot>& a, const std::vector<MultiSlot>& b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const MultiSlot &x = a[i], &y = b[i];
-    if (x.p != y.p || x.grad != y.grad || x.m != y.m || x.v != y.v || x.start != y.start ||
-        x.scalars != y.scalars || x.bc1 != y.bc1 || x.bc2 != y.bc2)
+bool same_table(const std::vector<MultiSlot>& x, const std::vector<MultiSlot>& y) {
+  if (x.size() != y.size()) return false;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const MultiSlot &a = x[i], &b = y[i];
+    if (!(a.p == b.p && a.grad == b.grad && a.m == b.m && a.v == b.v && a.start == b.start &&
+          a.bc1 == b.bc1 && a.bc2 == b.bc2 && a.sc == b.sc))
       return false;
   }
   return true;
 }
-
-// Frees the least recently used table that no capture read, if any.
-bool evict_one(std::vector<KeptTable>& kept) {
-  size_t victim = kept.size();
-  for (size_t i = 0; i < kept.size(); ++i)
-    if (!kept[i].captured && (victim == kept.size() || kept[i].last_use < kept[victim].last_use))
-      victim = i;
-  if (victim == kept.size()) return false;
-  cuda_free(kept[victim].dev);  // waits for the stream: no kernel reads it any more
-  kept.erase(kept.begin() + static_cast<std::ptrdiff_t>(victim));
-  return true;
-}
-
 SlotTable upload_slots(const OptimConfig* c, DType t, const ParamSlot* ps, size_t count,
                        const char* what) {
   if (t != DType::F32)
@@ -133,53 +116,42 @@ SlotTable upload_slots(const OptimConfig* c, DType t, const ParamSlot* ps, size_
   int64_t total = 0;
   for (size_t i = 0; i < count; ++i) {
     const ParamSlot& s = ps[i];
-    if (s.n == 0) continue;  // an empty parameter owns no element
-    // Bias corrections baked in only for slots without scalars (then the
-    // table changes with every step); 1 otherwise, so that the update's
-    // table and the norm's are one.
-    float bc1 = 1, bc2 = 1;
+    float bc1 = 1, bc2 = 1;  // the norm and the scaling read none
     if (c && !s.scalars) {
       bc1 = 1.0f - std::pow(c->beta1, float(s.step));
       bc2 = 1.0f - std::pow(c->beta2, float(s.step));
     }
+    if (s.n == 0) continue;  // an empty parameter owns no element
     host.push_back({static_cast<float*>(s.p), static_cast<const float*>(s.grad),
-                    static_cast<float*>(s.m), static_cast<float*>(s.v), total,
-                    static_cast<const float*>(s.scalars), bc1, bc2});
+                    static_cast<float*>(s.m), static_cast<float*>(s.v), total, bc1, bc2,
+                    static_cast<const float*>(s.scalars)});
     total += s.n;
   }
-  if (host.empty()) return {nullptr, 0, 0};
   static std::mutex mu;
-  static std::vector<KeptTable> kept;
-  static uint64_t clock = 0;
+  static std::vector<TableBuf> tables;
   std::lock_guard<std::mutex> lock(mu);
-  ++clock;
-  for (KeptTable& k : kept) {
-    if (!same_slots(k.host, host)) continue;
-    k.last_use = clock;
-    k.captured = k.captured || g_capturing;
-    return {k.dev, static_cast<int>(k.host.size()), k.total};
+  const SlotTable none{nullptr, static_cast<int>(host.size()), total};
+  for (TableBuf& tb : tables)
+    if (same_table(tb.held, host)) {
+      if (g_capturing) tb.frozen = true;
+      return {tb.buf, none.count, total};
+    }
+  refuse_in_capture((std::string(what) + ": a parameter table the warm-up step did not use").c_str());
+  TableBuf* tb = nullptr;
+  for (TableBuf& x : tables)
+    if (!x.frozen) tb = &x;
+  if (!tb) tb = &tables.emplace_back();
+  if (host.size() > tb->cap) {
+    cuda_free(tb->buf);
+    tb->buf = nullptr;
+    tb->cap = 0;
+    tb->held.clear();
+    tb->buf = static_cast<MultiSlot*>(cuda_alloc(std::max<size_t>(1, host.size()) * sizeof(MultiSlot)));
+    tb->cap = host.size();
   }
-  if (g_capturing)
-    throw ValueError(std::string(what) + ": the parameters (or their buffers) differ from those "
-                     "of the warm-up step while a step is being captured into a CUDA graph; their "
-                     "slot table cannot be copied to the device inside a capture (run the same "
-                     "step, with the same parameters, eagerly first)");
-  while (kept.size() >= kKeepTables && evict_one(kept)) {
-  }
-  KeptTable k;
-  k.dev = static_cast<MultiSlot*>(cuda_alloc(host.size() * sizeof(MultiSlot)));
-  try {
-    cuda_to_device(k.dev, host.data(), host.size() * sizeof(MultiSlot));
-  } catch (...) {
-    cuda_free(k.dev);
-    throw;
-  }
-  k.host = host;
-  k.total = total;
-  k.last_use = clock;
-  kept.push_back(std::move(k));
-  const KeptTable& b = kept.back();
-  return {b.dev, static_cast<int>(b.host.size()), b.total};
+  cuda_to_device(tb->buf, host.data(), host.size() * sizeof(MultiSlot));
+  tb->held = host;
+  return {tb->buf, none.count, total};
 }
 
 // Every parameter in one launch, the clipping factor read on the device.
@@ -344,37 +316,25 @@ cublasHandle_t blas() {
   return handle.h;
 }
 
-namespace {
-struct Grown {
-  std::mutex mu;
-  void* p = nullptr;
-  size_t cap = 0;
-};
-void* grown(Grown& b, size_t bytes, const char* what) {
-  std::lock_guard<std::mutex> lock(b.mu);
-  if (bytes > b.cap) {
-    refuse_in_capture(what);
-    // cuda_free waits for the kernels that still use it; a captured graph
-    // may point into it for good, so once there is one it is kept.
-    if (g_captured.load() == 0) cuda_free(b.p);
-    b.p = nullptr;
-    b.cap = 0;
-    size_t want = (bytes + (size_t(1) << 20) - 1) >> 20 << 20;  // whole MiB
-    b.p = cuda_alloc(want);
-    b.cap = want;
-  }
-  return b.p;
-}
-}  // namespace
+bool captured_any() { return g_captured.load() > 0; }
 
 void* scratch(size_t bytes) {
-  static Grown b;
-  return grown(b, bytes, "cuda scratch (a kernel needs more scratch than in the warm-up step)");
-}
-
-void* gemm_scratch(size_t bytes) {
-  static Grown b;
-  return grown(b, bytes, "bf16 GEMM operands (a GEMM needs more than in the warm-up step)");
+  static std::mutex mu;
+  static void* p = nullptr;
+  static size_t cap = 0;
+  std::lock_guard<std::mutex> lock(mu);
+  if (bytes > cap) {
+    refuse_in_capture("cuda scratch (a kernel needs more scratch than in the warm-up step)");
+    // cuda_free waits for the kernels that still use it; a captured graph
+    // may point into it for good, so once there is one it is kept.
+    if (!captured_any()) cuda_free(p);
+    p = nullptr;
+    cap = 0;
+    size_t want = (bytes + (size_t(1) << 20) - 1) >> 20 << 20;  // whole MiB
+    p = cuda_alloc(want);
+    cap = want;
+  }
+  return p;
 }
 
 }  // namespace cuda
@@ -395,10 +355,12 @@ void capture_begin() {
   g_capturing = true;
 }
 
-void* capture_end() {
+void* capture_end(size_t* nodes) {
   g_capturing = false;
   cudaGraph_t graph = nullptr;
   cuda::check(cudaStreamEndCapture(cuda::stream(), &graph), "capture: cudaStreamEndCapture");
+  *nodes = 0;
+  if (cudaGraphGetNodes(graph, nullptr, nodes) != cudaSuccess) cudaGetLastError();
   cudaGraphExec_t exec = nullptr;
   cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
   cudaGraphDestroy(graph);  // the executable graph is a copy

@@ -19,15 +19,29 @@
 
 #include <cuda_bf16.h>
 
+#include <mutex>
+
 namespace lldl::cuda {
 
 namespace {
 
 // BF16 autocast (device.h): the operands' bfloat16 copies, in a buffer of
-// their own (the shared scratch may hold the im2col matrix a GEMM reads),
-// with scratch()'s rules (grown outside a capture only, kept once captured).
+// their own (the shared scratch may hold the im2col matrix a GEMM reads).
 __nv_bfloat16* bf16_buffer(size_t elems) {
-  return static_cast<__nv_bfloat16*>(gemm_scratch(elems * sizeof(__nv_bfloat16)));
+  static std::mutex mu;
+  static void* p = nullptr;
+  static size_t cap = 0;
+  std::lock_guard<std::mutex> lock(mu);
+  if (elems * 2 > cap) {
+    // A captured step may point into the old buffer for good: kept then.
+    if (!captured_any()) cuda_free(p);
+    p = nullptr;
+    cap = 0;
+    size_t want = (elems * 2 + (size_t(1) << 20) - 1) >> 20 << 20;
+    p = cuda_alloc(want);
+    cap = want;
+  }
+  return static_cast<__nv_bfloat16*>(p);
 }
 
 __global__ void to_bf16_kernel(const float* x, __nv_bfloat16* y, int64_t n) {

@@ -36,8 +36,10 @@ cublasHandle_t blas();
 // been captured, a buffer that is outgrown is kept (a captured graph may
 // still point into it) instead of freed.
 void* scratch(size_t bytes);
-// A second buffer under the same rules, for a GEMM's bfloat16 operand copies
-// (BF16 autocast, gemm.cu), which may read a matrix that scratch() holds.
-void* gemm_scratch(size_t bytes);
+
+// True once a step has been captured into a CUDA graph (autograd/
+// step_graph.h): from then on a buffer that is outgrown (scratch, the BF16
+// operand copies) is kept, not freed, since a graph may still read it.
+bool captured_any();
 
 }  // namespace lldl::cuda
