@@ -25,6 +25,12 @@ void bind_cuda(py::module_& m) {
       },
       py::arg("tier"), "Which CUDA kernels run: 'naive' (one thread per output) or 'fast'.");
   m.def("cuda_tier", [] { return std::string(cuda_tier_name(cuda_tier())); });
+  m.def("set_cuda_fused", &set_cuda_fused, py::arg("on"),
+        "Within the fast tier, the fused kernels (flash attention, block-per-row cross-entropy, "
+        "linear_gelu's epilogue) when True (the default), the middle rung when False.");
+  m.def("cuda_fused", &cuda_fused);
+  m.def("cuda_rung", [] { return std::string(cuda_rung_name()); },
+        "The rung kernels run now: 'naive', 'middle' or 'fast'.");
 }
 
 }  // namespace lldl::py_bind
