@@ -40,6 +40,12 @@ void bind_cuda(py::module_& m) {
       "'bf16': CUDA GEMMs run on bfloat16 copies of their operands with float accumulation "
       "(autocast; weights and activations stay float32). 'fp32' (default): float GEMMs.");
   m.def("precision", [] { return std::string(cuda_bf16_gemm() ? "bf16" : "fp32"); });
+  m.def("set_cuda_fused", &set_cuda_fused, py::arg("on"),
+        "Within the fast tier, the fused kernels (flash attention, block-per-row cross-entropy, "
+        "linear_gelu's epilogue) when True (the default), the middle rung when False.");
+  m.def("cuda_fused", &cuda_fused);
+  m.def("cuda_rung", [] { return std::string(cuda_rung_name()); },
+        "The rung kernels run now: 'naive', 'middle' or 'fast'.");
 }
 
 }  // namespace lldl::py_bind

@@ -114,9 +114,10 @@ inline double nmse(const std::vector<float>& a, const std::vector<float>& ref) {
 
 // The criteria of issue 6: normalised MSE <= 1e-7, 5e-4 for matmul-like ops
 // (a GPU's GEMM sums in another order and may fuse differently: matmul,
-// linear, conv2d and the GEMM-based attention and LSTM).
+// linear, linear_gelu, conv2d and the GEMM-based attention and LSTM).
 inline double tolerance(OpKind k, bool gpu) {
-  if (gpu && (k == OpKind::MatMul || k == OpKind::Linear || k == OpKind::Conv2d || k == OpKind::Attention ||
+  if (gpu && (k == OpKind::MatMul || k == OpKind::Linear || k == OpKind::LinearGelu || k == OpKind::Conv2d ||
+              k == OpKind::Attention ||
               k == OpKind::Lstm || k == OpKind::LstmGates))
     return 5e-4;
   return 1e-7;

@@ -29,6 +29,21 @@ def test_cuda_tier_switch_round_trips_and_refuses_unknown_names():
         cppapi.set_cuda_tier(before)
 
 
+def test_cuda_fused_switch_picks_the_rung():
+    tier, fused = cppapi.cuda_tier(), cppapi.cuda_fused()
+    try:
+        cppapi.set_cuda_tier("fast")
+        cppapi.set_cuda_fused(False)
+        assert (cppapi.cuda_fused(), cppapi.cuda_rung()) == (False, "middle")
+        cppapi.set_cuda_fused(True)
+        assert (cppapi.cuda_fused(), cppapi.cuda_rung()) == (True, "fast")
+        cppapi.set_cuda_tier("naive")
+        assert cppapi.cuda_rung() == "naive"
+    finally:
+        cppapi.set_cuda_tier(tier)
+        cppapi.set_cuda_fused(fused)
+
+
 def test_import_and_cpu_work_do_not_touch_the_gpu():
     # A fresh interpreter: importing and training on the CPU must work (and
     # exit cleanly) whether or not a driver or device exists.
