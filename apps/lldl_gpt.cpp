@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -29,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cuda/device.h"
 #include "core/error.h"
 #include "core/threads.h"
 #include "dist/comm.h"
@@ -56,13 +59,17 @@ const char* kUsage =
     "      --weight-decay X (0.1) --grad-clip X (1.0) --eval-every N (100) --eval-batches N (16)\n"
     "      --ckpt-every N (0: at the end) --val-fraction X (0.05) --seed N (1337) --threads N\n"
     "      --resume CKPT (a training checkpoint: continue its run) --stop-at N (stop after step N)\n"
-    "      --loss-log FILE (append 'step loss lr' per step) --quiet\n"
+    "      --loss-log FILE (append 'step loss lr' per step) --quiet --plan-memory 0|1 (1)\n"
     "      --precision fp32|bf16 (fp32; bf16: matmul and linear products with bf16 operands,\n"
     "                             float32 accumulation, weights and optimiser state)\n"
     "      --from DIR (start from a Hugging Face GPT-2 directory)                [gpt]\n"
+    "      --device cpu|cuda (cpu)  --tf32 (cuda GEMMs in TF32; with --precision bf16 on cuda\n"
+    "      every GEMM, attention's too, multiplies bf16 copies of its operands)\n"
     "  lldl-gpt sample --ckpt CKPT --prompt TEXT --tokens N [--temperature X (0.8)]\n"
     "      [--top-k N (40)] [--top-p X (1.0)] [--seed N (1)] [--batch N (1)] [--threads N]\n"
-    "      [--precision fp32|bf16|int8 (fp32): weight format for generation]         [gpt]\n"
+    "      [--device cpu|cuda] [--tf32]\n"
+    "      [--precision fp32|bf16|int8 (fp32): weight format for generation on the cpu;\n"
+    "                   on cuda fp32|bf16, the GEMMs' operands]                  [gpt]\n"
     "  lldl-gpt export --ckpt CKPT --out DIR   (config.json + model.safetensors for transformers)\n"
     "      [--precision fp32|bf16 (fp32): tensor dtype of model.safetensors]\n";
 
@@ -81,7 +88,7 @@ struct Args {
       std::string a = argv[i];
       if (a.rfind("--", 0) != 0) usage_error("unexpected argument '" + a + "'");
       std::string key = a.substr(2);
-      if (key == "quiet") {
+      if (key == "quiet" || key == "tf32") {
         flags.push_back(key);
         continue;
       }
@@ -95,6 +102,11 @@ struct Args {
     }
   }
   bool has(const std::string& k) const { return kv.count(k) > 0; }
+  bool flag(const std::string& k) const {
+    for (const std::string& f : flags)
+      if (f == k) return true;
+    return false;
+  }
   std::string str(const std::string& k, const std::string& def) const {
     auto it = kv.find(k);
     return it == kv.end() ? def : it->second;
@@ -230,6 +242,29 @@ void read_corpus(const std::vector<std::string>& paths, std::vector<std::string>
   if (entries->empty()) throw ValueError("--data: empty corpus (no text in " + paths[0] + ")");
 }
 
+// --device, --tf32 and --precision: where the model runs and, on cuda, the
+// GEMM precision of the CUDA backend (backends/cuda/device.h); --tf32 needs
+// --device cuda.
+Backend device_flags(const Args& a) {
+  const std::string d = a.str("device", "cpu"), prec = a.str("precision", "fp32");
+  if (d != "cpu" && d != "cuda") usage_error("--device must be cpu or cuda, got '" + d + "'");
+  const Backend b = d == "cuda" ? Backend::CUDA : Backend::CPU;
+  if (b == Backend::CPU && a.flag("tf32")) usage_error("--tf32 needs --device cuda");
+  // On the cpu, --precision is the command's own (train: bf16 products;
+  // sample: the weight format), checked there.
+  if (b == Backend::CUDA) {
+    if (prec != "fp32" && prec != "bf16")
+      usage_error("--precision on --device cuda must be fp32 or bf16, got '" + prec + "'");
+    if (!cuda_available())
+      throw UnavailableError("--device cuda: CUDA is not available (" + cuda_status() + ")");
+    set_cuda_tf32(a.flag("tf32"));
+    set_cuda_bf16_gemm(prec == "bf16");
+    std::fprintf(stderr, "device: %s; GEMMs in %s\n", cuda_status().c_str(),
+                 prec == "bf16" ? "bf16 (float accumulation)" : a.flag("tf32") ? "tf32" : "fp32");
+  }
+  return b;
+}
+
 // The settings given on the command line over `c` (defaults, or a resumed
 // run's own settings).
 void train_flags(const Args& a, LMTrainConfig& c) {
@@ -251,7 +286,10 @@ void train_flags(const Args& a, LMTrainConfig& c) {
   c.loss_log = a.str("loss-log", "");
   c.resume = a.str("resume", "");
   c.precision = a.str("precision", c.precision);
-  c.progress = a.flags.empty();
+  c.progress = !a.flag("quiet");
+  const int64_t plan = a.num("plan-memory", 1);
+  if (plan != 0 && plan != 1) usage_error("--plan-memory must be 0 or 1");
+  c.plan_memory = plan == 1;
 }
 
 GPTConfig gpt_config(const Args& a, int64_t vocab, int64_t seq) {
@@ -299,15 +337,15 @@ LMTrainLog train_model(Model& m, const char* name, const std::vector<int32_t>& t
 // The GPT to train: a resumed run's, the one in --from DIR (whose config fixes
 // the sizes; the block defaults to at most n_positions), or a fresh one of the
 // flags' sizes.
-std::unique_ptr<GPT> make_gpt(const Args& a, int64_t vocab, LMTrainConfig* c) {
+std::unique_ptr<GPT> make_gpt(const Args& a, int64_t vocab, LMTrainConfig* c, Backend dev) {
   if (!c->resume.empty()) {
     if (a.has("from")) usage_error("--from conflicts with --resume (the checkpoint holds the model)");
-    return GPT::from_checkpoint(c->resume);
+    return GPT::from_checkpoint(c->resume, nullptr, dev);
   }
-  if (!a.has("from")) return std::make_unique<GPT>(gpt_config(a, vocab, c->seq), c->seed);
+  if (!a.has("from")) return std::make_unique<GPT>(gpt_config(a, vocab, c->seq), c->seed, dev);
   for (const char* k : {"n-layer", "n-head", "n-embd", "init"})
     if (a.has(k)) usage_error(std::string("--") + k + " conflicts with --from (the directory's config.json sets it)");
-  std::unique_ptr<GPT> m = GPT::from_pretrained(a.str("from", ""));
+  std::unique_ptr<GPT> m = GPT::from_pretrained(a.str("from", ""), dev);
   const GPTConfig& g = m->config();
   if (!a.has("block")) c->seq = std::min(c->seq, g.block_size);
   if (c->seq > g.block_size)
@@ -323,7 +361,8 @@ int cmd_train(const Args& a) {
   a.allow({"steps", "out", "model", "tokenizer", "bpe-vocab", "n-layer", "n-head", "n-embd",
            "block", "lstm-embd", "lstm-hidden", "batch", "grad-accum", "lr", "min-lr", "warmup",
            "weight-decay", "grad-clip", "eval-every", "eval-batches", "ckpt-every",
-           "val-fraction", "seed", "threads", "init", "resume", "stop-at", "loss-log", "from", "precision"});
+           "val-fraction", "seed", "threads", "init", "resume", "stop-at", "loss-log", "from",
+           "device", "precision", "plan-memory"});
   if (a.data.empty()) usage_error("train needs --data PATH...");
   if (!a.has("out")) usage_error("train needs --out CKPT");
   if (a.has("threads")) set_num_threads(static_cast<int>(a.num("threads", 1)));
@@ -331,6 +370,7 @@ int cmd_train(const Args& a) {
   // alone prints and writes the checkpoint.
   dist::init();
   const bool lead = dist::rank() == 0;
+  const Backend dev = device_flags(a);
   std::vector<std::string> entries;
   read_corpus(a.data, &entries);
   LMTrainConfig c;
@@ -360,14 +400,15 @@ int cmd_train(const Args& a) {
                                 " = global batch " + std::to_string(c.world * c.batch)).c_str() : "");
   LMTrainLog log;
   if (model == "gpt") {
-    std::unique_ptr<GPT> m = make_gpt(a, tok.vocab, &c);
+    std::unique_ptr<GPT> m = make_gpt(a, tok.vocab, &c, dev);
     log = train_model(*m, "gpt", train, val, c, tok);
   } else if (model == "lstm") {
     LSTMConfig l;
     l.vocab_size = tok.vocab;
     l.n_embd = a.num("lstm-embd", 64);
     l.n_hidden = a.num("lstm-hidden", 256);
-    auto m = !resumed.empty() ? LSTMLM::from_checkpoint(c.resume) : std::make_unique<LSTMLM>(l, c.seed);
+    auto m = !resumed.empty() ? LSTMLM::from_checkpoint(c.resume, nullptr, dev)
+                              : std::make_unique<LSTMLM>(l, c.seed, dev);
     log = train_model(*m, "lstm", train, val, c, tok);
   } else {
     usage_error("--model must be gpt or lstm, got '" + model + "'");
@@ -377,6 +418,14 @@ int cmd_train(const Args& a) {
   std::printf("trained %lld steps: final train loss %.4f, val loss %.4f nats/token, %.0f tokens/s\n",
               (long long)done, log.train_loss.empty() ? -1.0 : log.train_loss.back(),
               log.val_loss.empty() ? -1.0 : log.val_loss.back(), log.tokens_per_s);
+  if (log.step_seconds.size() > 1) {
+    // Without the first step (allocation, library start-up): the steady rate.
+    std::vector<double> t(log.step_seconds.begin() + 1, log.step_seconds.end());
+    std::sort(t.begin(), t.end());
+    const double med = t.size() % 2 ? t[t.size() / 2] : 0.5 * (t[t.size() / 2 - 1] + t[t.size() / 2]);
+    std::printf("steady: %.1f tokens/s (median step %.6f s, min %.6f, max %.6f, over %zu steps after the first)\n",
+                double(c.batch * c.seq * c.grad_accum) / med, med, t.front(), t.back(), t.size());
+  }
   print_memory(log);
   if (c.world > 1 && log.comm.steps > 0)
     std::printf("communication (rank 0): gradient all-reduce %.2f ms/step in %lld buckets, %.2f ms/step "
@@ -390,10 +439,11 @@ int cmd_train(const Args& a) {
 
 int cmd_sample(const Args& a) {
   a.allow({"ckpt", "prompt", "tokens", "temperature", "top-k", "top-p", "seed", "threads", "batch",
-           "precision"});
+           "device", "precision"});
   if (!a.has("ckpt")) usage_error("sample needs --ckpt CKPT");
   if (!a.has("prompt")) usage_error("sample needs --prompt TEXT");
   if (a.has("threads")) set_num_threads(static_cast<int>(a.num("threads", 1)));
+  const Backend dev = device_flags(a);
   std::string path = a.str("ckpt", "");
   std::map<std::string, std::string> meta;
   load_safetensors(path, &meta);
@@ -414,17 +464,24 @@ int cmd_sample(const Args& a) {
   if (meta["lldl.model"] == "lstm") {
     if (top_p != 1.0f) usage_error("--top-p is for gpt checkpoints");
     if (precision != "fp32") usage_error("--precision is for gpt checkpoints");
+    if (dev != Backend::CPU) usage_error("lstm checkpoints sample on the cpu (--device cpu)");
     auto m = LSTMLM::from_checkpoint(path);
     for (int64_t b = 0; b < batch; ++b)
       outs.push_back(m->generate(ids, n, temp, std::min(top_k, tok.vocab), seed + b));
   } else {
     // Only the tokenizer's ids are sampled: a model may have more rows
     // (--init gpt2-124m with a smaller tokenizer).
-    auto m = GPT::from_checkpoint(path);
-    m->set_inference_precision(precision);
+    auto m = GPT::from_checkpoint(path, nullptr, dev);
+    // The packed weight formats are CPU kernels; on cuda --precision picked the GEMMs' operands.
+    if (dev == Backend::CPU) m->set_inference_precision(precision);
+    const auto t0 = std::chrono::steady_clock::now();
     std::vector<std::vector<int32_t>> prompts(static_cast<size_t>(batch), ids);
     outs = m->generate_batch(prompts, n, temp, std::min(top_k, tok.vocab), seed, top_p,
                              std::min(tok.vocab, m->config().vocab_size));
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, "generated %lld tokens x %lld sequences in %.3f s: %.1f tokens/s (%s)\n",
+                 (long long)n, (long long)batch, secs, secs > 0 ? double(n * batch) / secs : 0.0,
+                 backend_name(dev));
   }
   for (size_t b = 0; b < outs.size(); ++b) {
     std::string text = tok.decode(outs[b]);

@@ -32,6 +32,10 @@ Tensor linear(Tensor x, Tensor w, Tensor b, bool trans_b) {
   Tensor in[3] = {x, w, b};
   return apply(OpKind::Linear, in, 3, matmul_attr(false, trans_b));
 }
+Tensor linear_gelu(Tensor x, Tensor w, Tensor b, bool trans_b) {
+  Tensor in[3] = {x, w, b};
+  return apply(OpKind::LinearGelu, in, 3, matmul_attr(false, trans_b));
+}
 Tensor add(Tensor a, Tensor b) { return binary(OpKind::Add, a, b); }
 Tensor sub(Tensor a, Tensor b) { return binary(OpKind::Sub, a, b); }
 Tensor mul(Tensor a, Tensor b) { return binary(OpKind::Mul, a, b); }

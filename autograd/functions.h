@@ -15,6 +15,10 @@ Tensor bias_add(Tensor x, Tensor bias);
 // up to float rounding, one op: the bias is written before the product
 // accumulates onto it, and backward reads dy in place for all three grads.
 Tensor linear(Tensor x, Tensor w, Tensor b, bool trans_b = false);
+// gelu(linear(x, w, b, trans_b)) as one op (the GPT MLP's c_fc): the same
+// values, and on the CUDA backend's fast rung the bias and GELU run as one
+// pass after the GEMM. Keeps the pre-activation (M, N) for backward.
+Tensor linear_gelu(Tensor x, Tensor w, Tensor b, bool trans_b = false);
 Tensor add(Tensor a, Tensor b);
 Tensor sub(Tensor a, Tensor b);
 Tensor mul(Tensor a, Tensor b);

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "autograd/placement.h"
+#include "autograd/step_graph.h"
 #include "backends/device.h"
 #include "core/error.h"
 #include "core/threads.h"
@@ -62,9 +63,28 @@ Graph::Graph(DType dtype, Backend backend, size_t arena_block_bytes)
 }
 
 void Graph::mem_zero(void* p, size_t bytes) const { dev_->memset(p, 0, bytes); }
-void Graph::mem_in(void* dst, const void* src, size_t bytes) const { dev_->to_device(dst, src, bytes); }
+void Graph::mem_in(void* dst, const void* src, size_t bytes) const {
+  // Under capture only constants come this way (backward's seed): a pinned
+  // copy that every replay copies in again.
+  if (capture_) [[unlikely]]
+    return capture_->feed(dst, src, bytes), void();
+  dev_->to_device(dst, src, bytes);
+}
 void Graph::mem_copy(void* dst, const void* src, size_t bytes) const { dev_->copy(dst, src, bytes); }
-void Graph::mem_out(void* dst, const void* src, size_t bytes) const { dev_->to_host(dst, src, bytes); }
+void Graph::mem_out(void* dst, const void* src, size_t bytes) const {
+  if (capture_) [[unlikely]]
+    throw ValueError("graph: a host read of graph memory (item(), to_host(), grad_to_host(), an "
+                     "anomaly check) while a step is being captured: its kernels have not run "
+                     "yet; read results after StepGraph::run() returns");
+  dev_->to_host(dst, src, bytes);
+}
+
+void Graph::refuse_host_data(const char* what) const {
+  if (capture_) [[unlikely]]
+    throw ValueError(std::string(what) + ": host data given while a step is being captured "
+                     "would be frozen into every replay; give it as one of the StepGraph's "
+                     "inputs instead");
+}
 
 // ---- tensors ---------------------------------------------------------------
 
@@ -126,6 +146,7 @@ Tensor Graph::input(const Shape& s, DType t) {
 }
 
 Tensor Graph::input(const Shape& s, const void* data, DType t) {
+  refuse_host_data("input");
   if (mem_.active()) mem_.tick();
   Tensor h = new_tensor(s, t, Region::Step, false);
   size_t bytes = static_cast<size_t>(s.numel()) * dtype_size(t);
@@ -135,7 +156,13 @@ Tensor Graph::input(const Shape& s, const void* data, DType t) {
 
 Tensor Graph::external(const Shape& s, void* data, DType t) {
   if (!data && s.numel() > 0) throw ValueError("external: data pointer is null");
+  refuse_host_data("external");
   if (!dev_->host_memory) return input(s, data, t);  // host memory: copy it over
+  return backend_view(s, data, t);
+}
+
+Tensor Graph::backend_view(const Shape& s, void* data, DType t) {
+  if (!data && s.numel() > 0) throw ValueError("backend_view: data pointer is null");
   TensorDesc d;
   d.shape = s;
   d.dtype = t;
@@ -223,6 +250,7 @@ void Graph::grad_from_host(Tensor t, const void* src) {
 }
 
 void Graph::from_host(Tensor t, const void* src) {
+  refuse_host_data("from_host");
   const TensorDesc& d = desc(t);
   size_t bytes = static_cast<size_t>(d.shape.numel()) * dtype_size(d.dtype);
   if (bytes) mem_in(d.data, src, bytes);
@@ -317,22 +345,8 @@ Tensor Graph::record(OpKind kind, const Tensor* inputs, int n_in, OpAttr attr) {
   }
   for (int i = n_in; i < kMaxInputs; ++i) e.in[i] = kNoTensor;
   a.out_shape = m.shape(a.in_shape, attr);
-  if (m.check) {
-    if (dev_->host_memory) {
-      m.check(a.in_shape, a.in, attr);
-    } else {
-      // The check reads values (label ranges) on the host: give it copies.
-      std::vector<std::vector<char>> host(n_in);
-      const void* ptrs[kMaxInputs] = {};
-      for (int i = 0; i < n_in; ++i) {
-        const TensorDesc& d = desc(inputs[i]);
-        host[i].resize(static_cast<size_t>(d.shape.numel()) * dtype_size(d.dtype));
-        if (!host[i].empty()) mem_out(host[i].data(), d.data, host[i].size());
-        ptrs[i] = host[i].data();
-      }
-      m.check(a.in_shape, ptrs, attr);
-    }
-  }
+  if (capture_) capture_->check_op(kind, attr);
+  if (m.check) check_values(m, a, inputs, n_in);
   const KernelPair& k = kernels(backend_, dtype_, kind);
 
   Tensor out;
@@ -371,6 +385,26 @@ Tensor Graph::record(OpKind kind, const Tensor* inputs, int n_in, OpAttr attr) {
   tape_.push_back(e);
   if (anomaly_) check_finite("output", tape_.back(), od.data, a.out_shape.numel());
   return out;
+}
+
+void Graph::check_values(const OpMeta& m, const KernelArgs& a, const Tensor* inputs, int n_in) {
+  // Under capture, on the StepGraph's host copies of its inputs (kept to
+  // check again before every replay).
+  if (capture_) return capture_->check_values(m, a);
+  if (dev_->host_memory) return m.check(a.in_shape, a.in, a.attr);
+  // The check reads the int32 inputs' values (label and token-id ranges) on
+  // the host: give it copies of those (null for the others, which it does
+  // not read).
+  std::vector<std::vector<char>> host(n_in);
+  const void* ptrs[kMaxInputs] = {};
+  for (int i = 0; i < n_in; ++i) {
+    if (!is_int_input(m, i)) continue;
+    const TensorDesc& d = desc(inputs[i]);
+    host[i].resize(static_cast<size_t>(d.shape.numel()) * dtype_size(d.dtype));
+    if (!host[i].empty()) mem_out(host[i].data(), d.data, host[i].size());
+    ptrs[i] = host[i].data();
+  }
+  m.check(a.in_shape, ptrs, a.attr);
 }
 
 namespace {
@@ -637,6 +671,9 @@ void Graph::zero_grad() {
 }
 
 void Graph::reset(bool keep_grads) {
+  if (capture_)
+    throw ValueError("reset: called while a step is being captured (the step function must "
+                     "record one step and return its loss; StepGraph ends the step)");
   if (mem_.active()) {
     // What the user may read until reset(): inputs (leaves) and outputs that
     // no op consumed; the planner keeps them live to the end of the step.

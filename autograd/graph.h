@@ -32,6 +32,7 @@ namespace lldl {
 
 class Graph;
 class CostModel;
+struct StepCapture;  // autograd/step_graph.h
 
 // A handle: which graph, which tensor, and the step it belongs to. Copyable,
 // 16 bytes; using a handle after its step was reset raises ValueError.
@@ -88,6 +89,11 @@ class Graph {
   // valid and unchanged until reset(). On CUDA the host data is copied to the
   // device (as input(s, data, t) does).
   Tensor external(const Shape& s, void* data, DType t);
+  // A step tensor over memory of this graph's BACKEND that the caller owns
+  // (device memory on CUDA; host memory on the CPU), no copy: model code
+  // that keeps state between steps on the device (the GPT's KV cache) feeds
+  // it to ops this way. Same lifetime rule as external().
+  Tensor backend_view(const Shape& s, void* backend_data, DType t);
   // Makes a step leaf (an input) collect a gradient in backward().
   void set_requires_grad(Tensor t);
 
@@ -215,6 +221,15 @@ class Graph {
   // peak_unplanned is set: the step region's high-water mark.
   MemoryReport memory_report() const;
 
+  // Step capture (autograd/step_graph.h): while a StepGraph records this
+  // graph's step into a CUDA graph, capture_state() is its state. Kernels
+  // then only queue work, so every host read of graph memory (item(),
+  // to_host(), anomaly checks) and every new host data (input() with data,
+  // from_host()) raises ValueError naming the call, and reset() may not be
+  // called; label and token-id checks read the StepGraph's host copies.
+  StepCapture* capture_state() const { return capture_; }
+  void set_capture_state(StepCapture* c) { capture_ = c; }
+
   const std::vector<TapeEntry>& tape() const { return tape_; }
   Arena& arena() { return arena_; }
   const Arena& arena() const { return arena_; }
@@ -266,6 +281,12 @@ class Graph {
   }
   void mem_in(void* dst, const void* host_src, size_t bytes) const;
   void mem_out(void* host_dst, const void* src, size_t bytes) const;
+  // Raises ValueError when a step is being captured: `what` takes host data
+  // whose value a replay would not see.
+  void refuse_host_data(const char* what) const;
+  // record(): the op's host-side value check on host copies of its int32
+  // inputs (the only inputs a check reads).
+  void check_values(const OpMeta& m, const KernelArgs& a, const Tensor* inputs, int n_in);
 
   DType dtype_;
   Backend backend_;
@@ -291,6 +312,7 @@ class Graph {
   std::vector<uint8_t> stale_;
   std::vector<uint32_t> uses_;  // backward: how many tape entries read each step tensor
   std::vector<int32_t> shared_;  // step tensors whose gradient is another's buffer (passes)
+  StepCapture* capture_ = nullptr;
   GradReadyHook grad_ready_;
   std::vector<std::pair<int64_t, int32_t>> ready_order_;  // (first read, persistent id)
 };

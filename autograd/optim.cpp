@@ -1,10 +1,12 @@
 #include "autograd/optim.h"
 
 #include <cmath>
+#include <cstring>
 #include <algorithm>
 #include <string>
 #include <utility>
 
+#include "autograd/step_graph.h"
 #include "core/error.h"
 
 namespace lldl {
@@ -46,70 +48,81 @@ void Optimizer::add_new_params() {
     steps.push_back(0);
   }
   slots.resize(params.size());
+  // Allocated here, with the other state, rather than at the first clipped
+  // step: a step captured into a CUDA graph may not allocate.
+  if (!sumsq_.valid()) sumsq_ = g->buffer(Shape{1}, DType::F64);
+  const size_t n = 3 * params.size();
+  scalars = g->buffer({static_cast<int64_t>(n)}, g->dtype());
+  host_scalars.assign(n * dtype_size(g->dtype()), 0);
+}
+
+void Optimizer::advance() {
+  ++t;
+  for (int64_t& s : steps) ++s;
+  const bool f32 = g->dtype() == DType::F32;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    if (f32) optim_scalars(cfg, steps[i], reinterpret_cast<float*>(host_scalars.data()) + 3 * i);
+    else optim_scalars(cfg, steps[i], reinterpret_cast<double*>(host_scalars.data()) + 3 * i);
+  }
 }
 
 void Optimizer::step() {
+  if (!(clip_max_norm >= 0) || !std::isfinite(clip_max_norm))
+    throw ValueError("optimizer: clip_max_norm must be a finite number >= 0 (0: no clipping), got " +
+                     std::to_string(clip_max_norm));
   // Parameters created since the last step join with fresh state. The list is
   // only rebuilt when that happens, so a step allocates nothing.
   if (params.size() != g->num_params()) add_new_params();
-  ++t;
-  for (int64_t& s : steps) ++s;
+  advance();
+  void* sc = g->desc(scalars).data;
+  if (StepCapture* cap = g->capture_state()) {
+    // Captured: the copy re-reads a pinned buffer that the hook rewrites
+    // with the next step's values before each replay.
+    void* pin = cap->feed(sc, host_scalars.data(), host_scalars.size());
+    cap->before_replay.push_back([this, pin] {
+      advance();
+      std::memcpy(pin, host_scalars.data(), host_scalars.size());
+    });
+  } else {
+    g->from_host(scalars, host_scalars.data());
+  }
   // The buffers are persistent, but desc() checks each handle: cheap next to
   // the update, and a handle gone bad fails here rather than in a kernel.
+  const size_t width = 3 * dtype_size(g->dtype());
   for (size_t i = 0; i < params.size(); ++i) {
     const TensorDesc& p = g->desc(params[i]);
-    slots[i] = {p.data, p.grad, g->desc(m[i]).data, g->desc(v[i]).data, p.shape.numel(), steps[i]};
+    slots[i] = {p.data, p.grad, g->desc(m[i]).data, g->desc(v[i]).data, p.shape.numel(), steps[i],
+                static_cast<char*>(sc) + i * width};
   }
-  device(g->backend()).update(cfg, g->dtype(), slots.data(), slots.size());
+  const DeviceFns& dev = device(g->backend());
+  if (clip_max_norm > 0) {
+    // The norm is reduced and applied where the gradients are: the host
+    // reads no gradient (grad_norm() reads the one double on demand).
+    double* s = static_cast<double*>(g->desc(sumsq_).data);
+    clipped_ = true;
+    dev.grad_sumsq(g->dtype(), slots.data(), slots.size(), s);
+    const GradClip clip{s, clip_max_norm};
+    dev.update(cfg, g->dtype(), slots.data(), slots.size(), &clip);
+  } else {
+    dev.update(cfg, g->dtype(), slots.data(), slots.size(), nullptr);
+  }
+}
+
+double Optimizer::grad_norm() const {
+  if (!clipped_) throw ValueError("optimizer: grad_norm() needs a step with clip_max_norm > 0");
+  return std::sqrt(g->item(sumsq_));
 }
 
 namespace {
-// Both run over (parameter, chunk) pairs of all gradients in one OpenMP
-// loop, like the update. The sum of squares is in double, each chunk's sum
-// vectorised (its own order of additions, fixed for a given chunk).
-constexpr int64_t kClipChunk = 8192;
-
-template <class T, class F>
-void for_grad_chunks(Graph& g, const std::vector<Tensor>& ps, F&& f) {
-  std::vector<std::pair<T*, int64_t>> chunks;
-  int64_t total = 0;
-  for (Tensor p : ps) {
-    T* d = g.grad<T>(p);
-    const int64_t n = g.shape(p).numel();
-    for (int64_t b = 0; b < n; b += kClipChunk)
-      chunks.emplace_back(d + b, std::min(kClipChunk, n - b));
-    total += n;
+// Every parameter with its gradient, as the device functions take them.
+std::vector<ParamSlot> grad_slots(Graph& g) {
+  std::vector<ParamSlot> ps;
+  for (Tensor p : g.params()) {
+    const TensorDesc& d = g.desc(p);
+    if (!d.grad) throw ValueError("clip_grad_norm: parameter '" + d.name + "' has no gradient");
+    ps.push_back({d.data, d.grad, nullptr, nullptr, d.shape.numel(), 0});
   }
-  const int64_t nc = static_cast<int64_t>(chunks.size());
-#pragma omp parallel for schedule(static) if (total >= 4 * kClipChunk)
-  for (int64_t c = 0; c < nc; ++c) {
-    const auto& [d, n] = chunks[static_cast<size_t>(c)];
-    f(c, d, n);
-  }
-}
-
-template <class T>
-double sum_squares(Graph& g, const std::vector<Tensor>& ps) {
-  std::vector<double> part;
-  int64_t nc = 0;
-  for (Tensor p : ps) nc += (g.shape(p).numel() + kClipChunk - 1) / kClipChunk;
-  part.assign(static_cast<size_t>(nc), 0.0);
-  for_grad_chunks<T>(g, ps, [&](int64_t c, const T* d, int64_t n) {
-    double s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = 0; i < n; ++i) s += double(d[i]) * double(d[i]);
-    part[static_cast<size_t>(c)] = s;
-  });
-  double s = 0;
-  for (double x : part) s += x;
-  return s;
-}
-template <class T>
-void scale_grads(Graph& g, const std::vector<Tensor>& ps, T f) {
-  for_grad_chunks<T>(g, ps, [&](int64_t, T* d, int64_t n) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) d[i] *= f;
-  });
+  return ps;
 }
 }  // namespace
 
@@ -117,17 +130,25 @@ double clip_grad_norm(Graph& g, double max_norm) {
   if (!(max_norm > 0) || !std::isfinite(max_norm))
     throw ValueError("clip_grad_norm: max_norm must be a positive finite number, got " +
                      std::to_string(max_norm));
-  const bool f32 = g.dtype() == DType::F32;
-  std::vector<Tensor> ps = g.params();
-  double norm = std::sqrt(f32 ? sum_squares<float>(g, ps) : sum_squares<double>(g, ps));
-  if (!std::isfinite(norm))
-    throw ValueError("clip_grad_norm: the gradient norm is not finite (NaN or Inf in a gradient)");
-  if (norm > max_norm) {
-    double f = max_norm / (norm + 1e-6);
-    if (f32) scale_grads<float>(g, ps, float(f));
-    else scale_grads<double>(g, ps, f);
+  const DeviceFns& dev = device(g.backend());
+  std::vector<ParamSlot> ps = grad_slots(g);
+  // The sum of squares is computed where the gradients are and read back as
+  // one double; the scaling runs there too.
+  double* sumsq = static_cast<double*>(dev.alloc(sizeof(double)));
+  double s = 0;
+  try {
+    dev.grad_sumsq(g.dtype(), ps.data(), ps.size(), sumsq);
+    dev.to_host(&s, sumsq, sizeof s);
+    const double norm = std::sqrt(s);
+    if (!std::isfinite(norm))
+      throw ValueError("clip_grad_norm: the gradient norm is not finite (NaN or Inf in a gradient)");
+    dev.scale_grads(g.dtype(), ps.data(), ps.size(), GradClip{sumsq, max_norm});
+  } catch (...) {
+    dev.free(sumsq);
+    throw;
   }
-  return norm;
+  dev.free(sumsq);
+  return std::sqrt(s);
 }
 
 double cosine_lr(int64_t step, int64_t warmup, int64_t total, double lr_max, double lr_min) {

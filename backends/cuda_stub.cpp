@@ -17,7 +17,11 @@ const char* kWhy = "built without CUDA (configure with -DLLDL_CUDA=ON and the CU
   throw UnavailableError(std::string(what) + ": CUDA is not available (" + kWhy + ")");
 }
 std::atomic<CudaTier> g_tier{CudaTier::Fast};
-void no_update(const OptimConfig&, DType, const ParamSlot*, size_t) { unavailable("optimizer"); }
+void no_update(const OptimConfig&, DType, const ParamSlot*, size_t, const GradClip*) {
+  unavailable("optimizer");
+}
+void no_sumsq(DType, const ParamSlot*, size_t, double*) { unavailable("grad_sumsq"); }
+void no_scale(DType, const ParamSlot*, size_t, const GradClip&) { unavailable("clip_grad_norm"); }
 }  // namespace
 
 bool cuda_available() { return false; }
@@ -25,6 +29,10 @@ std::string cuda_status() { return kWhy; }
 void set_cuda_tier(CudaTier t) { g_tier.store(t); }
 CudaTier cuda_tier() { return g_tier.load(); }
 
+void set_cuda_tf32(bool) { unavailable("set_tf32"); }
+bool cuda_tf32() { return false; }
+void set_cuda_bf16_gemm(bool) { unavailable("set_bf16_gemm"); }
+bool cuda_bf16_gemm() { return false; }
 void* cuda_alloc(size_t) { unavailable("cuda_alloc"); }
 void cuda_free(void*) {}
 void cuda_to_device(void*, const void*, size_t) { unavailable("cuda_to_device"); }
@@ -35,11 +43,18 @@ void cuda_synchronize() { unavailable("cuda_synchronize"); }
 const DeviceFns& cuda_device() {
   static const DeviceFns f{cuda_available, cuda_status,    false,     cuda_alloc,
                            cuda_free,      cuda_memset,    cuda_to_device, cuda_to_host,
-                           cuda_copy,      cuda_synchronize, no_update, false};
+                           cuda_copy,      cuda_synchronize, no_update,
+                           no_sumsq,       no_scale,       false};
   return f;
 }
-void cuda_optim_update(const CudaOptimArgs&, int64_t, float*, const float*, float*, float*) {
+void cuda_optim_update(const CudaOptimArgs&, int64_t, float*, const float*, float*, float*,
+                       const float*) {
   unavailable("optimizer");
+}
+// No device: a CUDA graph cannot be made (Graph refuses the backend first).
+const CaptureFns& cuda_capture_fns() {
+  static const CaptureFns f{};
+  return f;
 }
 
 }  // namespace lldl

@@ -47,4 +47,13 @@ const DeviceFns& device(Backend b) {
   throw UnavailableError("device: unknown backend " + std::to_string(int(b)));
 }
 
+const CaptureFns& capture_fns(Backend b) {
+  switch (b) {
+    case Backend::CPU: return cpu_capture_fns();
+    case Backend::CUDA: return cuda_capture_fns();
+    case Backend::Count: break;
+  }
+  throw UnavailableError("capture_fns: unknown backend " + std::to_string(int(b)));
+}
+
 }  // namespace lldl

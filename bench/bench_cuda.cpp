@@ -9,10 +9,19 @@
 // timings after one warm-up run.
 //
 // Columns: op, case, elements (of the output), device (cpu|cuda), tier
-// (-|naive|fast), threads, pass (fwd|fwd+bwd), transfers (no|yes),
-// median_us, gflops (forward FLOPs of the op metadata / time; 0 for bwd).
+// (-|naive|middle|fast: the rungs of the ladder, device.h's cuda_rung_name),
+// threads, pass (fwd|fwd+bwd), transfers (no|yes), median_us, gflops
+// (forward FLOPs of the op metadata / time; 0 for bwd), gbps (forward bytes
+// of the op metadata / time; 0 for bwd), pct_peak_flops, pct_peak_bw (of
+// the "# peak" line: a 4096^3 SGEMM on the fast tier and a 1 GiB device
+// copy, measured first).
+// The ladder cases at GPT-2 124M size (issue 16: causal attention 8 x 1024,
+// 12 heads of 64; cross-entropy over 8192 rows of the 50257 vocabulary; the
+// MLP's linear + GELU) run on the GPU only, without the transfer rows.
+// Residual add + layer norm has no fused rung (see the report of issue 16):
+// its ladder is add's and layer_norm's rows.
 // Without a usable GPU the CUDA rows are left out and a "# skip" line says why.
-// Usage: bench_cuda [--quick] (the large examples only, 3 repetitions).
+// Usage: bench_cuda [--quick] (the large examples and the ladder, 3 repetitions).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -36,7 +45,18 @@ struct Case {
   std::string name;
   std::vector<Shape> in;
   OpAttr attr;
+  bool gpu_only = false;  // the ladder's GPT-size cases
 };
+
+// GPT-2 124M at batch 8 x 1024: the attention of one layer, the classifier's
+// loss, the MLP's first linear with its GELU.
+std::vector<Case> ladder_cases() {
+  return {Case{OpKind::Attention, "8x1024x2304 (GPT-2 124M; 12 heads)", {Shape{8, 1024, 2304}}, attention_attr(12), true},
+          Case{OpKind::CrossEntropyLabels, "8192x50257 8192 (GPT-2 vocabulary)", {Shape{8192, 50257}, Shape{8192}},
+               no_attr(), true},
+          Case{OpKind::LinearGelu, "8192x768 3072x768 3072 (GPT-2 124M c_fc; w^T)",
+               {Shape{8192, 768}, Shape{3072, 768}, Shape{3072}}, matmul_attr(false, true), true}};
+}
 
 // Every example of every kind (OpMeta::examples, ops/examples.h): the small
 // ones, where launch overhead dominates, and the large ones; --quick takes
@@ -51,6 +71,7 @@ std::vector<Case> cases(bool quick) {
         std::replace(name.begin(), name.end(), ',', ';');
         v.push_back(Case{OpKind(i), name, example_shapes(e), e.attr});
       }
+  for (const Case& k : ladder_cases()) v.push_back(k);
   return v;
 }
 
@@ -134,13 +155,50 @@ double time_it(int reps, F&& f) {
   return median_us(t);
 }
 
+// The device's measured peaks (0 without a GPU or before measuring).
+struct Peak {
+  double gflops = 0, gbps = 0;
+} g_peak;
+
 void row(const Case& k, const KernelArgs& a, const char* dev, const char* tier, int threads, bool bwd,
          bool transfers, double us) {
   const OpMeta& m = op_meta(k.kind);
-  double gflops = bwd ? 0.0 : m.flops(a.in_shape, a.out_shape, a.attr) / (us * 1e3);
-  std::printf("%s,%s,%lld,%s,%s,%d,%s,%s,%.2f,%.3f\n", m.name, k.name.c_str(),
+  const double gflops = bwd ? 0.0 : m.flops(a.in_shape, a.out_shape, a.attr) / (us * 1e3);
+  const double gbps = bwd || !m.bytes ? 0.0 : m.bytes(a.in_shape, a.out_shape, a.attr) / (us * 1e3);
+  const bool cuda = std::strcmp(dev, "cuda") == 0;
+  const double pf = cuda && g_peak.gflops > 0 ? 100 * gflops / g_peak.gflops : 0;
+  const double pb = cuda && g_peak.gbps > 0 ? 100 * gbps / g_peak.gbps : 0;
+  std::printf("%s,%s,%lld,%s,%s,%d,%s,%s,%.2f,%.3f,%.3f,%.2f,%.2f\n", m.name, k.name.c_str(),
               static_cast<long long>(a.out_shape.numel()), dev, tier, threads, bwd ? "fwd+bwd" : "fwd",
-              transfers ? "yes" : "no", us, gflops);
+              transfers ? "yes" : "no", us, gflops, gbps, pf, pb);
+}
+
+// Peak float32 GEMM rate (4096^3 through the fast tier's matmul kernel, TF32
+// off) and device-to-device copy bandwidth (1 GiB, read + write counted).
+Peak measure_peak() {
+  Peak p;
+  const int64_t n = 4096;
+  const size_t mat = static_cast<size_t>(n * n) * 4;
+  void *x = cuda_alloc(mat), *w = cuda_alloc(mat), *o = cuda_alloc(mat);
+  cuda_memset(x, 0, mat), cuda_memset(w, 0, mat);
+  KernelArgs a{};
+  a.kind = OpKind::MatMul;
+  a.attr = matmul_attr(false, false);
+  a.n_in = 2;
+  a.in[0] = x, a.in[1] = w, a.out = o;
+  a.in_shape[0] = a.in_shape[1] = a.out_shape = Shape{n, n};
+  set_cuda_tier(CudaTier::Fast);
+  const KernelPair& kp = kernels(Backend::CUDA, DType::F32, OpKind::MatMul);
+  const double us = time_it(5, [&] { kp.forward(a), cuda_synchronize(); });
+  p.gflops = 2.0 * n * n * n / (us * 1e3);
+  cuda_free(x), cuda_free(w), cuda_free(o);
+  const size_t big = size_t(1) << 30;
+  void *s = cuda_alloc(big), *d = cuda_alloc(big);
+  cuda_memset(s, 0, big);
+  const double cus = time_it(5, [&] { cuda_copy(d, s, big), cuda_synchronize(); });
+  p.gbps = 2.0 * big / (cus * 1e3);
+  cuda_free(s), cuda_free(d);
+  return p;
 }
 
 }  // namespace
@@ -149,9 +207,15 @@ int main(int argc, char** argv) {
   const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
   const int reps = quick ? 3 : 15;
   const bool gpu = cuda_available();
-  std::printf("op,case,elements,device,tier,threads,pass,transfers,median_us,gflops\n");
+  std::printf("op,case,elements,device,tier,threads,pass,transfers,median_us,gflops,gbps,pct_peak_flops,pct_peak_bw\n");
   if (!gpu) std::printf("# skip cuda: %s\n", cuda_status().c_str());
+  if (gpu) {
+    g_peak = measure_peak();
+    std::printf("# peak: %.1f GFLOP/s (float32 SGEMM 4096^3), %.1f GB/s (device copy 1 GiB)\n", g_peak.gflops,
+                g_peak.gbps);
+  }
   for (const Case& k : cases(quick)) {
+    if (k.gpu_only && !gpu) continue;
     const OpMeta& m = op_meta(k.kind);
     KernelArgs a{};
     a.kind = k.kind;
@@ -160,7 +224,7 @@ int main(int argc, char** argv) {
     for (int j = 0; j < a.n_in; ++j) a.in_shape[j] = k.in[j];
     a.out_shape = m.shape(a.in_shape, a.attr);
     Host h = make_host(k, a);
-    {  // CPU
+    if (!k.gpu_only) {  // CPU
       std::vector<void*> in, gin;
       for (auto& v : h.in) in.push_back(v.data());
       for (auto& v : h.gin) gin.push_back(v.empty() ? nullptr : v.data());
@@ -176,9 +240,11 @@ int main(int argc, char** argv) {
     Dev d(h);
     bind(a, d.in, d.gin, d.out, d.ws, d.gout, m.view);
     const KernelPair& kp = kernels(Backend::CUDA, DType::F32, k.kind);
-    for (CudaTier tier : {CudaTier::Naive, CudaTier::Fast}) {
-      set_cuda_tier(tier);
-      const char* tn = cuda_tier_name(tier);
+    // The ladder: naive, middle (fast tier, fused kernels off), fast.
+    for (int rung = 0; rung < 3; ++rung) {
+      set_cuda_tier(rung == 0 ? CudaTier::Naive : CudaTier::Fast);
+      set_cuda_fused(rung == 2);
+      const char* tn = cuda_rung_name();
       auto fwd = [&] { kp.forward(a); };
       auto both = [&] { kp.forward(a), kp.backward(a); };
       // With transfers: inputs (and the upstream gradient) in, results out.
@@ -193,6 +259,7 @@ int main(int argc, char** argv) {
       };
       row(k, a, "cuda", tn, 0, false, false, time_it(reps, [&] { fwd(), cuda_synchronize(); }));
       row(k, a, "cuda", tn, 0, true, false, time_it(reps, [&] { both(), cuda_synchronize(); }));
+      if (k.gpu_only) continue;
       row(k, a, "cuda", tn, 0, false, true, time_it(reps, [&] { in_out(false); }));
       row(k, a, "cuda", tn, 0, true, true, time_it(reps, [&] { in_out(true); }));
     }

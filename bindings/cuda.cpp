@@ -25,6 +25,27 @@ void bind_cuda(py::module_& m) {
       },
       py::arg("tier"), "Which CUDA kernels run: 'naive' (one thread per output) or 'fast'.");
   m.def("cuda_tier", [] { return std::string(cuda_tier_name(cuda_tier())); });
+  m.def("set_tf32", &set_cuda_tf32, py::arg("on"),
+        "CUDA GEMMs may round their float inputs to TF32 on the tensor cores (default off). "
+        "Raises UnavailableError without a CUDA device.");
+  m.def("tf32", &cuda_tf32);
+  m.def(
+      "set_precision",
+      [](const std::string& p) {
+        if (p != "fp32" && p != "bf16")
+          throw ValueError("set_precision: precision must be 'fp32' or 'bf16', got '" + p + "'");
+        set_cuda_bf16_gemm(p == "bf16");
+      },
+      py::arg("precision"),
+      "'bf16': CUDA GEMMs run on bfloat16 copies of their operands with float accumulation "
+      "(autocast; weights and activations stay float32). 'fp32' (default): float GEMMs.");
+  m.def("precision", [] { return std::string(cuda_bf16_gemm() ? "bf16" : "fp32"); });
+  m.def("set_cuda_fused", &set_cuda_fused, py::arg("on"),
+        "Within the fast tier, the fused kernels (flash attention, block-per-row cross-entropy, "
+        "linear_gelu's epilogue) when True (the default), the middle rung when False.");
+  m.def("cuda_fused", &cuda_fused);
+  m.def("cuda_rung", [] { return std::string(cuda_rung_name()); },
+        "The rung kernels run now: 'naive', 'middle' or 'fast'.");
 }
 
 }  // namespace lldl::py_bind

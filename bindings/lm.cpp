@@ -89,6 +89,12 @@ std::vector<std::vector<int32_t>> generate_rows(const LSTMLM& m, const std::vect
   return out;
 }
 
+Backend backend_arg(const std::string& d) {
+  if (d == "cpu") return Backend::CPU;
+  if (d == "cuda") return Backend::CUDA;
+  throw ValueError("device must be 'cpu' or 'cuda', got '" + d + "'");
+}
+
 template <class Model>
 py::dict named(PyLM<Model>& lm, bool grads) {
   py::dict d;
@@ -96,7 +102,10 @@ py::dict named(PyLM<Model>& lm, bool grads) {
   for (const auto& [name, t] : lm.m->named_params()) {
     const Shape& s = g.shape(t);
     std::vector<py::ssize_t> shape(s.d, s.d + s.ndim);
-    d[py::str(name)] = copy_out(grads ? g.grad<float>(t) : g.data<float>(t), shape);
+    py::array_t<float> a(shape);  // copied from host or device memory
+    if (grads) g.grad_to_host(t, a.mutable_data());
+    else g.to_host(t, a.mutable_data());
+    d[py::str(name)] = a;
   }
   return d;
 }
@@ -106,10 +115,15 @@ py::class_<PyLM<Model>> bind_lm(py::module_& m, const char* name, const char* do
   using LM = PyLM<Model>;
   py::class_<LM> cls(m, name, doc);
   cls
-      .def(py::init([](const Config& c, uint64_t seed) {
-             return LM{std::make_unique<Model>(c, seed), nullptr};
+      .def(py::init([](const Config& c, uint64_t seed, const std::string& device) {
+             return LM{std::make_unique<Model>(c, seed, backend_arg(device)), nullptr};
            }),
-           py::arg("config"), py::arg("seed") = 1337)
+           py::arg("config"), py::arg("seed") = 1337, py::arg("device") = "cpu",
+           "device 'cuda': parameters, training and (GPT) generation on the GPU; the weights "
+           "are drawn on the host exactly as for 'cpu', then copied.")
+      .def_property_readonly("device", [](const LM& lm) {
+        return std::string(backend_name(lm.m->backend()));
+      })
       .def_property_readonly("config", [](const LM& lm) { return lm.m->config(); })
       .def("num_parameters", [](const LM& lm) { return lm.m->num_parameters(); })
       .def("forward",
@@ -121,7 +135,9 @@ py::class_<PyLM<Model>> bind_lm(py::module_& m, const char* name, const char* do
                logits = lm.m->forward(ids.v.data(), ids.B, ids.T);
              }
              int64_t V = lm.m->config().vocab_size;
-             return copy_out(lm.m->graph().template data<float>(logits), {ids.B, ids.T, V});
+             py::array_t<float> out(std::vector<py::ssize_t>{ids.B, ids.T, V});
+             lm.m->graph().to_host(logits, out.mutable_data());
+             return out;
            },
            py::arg("idx"), "Logits float32 [B, T, vocab] of int ids [B, T].")
       .def("loss",
@@ -157,6 +173,12 @@ py::class_<PyLM<Model>> bind_lm(py::module_& m, const char* name, const char* do
       .def("save", [](const LM& lm, const std::string& path) { lm.m->save(path); },
            py::arg("path"), "Atomic safetensors checkpoint (parameters + config).")
       .def("load", [](LM& lm, const std::string& path) { lm.m->load(path); }, py::arg("path"))
+      .def_static("from_checkpoint",
+                  [](const std::string& path, const std::string& device) {
+                    return LM{Model::from_checkpoint(path, nullptr, backend_arg(device)), nullptr};
+                  },
+                  py::arg("path"), py::arg("device") = "cpu",
+                  "The model a checkpoint describes, its parameters loaded, on device.")
       .def("configure_optimizer",
            [](LM& lm, float lr, float weight_decay, std::pair<float, float> betas, float eps,
               const std::string& precision) {
@@ -183,6 +205,20 @@ py::class_<PyLM<Model>> bind_lm(py::module_& m, const char* name, const char* do
       .def("clip_grad_norm",
            [](LM& lm, double max_norm) { return clip_grad_norm(lm.m->graph(), max_norm); },
            py::arg("max_norm"), "Scales the gradients to global norm <= max_norm; returns the norm.")
+      .def("set_grad_clip",
+           [](LM& lm, double max_norm) {
+             if (!lm.opt) throw ValueError("set_grad_clip: call configure_optimizer() first");
+             if (!(max_norm >= 0)) throw ValueError("set_grad_clip: max_norm must be >= 0 (0: off)");
+             lm.opt->clip_max_norm = max_norm;
+           },
+           py::arg("max_norm"),
+           "Clips inside every step() (fused into the update, no host read of the gradients; "
+           "0: off). grad_norm() reads the norm the last step saw.")
+      .def("grad_norm",
+           [](LM& lm) {
+             if (!lm.opt) throw ValueError("grad_norm: call configure_optimizer() first");
+             return lm.opt->grad_norm();
+           })
       .def("step",
            [](LM& lm, std::optional<float> lr) {
              if (!lm.opt) throw ValueError("step: call configure_optimizer() first");
@@ -320,15 +356,16 @@ void bind_lm(py::module_& m) {
            [](const PyLM<GPT>& lm) { return lm.m->inference_weight_bytes(); },
            "Bytes of weights one decode step reads in the current precision.")
       .def_static("from_pretrained",
-                  [](const std::filesystem::path& dir) {
+                  [](const std::filesystem::path& dir, const std::string& device) {
+                    const Backend b = backend_arg(device);
                     std::unique_ptr<GPT> g;
                     {
                       py::gil_scoped_release nogil;
-                      g = GPT::from_pretrained(dir.string());
+                      g = GPT::from_pretrained(dir.string(), b);
                     }
                     return PyLM<GPT>{std::move(g), nullptr};
                   },
-                  py::arg("dir"),
+                  py::arg("dir"), py::arg("device") = "cpu",
                   "A Hugging Face GPT-2 directory (config.json + model.safetensors; F32, F16 or "
                   "BF16), as transformers' save_pretrained writes it.")
       .def("save_pretrained",

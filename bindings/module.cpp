@@ -42,6 +42,7 @@ PYBIND11_MODULE(cppapi, m) {
   lldl::py_bind::bind_graph(m);
   lldl::py_bind::bind_ops(m);
   lldl::py_bind::bind_optim(m);
+  lldl::py_bind::bind_step_graph(m);
   lldl::py_bind::bind_data(m);
   lldl::py_bind::bind_lm(m);
   lldl::py_bind::bind_text(m);

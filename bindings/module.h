@@ -19,6 +19,7 @@ void bind_tensor(pybind11::module_& m);  // Tensor: values, grad, operators
 void bind_graph(pybind11::module_& m);   // Graph: params, inputs, backward, reset, profiling
 void bind_ops(pybind11::module_& m);     // one function per op: matmul, relu, lstm, ...
 void bind_optim(pybind11::module_& m);   // Optimizer
+void bind_step_graph(pybind11::module_& m);  // StepGraph, Graph.capture (after Graph)
 void bind_data(pybind11::module_& m);   // data set loaders
 void bind_lm(pybind11::module_& m);     // GPT and LSTM language models
 void bind_text(pybind11::module_& m);   // text corpus, tokenizers, token windows

@@ -23,6 +23,11 @@ void def_arithmetic(py::module_& m) {
   }, py::arg("x"), py::arg("w"), py::arg("b"), py::arg("trans_b") = false,
      "x (M, K) @ w (K, N) + b (N) -> (M, N), or x @ w^T + b with w (N, K) when trans_b: "
      "bias_add(matmul(x, w), b) as one op.");
+  m.def("linear_gelu", [](const PyTensor& x, const PyTensor& w, const PyTensor& b, bool trans_b) {
+    return wrap(x, linear_gelu(x.t, w.t, b.t, trans_b));
+  }, py::arg("x"), py::arg("w"), py::arg("b"), py::arg("trans_b") = false,
+     "gelu(linear(x, w, b, trans_b)) as one op: the same values; on the CUDA fast rung the bias and "
+     "GELU run as one pass after the GEMM.");
   m.def("add", [](const PyTensor& a, const PyTensor& b) { return op2(add, a, b); });
   m.def("sub", [](const PyTensor& a, const PyTensor& b) { return op2(sub, a, b); });
   m.def("mul", [](const PyTensor& a, const PyTensor& b) { return op2(mul, a, b); });

@@ -1,11 +1,14 @@
 // Optimizer: SGD, momentum, Adam and AdamW over a graph's parameters.
 //
 //   opt = cppapi.Optimizer(g, cppapi.OptimiserType.Adam, lr=1e-3); ...; opt.step()
+#include <cmath>
 #include <memory>
+#include <string>
 
 #include "autograd/optim.h"
 #include "bindings/graph_handles.h"
 #include "bindings/module.h"
+#include "core/error.h"
 
 namespace lldl::py_bind {
 
@@ -21,7 +24,16 @@ void bind_optim(py::module_& m) {
            py::arg("eps") = 1e-8f, py::arg("weight_decay") = 0.0f)
       .def("step", &Optimizer::step)
       .def("reset_state", &Optimizer::reset_state)
-      .def_readonly("steps", &Optimizer::t);
+      .def_readonly("steps", &Optimizer::t)
+      // The learning rate of the next step (a schedule sets it before each
+      // step; a captured step, cppapi.StepGraph, reads it at every replay).
+      .def_property(
+          "lr", [](const Optimizer& o) { return o.cfg.lr; },
+          [](Optimizer& o, float lr) {
+            if (!(lr >= 0) || !std::isfinite(lr))
+              throw ValueError("Optimizer.lr: must be a finite number >= 0, got " + std::to_string(lr));
+            o.cfg.lr = lr;
+          });
 }
 
 }  // namespace lldl::py_bind

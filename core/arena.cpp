@@ -66,7 +66,15 @@ void* Arena::alloc(Region r, size_t bytes, size_t* offset) {
 
 void Arena::reset_step() {
   Pool& p = step_;
-  if (p.blocks.size() > 1) {
+  if (p.blocks.size() > 1 && step_holds_ > 0) {
+    // Held: keep the first block in place, drop the overflow.
+    for (size_t i = 1; i < p.blocks.size(); ++i) {
+      p.st.reserved -= p.blocks[i].size;
+      alloc_.free(p.blocks[i].base);
+    }
+    p.blocks.resize(1);
+    p.st.blocks = 1;
+  } else if (p.blocks.size() > 1) {
     // The step did not fit one block: replace them with one block big enough
     // for the whole step, so the next step is a single bump region.
     size_t total = p.st.high_water;
@@ -86,6 +94,8 @@ void Arena::fit_step(size_t bytes) {
   if (p.st.in_use != 0) throw ValueError("arena: fit_step while step memory is in use");
   size_t size = round_up(bytes ? bytes : 1);
   if (p.blocks.size() == 1 && p.blocks[0].size == size) return;
+  if (step_holds_ > 0)
+    throw ValueError("arena: fit_step while the step block is held (a captured step points into it)");
   for (Block& b : p.blocks) alloc_.free(b.base);
   p.blocks.clear();
   p.st.reserved = 0;
@@ -96,5 +106,10 @@ void Arena::fit_step(size_t bytes) {
 }
 
 ArenaStats Arena::stats(Region r) const { return pool(r).st; }
+
+void Arena::hold_step(bool on) {
+  if (on) ++step_holds_;
+  else if (step_holds_ > 0) --step_holds_;
+}
 
 }  // namespace lldl

@@ -50,6 +50,13 @@ class Arena {
   // (rounded to 64) unless it is one already; the memory planner sizes it to
   // its plan. Throws ValueError while step memory is in use.
   void fit_step(size_t bytes);
+  // While held, the step region's first block stays where it is: a step
+  // captured into a CUDA graph (autograd/step_graph.h) points into it for as
+  // long as the graph lives. reset_step() then frees only the blocks a
+  // larger step added after it (so such a step allocates again each time),
+  // and fit_step() refuses to move it. Counted: each hold needs a release.
+  void hold_step(bool on);
+  bool step_held() const { return step_holds_ > 0; }
 
   ArenaStats stats(Region r) const;
 
@@ -72,6 +79,7 @@ class Arena {
   size_t block_bytes_;
   ArenaAllocator alloc_;
   Pool persistent_, step_;
+  int step_holds_ = 0;
 };
 
 }  // namespace lldl

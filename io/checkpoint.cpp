@@ -49,9 +49,19 @@ void load_params(Graph& g, const std::string& path, std::map<std::string, std::s
 void save_tensors(const Graph& g, const std::string& path, const NamedTensors& tensors,
                   const std::map<std::string, std::string>& metadata) {
   std::vector<StTensorRef> refs;
+  // Device memory (a CUDA graph) is copied to the host first, tensor by
+  // tensor; host memory is written from where it is.
+  const bool on_host = device(g.backend()).host_memory;
+  std::vector<std::vector<char>> copies;
   for (const auto& [name, t] : by_name(tensors, "save_params", path)) {
     const TensorDesc& d = g.desc(t);
-    refs.push_back({name, d.dtype, dims_of(d.shape), d.data});
+    const void* data = d.data;
+    if (!on_host) {
+      copies.emplace_back(static_cast<size_t>(d.shape.numel()) * dtype_size(d.dtype));
+      g.to_host(t, copies.back().data());
+      data = copies.back().data();
+    }
+    refs.push_back({name, d.dtype, dims_of(d.shape), data});
   }
   save_safetensors(path, refs, metadata);
 }
@@ -95,7 +105,7 @@ void load_tensors(Graph& g, const std::string& path, const NamedTensors& tensors
   }
 
   for (const auto& [f, t] : copies)
-    if (!f->data.empty()) std::memcpy(g.desc(t).data, f->data.data(), f->data.size());
+    if (!f->data.empty()) g.from_host(t, f->data.data());  // a copy to device memory on CUDA
   if (metadata) *metadata = std::move(meta);
 }
 

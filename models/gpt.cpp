@@ -77,9 +77,11 @@ GPTConfig GPTConfig::from_metadata(const std::map<std::string, std::string>& m) 
   return c;
 }
 
-GPT::GPT(const GPTConfig& cfg, uint64_t seed) : GPT(cfg, Uninitialised{}) { init_weights(seed); }
+GPT::GPT(const GPTConfig& cfg, uint64_t seed, Backend backend) : GPT(cfg, Uninitialised{}, backend) {
+  init_weights(seed);
+}
 
-GPT::GPT(const GPTConfig& cfg, Uninitialised) : LanguageModel(cfg, "gpt") {
+GPT::GPT(const GPTConfig& cfg, Uninitialised, Backend backend) : LanguageModel(cfg, "gpt", backend) {
   const int64_t V = cfg.vocab_size, C = cfg.n_embd;
   wte_ = p("wte.weight", Shape{V, C});
   wpe_ = p("wpe.weight", Shape{cfg.block_size, C});
@@ -132,10 +134,12 @@ Tensor GPT::forward(const int32_t* idx, int64_t B, int64_t T) {
   check_tokens(idx, B, T);
   g_.reset(/*keep_grads=*/true);
   const int64_t C = cfg_.n_embd, BT = B * T;
+  // The ids and positions are made on the host and copied to the graph's
+  // memory (a copy within host memory on the CPU).
   Tensor ids = g_.input(Shape{B, T}, idx, DType::I32);
-  Tensor pos = g_.input(Shape{B, T}, DType::I32);
-  int32_t* pp = g_.data<int32_t>(pos);
-  for (int64_t i = 0; i < BT; ++i) pp[i] = static_cast<int32_t>(i % T);
+  pos_.resize(static_cast<size_t>(BT));
+  for (int64_t i = 0; i < BT; ++i) pos_[i] = static_cast<int32_t>(i % T);
+  Tensor pos = g_.input(Shape{B, T}, pos_.data(), DType::I32);
 
   const float eps = static_cast<float>(cfg_.layer_norm_epsilon);
   Tensor x = reshape(add(embedding(ids, wte_), embedding(pos, wpe_)), Shape{BT, C});
@@ -144,8 +148,9 @@ Tensor GPT::forward(const int32_t* idx, int64_t B, int64_t T) {
     Tensor qkv = linear(layer_norm(x, b.ln1_w, b.ln1_b, eps), b.attn_w, b.attn_b);
     Tensor a = causal_attention(reshape(qkv, Shape{B, T, 3 * C}), static_cast<int>(cfg_.n_head));
     x = add(x, linear(reshape(a, Shape{BT, C}), b.proj_w, b.proj_b));
-    // MLP sub-block: x + c_proj(gelu(c_fc(ln_2(x)))).
-    Tensor h = gelu(linear(layer_norm(x, b.ln2_w, b.ln2_b, eps), b.fc_w, b.fc_b));
+    // MLP sub-block: x + c_proj(gelu(c_fc(ln_2(x)))), gelu(c_fc) as one op
+    // (linear_gelu: the bias + GELU epilogue fused after the GEMM on the GPU).
+    Tensor h = linear_gelu(layer_norm(x, b.ln2_w, b.ln2_b, eps), b.fc_w, b.fc_b);
     x = add(x, linear(h, b.mlp_w, b.mlp_b));
   }
   // The LM head is the token embedding, transposed: logits = x wte^T.

@@ -44,11 +44,14 @@ struct GPTConfig {
 
 class GPT : public LanguageModel<GPT, GPTConfig> {
  public:
-  explicit GPT(const GPTConfig& cfg, uint64_t seed = 1337);
+  // backend: where the parameters live and every step runs (Backend::CUDA:
+  // the weights are drawn on the host, exactly as on the CPU, then copied,
+  // so CPU and GPU runs of one seed start from the same model).
+  explicit GPT(const GPTConfig& cfg, uint64_t seed = 1337, Backend backend = Backend::CPU);
   // Every parameter allocated and zero, for a caller about to load them all
   // (from_pretrained: skips GPT-2's random initialisation, seconds at 124M).
   struct Uninitialised {};
-  GPT(const GPTConfig& cfg, Uninitialised);
+  GPT(const GPTConfig& cfg, Uninitialised, Backend backend = Backend::CPU);
 
   // Starts a new step (gradients kept) and records the forward pass of idx
   // [B, T] (row-major). Ids must be in [0, vocab_size) and T <= block_size
@@ -90,7 +93,8 @@ class GPT : public LanguageModel<GPT, GPTConfig> {
   // F32, F16 or BF16 tensors). Every tensor must be present with the shape
   // the config implies, and nothing else (non-persistent attn.bias /
   // attn.masked_bias buffers aside); ValueError naming the key otherwise.
-  static std::unique_ptr<GPT> from_pretrained(const std::string& dir);
+  // backend: where the loaded model lives (read on the host, then copied).
+  static std::unique_ptr<GPT> from_pretrained(const std::string& dir, Backend backend = Backend::CPU);
   // Writes such a directory (GPT2LMHeadModel keys, lm_head tied and so not
   // stored), creating `dir` if needed; each file is written atomically.
   // precision "fp32" (F32 tensors) or "bf16" (BF16, rounded to nearest even:
@@ -117,6 +121,20 @@ class GPT : public LanguageModel<GPT, GPTConfig> {
   // numerator of the bandwidth roofline.
   int64_t inference_weight_bytes() const;
 
+  // The KV-cache generation that a device graph runs (generate_batch,
+  // cached_logits and prefill_logits call these when the weights are not in
+  // host memory): the steps recorded through the ops on the model's graph,
+  // the cache in the backend's memory (models/gpt_infer_device.cpp). They
+  // run on the CPU too, where tests check them against forward() and the
+  // CPU's own generation. Arguments as checked by the callers above.
+  std::vector<std::vector<int32_t>> generate_through_ops(std::vector<std::vector<int32_t>> seqs,
+                                                         int64_t max_new, float temperature,
+                                                         int64_t top_k, uint64_t seed, float top_p,
+                                                         int64_t sample_vocab) const;
+  // Logits through the op path's cache: [T, vocab] token by token
+  // (stepwise), or [vocab] of the last token after one prefill.
+  std::vector<float> logits_through_ops(const std::vector<int32_t>& seq, bool stepwise) const;
+
   // Checks ids and sizes before anything is recorded.
   void check_tokens(const int32_t* idx, int64_t B, int64_t T) const;
 
@@ -135,8 +153,10 @@ class GPT : public LanguageModel<GPT, GPTConfig> {
     LowpMatrix lm_head;
   };
   std::shared_ptr<const Lowp> lowp_;
+  std::vector<int32_t> pos_;  // forward(): the position ids, built on the host
   void init_weights(uint64_t seed);
   friend struct GptInfer;
+  friend struct GptDeviceInfer;
 };
 
 }  // namespace lldl

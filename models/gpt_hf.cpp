@@ -162,7 +162,7 @@ std::string join_problems(const std::vector<std::string>& p) {
 
 }  // namespace
 
-std::unique_ptr<GPT> GPT::from_pretrained(const std::string& dir) {
+std::unique_ptr<GPT> GPT::from_pretrained(const std::string& dir, Backend backend) {
   const std::string where = "GPT.from_pretrained: '" + dir + "': ";
   if (!fs::is_directory(dir)) throw ValueError(where + "is not a directory");
   HfGpt2Config hc = read_hf_gpt2_config(dir + "/config.json");
@@ -180,13 +180,13 @@ std::unique_ptr<GPT> GPT::from_pretrained(const std::string& dir) {
   }
   std::vector<StTensor> file = load_safetensors(model_file(dir, where), nullptr, StHalf::WidenToF32);
 
-  auto m = std::make_unique<GPT>(c, GPT::Uninitialised{});
+  auto m = std::make_unique<GPT>(c, GPT::Uninitialised{}, backend);
   Matcher mt{c, {}, {}, nullptr, false, {}};
   for (const auto& [name, t] : m->named_params()) mt.params[name] = t;
   mt.match(file, m->graph());
   if (!mt.problems.empty()) throw ValueError(where + "model.safetensors: " + join_problems(mt.problems));
   for (const auto& [bare, f] : mt.found)
-    std::memcpy(m->graph().data<float>(mt.params.at(bare)), f->data.data(), f->data.size());
+    m->graph().from_host(mt.params.at(bare), f->data.data());  // copied to device memory on CUDA
   return m;
 }
 

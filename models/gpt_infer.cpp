@@ -175,6 +175,7 @@ struct GptInfer {
 
 std::vector<float> GPT::cached_logits(const std::vector<int32_t>& seq) const {
   check_tokens(seq.data(), 1, static_cast<int64_t>(seq.size()));
+  if (!device(g_.backend()).host_memory) return logits_through_ops(seq, /*stepwise=*/true);
   GptInfer inf(*this, 1);
   std::vector<float> out(seq.size() * static_cast<size_t>(cfg_.vocab_size));
   for (size_t t = 0; t < seq.size(); ++t) inf.step(&seq[t], out.data() + t * cfg_.vocab_size);
@@ -183,6 +184,7 @@ std::vector<float> GPT::cached_logits(const std::vector<int32_t>& seq) const {
 
 std::vector<float> GPT::prefill_logits(const std::vector<int32_t>& seq) const {
   check_tokens(seq.data(), 1, static_cast<int64_t>(seq.size()));
+  if (!device(g_.backend()).host_memory) return logits_through_ops(seq, /*stepwise=*/false);
   GptInfer inf(*this, 1);
   std::vector<float> out(static_cast<size_t>(cfg_.vocab_size));
   inf.prefill(0, seq.data(), static_cast<int64_t>(seq.size()), out.data());
@@ -212,6 +214,9 @@ std::vector<std::vector<int32_t>> GPT::generate_batch(
                        std::to_string(prompts[0].size()) + " (a batch needs equal lengths)");
   }
   check_top_p(top_p);
+  // Weights in device memory: the same loop on the device (gpt_infer_device.cpp).
+  if (!device(g_.backend()).host_memory)
+    return generate_through_ops(prompts, max_new, temperature, top_k, seed, top_p, sample_vocab);
   const int64_t B = static_cast<int64_t>(prompts.size());
   std::vector<std::vector<int32_t>> seqs = prompts;
   std::vector<float> logits(static_cast<size_t>(B * V));

@@ -24,6 +24,7 @@ class LanguageModel {
  public:
   const Config& config() const { return cfg_; }
   Graph& graph() { return g_; }
+  Backend backend() const { return g_.backend(); }
   const Graph& graph() const { return g_; }
 
   // Accumulates the gradients of the last loss() into the parameters'.
@@ -71,18 +72,25 @@ class LanguageModel {
   void load(const std::string& path) { load_params(g_, path, nullptr, "optim."); }
   // Builds the model a checkpoint describes and loads it; `meta` gets the
   // checkpoint's metadata.
+  // backend: where the model lives (the parameters are read on the host and
+  // copied there).
   static std::unique_ptr<Model> from_checkpoint(const std::string& path,
-                                                std::map<std::string, std::string>* meta = nullptr) {
+                                                std::map<std::string, std::string>* meta = nullptr,
+                                                Backend backend = Backend::CPU) {
     std::map<std::string, std::string> m;
     load_safetensors(path, &m);
-    auto model = std::make_unique<Model>(Config::from_metadata(m));
+    auto model = std::make_unique<Model>(Config::from_metadata(m), uint64_t(1337), backend);
     model->load(path);
     if (meta) *meta = std::move(m);
     return model;
   }
 
  protected:
-  LanguageModel(const Config& cfg, const char* name) : cfg_((cfg.validate(), cfg)), name_(name) {}
+  // The graph on `backend` (Backend::CUDA: parameters, gradients, optimiser
+  // state and every step tensor in device memory; UnavailableError naming
+  // the reason when the backend cannot run here).
+  LanguageModel(const Config& cfg, const char* name, Backend backend = Backend::CPU)
+      : cfg_((cfg.validate(), cfg)), g_(DType::F32, backend), name_(name) {}
   // A new named parameter of the given shape (zero-filled).
   Tensor p(const std::string& name, const Shape& s) {
     Tensor t = g_.param(s, name);

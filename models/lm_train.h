@@ -29,6 +29,7 @@
 #pragma once
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <map>
@@ -39,6 +40,7 @@
 #include "autograd/optim.h"
 #include "dist/comm.h"
 #include "dist/grad_sync.h"
+#include "core/error.h"
 #include "io/checkpoint.h"
 #include "text/windows.h"
 
@@ -84,6 +86,9 @@ struct LMTrainLog {
   int64_t first_step = 0;                // steps done before this call (resume)
   double train_seconds = 0;              // forward + backward + update, no evaluation
   double tokens_per_s = 0;               // tokens of the steps run / train_seconds
+  std::vector<double> step_seconds;      // each step's forward + backward + update (a
+                                         // step ends with the loss's read, so on a GPU
+                                         // its work is done)
   MemoryReport step_memory;              // of the last training step (autograd/planner.h)
   size_t persistent_bytes = 0;           // parameters, gradients, optimiser state
   dist::GradSyncStats comm;              // gradient all-reduce: time per step, part hidden
@@ -203,11 +208,19 @@ LMTrainLog train_lm(Model& m, const std::vector<int32_t>& train, const std::vect
     }
     sync.finish();
     loss = dist::allreduce_scalar(loss / static_cast<double>(c.grad_accum));
-    if (c.grad_clip > 0) clip_grad_norm(m.graph(), c.grad_clip);
+    // Clipping is fused into the update, on the graph's backend (after the
+    // ranks' gradients are averaged: every rank sees the same norm); the norm
+    // is read back (one double, after the loss's read) only to stop on NaN/Inf.
+    opt.clip_max_norm = c.grad_clip;
     opt.step();
+    if (c.grad_clip > 0 && !std::isfinite(opt.grad_norm()))
+      throw ValueError("train: the gradient norm is not finite at step " + std::to_string(s + 1) +
+                       " (NaN or Inf in a gradient); the parameters were left unchanged");
     m.zero_grad();
     log.step_memory = m.graph().memory_report();
-    log.train_seconds += std::chrono::duration<double>(clock::now() - t0).count();
+    const double secs = std::chrono::duration<double>(clock::now() - t0).count();
+    log.train_seconds += secs;
+    log.step_seconds.push_back(secs);
     log.train_loss.push_back(loss);
     if (lead) log_loss(c, s + 1, loss, lr);
     const int64_t done = s + 1;

@@ -43,7 +43,8 @@ LSTMConfig LSTMConfig::from_metadata(const std::map<std::string, std::string>& m
   return c;
 }
 
-LSTMLM::LSTMLM(const LSTMConfig& cfg, uint64_t seed) : LanguageModel(cfg, "lstm") {
+LSTMLM::LSTMLM(const LSTMConfig& cfg, uint64_t seed, Backend backend)
+    : LanguageModel(cfg, "lstm", backend) {
   const int64_t V = cfg.vocab_size, E = cfg.n_embd, H = cfg.n_hidden;
   // PyTorch's defaults: N(0, 1) embeddings, U(-1/sqrt(H), 1/sqrt(H)) for the
   // LSTM and the head (whose fan-in is H).
@@ -94,6 +95,9 @@ double LSTMLM::loss(const int32_t* idx, const int32_t* targets, int64_t B, int64
 // One token through embedding, the LSTM cell (state carried in h, c) and the
 // head.
 void LSTMLM::step(int32_t tok, float* h, float* c, float* logits, std::vector<float>& scratch) const {
+  if (g_.backend() != Backend::CPU)
+    throw ValueError(std::string("lstm: sampling runs on the cpu; this model lives on ") +
+                     backend_name(g_.backend()) + " (load the checkpoint on the cpu to sample)");
   Graph& g = const_cast<Graph&>(g_);
   const int64_t E = cfg_.n_embd, H = cfg_.n_hidden, V = cfg_.vocab_size;
   lstm_step<float>(g.data<float>(emb_) + tok * E, g.data<float>(w_ih_), g.data<float>(w_hh_),

@@ -34,7 +34,10 @@ struct LSTMConfig {
 
 class LSTMLM : public LanguageModel<LSTMLM, LSTMConfig> {
  public:
-  explicit LSTMLM(const LSTMConfig& cfg, uint64_t seed = 1337);
+  // backend: where the parameters live and training runs (Backend::CUDA:
+  // drawn on the host as on the CPU, then copied). Sampling
+  // (generate, stepwise_logits) runs on the CPU only: ValueError on another.
+  explicit LSTMLM(const LSTMConfig& cfg, uint64_t seed = 1337, Backend backend = Backend::CPU);
 
   // New step (gradients kept), forward of idx [B, T]: logits [B*T, vocab].
   Tensor forward(const int32_t* idx, int64_t B, int64_t T);

@@ -176,6 +176,14 @@ inline const OpExample kLstm[] = {
     {.shapes = "8x32x64 512x64 512x128 512", .note = "B 8, T 32, I 64, H 128", .large = true,
      .lo = -0.2, .hi = 0.2},
 };
+// GPT-2 124M's c_fc at batch 8 x 1024 is 8192x768 (3072x768)^T + 3072.
+inline const OpExample kLinearGelu[] = {
+    {.shapes = "5x7 7x3 3", .attr = matmul_attr(false, false)},
+    {.shapes = "6x9 4x9 4", .attr = matmul_attr(false, true), .note = "w^T"},
+    {.shapes = "33x65 17x65 17", .attr = matmul_attr(false, true), .note = "w^T, values in [-4, 4)",
+     .lo = -4.0, .hi = 4.0},
+    {.shapes = "1024x768 3072x768 3072", .attr = matmul_attr(false, true), .note = "w^T", .large = true},
+};
 inline const OpExample kLinear[] = {
     {.shapes = "5x7 7x3 3", .attr = matmul_attr(false, false)},
     {.shapes = "5x7 3x7 3", .attr = matmul_attr(false, true), .note = "w^T"},

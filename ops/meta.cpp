@@ -54,23 +54,27 @@ double matmul_bytes(const Shape* in, const Shape& out, const OpAttr&) {
 }
 
 // linear: x (M, K) @ op(w) + b, op(w) = w (K, N) or w^T when w is (N, K).
-Shape linear_shape(const Shape* in, const OpAttr& a) {
+// linear_gelu checks its inputs by the same rules under its own name.
+Shape linear_rule(const char* op, const Shape* in, const OpAttr& a);
+Shape linear_shape(const Shape* in, const OpAttr& a) { return linear_rule("linear", in, a); }
+Shape linear_gelu_shape(const Shape* in, const OpAttr& a) { return linear_rule("linear_gelu", in, a); }
+Shape linear_rule(const char* op, const Shape* in, const OpAttr& a) {
   const Shape &x = in[0], &w = in[1], &b = in[2];
   const bool tb = a.matmul.trans_b;
   const std::string all =
       " (x is " + x.str() + ", w is " + w.str() + (tb ? " (trans_b)" : "") + ", b is " + b.str() + ")";
   if (a.matmul.trans_a)
-    fail("linear", "trans_a is not supported: x must be (M, K) as stored" + all);
+    fail(op, "trans_a is not supported: x must be (M, K) as stored" + all);
   if (x.ndim != 2 || w.ndim != 2)
-    fail("linear", "needs a 2-D x (M, K) and a 2-D w (" + std::string(tb ? "N, K" : "K, N") + ")" + all);
+    fail(op, "needs a 2-D x (M, K) and a 2-D w (" + std::string(tb ? "N, K" : "K, N") + ")" + all);
   const MatmulDims d = matmul_dims(in, a);
   const int64_t m = d.M, k = d.K, kw = tb ? w[1] : w[0], n = d.N;
   if (k != kw)
-    fail("linear", "inner dimensions differ: x is " + std::to_string(m) + "x" + std::to_string(k) +
+    fail(op, "inner dimensions differ: x is " + std::to_string(m) + "x" + std::to_string(k) +
                        ", w" + (tb ? "^T" : "") + " is " + std::to_string(kw) + "x" +
                        std::to_string(n) + all);
   if (b.ndim != 1 || b[0] != n)
-    fail("linear", "bias must be a vector of the output's " + std::to_string(n) + " columns" + all);
+    fail(op, "bias must be a vector of the output's " + std::to_string(n) + " columns" + all);
   return Shape{m, n};
 }
 // 2MNK for the product, MN for the bias.
@@ -80,6 +84,18 @@ double linear_flops(const Shape* in, const Shape& out, const OpAttr&) {
 double linear_bytes(const Shape* in, const Shape& out, const OpAttr&) {
   return f32_bytes(in[0]) + f32_bytes(in[1]) + f32_bytes(in[2]) + f32_bytes(out);
 }
+// linear's plus gelu's; bytes: linear's plus
+// the pre-activation u written to the workspace.
+double linear_gelu_flops(const Shape* in, const Shape& out, const OpAttr& a) {
+  return linear_flops(in, out, a) + seq_rules::gelu_flops(in, out, a);
+}
+double linear_gelu_bytes(const Shape* in, const Shape& out, const OpAttr& a) {
+  return linear_bytes(in, out, a) + f32_bytes(out);
+}
+// u (M, N) kept for backward, then du = dy gelu'(u) (M, N), which backward
+// writes there before linear's gradients read it (a second backward of the
+// same step still finds u).
+int64_t linear_gelu_workspace(const Shape*, const Shape& out, const OpAttr&) { return 2 * out.numel(); }
 
 Shape bias_shape(const Shape* in, const OpAttr&) {
   const Shape &x = in[0], &b = in[1];
@@ -458,6 +474,8 @@ constexpr OpMeta kMeta[] = {
     // exp, add, divide (as sigmoid's 4) and the product.
     {.name = "silu", .arity = 1, .shape = same_as_input, .flops = per_out<5>,
      .bytes = unary_bytes, .examples = ex::kUnary},
+    {.name = "linear_gelu", .arity = 3, .shape = linear_gelu_shape, .flops = linear_gelu_flops,
+     .bytes = linear_gelu_bytes, .workspace = linear_gelu_workspace, .examples = ex::kLinearGelu},
 };
 static_assert(sizeof(kMeta) / sizeof(kMeta[0]) == kOpCount,
               "every OpKind needs its metadata row in ops/meta.cpp");

@@ -56,6 +56,8 @@ enum class OpKind : uint8_t {
   LstmGates,    // (gx [B,T,4H], w_hh [4H,H]) -> h [B,T,H]: lstm with the input projection
                 // x W_ih^T + b done by the caller (gx); ws: gates, cells
   Silu,         // x * sigmoid(x) (swish)
+  LinearGelu,   // (x, w, b) as linear -> gelu(x @ op(w) + b): the GPT MLP's first half with its
+                // bias + GELU fused after the GEMM; ws: u = x op(w) + b, then du (backward)
   Count
 };
 constexpr int kOpCount = static_cast<int>(OpKind::Count);
@@ -258,7 +260,9 @@ struct OpMeta {
   uint8_t int_inputs = 0;
   // Host-side check of input values before any kernel runs (label and token
   // id ranges); throws ValueError naming the op, the value and where it is.
-  // data[i] points at input i's elements. Null: no value check.
+  // data[i] points at input i's elements for the int32 inputs (the only ones
+  // a check may read: a GPU graph copies just those to the host); the
+  // others may be null. Null: no value check.
   void (*check)(const Shape* in, const void* const* data, const OpAttr& attr) = nullptr;
   // Elements (of the compute dtype) of per-entry scratch that the forward
   // kernel fills and the backward kernel reads (attention probabilities, LSTM

@@ -10,9 +10,12 @@
 // (the naive tier) and a small grid whose threads stride (the fast tier's
 // pointwise launch), which catches index arithmetic that skips or repeats
 // elements. The im2col + GEMM conv2d of the fast tier, its strided-GEMM
-// attention and LSTM, and the optimiser update are checked the same way.
+// attention and LSTM, the fused kernels (flash attention, fused
+// cross-entropy: tile bodies run by host_tiles) and the optimiser update are
+// checked the same way.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -20,8 +23,11 @@
 #include <vector>
 
 #include "autograd/optim.h"
+#include "backends/cuda/bodies_fused.h"
+#include "backends/cuda/bodies_optim.h"
 #include "backends/cuda/im2col.h"
 #include "backends/cuda/naive.h"
+#include "backends/cuda/naive_fused.h"
 #include "backends/cuda/naive_seq.h"
 #include "backends/cuda/seq_gemm.h"
 #include "cuda_cases.h"
@@ -73,6 +79,9 @@ Side naive_side(OpKind k, HostLauncher& host) {
   switch (k) {
     case OpKind::MatMul: return pair(nv::matmul_fwd<H>, nv::matmul_bwd<H>);
     case OpKind::Linear: return pair(nv::linear_fwd<H>, nv::linear_bwd<H>);
+    case OpKind::LinearGelu:
+      return Side{[&host](const KernelArgs& a) { cuda::linear_gelu_fwd(a, host, false); },
+                  [&host](const KernelArgs& a) { nv::linear_bwd(cuda::linear_gelu_du(a, host, false), host); }};
     case OpKind::BiasAdd: return pair(nv::bias_fwd<H>, nv::bias_bwd<H>);
     case OpKind::Add: return pair(nv::add_fwd<H>, nv::add_bwd<H>);
     case OpKind::Sub: return pair(nv::sub_fwd<H>, nv::sub_bwd<H>);
@@ -196,6 +205,136 @@ TEST_CASE("CUDA fast-tier attention and LSTM (strided GEMMs) on the host match t
   CHECK(n_gates >= 3);
 }
 
+namespace {
+
+// Flash attention (bodies_fused.h) as tiles_kernel runs it: every block's
+// threads phase by phase through host_tiles, shared memory NaN-filled.
+Side flash_side(HostLauncher& host) {
+  Side s;
+  s.forward = [](const KernelArgs& a) {
+    const AttnGeom g = attn_geom(a.in_shape, a.attr);
+    REQUIRE(cuda::flash_fits(g));
+    cuda::host_tiles(cuda::FlashFwdF{cuda::in<float>(a, 0), cuda::out<float>(a), static_cast<float*>(a.ws), g,
+                                     static_cast<float>(g.scale)},
+                     cuda::flash_tiles(g.T), g.B * g.NH);
+  };
+  s.backward = [&host](const KernelArgs& a) {
+    const AttnGeom g = attn_geom(a.in_shape, a.attr);
+    const int64_t rows = g.B * g.NH * g.T;
+    const float *qkv = cuda::in<float>(a, 0), *dy = cuda::gout<float>(a), *lse = static_cast<float*>(a.ws);
+    float* dqkv = cuda::gin<float>(a, 0);
+    float* delta = static_cast<float*>(host.scratch(sizeof(float) * rows));
+    host("delta", rows, cuda::FlashDeltaF{cuda::out<float>(a), dy, delta, g}, true);
+    const float sc = static_cast<float>(g.scale);
+    cuda::host_tiles(cuda::FlashBwdKVF{qkv, dy, lse, delta, dqkv, g, sc}, cuda::flash_tiles(g.T), g.B * g.NH);
+    cuda::host_tiles(cuda::FlashBwdQF{qkv, dy, lse, delta, dqkv, g, sc}, cuda::flash_tiles(g.T), g.B * g.NH);
+  };
+  return s;
+}
+
+// logsumexp_{s <= t} (scale q_t . k_s) in double, for the flash workspace.
+std::vector<double> reference_lse(const Case& k, uint64_t seed) {
+  KernelArgs a{};
+  a.in_shape[0] = k.in[0];
+  const AttnGeom g = attn_geom(a.in_shape, k.attr);
+  const Inputs in = make_inputs(k, seed);
+  const std::vector<float>& x = in.f[0];
+  std::vector<double> lse;
+  for (int64_t b = 0; b < g.B; ++b)
+    for (int64_t h = 0; h < g.NH; ++h)
+      for (int64_t t = 0; t < g.T; ++t) {
+        std::vector<double> sc;
+        for (int64_t s = 0; s <= t; ++s) {
+          double d = 0;
+          for (int64_t i = 0; i < g.D; ++i) d += double(x[g.qkv(b, h, t) + i]) * x[g.qkv(b, h, s) + g.C + i];
+          sc.push_back(d * g.scale);
+        }
+        const double m = *std::max_element(sc.begin(), sc.end());
+        double sum = 0;
+        for (double v : sc) sum += std::exp(v - m);
+        lse.push_back(m + std::log(sum));
+      }
+  return lse;
+}
+
+}  // namespace
+
+TEST_CASE("CUDA flash attention tiles on the host match the CPU backend (forward and the three gradients)") {
+  // The small examples, then lengths around the tile size (32): one row, a
+  // partial tile, exactly one, one past, several with a partial last tile;
+  // head dims 2, 16 and 64 (the most the registers hold).
+  std::vector<Case> all;
+  for (const Case& k : cases())
+    if (k.kind == OpKind::Attention) all.push_back(k);
+  for (int64_t D : {16, 64})
+    for (const Case& k : attention_sweep({1, 31, 32, 33, 70}, 2, 2, D)) all.push_back(k);
+  for (const Case& k : attention_sweep({97}, 1, 3, 2)) all.push_back(k);
+  uint64_t seed = 21;
+  for (const Case& k : all) {
+    seed += 1000;
+    HostLauncher host;
+    const Result got = run(k, flash_side(host), seed, false);
+    // The gradients pre-filled in run() must be added to, as the CPU does.
+    compare(k, got, run(k, cpu_side(k.kind), seed, false), "flash tiles", false, false);
+    const std::vector<double> lse = reference_lse(k, seed);
+    std::vector<float> ref(lse.begin(), lse.end()), ws(got.ws.begin(), got.ws.begin() + lse.size());
+    const double e = nmse(ws, ref);
+    INFO(k.label());
+    CHECK_MESSAGE(e <= 1e-10, "logsumexp in the workspace: normalised MSE " << e);
+  }
+}
+
+TEST_CASE("CUDA fused softmax + cross-entropy (a block per row) on the host matches the CPU backend") {
+  // Fewer classes than threads (most threads fold nothing), a few hundred,
+  // and GPT-2's vocabulary.
+  std::vector<Case> all;
+  for (const Case& k : cases())
+    if (k.kind == OpKind::CrossEntropyLabels) all.push_back(k);
+  all.push_back(ce_vocab_case(7, 700));
+  all.push_back(ce_vocab_case(3, 50257));
+  uint64_t seed = 31;
+  for (const Case& k : all) {
+    seed += 1000;
+    Side fused;
+    fused.forward = [](const KernelArgs& a) {
+      const int64_t N = a.in_shape[0][0], C = a.in_shape[0][1];
+      std::vector<double> row(static_cast<size_t>(N), NAN);
+      cuda::host_tiles(cuda::CeFusedF{cuda::in<float>(a, 0), cuda::in<int32_t>(a, 1), nullptr, row.data(), nullptr, N, C},
+                       N, 1);
+      double sum = 0;  // the device sums the row terms in its own kernels (device_sum)
+      for (double r : row) sum += r;
+      *cuda::out<float>(a) = static_cast<float>(-sum / static_cast<double>(N));
+    };
+    fused.backward = [](const KernelArgs& a) {
+      const int64_t N = a.in_shape[0][0], C = a.in_shape[0][1];
+      cuda::host_tiles(cuda::CeFusedF{cuda::in<float>(a, 0), cuda::in<int32_t>(a, 1), cuda::gout<float>(a), nullptr,
+                                      cuda::gin<float>(a, 0), N, C},
+                       N, 1);
+    };
+    compare(k, run(k, fused, seed, false), run(k, cpu_side(k.kind), seed, false), "block per row", false);
+  }
+}
+
+TEST_CASE("CUDA linear_gelu with the fused bias + GELU epilogue on the host matches the CPU backend") {
+  // The fast rung: GEMM with beta 0, BiasGeluF, GeluGradF, then linear's
+  // gradients (col_reduce on the GPU; the naive column sum here).
+  uint64_t seed = 41;
+  int n = 0;
+  for (const Case& k : cases()) {
+    if (k.kind != OpKind::LinearGelu) continue;
+    ++n;
+    seed += 1000;
+    HostLauncher host;
+    host.max_grid = 2;  // and a grid-stride launch, as the fast tier caps its grids
+    Side fused{[&host](const KernelArgs& a) { cuda::linear_gelu_fwd(a, host, true); },
+               [&host](const KernelArgs& a) {
+                 cuda::naive::linear_bwd(cuda::linear_gelu_du(a, host, true), host);
+               }};
+    compare(k, run(k, fused, seed, false), run(k, cpu_side(k.kind), seed, false), "fused epilogue", false);
+  }
+  CHECK(n >= 3);
+}
+
 TEST_CASE("CUDA attention batches heads or batch rows, whichever is larger") {
   // head_batches picks the GEMM batch; both choices must be among the cases
   // above, or one set of strides would go untested.
@@ -241,6 +380,85 @@ TEST_CASE("CUDA optimiser update on the host matches the CPU optimiser") {
     double e = nmse(dev, ref);
     CHECK_MESSAGE(e <= 1e-12, "parameters after 3 steps: normalised MSE " << e);
   }
+}
+
+TEST_CASE("CUDA multi-tensor clipped update on the host matches the CPU optimiser") {
+  // Three parameters of uneven sizes in one launch (the slot search crosses
+  // every boundary), the norm reduced by the body the GPU sums, the factor
+  // computed from it inside the update; against the CPU's clip_grad_norm
+  // then step. Slots either bake the bias corrections in or read {lr, bc1,
+  // bc2} from memory (ParamSlot::scalars, what the Optimizer gives and a
+  // captured step needs); with scalars the launch's own lr is a wrong value
+  // that must not be read.
+  const std::vector<int64_t> sizes = {37, 300, 5};
+  for (bool with_scalars : {false, true})
+  for (OptimKind kind : {OptimKind::SGD, OptimKind::Momentum, OptimKind::Adam, OptimKind::AdamW}) {
+    for (double max_norm : {0.3, 1e3}) {
+      INFO("optimiser kind " << int(kind) << ", max_norm " << max_norm << ", scalars "
+                             << with_scalars);
+      OptimConfig cfg;
+      cfg.kind = kind;
+      cfg.lr = 0.05f;
+      cfg.weight_decay = 0.01f;
+      Graph g;
+      std::vector<Tensor> ps;
+      std::vector<std::vector<float>> p, grad, m, v;
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        ps.push_back(g.param({sizes[i]}));
+        p.push_back(random_vector(sizes[i], 5 + i));
+        g.from_host(ps.back(), p.back().data());
+        m.emplace_back(sizes[i], 0.0f);
+        v.emplace_back(sizes[i], 0.0f);
+      }
+      grad.resize(sizes.size());
+      Optimizer opt(g, cfg);
+      for (int step = 1; step <= 3; ++step) {
+        std::vector<cuda::MultiSlot> slots;
+        std::vector<float> sc(3 * sizes.size());
+        int64_t total = 0;
+        for (size_t i = 0; i < sizes.size(); ++i) {
+          grad[i] = random_vector(sizes[i], 50 + 10 * step + i);
+          for (float& x : grad[i]) x *= 0.1f;
+          std::copy(grad[i].begin(), grad[i].end(), g.grad(ps[i]));
+          optim_scalars(cfg, step, sc.data() + 3 * i);
+          if (with_scalars)
+            slots.push_back({p[i].data(), grad[i].data(), m[i].data(), v[i].data(), total, 1.0f,
+                             1.0f, sc.data() + 3 * i});
+          else
+            slots.push_back({p[i].data(), grad[i].data(), m[i].data(), v[i].data(), total,
+                             1.0f - std::pow(cfg.beta1, float(step)),
+                             1.0f - std::pow(cfg.beta2, float(step)), nullptr});
+          total += sizes[i];
+        }
+        const double norm = clip_grad_norm(g, max_norm);
+        opt.step();
+        cuda::SumSquaresF sq{slots.data(), 3};
+        double sumsq = 0;
+        for (int64_t i = 0; i < total; ++i) sumsq += sq(i);
+        CHECK(std::sqrt(sumsq) == doctest::Approx(norm).epsilon(1e-12));
+        const float lr = with_scalars ? 123.0f : cfg.lr;
+        CudaOptimArgs c{int(kind), lr, cfg.momentum, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay, 1, 1};
+        cuda::host_launch(cuda::MultiOptimF{c, slots.data(), 3, &sumsq, max_norm}, total);
+      }
+      for (size_t i = 0; i < sizes.size(); ++i) {
+        double e = nmse(p[i], g.host_data(ps[i]));
+        CHECK_MESSAGE(e <= 1e-12, "parameter " << i << " after 3 steps: normalised MSE " << e);
+      }
+    }
+  }
+}
+
+TEST_CASE("CUDA multi-tensor bodies: a NaN norm changes nothing, the scale body clips in place") {
+  std::vector<float> p = {1, 2}, gr = {3, 4}, m(2, 0.0f), v(2, 0.0f);
+  cuda::MultiSlot s{p.data(), gr.data(), m.data(), v.data(), 0, 0.1f, 0.001f, nullptr};
+  double bad = NAN;
+  CudaOptimArgs c{3, 0.1f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.1f, 1, 1};
+  cuda::host_launch(cuda::MultiOptimF{c, &s, 1, &bad, 1.0}, 2);
+  CHECK(p == std::vector<float>{1, 2});
+  double sumsq = 25;  // norm 5
+  cuda::host_launch(cuda::MultiScaleF{&s, 1, &sumsq, 1.0}, 2);
+  CHECK(gr[0] == doctest::Approx(0.6).epsilon(1e-6));
+  CHECK(gr[1] == doctest::Approx(0.8).epsilon(1e-6));
 }
 
 TEST_CASE("CUDA relu passes NaN and -0 through like the CPU backend") {

@@ -74,6 +74,18 @@ std::vector<OpCase> make_cases() {
   lin_twice.build = [](const std::vector<Tensor>& in) { return linear(in[0], in[0], in[1], true); };
   cs.push_back(lin_twice);
 
+  // linear_gelu: linear's cases through GELU's curve; plain, trans_b, one
+  // row, only the bias differentiated. Steps of 0.05: a step in w moves u
+  // by up to K times it, where GELU's curvature is large.
+  cs.push_back(OpCase{K::LinearGelu, "gelu(3x7 @ 7x4 + 4)", {param({3, 7}), param({7, 4}), param({4})},
+                      matmul_attr(0, 0)}.curved(0.05));
+  cs.push_back(OpCase{K::LinearGelu, "gelu(3x7 @ (4x7)^T + 4)", {step_input({3, 7}), param({4, 7}), param({4})},
+                      matmul_attr(0, 1)}.curved(0.05));
+  cs.push_back(OpCase{K::LinearGelu, "gelu(1x5 @ 5x3 + 3) (one row)", {param({1, 5}), param({5, 3}), step_input({3})},
+                      matmul_attr(0, 0)}.curved(0.05));
+  cs.push_back(OpCase{K::LinearGelu, "bias only, gelu(const 3x7 @ const 7x4 + 4)",
+                      {constant({3, 7}), constant({7, 4}), param({4})}, matmul_attr(0, 0)}.curved(0.05));
+
   // bias_add: 2-D, row, column, a (1,n) bias, 3-D and 1-D inputs.
   cs.push_back({K::BiasAdd, "3x7 + 7", {param({3, 7}), param({7})}});
   cs.push_back({K::BiasAdd, "1x5 + 5", {param({1, 5}), step_input({5})}});

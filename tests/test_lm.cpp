@@ -474,3 +474,107 @@ TEST_CASE("train_lm: a training checkpoint resumes bit for bit") {
   }
   std::remove(first.out.c_str());
 }
+
+TEST_CASE("gpt: the op-path KV cache (the one a device graph runs) equals forward() on the CPU") {
+  GPT m(tiny_gpt());
+  overfit(m, 5);
+  auto x = random_ids(8, 13, 4);
+  std::vector<float> full = logits_of(m, x, 1, 8);
+  std::vector<float> step = m.logits_through_ops(x, /*stepwise=*/true);
+  REQUIRE(step.size() == full.size());
+  double worst = 0;
+  for (size_t i = 0; i < full.size(); ++i) worst = std::max(worst, double(std::abs(full[i] - step[i])));
+  CHECK(worst < 1e-4);
+  for (int64_t n : {1, 3, 8}) {
+    CAPTURE(n);
+    std::vector<int32_t> s(x.begin(), x.begin() + n);
+    std::vector<float> f = logits_of(m, s, 1, n), pre = m.logits_through_ops(s, false);
+    REQUIRE(pre.size() == 13);
+    double w = 0;
+    for (size_t v = 0; v < 13; ++v) w = std::max(w, double(std::abs(f[(n - 1) * 13 + v] - pre[v])));
+    CHECK(w < 1e-4);
+  }
+  // The loss of a later step is unaffected by the generation that ran on
+  // the graph in between.
+  auto y = random_ids(8, 13, 7);
+  const double before = m.loss(x.data(), y.data(), 1, 8);
+  m.logits_through_ops(x, true);
+  CHECK(m.loss(x.data(), y.data(), 1, 8) == before);
+}
+
+TEST_CASE("gpt: op-path generation gives the CPU path's tokens, batched and past the block") {
+  GPT m(tiny_gpt());
+  overfit(m, 20);
+  std::vector<std::vector<int32_t>> prompts = {{1, 2, 3}, {4, 5, 6}};
+  // Greedy: the arg-max of logits equal to ~1e-6, so the same tokens; and
+  // sampled with one seed, the same draws from the same probabilities.
+  for (float temp : {0.0f, 1.0f}) {
+    CAPTURE(temp);
+    auto cpu = m.generate_batch(prompts, 20, temp, 13, 9);  // 23 tokens: past the block of 8
+    auto ops = m.generate_through_ops(prompts, 20, temp, 13, 9, 1.0f, 0);
+    CHECK(cpu == ops);
+  }
+}
+
+TEST_CASE("optimizer: clipping fused into the step equals clip_grad_norm then step, bit for bit") {
+  for (OptimKind kind : {OptimKind::SGD, OptimKind::Momentum, OptimKind::Adam, OptimKind::AdamW}) {
+    for (double max_norm : {0.5, 100.0}) {  // clipping active, then not
+      CAPTURE(int(kind));
+      CAPTURE(max_norm);
+      OptimConfig c;
+      c.kind = kind;
+      c.lr = 0.05f;
+      c.weight_decay = 0.01f;
+      Graph a, b;
+      Rng r(11);
+      std::vector<Tensor> pa, pb;
+      for (int64_t n : {37, 20000, 3}) {  // one parameter spans several chunks
+        pa.push_back(a.param(Shape{n}));
+        pb.push_back(b.param(Shape{n}));
+        std::vector<float> v(static_cast<size_t>(n));
+        for (float& x : v) x = static_cast<float>(r.uniform(-1, 1));
+        a.from_host(pa.back(), v.data());
+        b.from_host(pb.back(), v.data());
+      }
+      Optimizer oa(a, c), ob(b, c);
+      ob.clip_max_norm = max_norm;
+      for (int step = 0; step < 3; ++step) {
+        for (size_t i = 0; i < pa.size(); ++i) {
+          const int64_t n = a.shape(pa[i]).numel();
+          for (int64_t j = 0; j < n; ++j)
+            a.grad<float>(pa[i])[j] = b.grad<float>(pb[i])[j] = static_cast<float>(r.uniform(-0.1, 0.1));
+        }
+        const double norm = clip_grad_norm(a, max_norm);
+        oa.step();
+        ob.step();
+        CHECK(ob.grad_norm() == norm);
+      }
+      for (size_t i = 0; i < pa.size(); ++i) CHECK(a.host_data(pa[i]) == b.host_data(pb[i]));
+    }
+  }
+}
+
+TEST_CASE("optimizer: a fused clipped step with a NaN gradient changes nothing and reports it") {
+  Graph g;
+  Tensor p = g.param(Shape{4});
+  std::vector<float> v = {1, 2, 3, 4};
+  g.from_host(p, v.data());
+  OptimConfig c;
+  c.kind = OptimKind::AdamW;
+  Optimizer opt(g, c);
+  CHECK_THROWS_AS(opt.grad_norm(), ValueError);  // no clipped step yet
+  g.grad<float>(p)[0] = 0.5f;
+  opt.step();  // unclipped: still no norm to report (not a stale 0)
+  CHECK_THROWS_AS(opt.grad_norm(), ValueError);
+  g.from_host(p, v.data());
+  opt.reset_state();
+  g.grad<float>(p)[0] = 0;
+  opt.clip_max_norm = -1;
+  CHECK_THROWS_WITH_AS(opt.step(), doctest::Contains("clip_max_norm"), ValueError);
+  CHECK(g.host_data(p) == v);
+  opt.clip_max_norm = 1.0;
+  g.grad<float>(p)[2] = NAN;
+  opt.step();
+  CHECK(g.host_data(p) == v);
+  CHECK(std::isnan(opt.grad_norm()));
+}

@@ -211,6 +211,7 @@ template <class T> void register_batchnorm(KernelPair* t);
 template <class T> void register_embedding(KernelPair* t);  // embedding.cpp
 template <class T> void register_layernorm(KernelPair* t);  // layernorm.cpp
 template <class T> void register_gelu(KernelPair* t);       // gelu.cpp
+template <class T> void register_linear_gelu(KernelPair* t);  // linear_gelu.cpp
 template <class T> void register_layout(KernelPair* t);     // layout.cpp: transpose, slice, concat
 template <class T> void register_attention(KernelPair* t);  // attention.cpp
 template <class T> void register_lstm(KernelPair* t);       // lstm.cpp

@@ -19,6 +19,7 @@ void fill(KernelPair* t) {
   cpu::register_embedding<T>(t);
   cpu::register_layernorm<T>(t);
   cpu::register_gelu<T>(t);
+  cpu::register_linear_gelu<T>(t);
   cpu::register_layout<T>(t);
   cpu::register_attention<T>(t);
   cpu::register_lstm<T>(t);

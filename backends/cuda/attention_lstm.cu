@@ -10,7 +10,10 @@
 // batched SGEMMs read Q, K, V straight out of qkv (leading dimension 3C):
 // S = Q K^T, then a warp per row does the masked, scaled softmax in place,
 // Y = P V; backward dV += P^T dY, dP = dY V^T, a warp per row turns dP into
-// dS, dQ += dS K, dK += dS^T Q.
+// dS, dQ += dS K, dK += dS^T Q. This is the middle rung when the fused
+// kernels are on (cuda_fused()): then flash attention (bodies_fused.h) runs
+// instead wherever it fits (head dim <= 64), with the per-row logsumexp in
+// the workspace in place of P.
 // LSTM. Naive: per time step a thread per (b, gate unit) for the pre-
 // activations and a thread per (b, unit) for the cell (naive_seq.h). Fast:
 // one SGEMM x W_ih^T over all steps, then per step an SGEMM adding
@@ -20,6 +23,7 @@
 // same kernels with the input projection already done.
 #include <math.h>
 
+#include "backends/cuda/bodies_fused.h"
 #include "backends/cuda/common.cuh"
 #include "backends/cuda/seq_gemm.h"
 
@@ -57,19 +61,42 @@ __global__ void attn_softmax_bwd_warp_kernel(const float* P, float* dS, int64_t 
   for (int64_t s = lane; s < T; s += 32) d[s] = s <= t ? p[s] * (d[s] - dot) * scale : 0.0f;
 }
 
+// The fast rung: a block per (tile, head); see bodies_fused.h.
+bool flash(const KernelArgs& a) { return fused() && flash_fits(attn_geom(a.in_shape, a.attr)); }
+void flash_forward(const KernelArgs& a) {
+  const AttnGeom g = attn_geom(a.in_shape, a.attr);
+  const FlashFwdF body{in<float>(a, 0), out<float>(a), static_cast<float*>(a.ws), g, static_cast<float>(g.scale)};
+  launch_tiles("causal_attention", body, flash_tiles(g.T), g.B * g.NH);
+}
+void flash_backward(const KernelArgs& a) {
+  float* dqkv = gin<float>(a, 0);
+  const AttnGeom g = attn_geom(a.in_shape, a.attr);
+  const int64_t rows = g.B * g.NH * g.T;
+  if (!dqkv || rows == 0) return;
+  const char* what = "causal_attention backward";
+  const float *qkv = in<float>(a, 0), *dy = gout<float>(a), *lse = static_cast<const float*>(a.ws);
+  float* delta = static_cast<float*>(scratch(sizeof(float) * rows));
+  launch(what, rows, FlashDeltaF{out<float>(a), dy, delta, g}, true);
+  const float scale = static_cast<float>(g.scale);
+  launch_tiles(what, FlashBwdKVF{qkv, dy, lse, delta, dqkv, g, scale}, flash_tiles(g.T), g.B * g.NH);
+  launch_tiles(what, FlashBwdQF{qkv, dy, lse, delta, dqkv, g, scale}, flash_tiles(g.T), g.B * g.NH);
+}
+
 void attention_forward(const KernelArgs& a) {
   DeviceLauncher run;
   if (!fast()) return naive::attention_fwd(a, run);
+  if (flash(a)) return flash_forward(a);
   attention_gemm_fwd(a, run, [](float* P, int64_t rows, int64_t T, float scale) {
-    attn_softmax_warp_kernel<<<row_blocks(rows), kWarpsPerBlock * 32>>>(P, rows, T, scale);
+    attn_softmax_warp_kernel<<<row_blocks(rows), kWarpsPerBlock * 32, 0, stream()>>>(P, rows, T, scale);
     check_launch("causal_attention");
   });
 }
 void attention_backward(const KernelArgs& a) {
   DeviceLauncher run;
   if (!fast()) return naive::attention_bwd(a, run);
+  if (flash(a)) return flash_backward(a);
   attention_gemm_bwd(a, run, [](const float* P, float* dS, int64_t rows, int64_t T, float scale) {
-    attn_softmax_bwd_warp_kernel<<<row_blocks(rows), kWarpsPerBlock * 32>>>(P, dS, rows, T, scale);
+    attn_softmax_bwd_warp_kernel<<<row_blocks(rows), kWarpsPerBlock * 32, 0, stream()>>>(P, dS, rows, T, scale);
     check_launch("causal_attention backward");
   });
 }

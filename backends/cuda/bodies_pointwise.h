@@ -201,10 +201,13 @@ template <class T> struct FinishSumF {
 // ---- optimiser ---------------------------------------------------------------
 // The update of autograd/optim.cpp, element by element, in float.
 // kind: 0 SGD, 1 momentum, 2 Adam, 3 AdamW.
+// sc: null, or {lr, bc1, bc2} in memory, read instead of c's (ParamSlot::
+// scalars: a captured step replays with the values of each step).
 struct OptimF {
-  CudaOptimArgs c; float* p; const float* grad; float* m; float* v;
+  CudaOptimArgs c; float* p; const float* grad; float* m; float* v; const float* sc = nullptr;
   LLDL_HD void operator()(int64_t i) const {
-    const float lr = c.lr, wd = c.weight_decay;
+    const float lr = sc ? sc[0] : c.lr, wd = c.weight_decay;
+    const float bc1 = sc ? sc[1] : c.bc1, bc2 = sc ? sc[2] : c.bc2;
     if (c.kind == 0) {
       p[i] -= lr * (grad[i] + wd * p[i]);
     } else if (c.kind == 1) {  // buf = mu buf + g; p -= lr buf
@@ -216,7 +219,7 @@ struct OptimF {
       if (decoupled) p[i] -= lr * wd * p[i];
       m[i] = c.beta1 * m[i] + (1.0f - c.beta1) * gi;
       v[i] = c.beta2 * v[i] + (1.0f - c.beta2) * gi * gi;
-      p[i] -= lr * (m[i] / c.bc1) / (hsqrt(v[i] / c.bc2) + c.eps);
+      p[i] -= lr * (m[i] / bc1) / (hsqrt(v[i] / bc2) + c.eps);
     }
   }
 };

@@ -30,11 +30,40 @@ void launch(const char* what, int64_t n, const F& f, bool always_naive = false) 
   int64_t grid = blocks_for(n);
   if (!always_naive && cuda_tier() == CudaTier::Fast && grid > 8 * 132) grid = 8 * 132;
   if (grid > 0x7fffffff) grid = 0x7fffffff;  // the grid-stride loop covers the rest
-  for_each_kernel<<<static_cast<unsigned>(grid), kBlock>>>(f, n);
+  for_each_kernel<<<static_cast<unsigned>(grid), kBlock, 0, stream()>>>(f, n);
   check_launch(what);
 }
 
 inline bool fast() { return cuda_tier() == CudaTier::Fast; }
+// The fast tier's fused kernels (flash attention, fused cross-entropy).
+inline bool fused() { return fast() && cuda_fused(); }
+
+// Runs a cooperative tile body (hd.h: host_tiles is its host emulation) on
+// a gx x gy grid with its dynamic shared memory.
+template <class B>
+__global__ void __launch_bounds__(B::kThreads) tiles_kernel(B body) {
+  extern __shared__ float smem[];
+  typename B::State st;
+  const int64_t bx = blockIdx.x, by = blockIdx.y;
+  const int tid = threadIdx.x;
+  body.begin(bx, by, tid, smem, st);
+  __syncthreads();
+  const int n = body.steps(bx);
+  for (int j = 0; j < n; ++j) {
+    body.load(bx, by, j, tid, smem);
+    __syncthreads();
+    body.step(bx, by, j, tid, smem, st);
+    __syncthreads();
+  }
+  body.end(bx, by, tid, smem, st);
+}
+template <class B>
+void launch_tiles(const char* what, const B& body, int64_t gx, int64_t gy) {
+  if (gx <= 0 || gy <= 0) return;
+  const size_t bytes = body.smem_floats() * sizeof(float);
+  tiles_kernel<B><<<dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy)), B::kThreads, bytes, stream()>>>(body);
+  check_launch(what);
+}
 
 // Row-major GEMMs on the GPU, C_b = op(X_b) op(Y_b) (+ C_b): cuBLAS in the
 // fast tier, GemmF (one thread per element) in the naive one (gemm.cu).
@@ -142,9 +171,9 @@ void device_sum(const char* what, int64_t n, const F& f, double scale, T* o, dou
   int64_t blocks = blocks_for(n, threads);
   if (blocks > kMaxPartials) blocks = kMaxPartials;
   if (blocks < 1) blocks = 1;
-  partial_sums_kernel<<<static_cast<int>(blocks), threads>>>(f, n, part);
+  partial_sums_kernel<<<static_cast<int>(blocks), threads, 0, stream()>>>(f, n, part);
   check_launch(what);
-  finish_sum_kernel<<<1, 256>>>(part, static_cast<int>(blocks), scale, o);
+  finish_sum_kernel<<<1, 256, 0, stream()>>>(part, static_cast<int>(blocks), scale, o);
   check_launch(what);
 }
 

@@ -14,6 +14,7 @@
 #include <math.h>
 
 #include <cstdint>
+#include <vector>
 
 #ifdef __CUDACC__
 #define LLDL_HD __host__ __device__
@@ -47,6 +48,47 @@ void host_launch(const F& f, int64_t n, int64_t grid, int block = kBlock) {
 template <class F>
 void host_launch(const F& f, int64_t n) {
   host_launch(f, n, blocks_for(n));
+}
+
+// `#pragma unroll` for nvcc's device pass only (host compilers warn on it).
+// Register arrays indexed by a loop counter stay in registers only when the
+// loop is unrolled, so the tile bodies unroll their loops over head dims.
+#ifdef __CUDA_ARCH__
+#define LLDL_UNROLL _Pragma("unroll")
+#else
+#define LLDL_UNROLL
+#endif
+
+// ---- cooperative tile bodies -------------------------------------------------
+// A tile body is a struct B run by a 2-D grid of blocks of B::kThreads
+// threads, every block with body.smem_floats() floats of shared memory and
+// every thread with its own B::State (registers), in phases separated by
+// block barriers:
+//   begin(bx, by, tid, smem, st);                       barrier
+//   for j < steps(bx): load(bx, by, j, tid, smem);       barrier
+//                      step(bx, by, j, tid, smem, st);   barrier
+//   end(bx, by, tid, smem, st);
+// On the GPU tiles_kernel (common.cuh) runs this with __syncthreads() as the
+// barriers; host_tiles runs each phase for every thread of a block in turn,
+// which is what the barriers guarantee, so the tile indexing, the shared-
+// memory layout and the per-thread arithmetic are the GPU's (flash
+// attention and the fused softmax + cross-entropy, bodies_fused.h).
+template <class B>
+void host_tiles(const B& body, int64_t gx, int64_t gy) {
+  std::vector<float> smem(body.smem_floats());
+  std::vector<typename B::State> st(B::kThreads);
+  for (int64_t by = 0; by < gy; ++by)
+    for (int64_t bx = 0; bx < gx; ++bx) {
+      // NaN-filled: reading shared memory no thread wrote shows in the results.
+      for (float& v : smem) v = NAN;
+      for (int t = 0; t < B::kThreads; ++t) body.begin(bx, by, t, smem.data(), st[t]);
+      const int n = body.steps(bx);
+      for (int j = 0; j < n; ++j) {
+        for (int t = 0; t < B::kThreads; ++t) body.load(bx, by, j, t, smem.data());
+        for (int t = 0; t < B::kThreads; ++t) body.step(bx, by, j, t, smem.data(), st[t]);
+      }
+      for (int t = 0; t < B::kThreads; ++t) body.end(bx, by, t, smem.data(), st[t]);
+    }
 }
 
 // Math for float and double on both sides (the C functions, which CUDA

@@ -121,12 +121,13 @@ void nccl_allreduce(const NcclComm& comm, float* buf, int64_t n, bool average) {
   if (!comm.handle()) throw ValueError("nccl_allreduce: the communicator was moved from");
   const Nccl& lib = need("nccl_allreduce");
   if (n == 0) return;
-  // ncclAvg (NCCL >= 2.10) divides in the reduction; the default stream keeps
-  // the call in order with the backend's kernels that wrote the gradients.
+  // ncclAvg (NCCL >= 2.10) divides in the reduction. The backend's stream
+  // keeps the call in order with the kernels that wrote the gradients (it is
+  // a non-blocking stream: the legacy default stream would not wait for them).
   check(lib.all_reduce(buf, buf, static_cast<size_t>(n), ncclFloat32, average ? ncclAvg : ncclSum,
-                       static_cast<ncclComm_t>(comm.handle()), nullptr),
+                       static_cast<ncclComm_t>(comm.handle()), cuda::stream()),
         "ncclAllReduce");
-  cuda::check(cudaStreamSynchronize(nullptr), "nccl_allreduce: cudaStreamSynchronize");
+  cuda::check(cudaStreamSynchronize(cuda::stream()), "nccl_allreduce: cudaStreamSynchronize");
 }
 
 }  // namespace lldl

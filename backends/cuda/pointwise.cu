@@ -40,7 +40,7 @@ void col_reduce(const char* what, const float* x, float* o, int64_t outer, int64
                 double scale, bool accumulate) {
   int64_t blocks = outer * ((inner + 31) / 32);
   if (blocks <= 0) return;
-  col_reduce_kernel<<<static_cast<unsigned>(blocks), dim3(32, 8)>>>(x, o, outer, n, inner, scale, accumulate);
+  col_reduce_kernel<<<static_cast<unsigned>(blocks), dim3(32, 8), 0, stream()>>>(x, o, outer, n, inner, scale, accumulate);
   check_launch(what);
 }
 
@@ -91,7 +91,7 @@ void reduce_fwd(const KernelArgs& a) {
     return device_sum("reduce", p.n, ValueTerm{x}, scale, o, part);
   }
   const int64_t threads = 256, warps_per_block = threads / 32;
-  row_sum_kernel<<<static_cast<unsigned>((p.outer + warps_per_block - 1) / warps_per_block), threads>>>(
+  row_sum_kernel<<<static_cast<unsigned>((p.outer + warps_per_block - 1) / warps_per_block), threads, 0, stream()>>>(
       x, o, p.outer, p.n, scale);
   check_launch("reduce");
 }
@@ -139,8 +139,8 @@ void register_pointwise(KernelPair* t) {
 namespace lldl {
 
 void cuda_optim_update(const CudaOptimArgs& c, int64_t n, float* p, const float* grad, float* m,
-                       float* v) {
-  cuda::launch("optimizer", n, cuda::OptimF{c, p, grad, m, v});
+                       float* v, const float* scalars) {
+  cuda::launch("optimizer", n, cuda::OptimF{c, p, grad, m, v, scalars});
 }
 
 }  // namespace lldl

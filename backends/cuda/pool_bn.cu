@@ -55,8 +55,8 @@ void pool_bwd(const KernelArgs& a) {
   const PoolGeom g = pool_geom(a.in_shape, a.attr);
   const int64_t n = g.planes * g.OH * g.OW;
   if (n == 0) return;
-  if (a.kind == OpKind::MaxPool2d) max_pool_scatter_kernel<<<grid_for(n), kBlock>>>(in<float>(a, 0), gout<float>(a), dx, g);
-  else avg_pool_scatter_kernel<<<grid_for(n), kBlock>>>(gout<float>(a), dx, g);
+  if (a.kind == OpKind::MaxPool2d) max_pool_scatter_kernel<<<grid_for(n), kBlock, 0, stream()>>>(in<float>(a, 0), gout<float>(a), dx, g);
+  else avg_pool_scatter_kernel<<<grid_for(n), kBlock, 0, stream()>>>(gout<float>(a), dx, g);
   check_launch(a.kind == OpKind::MaxPool2d ? "max_pool2d backward" : "avg_pool2d backward");
 }
 
@@ -143,7 +143,7 @@ void bn_fwd(const KernelArgs& a) {
   float* rv = const_cast<float*>(in<float>(a, 4));
   if (g.C == 0) return;
   if (fast()) {
-    bn_fwd_block_kernel<<<static_cast<unsigned>(g.C), 256>>>(x, gamma, beta, rm, rv, out<float>(a), g);
+    bn_fwd_block_kernel<<<static_cast<unsigned>(g.C), 256, 0, stream()>>>(x, gamma, beta, rm, rv, out<float>(a), g);
     return check_launch("batch_norm");
   }
   DeviceLauncher run;
@@ -158,7 +158,7 @@ void bn_bwd(const KernelArgs& a) {
   float *drm = gin<float>(a, 3), *drv = gin<float>(a, 4);
   if (g.C == 0) return;
   if (fast()) {
-    bn_bwd_block_kernel<<<static_cast<unsigned>(g.C), 256>>>(x, gamma, rm, rv, gy, dx, dgamma, dbeta,
+    bn_bwd_block_kernel<<<static_cast<unsigned>(g.C), 256, 0, stream()>>>(x, gamma, rm, rv, gy, dx, dgamma, dbeta,
                                                              drm, drv, g);
     return check_launch("batch_norm backward");
   }

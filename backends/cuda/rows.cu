@@ -5,8 +5,13 @@
 // terms go to scratch and one thread adds them. Fast: one warp per row, the
 // max and the sums by warp shuffles, exp computed once per element and the
 // loss fused into the same pass; row terms are added by a block reduction.
+// That is the middle rung of cross_entropy_labels when the fused kernels are
+// on (cuda_fused()): then a block of 512 threads per row computes the
+// logsumexp in one online pass (CeFusedF, bodies_fused.h), the vocabulary
+// sized rows of a language model being too long for one warp.
 #include <math.h>
 
+#include "backends/cuda/bodies_fused.h"
 #include "backends/cuda/common.cuh"
 
 namespace lldl::cuda {
@@ -68,7 +73,7 @@ void softmax_fwd(const KernelArgs& a) {
   DeviceLauncher run;
   if (!fast()) return naive::softmax_fwd(a, run);
   if (rows == 0) return;
-  softmax_warp_kernel<Log><<<row_blocks(rows), kWarpsPerBlock * 32>>>(x, y, rows, n);
+  softmax_warp_kernel<Log><<<row_blocks(rows), kWarpsPerBlock * 32, 0, stream()>>>(x, y, rows, n);
   check_launch(Log ? "log_softmax" : "softmax");
 }
 template <bool Log>
@@ -80,7 +85,7 @@ void softmax_bwd(const KernelArgs& a) {
   DeviceLauncher run;
   if (!fast()) return naive::softmax_bwd(a, run);
   if (rows == 0) return;
-  softmax_bwd_warp_kernel<Log><<<row_blocks(rows), kWarpsPerBlock * 32>>>(y, g, d, rows, n);
+  softmax_bwd_warp_kernel<Log><<<row_blocks(rows), kWarpsPerBlock * 32, 0, stream()>>>(y, g, d, rows, n);
   check_launch(Log ? "log_softmax backward" : "softmax backward");
 }
 
@@ -123,7 +128,10 @@ void ce_fwd(const KernelArgs& a) {
   double* row = static_cast<double*>(scratch(sizeof(double) * (N + kMaxPartials)));
   double* part = row + N;
   const double f = -1.0 / static_cast<double>(N);
-  ce_row_warp_kernel<Labels><<<row_blocks(N), kWarpsPerBlock * 32>>>(x, t, y, row, N, C);
+  if (Labels && fused())
+    launch_tiles(what, CeFusedF{x, y, nullptr, row, nullptr, N, C}, N, 1);
+  else
+    ce_row_warp_kernel<Labels><<<row_blocks(N), kWarpsPerBlock * 32, 0, stream()>>>(x, t, y, row, N, C);
   check_launch(what);
   device_sum(what, N, RowTerm{row}, f, out<float>(a), part);
 }
@@ -164,7 +172,11 @@ void ce_bwd(const KernelArgs& a) {
   DeviceLauncher run;
   if (!fast()) return naive::ce_bwd(a, run);
   if (N == 0) return;
-  ce_bwd_warp_kernel<Labels><<<row_blocks(N), kWarpsPerBlock * 32>>>(x, t, y, g, dx, dt, N, C);
+  if (Labels && fused()) {
+    if (dx) launch_tiles(what, CeFusedF{x, y, g, nullptr, dx, N, C}, N, 1);
+    return;
+  }
+  ce_bwd_warp_kernel<Labels><<<row_blocks(N), kWarpsPerBlock * 32, 0, stream()>>>(x, t, y, g, dx, dt, N, C);
   check_launch(what);
 }
 

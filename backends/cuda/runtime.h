@@ -16,7 +16,15 @@ void check(cublasStatus_t s, const char* what);
 // After a kernel launch: reports a bad launch configuration at once.
 inline void check_launch(const char* what) { check(cudaGetLastError(), what); }
 
-// The cuBLAS handle (created on first use, default stream, TF32 off:
+// The backend's one stream (created on first use, non-blocking): every
+// kernel, cuBLAS call, copy and memset of the backend is queued on it, in
+// order, so a whole step can be captured from it into a CUDA graph
+// (capture_fns(), backends/device.h) and nothing waits on the legacy
+// default stream.
+cudaStream_t stream();
+
+// The cuBLAS handle (created on first use, on stream(), with a workspace of
+// its own so that no GEMM allocates while a step is captured; TF32 off:
 // CUBLAS_DEFAULT_MATH computes float GEMMs in float).
 cublasHandle_t blas();
 
@@ -24,7 +32,14 @@ cublasHandle_t blas();
 // outputs (im2col matrices, per-row losses, reduction partials, batch-norm
 // statistics): one buffer that grows to the largest request and is then
 // reused, so after the first step no kernel allocates. Valid until the next
-// call; kernels on the default stream run in order, so reuse is safe.
+// call; kernels on stream() run in order, so reuse is safe. Once a step has
+// been captured, a buffer that is outgrown is kept (a captured graph may
+// still point into it) instead of freed.
 void* scratch(size_t bytes);
+
+// True once a step has been captured into a CUDA graph (autograd/
+// step_graph.h): from then on a buffer that is outgrown (scratch, the BF16
+// operand copies) is kept, not freed, since a graph may still read it.
+bool captured_any();
 
 }  // namespace lldl::cuda

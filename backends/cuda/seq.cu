@@ -44,7 +44,7 @@ void embedding_bwd(const KernelArgs& a) {
   if (!d || n * C == 0) return;
   int64_t grid = blocks_for(n * C);
   grid = grid < 8 * 132 ? grid : 8 * 132;
-  embedding_scatter_kernel<<<static_cast<unsigned>(grid), kBlock>>>(in<int32_t>(a, 0), gout<float>(a), d, n, C);
+  embedding_scatter_kernel<<<static_cast<unsigned>(grid), kBlock, 0, stream()>>>(in<int32_t>(a, 0), gout<float>(a), d, n, C);
   check_launch("embedding backward");
 }
 
@@ -73,7 +73,7 @@ void layer_norm_fwd(const KernelArgs& a) {
   const int64_t C = a.out_shape.last(), R = a.out_shape.rows();
   if (R == 0) return;
   float* mean = static_cast<float*>(a.ws);
-  ln_fwd_warp_kernel<<<row_blocks(R), kWarpsPerBlock * 32>>>(in<float>(a, 0), in<float>(a, 1), in<float>(a, 2),
+  ln_fwd_warp_kernel<<<row_blocks(R), kWarpsPerBlock * 32, 0, stream()>>>(in<float>(a, 0), in<float>(a, 1), in<float>(a, 2),
                                                               out<float>(a), mean, mean + R, R, C,
                                                               a.attr.layer_norm.eps);
   check_launch("layer_norm");
@@ -136,7 +136,7 @@ void layer_norm_bwd(const KernelArgs& a) {
   if (R == 0) return;
   const float *x = in<float>(a, 0), *g = gout<float>(a), *mean = static_cast<const float*>(a.ws), *rstd = mean + R;
   if (float* dx = gin<float>(a, 0)) {
-    ln_dx_warp_kernel<<<row_blocks(R), kWarpsPerBlock * 32>>>(x, in<float>(a, 1), g, mean, rstd, dx, R, C);
+    ln_dx_warp_kernel<<<row_blocks(R), kWarpsPerBlock * 32, 0, stream()>>>(x, in<float>(a, 1), g, mean, rstd, dx, R, C);
     check_launch("layer_norm backward");
   }
   float *dgamma = gin<float>(a, 1), *dbeta = gin<float>(a, 2);
@@ -147,10 +147,10 @@ void layer_norm_bwd(const KernelArgs& a) {
   chunks = chunks < 256 ? chunks : 256;
   const int64_t chunk_rows = (R + chunks - 1) / chunks, tiles = (C + 31) / 32;
   double* part = static_cast<double*>(scratch(sizeof(double) * 2 * chunks * C));
-  ln_param_partial_kernel<<<dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(chunks)), dim3(32, 8)>>>(
+  ln_param_partial_kernel<<<dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(chunks)), dim3(32, 8), 0, stream()>>>(
       x, g, mean, rstd, part, R, C, chunk_rows);
   check_launch("layer_norm backward");
-  ln_param_finish_kernel<<<static_cast<unsigned>(blocks_for(C)), kBlock>>>(part, chunks, C, dgamma, dbeta);
+  ln_param_finish_kernel<<<static_cast<unsigned>(blocks_for(C)), kBlock, 0, stream()>>>(part, chunks, C, dgamma, dbeta);
   check_launch("layer_norm backward");
 }
 
@@ -185,7 +185,7 @@ bool transpose_tiled(const float* src, float* dst, const SwapGeom& s, const char
   if (s.C != 1 || s.n0 < 2 || s.n1 < 2 || s.A * s.B > 65535) return false;
   const int64_t tiles1 = (s.n1 + 31) / 32, tiles = (s.n0 + 31) / 32 * tiles1;
   if (tiles > 0x7fffffff) return false;
-  transpose_tile_kernel<Add><<<dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(s.A * s.B)), dim3(32, 8)>>>(
+  transpose_tile_kernel<Add><<<dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(s.A * s.B)), dim3(32, 8), 0, stream()>>>(
       src, dst, s.n0, s.B, s.n1, tiles1);
   check_launch(what);
   return true;

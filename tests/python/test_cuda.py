@@ -29,6 +29,21 @@ def test_cuda_tier_switch_round_trips_and_refuses_unknown_names():
         cppapi.set_cuda_tier(before)
 
 
+def test_cuda_fused_switch_picks_the_rung():
+    tier, fused = cppapi.cuda_tier(), cppapi.cuda_fused()
+    try:
+        cppapi.set_cuda_tier("fast")
+        cppapi.set_cuda_fused(False)
+        assert (cppapi.cuda_fused(), cppapi.cuda_rung()) == (False, "middle")
+        cppapi.set_cuda_fused(True)
+        assert (cppapi.cuda_fused(), cppapi.cuda_rung()) == (True, "fast")
+        cppapi.set_cuda_tier("naive")
+        assert cppapi.cuda_rung() == "naive"
+    finally:
+        cppapi.set_cuda_tier(tier)
+        cppapi.set_cuda_fused(fused)
+
+
 def test_import_and_cpu_work_do_not_touch_the_gpu():
     # A fresh interpreter: importing and training on the CPU must work (and
     # exit cleanly) whether or not a driver or device exists.
@@ -93,3 +108,43 @@ def test_an_mlp_trained_on_the_gpu_from_python_follows_the_cpu():
 def test_the_mlp_of_the_gpu_test_learns_on_the_cpu():
     cpu, _ = mlp_losses("cpu")
     assert cpu[-1] < 0.7 * cpu[0]
+
+
+def test_models_on_cuda_and_precision_options_without_a_device_name_the_reason():
+    c = cppapi.GPTConfig(16, 8, 1, 2, 8)
+    with pytest.raises(ValueError, match="device must be 'cpu' or 'cuda'"):
+        cppapi.GPT(c, device="tpu")
+    with pytest.raises(ValueError, match="precision must be 'fp32' or 'bf16'"):
+        cppapi.set_precision("fp8")
+    assert cppapi.GPT(c).device == "cpu"
+    assert not cppapi.tf32() and cppapi.precision() == "fp32"
+    if not cppapi.cuda_available():
+        for make in (lambda: cppapi.GPT(c, device="cuda"),
+                     lambda: cppapi.LSTM(cppapi.LSTMConfig(16), device="cuda"),
+                     lambda: cppapi.set_tf32(True), lambda: cppapi.set_precision("bf16")):
+            with pytest.raises(RuntimeError, match="not available"):
+                make()
+
+
+def test_gpt_fused_clip_step_equals_clip_then_step():
+    import numpy as np
+    c = cppapi.GPTConfig(16, 8, 1, 2, 8)
+    a, b = cppapi.GPT(c, seed=3), cppapi.GPT(c, seed=3)
+    for m in (a, b):
+        m.configure_optimizer(lr=1e-2)
+    b.set_grad_clip(0.1)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        x, y = rng.integers(0, 16, (2, 8)), rng.integers(0, 16, (2, 8))
+        for m in (a, b):
+            m.loss(x, y)
+            m.backward()
+        norm = a.clip_grad_norm(0.1)
+        a.step()
+        b.step()
+        assert b.grad_norm() == norm
+        a.zero_grad()
+        b.zero_grad()
+    pa, pb = a.parameters(), b.parameters()
+    for k in pa:
+        assert np.array_equal(pa[k], pb[k]), k

@@ -35,6 +35,8 @@ OPS = {
     "bias_add": (C.bias_add, [(3, 4), (4,)], []),
     "linear": (C.linear, [(3, 4), (4, 2), (2,)], []),
     "linear_trans_b": (lambda x, w, b: C.linear(x, w, b, trans_b=True), [(3, 4), (2, 4), (2,)], []),
+    "linear_gelu": (C.linear_gelu, [(3, 4), (4, 2), (2,)], []),
+    "linear_gelu_trans_b": (lambda x, w, b: C.linear_gelu(x, w, b, trans_b=True), [(3, 4), (2, 4), (2,)], []),
     "add": (lambda a, b: a + b, [(3, 4), (3, 4)], []),
     "sub": (lambda a, b: a - b, [(3, 4), (3, 4)], []),
     "mul": (lambda a, b: a * b, [(3, 4), (3, 4)], []),

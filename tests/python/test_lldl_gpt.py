@@ -65,7 +65,17 @@ def test_bad_arguments_are_named(tmp_path):
          "temperature"),
         (["sample", "--ckpt", str(tmp_path / "none.safetensors"), "--prompt", "the"], "none.safetensors"),
         (["frobnicate"], "unknown command"),
+        (["train", "--data", str(data), "--steps", "2", "--out", str(ckpt), "--device", "tpu"],
+         "--device must be cpu or cuda"),
+        (["train", "--data", str(data), "--steps", "2", "--out", str(ckpt), "--tf32"],
+         "need --device cuda"),
+        (["sample", "--ckpt", str(ckpt), "--prompt", "the", "--precision", "fp8", "--device", "cuda"],
+         "--precision must be fp32 or bf16"),
     ]
+    import cppapi
+    if not cppapi.cuda_available():  # the reason, not a crash
+        cases.append((["sample", "--ckpt", str(ckpt), "--prompt", "the", "--device", "cuda"],
+                      "CUDA is not available"))
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     cases.append((["train", "--data", str(empty), "--steps", "2", "--out", str(ckpt)], "empty corpus"))
