@@ -137,7 +137,10 @@ struct FlashFwdF {
   const float* qkv; float* y; float* lse; AttnGeom g; float scale;
   static constexpr int kThreads = kFlashThreads;
   static constexpr int kPhases = 3;
-  struct State { float o[4][4], s[4][4], m[4], l[4]; };
+  // The scores stay in the P tile between phases 0 and 1 (each thread reads
+  // back only its own entries): held in registers they pushed the kernel
+  // past 128 registers, the most that lets two blocks share an SM.
+  struct State { float o[4][4], m[4], l[4]; };
   // Q, K, V tiles, P, partial maxima and sums (64 x 16 each).
   size_t smem_floats() const {
     return 3 * kFlashTile * static_cast<size_t>(flash_ld(g.D)) + kFlashTile * kFlashLdP + 2 * kFlashTile * 16;
@@ -164,7 +167,8 @@ struct FlashFwdF {
     float *ks = smem + kFlashTile * ld, *vs = ks + kFlashTile * ld, *P = vs + kFlashTile * ld;
     float *pm = P + kFlashTile * kFlashLdP, *ps = pm + kFlashTile * 16;
     if (phase == 0) {
-      flash_scores(smem, ks, ld, dp, tid, st.s);
+      float sc[4][4];
+      flash_scores(smem, ks, ld, dp, tid, sc);
       // Tile-local positions in int (fewer registers than int64 arithmetic).
       const int T = static_cast<int>(g.T), t0 = static_cast<int>(tile(bx)) * kFlashTile + 4 * ty,
                 s0 = j * kFlashTile + tx;
@@ -172,8 +176,9 @@ struct FlashFwdF {
         float mx = -INFINITY;
         LLDL_UNROLL for (int c = 0; c < 4; ++c) {
           const int s = s0 + 16 * c;  // causal, and keys past T (zeros) masked
-          st.s[i][c] = s <= t0 + i && s < T ? scale * st.s[i][c] : -INFINITY;
-          mx = st.s[i][c] > mx ? st.s[i][c] : mx;
+          const float v = s <= t0 + i && s < T ? scale * sc[i][c] : -INFINITY;
+          P[(4 * ty + i) * kFlashLdP + tx + 16 * c] = v;
+          mx = v > mx ? v : mx;
         }
         pm[(4 * ty + i) * 16 + tx] = mx;
       }
@@ -191,8 +196,9 @@ struct FlashFwdF {
         LLDL_UNROLL for (int c = 0; c < 4; ++c) st.o[i][c] *= corr;
         float sum = 0;
         LLDL_UNROLL for (int c = 0; c < 4; ++c) {
-          const float p = hexp(st.s[i][c] - m);
-          P[r * kFlashLdP + tx + 16 * c] = p;
+          float& e = P[r * kFlashLdP + tx + 16 * c];
+          const float p = hexp(e - m);
+          e = p;
           sum += p;
         }
         ps[r * 16 + tx] = sum;
@@ -230,13 +236,13 @@ struct FlashDeltaF {
 
 // dK, dV: block (key tile bx, b h), query tiles from its own to the last.
 // Phase 0: thread (ty, tx) computes, for keys 4 ty + i and queries tx + 16 c,
-// p = exp(scale k.q - lse_q) and ds = p (v.dy_q - delta_q) scale into the
-// shared P^T and dS^T tiles; phase 1: dv += P^T dY, dk += dS^T Q for keys
-// 4 ty + i and dims 4 tx + c.
+// p = exp(scale k.q - lse_q) into the shared P^T tile; phase 1 ds =
+// p (v.dy_q - delta_q) scale into dS^T; phase 2: dv += P^T dY, dk += dS^T Q
+// for keys 4 ty + i and dims 4 tx + c.
 struct FlashBwdKVF {
   const float *qkv, *dy, *lse, *delta; float* dqkv; AttnGeom g; float scale;
   static constexpr int kThreads = kFlashThreads;
-  static constexpr int kPhases = 2;
+  static constexpr int kPhases = 3;
   struct State { float dk[4][4], dv[4][4]; };
   // Own K and V tiles, per step Q and dY, P^T and dS^T, lse and delta.
   size_t smem_floats() const {
@@ -265,20 +271,26 @@ struct FlashBwdKVF {
     const float *ks = smem, *vs = smem + kFlashTile * ld, *qs = vs + kFlashTile * ld, *dys = qs + kFlashTile * ld;
     float *Pt = smem + 4 * kFlashTile * ld, *dSt = Pt + kFlashTile * kFlashLdP;
     const float* rows = dSt + kFlashTile * kFlashLdP;
+    const int ty = flash_ty(tid), tx = flash_tx(tid);
     if (phase == 0) {
-      float sk[4][4], dp_[4][4];
+      float sk[4][4];
       flash_scores(ks, qs, ld, dp, tid, sk);
-      flash_scores(vs, dys, ld, dp, tid, dp_);
-      const int ty = flash_ty(tid), tx = flash_tx(tid);
       const int T = static_cast<int>(g.T), s0 = static_cast<int>(bx) * kFlashTile + 4 * ty,
                 t0 = (static_cast<int>(bx) + j) * kFlashTile + tx;
       LLDL_UNROLL for (int i = 0; i < 4; ++i)
         LLDL_UNROLL for (int c = 0; c < 4; ++c) {
-          const int q = tx + 16 * c;
-          const int t = t0 + 16 * c;  // query t sees key s when s <= t; rows past T are padding
-          const float p = s0 + i <= t && t < T ? hexp(scale * sk[i][c] - rows[q]) : 0.0f;
-          Pt[(4 * ty + i) * kFlashLdP + q] = p;
-          dSt[(4 * ty + i) * kFlashLdP + q] = p * (dp_[i][c] - rows[kFlashTile + q]) * scale;
+          const int q = tx + 16 * c, t = t0 + 16 * c;  // query t sees key s when s <= t; rows past T are padding
+          Pt[(4 * ty + i) * kFlashLdP + q] = s0 + i <= t && t < T ? hexp(scale * sk[i][c] - rows[q]) : 0.0f;
+        }
+    } else if (phase == 1) {
+      // A phase of its own (each thread reads back only its own P entries):
+      // both 4 x 4 products live at once pushed past 128 registers.
+      float dpv[4][4];
+      flash_scores(vs, dys, ld, dp, tid, dpv);
+      LLDL_UNROLL for (int i = 0; i < 4; ++i)
+        LLDL_UNROLL for (int c = 0; c < 4; ++c) {
+          const int e = (4 * ty + i) * kFlashLdP + tx + 16 * c;
+          dSt[e] = Pt[e] * (dpv[i][c] - rows[kFlashTile + tx + 16 * c]) * scale;
         }
     } else {
       flash_accumulate(Pt, dys, ld, dp, tid, st.dv);
