@@ -55,25 +55,8 @@ LLDL_HD inline int64_t flash_tiles(int64_t T) { return (T + kFlashTile - 1) / kF
 LLDL_HD inline int flash_dp(int64_t D) { return static_cast<int>(4 * ((D + 3) / 4)); }
 LLDL_HD inline int flash_ld(int64_t D) { return static_cast<int>(4 * (((D + 3) / 4) | 1)); }
 
-// Copies rows [row0, row0 + kFlashTile) of one head's (T, D) slice at src
-// (row stride 3C in qkv, C in y / dy) into a shared tile of row stride
-// flash_ld(D), zeros past T and past D up to flash_dp(D). Consecutive threads
-// read consecutive floats of a row (coalesced).
-LLDL_HD inline void flash_load_tile(const float* src, int64_t stride, int64_t row0, int64_t T, int64_t D,
-                                    int tid, float* tile) {
-  const int64_t dp = flash_dp(D), ld = flash_ld(D);
-  for (int64_t e = tid; e < kFlashTile * dp; e += kFlashThreads) {
-    const int64_t r = e / dp, d = e - r * dp, t = row0 + r;
-    tile[r * ld + d] = t < T && d < D ? src[t * stride + d] : 0.0f;
-  }
-}
-// Per-row values (lse, delta) of rows [row0, row0 + kFlashTile), 0 past T.
-LLDL_HD inline void flash_load_rows(const float* src, int64_t row0, int64_t T, int tid, float* dst) {
-  if (tid < kFlashTile) dst[tid] = row0 + tid < T ? src[row0 + tid] : 0.0f;
-}
-
-// Four consecutive floats of shared memory (16-byte aligned): one 128-bit
-// load on the GPU.
+// Four consecutive floats (16-byte aligned): one 128-bit load / store on
+// the GPU.
 struct F4 { float x, y, z, w; };
 LLDL_HD inline F4 ld4(const float* p) {
 #ifdef __CUDA_ARCH__
@@ -83,7 +66,48 @@ LLDL_HD inline F4 ld4(const float* p) {
   return {p[0], p[1], p[2], p[3]};
 #endif
 }
+LLDL_HD inline void st4(float* p, const F4& v) {
+#ifdef __CUDA_ARCH__
+  *reinterpret_cast<float4*>(p) = make_float4(v.x, v.y, v.z, v.w);
+#else
+  p[0] = v.x, p[1] = v.y, p[2] = v.z, p[3] = v.w;
+#endif
+}
 LLDL_HD inline float dot4(const F4& a, const F4& b) { return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w; }
+
+// A (T, D) head slice in global memory (row stride 3C in qkv, C in y / dy)
+// and the shared tile it is copied to.
+struct FlashSrc { const float* p; int64_t stride; float* tile; };
+// Copies rows [row0, row0 + kFlashTile) of one or two head slices into their
+// shared tiles of row stride flash_ld(D), zeros past T and past D up to
+// flash_dp(D). A thread moves float4 chunks (consecutive threads consecutive
+// chunks of a row: coalesced; 128-bit global loads when D, the stride and
+// the pointer allow), its (row, chunk) advanced by additions: a division per
+// element cost as much as the math. The loop is not unrolled (unrolled, the
+// forward went past 128 registers); the two slices give two loads in flight.
+LLDL_HD inline F4 flash_chunk(const FlashSrc& s, int64_t row, int c, int64_t D) {
+  const float* p = s.p + row * s.stride + 4 * c;
+  if (D % 4 == 0 && s.stride % 4 == 0 && reinterpret_cast<uintptr_t>(s.p) % 16 == 0) return ld4(p);
+  const int64_t d = 4 * c;  // d < D always (c < flash_dp(D) / 4)
+  return {p[0], d + 1 < D ? p[1] : 0.0f, d + 2 < D ? p[2] : 0.0f, d + 3 < D ? p[3] : 0.0f};
+}
+LLDL_HD inline void flash_load(const FlashSrc& a, const FlashSrc* b, int64_t row0, int64_t T, int64_t D, int tid) {
+  const int n4 = flash_dp(D) / 4, ld = flash_ld(D), q = kFlashThreads / n4, rem = kFlashThreads % n4;
+  const int rows = T - row0 < kFlashTile ? static_cast<int>(T - row0) : kFlashTile;
+  int r = tid / n4, c = tid % n4;
+  LLDL_NO_UNROLL for (int e = tid; e < kFlashTile * n4; e += kFlashThreads) {
+    const F4 zero{0.0f, 0.0f, 0.0f, 0.0f};
+    const bool in = r < rows;
+    st4(a.tile + r * ld + 4 * c, in ? flash_chunk(a, row0 + r, c, D) : zero);
+    if (b) st4(b->tile + r * ld + 4 * c, in ? flash_chunk(*b, row0 + r, c, D) : zero);
+    r += q, c += rem;
+    if (c >= n4) c -= n4, ++r;
+  }
+}
+// Per-row values (lse, delta) of rows [row0, row0 + kFlashTile), 0 past T.
+LLDL_HD inline void flash_load_rows(const float* src, int64_t row0, int64_t T, int tid, float* dst) {
+  if (tid < kFlashTile) dst[tid] = row0 + tid < T ? src[row0 + tid] : 0.0f;
+}
 
 // The thread grid: tid = 16 ty + tx. In a score-shaped product (rows x
 // columns of a 64 x 64 tile) thread (ty, tx) owns rows 4 ty .. 4 ty + 3 and
@@ -153,7 +177,7 @@ struct FlashFwdF {
   LLDL_HD int64_t tile(int64_t bx) const { return flash_tiles(g.T) - 1 - bx; }
   LLDL_HD int steps(int64_t bx) const { return static_cast<int>(tile(bx)) + 1; }  // key tiles to the diagonal
   LLDL_HD void begin(int64_t bx, int64_t by, int tid, float* smem, State& st) const {
-    flash_load_tile(qkv + g.qkv(by / g.NH, by % g.NH), 3 * g.C, tile(bx) * kFlashTile, g.T, g.D, tid, smem);
+    flash_load({qkv + g.qkv(by / g.NH, by % g.NH), 3 * g.C, smem}, nullptr, tile(bx) * kFlashTile, g.T, g.D, tid);
     LLDL_UNROLL for (int i = 0; i < 4; ++i) {
       st.m[i] = -INFINITY;
       st.l[i] = 0;
@@ -163,8 +187,8 @@ struct FlashFwdF {
   LLDL_HD void load(int64_t, int64_t by, int j, int tid, float* smem) const {
     const int64_t ld = flash_ld(g.D);
     const float* k = qkv + g.qkv(by / g.NH, by % g.NH) + g.C;
-    flash_load_tile(k, 3 * g.C, int64_t(j) * kFlashTile, g.T, g.D, tid, smem + kFlashTile * ld);
-    flash_load_tile(k + g.C, 3 * g.C, int64_t(j) * kFlashTile, g.T, g.D, tid, smem + 2 * kFlashTile * ld);
+    const FlashSrc v{k + g.C, 3 * g.C, smem + 2 * kFlashTile * ld};
+    flash_load({k, 3 * g.C, smem + kFlashTile * ld}, &v, int64_t(j) * kFlashTile, g.T, g.D, tid);
   }
   LLDL_HD void step(int64_t bx, int64_t, int j, int phase, int tid, float* smem, State& st) const {
     const int ld = flash_ld(g.D), dp = flash_dp(g.D);
@@ -257,16 +281,16 @@ struct FlashBwdKVF {
   LLDL_HD void begin(int64_t bx, int64_t by, int tid, float* smem, State& st) const {
     const int64_t ld = flash_ld(g.D);
     const float* k = qkv + g.qkv(by / g.NH, by % g.NH) + g.C;
-    flash_load_tile(k, 3 * g.C, bx * kFlashTile, g.T, g.D, tid, smem);
-    flash_load_tile(k + g.C, 3 * g.C, bx * kFlashTile, g.T, g.D, tid, smem + kFlashTile * ld);
+    const FlashSrc v{k + g.C, 3 * g.C, smem + kFlashTile * ld};
+    flash_load({k, 3 * g.C, smem}, &v, bx * kFlashTile, g.T, g.D, tid);
     LLDL_UNROLL for (int i = 0; i < 4; ++i)
       LLDL_UNROLL for (int c = 0; c < 4; ++c) st.dk[i][c] = st.dv[i][c] = 0;
   }
   LLDL_HD void load(int64_t bx, int64_t by, int j, int tid, float* smem) const {
     const int64_t ld = flash_ld(g.D), t0 = (bx + j) * kFlashTile, b = by / g.NH, h = by % g.NH;
     float* qs = smem + 2 * kFlashTile * ld;
-    flash_load_tile(qkv + g.qkv(b, h), 3 * g.C, t0, g.T, g.D, tid, qs);
-    flash_load_tile(dy + g.y(b, h), g.C, t0, g.T, g.D, tid, qs + kFlashTile * ld);
+    const FlashSrc dys{dy + g.y(b, h), g.C, qs + kFlashTile * ld};
+    flash_load({qkv + g.qkv(b, h), 3 * g.C, qs}, &dys, t0, g.T, g.D, tid);
     float* rows = qs + 2 * kFlashTile * ld + 2 * kFlashTile * kFlashLdP;
     flash_load_rows(lse + by * g.T, t0, g.T, tid, rows);
     flash_load_rows(delta + by * g.T, t0, g.T, tid, rows + kFlashTile);
@@ -333,8 +357,8 @@ struct FlashBwdQF {
   LLDL_HD int steps(int64_t bx) const { return static_cast<int>(tile(bx)) + 1; }
   LLDL_HD void begin(int64_t bx, int64_t by, int tid, float* smem, State& st) const {
     const int64_t ld = flash_ld(g.D), b = by / g.NH, h = by % g.NH, t0 = tile(bx) * kFlashTile;
-    flash_load_tile(qkv + g.qkv(b, h), 3 * g.C, t0, g.T, g.D, tid, smem);
-    flash_load_tile(dy + g.y(b, h), g.C, t0, g.T, g.D, tid, smem + kFlashTile * ld);
+    const FlashSrc dys{dy + g.y(b, h), g.C, smem + kFlashTile * ld};
+    flash_load({qkv + g.qkv(b, h), 3 * g.C, smem}, &dys, t0, g.T, g.D, tid);
     float* rows = smem + 4 * kFlashTile * ld + kFlashTile * kFlashLdP;
     flash_load_rows(lse + by * g.T, t0, g.T, tid, rows);
     flash_load_rows(delta + by * g.T, t0, g.T, tid, rows + kFlashTile);
@@ -345,8 +369,8 @@ struct FlashBwdQF {
     const int64_t ld = flash_ld(g.D);
     const float* k = qkv + g.qkv(by / g.NH, by % g.NH) + g.C;
     float* ks = smem + 2 * kFlashTile * ld;
-    flash_load_tile(k, 3 * g.C, int64_t(j) * kFlashTile, g.T, g.D, tid, ks);
-    flash_load_tile(k + g.C, 3 * g.C, int64_t(j) * kFlashTile, g.T, g.D, tid, ks + kFlashTile * ld);
+    const FlashSrc v{k + g.C, 3 * g.C, ks + kFlashTile * ld};
+    flash_load({k, 3 * g.C, ks}, &v, int64_t(j) * kFlashTile, g.T, g.D, tid);
   }
   LLDL_HD void step(int64_t bx, int64_t, int j, int phase, int tid, float* smem, State& st) const {
     const int ld = flash_ld(g.D), dp = flash_dp(g.D);

@@ -55,8 +55,10 @@ void host_launch(const F& f, int64_t n) {
 // loop is unrolled, so the tile bodies unroll their loops over head dims.
 #ifdef __CUDA_ARCH__
 #define LLDL_UNROLL _Pragma("unroll")
+#define LLDL_NO_UNROLL _Pragma("unroll 1")
 #else
 #define LLDL_UNROLL
+#define LLDL_NO_UNROLL
 #endif
 
 // ---- cooperative tile bodies -------------------------------------------------
