@@ -52,7 +52,8 @@ void host_launch(const F& f, int64_t n) {
 
 // `#pragma unroll` for nvcc's device pass only (host compilers warn on it).
 // Register arrays indexed by a loop counter stay in registers only when the
-// loop is unrolled, so the tile bodies unroll their loops over head dims.
+// loop is unrolled, so the tile bodies unroll their loops over head dims;
+// LLDL_NO_UNROLL keeps a loop rolled where unrolling costs registers.
 #ifdef __CUDA_ARCH__
 #define LLDL_UNROLL _Pragma("unroll")
 #define LLDL_NO_UNROLL _Pragma("unroll 1")
