@@ -190,8 +190,10 @@ TEST_SUITE("gpu") {
     const std::vector<Case> sweep = attention_sweep({64, 128, 256, 512, 1024}, 2, 2, 64);
     check_cases(sweep, CudaTier::Fast, true, 1e-6);
     check_cases(sweep, CudaTier::Fast, false);
-    // Lengths that are not multiples of the 32-row tiles.
-    check_cases(attention_sweep({1, 33, 100, 1000}, 1, 3, 64), CudaTier::Fast, true, 1e-6);
+    // Lengths that are not multiples of the 64-row tiles, and head dims that
+    // are not whole float4s (scalar loads, zero-padded shared columns).
+    check_cases(attention_sweep({1, 33, 63, 65, 100, 1000}, 1, 3, 64), CudaTier::Fast, true, 1e-6);
+    check_cases(attention_sweep({70, 200}, 1, 2, 13), CudaTier::Fast, true, 1e-6);
   }
 
   TEST_CASE("gpu: softmax + cross-entropy over a 50257 vocabulary matches the CPU on every rung" *

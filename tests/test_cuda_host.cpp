@@ -260,15 +260,18 @@ std::vector<double> reference_lse(const Case& k, uint64_t seed) {
 }  // namespace
 
 TEST_CASE("CUDA flash attention tiles on the host match the CPU backend (forward and the three gradients)") {
-  // The small examples, then lengths around the tile size (32): one row, a
+  // The small examples, then lengths around the tile size (64): one row, a
   // partial tile, exactly one, one past, several with a partial last tile;
-  // head dims 2, 16 and 64 (the most the registers hold).
+  // head dims 2, 16 and 64 (the most a thread row's 4-wide blocks cover),
+  // and 6 and 13 (not whole float4s: zero-padded dims in the shared tiles).
   std::vector<Case> all;
   for (const Case& k : cases())
     if (k.kind == OpKind::Attention) all.push_back(k);
   for (int64_t D : {16, 64})
-    for (const Case& k : attention_sweep({1, 31, 32, 33, 70}, 2, 2, D)) all.push_back(k);
+    for (const Case& k : attention_sweep({1, 31, 33, 63, 64, 65, 130}, 2, 2, D)) all.push_back(k);
   for (const Case& k : attention_sweep({97}, 1, 3, 2)) all.push_back(k);
+  for (const Case& k : attention_sweep({70}, 1, 2, 6)) all.push_back(k);
+  for (const Case& k : attention_sweep({200}, 1, 1, 13)) all.push_back(k);
   uint64_t seed = 21;
   for (const Case& k : all) {
     seed += 1000;

@@ -42,7 +42,7 @@ inline bool fused() { return fast() && cuda_fused(); }
 // a gx x gy grid with its dynamic shared memory.
 template <class B>
 __global__ void __launch_bounds__(B::kThreads) tiles_kernel(B body) {
-  extern __shared__ float smem[];
+  extern __shared__ __align__(16) float smem[];  // float4 reads of the tiles
   typename B::State st;
   const int64_t bx = blockIdx.x, by = blockIdx.y;
   const int tid = threadIdx.x;
@@ -52,8 +52,10 @@ __global__ void __launch_bounds__(B::kThreads) tiles_kernel(B body) {
   for (int j = 0; j < n; ++j) {
     body.load(bx, by, j, tid, smem);
     __syncthreads();
-    body.step(bx, by, j, tid, smem, st);
-    __syncthreads();
+    for (int p = 0; p < B::kPhases; ++p) {
+      body.step(bx, by, j, p, tid, smem, st);
+      __syncthreads();
+    }
   }
   body.end(bx, by, tid, smem, st);
 }
@@ -61,6 +63,15 @@ template <class B>
 void launch_tiles(const char* what, const B& body, int64_t gx, int64_t gy) {
   if (gx <= 0 || gy <= 0) return;
   const size_t bytes = body.smem_floats() * sizeof(float);
+  // Past 48 KB of dynamic shared memory a kernel must opt in; raising the
+  // limit per launch is cheap, but once per instantiation is enough for the
+  // largest size seen so far.
+  static size_t opted = 48 * 1024;
+  if (bytes > opted) {
+    check(cudaFuncSetAttribute(tiles_kernel<B>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
+          what);
+    opted = bytes;
+  }
   tiles_kernel<B><<<dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy)), B::kThreads, bytes, stream()>>>(body);
   check_launch(what);
 }

@@ -52,11 +52,14 @@ void host_launch(const F& f, int64_t n) {
 
 // `#pragma unroll` for nvcc's device pass only (host compilers warn on it).
 // Register arrays indexed by a loop counter stay in registers only when the
-// loop is unrolled, so the tile bodies unroll their loops over head dims.
+// loop is unrolled, so the tile bodies unroll their loops over head dims;
+// LLDL_NO_UNROLL keeps a loop rolled where unrolling costs registers.
 #ifdef __CUDA_ARCH__
 #define LLDL_UNROLL _Pragma("unroll")
+#define LLDL_NO_UNROLL _Pragma("unroll 1")
 #else
 #define LLDL_UNROLL
+#define LLDL_NO_UNROLL
 #endif
 
 // ---- cooperative tile bodies -------------------------------------------------
@@ -64,10 +67,13 @@ void host_launch(const F& f, int64_t n) {
 // threads, every block with body.smem_floats() floats of shared memory and
 // every thread with its own B::State (registers), in phases separated by
 // block barriers:
-//   begin(bx, by, tid, smem, st);                       barrier
-//   for j < steps(bx): load(bx, by, j, tid, smem);       barrier
-//                      step(bx, by, j, tid, smem, st);   barrier
+//   begin(bx, by, tid, smem, st);                              barrier
+//   for j < steps(bx): load(bx, by, j, tid, smem);              barrier
+//                      for p < B::kPhases:
+//                        step(bx, by, j, p, tid, smem, st);     barrier
 //   end(bx, by, tid, smem, st);
+// (phases let the threads of a block exchange partial results through
+// shared memory within one step: a row maximum, a probability tile).
 // On the GPU tiles_kernel (common.cuh) runs this with __syncthreads() as the
 // barriers; host_tiles runs each phase for every thread of a block in turn,
 // which is what the barriers guarantee, so the tile indexing, the shared-
@@ -85,7 +91,8 @@ void host_tiles(const B& body, int64_t gx, int64_t gy) {
       const int n = body.steps(bx);
       for (int j = 0; j < n; ++j) {
         for (int t = 0; t < B::kThreads; ++t) body.load(bx, by, j, t, smem.data());
-        for (int t = 0; t < B::kThreads; ++t) body.step(bx, by, j, t, smem.data(), st[t]);
+        for (int p = 0; p < B::kPhases; ++p)
+          for (int t = 0; t < B::kThreads; ++t) body.step(bx, by, j, p, t, smem.data(), st[t]);
       }
       for (int t = 0; t < B::kThreads; ++t) body.end(bx, by, t, smem.data(), st[t]);
     }
