@@ -57,6 +57,8 @@ const char* kUsage =
     "      --ckpt-every N (0: at the end) --val-fraction X (0.05) --seed N (1337) --threads N\n"
     "      --resume CKPT (a training checkpoint: continue its run) --stop-at N (stop after step N)\n"
     "      --loss-log FILE (append 'step loss lr' per step) --quiet --plan-memory 0|1 (1)\n"
+    "      --cuda-graph (GPT: each step one CUDA graph replay on --device cuda, the eager step on\n"
+    "      the CPU; same losses; needs --grad-accum 1; memory planning off)\n"
     "      --from DIR (start from a Hugging Face GPT-2 directory)                [gpt]\n"
     "      --device cpu|cuda (cpu)  --tf32 (cuda GEMMs in TF32)  --precision fp32|bf16 (fp32;\n"
     "      bf16: cuda GEMMs on bf16 copies of the operands, float accumulation)\n"
@@ -80,7 +82,7 @@ struct Args {
       std::string a = argv[i];
       if (a.rfind("--", 0) != 0) usage_error("unexpected argument '" + a + "'");
       std::string key = a.substr(2);
-      if (key == "quiet" || key == "tf32") {
+      if (key == "quiet" || key == "tf32" || key == "cuda-graph") {
         flags.push_back(key);
         continue;
       }
@@ -279,6 +281,7 @@ void train_flags(const Args& a, LMTrainConfig& c) {
   const int64_t plan = a.num("plan-memory", 1);
   if (plan != 0 && plan != 1) usage_error("--plan-memory must be 0 or 1");
   c.plan_memory = plan == 1;
+  c.cuda_graph = a.flag("cuda-graph");
 }
 
 GPTConfig gpt_config(const Args& a, int64_t vocab, int64_t seq) {

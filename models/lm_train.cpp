@@ -27,6 +27,9 @@ void LMTrainConfig::validate() const {
         " and " + std::to_string(eval_batches));
   if (ckpt_every < 0) bad("ckpt_every must be >= 0, got " + std::to_string(ckpt_every));
   if (grad_accum < 1) bad("grad_accum must be >= 1, got " + std::to_string(grad_accum));
+  if (cuda_graph && grad_accum != 1)
+    bad("cuda_graph (--cuda-graph) needs grad_accum 1 (a captured step is one micro-batch), got " +
+        std::to_string(grad_accum));
   if (stop_at < 0) bad("stop_at must be >= 0 (0: run every step), got " + std::to_string(stop_at));
 }
 

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "autograd/optim.h"
+#include "autograd/step_graph.h"
 #include "core/error.h"
 #include "io/checkpoint.h"
 #include "text/windows.h"
@@ -48,6 +49,14 @@ struct LMTrainConfig {
   int64_t stop_at = 0;    // > 0: stop (and checkpoint) after this step; the schedule still spans `steps`
   std::string loss_log;   // "step loss lr" per step, appended (losses to 17 digits), empty: none
   bool plan_memory = true;  // Graph::set_memory_planning for the run
+  // Each training step through a StepGraph (autograd/step_graph.h): on a GPU
+  // captured once into a CUDA graph and replayed; on the CPU the eager step.
+  // Same losses and checkpoints as without it. The GPT only; needs
+  // grad_accum 1 (ValueError otherwise) and turns memory planning off for
+  // the run (a captured step keeps its warm-up step's arena addresses).
+  // Evaluation stays eager between replays: it allocates from the held step
+  // block, whose contents every replay rewrites, and never moves it.
+  bool cuda_graph = false;
   void validate() const;  // ValueError naming the field
 
   // The settings that define the run ("train.steps", ... at full precision).
@@ -113,6 +122,28 @@ int64_t load_train_checkpoint(const TrainState& s, const std::string& path);
 // Appends "step loss lr" to the loss log (when cfg.loss_log is set).
 void log_loss(const LMTrainConfig& c, int64_t step, double loss, double lr);
 
+// The StepGraph of one training step of m (inputs: ids, positions, targets)
+// when c.cuda_graph is set, else null. The step is the eager loop's with
+// grad_accum 1: loss, backward scaled by 1, the clipped update.
+template <class Model>
+std::unique_ptr<StepGraph> lm_step_graph(Model& m, Optimizer& opt, const LMTrainConfig& c) {
+  if (!c.cuda_graph) return nullptr;
+  if constexpr (requires(Model& mm, Tensor t) { mm.loss_from(t, t, t, int64_t(1), int64_t(1)); }) {
+    const int64_t B = c.batch, T = c.seq;
+    std::vector<StepInput> in{{Shape{B, T}, DType::I32}, {Shape{B, T}, DType::I32},
+                              {Shape{B * T}, DType::I32}};
+    return std::make_unique<StepGraph>(
+        m.graph(), std::move(in), [&m, &opt, B, T](Graph&, const std::vector<Tensor>& t) {
+          Tensor loss = m.loss_from(t[0], t[1], t[2], B, T);
+          m.backward(1.0);
+          opt.step();
+          return loss;
+        });
+  } else {
+    throw ValueError("train: cuda_graph (--cuda-graph) supports the GPT only");
+  }
+}
+
 template <class Model>
 LMTrainLog train_lm(Model& m, const std::vector<int32_t>& train, const std::vector<int32_t>& val,
                     const LMTrainConfig& c, const std::map<std::string, std::string>& extra = {}) {
@@ -130,9 +161,13 @@ LMTrainLog train_lm(Model& m, const std::vector<int32_t>& train, const std::vect
   if (!c.resume.empty()) log.first_step = load_train_checkpoint(state, c.resume);
   std::map<std::string, std::string> model_meta = m.config().to_metadata();
   for (const auto& kv : extra) model_meta.insert(kv);
-  m.graph().set_memory_planning(c.plan_memory);
+  m.graph().set_memory_planning(c.plan_memory && !c.cuda_graph);
 
   std::vector<int32_t> x(c.batch * c.seq), y(c.batch * c.seq);
+  opt.clip_max_norm = c.grad_clip;
+  std::unique_ptr<StepGraph> sg = lm_step_graph(m, opt, c);
+  std::vector<int32_t> pos(sg ? x.size() : 0);
+  for (size_t i = 0; i < pos.size(); ++i) pos[i] = static_cast<int32_t>(i % c.seq);  // GPT::positions
   const int64_t last = c.stop_at > 0 ? std::min(c.stop_at, c.steps) : c.steps;
   double last_val = -1;
   using clock = std::chrono::steady_clock;
@@ -143,20 +178,24 @@ LMTrainLog train_lm(Model& m, const std::vector<int32_t>& train, const std::vect
     // N micro-batches of B windows draw the windows one batch of N*B would,
     // and each loss is scaled by 1/N: the gradient is the mean over N*B.
     double loss = 0;
-    for (int64_t a = 0; a < c.grad_accum; ++a) {
+    if (sg) {
       windows.sample(static_cast<int>(c.batch), static_cast<int>(c.seq), x.data(), y.data());
-      loss += m.loss(x.data(), y.data(), c.batch, c.seq);
-      m.backward(1.0 / static_cast<double>(c.grad_accum));
+      loss = sg->run({x.data(), pos.data(), y.data()});  // forward, backward, update
+    } else {
+      for (int64_t a = 0; a < c.grad_accum; ++a) {
+        windows.sample(static_cast<int>(c.batch), static_cast<int>(c.seq), x.data(), y.data());
+        loss += m.loss(x.data(), y.data(), c.batch, c.seq);
+        m.backward(1.0 / static_cast<double>(c.grad_accum));
+      }
+      loss /= static_cast<double>(c.grad_accum);
+      // Clipping is fused into the update, on the graph's backend; the norm
+      // is read back (one double, after the loss's read) only to stop on NaN/Inf.
+      opt.step();
     }
-    loss /= static_cast<double>(c.grad_accum);
-    // Clipping is fused into the update, on the graph's backend; the norm is
-    // read back (one double, after the loss's read) only to stop on NaN/Inf.
-    opt.clip_max_norm = c.grad_clip;
-    opt.step();
     if (c.grad_clip > 0 && !std::isfinite(opt.grad_norm()))
       throw ValueError("train: the gradient norm is not finite at step " + std::to_string(s + 1) +
                        " (NaN or Inf in a gradient); the parameters were left unchanged");
-    m.zero_grad();
+    if (!sg) m.zero_grad();  // a StepGraph zeroes them as its step begins
     log.step_memory = m.graph().memory_report();
     const double secs = std::chrono::duration<double>(clock::now() - t0).count();
     log.train_seconds += secs;
