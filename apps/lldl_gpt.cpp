@@ -62,6 +62,8 @@ const char* kUsage =
     "      --loss-log FILE (append 'step loss lr' per step) --quiet --plan-memory 0|1 (1)\n"
     "      --precision fp32|bf16 (fp32; bf16: matmul and linear products with bf16 operands,\n"
     "                             float32 accumulation, weights and optimiser state)\n"
+    "      --cuda-graph (GPT: each step one CUDA graph replay on --device cuda, the eager step on\n"
+    "      the CPU; same losses; needs --grad-accum 1; memory planning off)\n"
     "      --from DIR (start from a Hugging Face GPT-2 directory)                [gpt]\n"
     "      --device cpu|cuda (cpu)  --tf32 (cuda GEMMs in TF32; with --precision bf16 on cuda\n"
     "      every GEMM, attention's too, multiplies bf16 copies of its operands)\n"
@@ -88,7 +90,7 @@ struct Args {
       std::string a = argv[i];
       if (a.rfind("--", 0) != 0) usage_error("unexpected argument '" + a + "'");
       std::string key = a.substr(2);
-      if (key == "quiet" || key == "tf32") {
+      if (key == "quiet" || key == "tf32" || key == "cuda-graph") {
         flags.push_back(key);
         continue;
       }
@@ -290,6 +292,7 @@ void train_flags(const Args& a, LMTrainConfig& c) {
   const int64_t plan = a.num("plan-memory", 1);
   if (plan != 0 && plan != 1) usage_error("--plan-memory must be 0 or 1");
   c.plan_memory = plan == 1;
+  c.cuda_graph = a.flag("cuda-graph");
 }
 
 GPTConfig gpt_config(const Args& a, int64_t vocab, int64_t seq) {

@@ -17,6 +17,8 @@ the processes of a cell):
                      torch: autocast(bfloat16))
              lldl: lldl-gpt train --init gpt2-124m --device cuda (memory
              planning on, clipping fused into the multi-tensor AdamW);
+             lldl_graph: the same with --cuda-graph (each step a replay of
+             one captured CUDA graph, memory planning off);
              torch eager: transformers GPT2LMHeadModel with
              attn_implementation="sdpa" (F.scaled_dot_product_attention),
              dropout 0, fused AdamW; torch.compile: the same model's loss
@@ -167,12 +169,12 @@ def model_flags(a):
     return ["--init", "gpt2-124m", "--block", str(a.seq)]
 
 
-def run_lldl_train(a, precision, work):
-    ckpt = os.path.join(work, f"lldl_{precision}.safetensors")
+def run_lldl_train(a, precision, work, graph=False):
+    ckpt = os.path.join(work, f"lldl_{precision}{'_graph' if graph else ''}.safetensors")
     cmd = [a.lldl_gpt, "train", "--data", a.corpus, "--tokenizer", "byte", *model_flags(a),
            "--batch", str(a.batch), "--steps", str(a.steps + 1), "--warmup", "1", "--lr", "1e-4",
            "--grad-clip", "1.0", "--eval-every", "0", "--eval-batches", "1", "--out", ckpt,
-           "--quiet", *lldl_flags(a, precision)]
+           "--quiet", *lldl_flags(a, precision), *(["--cuda-graph"] if graph else [])]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout_now)
     if r.returncode != 0:
         raise RuntimeError(f"lldl-gpt train exit {r.returncode}: {r.stderr[-2000:]}")
@@ -183,7 +185,10 @@ def run_lldl_train(a, precision, work):
     med = float(parts.split("median step ")[1].split()[0])
     lo = float(parts.split("min ")[1].split(",")[0])
     hi = float(parts.split("max ")[1].split(",")[0])
-    os.replace(ckpt, os.path.join(work, "lldl_model.safetensors"))  # for the generation row
+    if graph:
+        os.remove(ckpt)
+    else:
+        os.replace(ckpt, os.path.join(work, "lldl_model.safetensors"))  # for the generation row
     return {"step_s": med, "step_min": lo, "step_max": hi, "steps": a.steps, "tokens_per_s": tps,
             "device_line": next((l for l in r.stderr.splitlines() if l.startswith("device:")), "")}
 
@@ -310,7 +315,12 @@ def main():
         return [(f"train/{p}/torch_compile", lambda: run_torch("torch_train", a, p, True))
                 for _ in range(a.compile_repeats)]
 
-    plan = train_round(0) + gen_round(0) + compile_cells("bf16")
+    # --cuda-graph (each step one replay of a captured CUDA graph; the
+    # steady median leaves out the eager warm-up step, and the capture step
+    # is one of the rest): one cell per precision, after the first round.
+    graph_cells = [(f"train/{p}/lldl_graph", lambda p=p: run_lldl_train(a, p, work, graph=True))
+                   for p in precisions]
+    plan = train_round(0) + gen_round(0) + graph_cells + compile_cells("bf16")
     for r in range(1, a.repeats):
         plan += train_round(r) + gen_round(r)
     plan += compile_cells("tf32")
@@ -334,6 +344,11 @@ def main():
                 result[f"ratio/train/{p}/lldl_over_{peer}"] = (
                     statistics.median(c["tokens_per_s"] for c in l) /
                     statistics.median(c["tokens_per_s"] for c in t))
+        g = cells.get(f"train/{p}/lldl_graph")
+        if l and g:
+            result[f"ratio/train/{p}/lldl_graph_over_lldl"] = (
+                statistics.median(c["tokens_per_s"] for c in g) /
+                statistics.median(c["tokens_per_s"] for c in l))
     if cells.get("generate/lldl") and cells.get("generate/torch_hf"):
         result["ratio/generate/lldl_over_hf"] = (
             statistics.median(c["tokens_per_s"] for c in cells["generate/lldl"]) /

@@ -133,14 +133,18 @@ void GPT::check_tokens(const int32_t* idx, int64_t B, int64_t T) const {
 Tensor GPT::forward(const int32_t* idx, int64_t B, int64_t T) {
   check_tokens(idx, B, T);
   g_.reset(/*keep_grads=*/true);
-  const int64_t C = cfg_.n_embd, BT = B * T;
+  const int64_t BT = B * T;
   // The ids and positions are made on the host and copied to the graph's
   // memory (a copy within host memory on the CPU).
   Tensor ids = g_.input(Shape{B, T}, idx, DType::I32);
   pos_.resize(static_cast<size_t>(BT));
-  for (int64_t i = 0; i < BT; ++i) pos_[i] = static_cast<int32_t>(i % T);
+  positions(B, T, pos_.data());
   Tensor pos = g_.input(Shape{B, T}, pos_.data(), DType::I32);
+  return forward_from(ids, pos, B, T);
+}
 
+Tensor GPT::forward_from(Tensor ids, Tensor pos, int64_t B, int64_t T) {
+  const int64_t C = cfg_.n_embd, BT = B * T;
   const float eps = static_cast<float>(cfg_.layer_norm_epsilon);
   Tensor x = reshape(add(embedding(ids, wte_), embedding(pos, wpe_)), Shape{BT, C});
   for (const Block& b : h_) {
@@ -163,6 +167,15 @@ double GPT::loss(const int32_t* idx, const int32_t* targets, int64_t B, int64_t 
   Tensor y = g_.input(Shape{B * T}, targets, DType::I32);
   loss_ = cross_entropy(logits, y);
   return g_.item(loss_);
+}
+
+Tensor GPT::loss_from(Tensor ids, Tensor pos, Tensor targets, int64_t B, int64_t T) {
+  loss_ = cross_entropy(forward_from(ids, pos, B, T), targets);
+  return loss_;
+}
+
+void GPT::positions(int64_t B, int64_t T, int32_t* out) {
+  for (int64_t i = 0; i < B * T; ++i) out[i] = static_cast<int32_t>(i % T);
 }
 
 }  // namespace lldl

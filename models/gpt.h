@@ -60,6 +60,15 @@ class GPT : public LanguageModel<GPT, GPTConfig> {
   // forward, then the mean cross-entropy against targets [B, T]; remembers the
   // loss for backward() (models/lm_base.h). Returns its value.
   double loss(const int32_t* idx, const int32_t* targets, int64_t B, int64_t T);
+  // The same records on tensors already in the graph's step, without
+  // starting one (a step captured by StepGraph, autograd/step_graph.h, whose
+  // inputs are the ids, the positions and the targets): ids and pos int32
+  // [B, T] (pos from positions()), targets int32 [B*T]. Remembers the loss
+  // for backward() and returns it, unread.
+  Tensor forward_from(Tensor ids, Tensor pos, int64_t B, int64_t T);
+  Tensor loss_from(Tensor ids, Tensor pos, Tensor targets, int64_t B, int64_t T);
+  // The position ids forward() uses: i % T for each of the B*T tokens.
+  static void positions(int64_t B, int64_t T, int32_t* out);
 
   // Appends max_new tokens to `prompt` (non-empty, ids in range), sampling
   // with temperature / top-k / top-p (models/sampling.h), using a KV cache.

@@ -29,6 +29,9 @@ void LMTrainConfig::validate() const {
   if (precision != "fp32" && precision != "bf16")
     bad("precision must be fp32 or bf16, got '" + precision + "'");
   if (grad_accum < 1) bad("grad_accum must be >= 1, got " + std::to_string(grad_accum));
+  if (cuda_graph && grad_accum != 1)
+    bad("cuda_graph (--cuda-graph) needs grad_accum 1 (a captured step is one micro-batch), got " +
+        std::to_string(grad_accum));
   if (stop_at < 0) bad("stop_at must be >= 0 (0: run every step), got " + std::to_string(stop_at));
 }
 

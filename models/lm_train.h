@@ -40,6 +40,7 @@
 #include "autograd/optim.h"
 #include "dist/comm.h"
 #include "dist/grad_sync.h"
+#include "autograd/step_graph.h"
 #include "core/error.h"
 #include "io/checkpoint.h"
 #include "text/windows.h"
@@ -68,6 +69,14 @@ struct LMTrainConfig {
   // rounds its operands to bf16 and accumulates in float32; no loss scaling,
   // bf16 having float32's exponent range). Graph::set_matmul_precision.
   std::string precision = "fp32";
+  // Each training step through a StepGraph (autograd/step_graph.h): on a GPU
+  // captured once into a CUDA graph and replayed; on the CPU the eager step.
+  // Same losses and checkpoints as without it. The GPT only; needs
+  // grad_accum 1 (ValueError otherwise) and turns memory planning off for
+  // the run (a captured step keeps its warm-up step's arena addresses).
+  // Evaluation stays eager between replays: it allocates from the held step
+  // block, whose contents every replay rewrites, and never moves it.
+  bool cuda_graph = false;
   void validate() const;  // ValueError naming the field
 
   // The settings that define the run ("train.steps", ... at full precision).
@@ -157,6 +166,28 @@ void log_loss(const LMTrainConfig& c, int64_t step, double loss, double lr);
 void dist_start(Graph& g, const LMTrainConfig& c, const std::map<std::string, std::string>& model_meta,
                 uint64_t data_hash, int64_t first_step);
 
+// The StepGraph of one training step of m (inputs: ids, positions, targets)
+// when c.cuda_graph is set, else null. The step is the eager loop's with
+// grad_accum 1: loss, backward scaled by 1, the clipped update.
+template <class Model>
+std::unique_ptr<StepGraph> lm_step_graph(Model& m, Optimizer& opt, const LMTrainConfig& c) {
+  if (!c.cuda_graph) return nullptr;
+  if constexpr (requires(Model& mm, Tensor t) { mm.loss_from(t, t, t, int64_t(1), int64_t(1)); }) {
+    const int64_t B = c.batch, T = c.seq;
+    std::vector<StepInput> in{{Shape{B, T}, DType::I32}, {Shape{B, T}, DType::I32},
+                              {Shape{B * T}, DType::I32}};
+    return std::make_unique<StepGraph>(
+        m.graph(), std::move(in), [&m, &opt, B, T](Graph&, const std::vector<Tensor>& t) {
+          Tensor loss = m.loss_from(t[0], t[1], t[2], B, T);
+          m.backward(1.0);
+          opt.step();
+          return loss;
+        });
+  } else {
+    throw ValueError("train: cuda_graph (--cuda-graph) supports the GPT only");
+  }
+}
+
 template <class Model>
 LMTrainLog train_lm(Model& m, const std::vector<int32_t>& train, const std::vector<int32_t>& val,
                     const LMTrainConfig& cfg, const std::map<std::string, std::string>& extra = {}) {
@@ -183,9 +214,17 @@ LMTrainLog train_lm(Model& m, const std::vector<int32_t>& train, const std::vect
   dist::GradSync sync(m.graph());
   const int64_t global = c.batch * c.world;
   const dist::Shard shard = dist::my_shard(global);
-  m.graph().set_memory_planning(c.plan_memory);
+  if (c.cuda_graph && c.world > 1)
+    throw ValueError("train: cuda_graph (--cuda-graph) runs in one process: under mpirun the gradient "
+                     "all-reduce would sit outside the captured step (not supported)");
+  m.graph().set_memory_planning(c.plan_memory && !c.cuda_graph);
 
   std::vector<int32_t> x(c.batch * c.seq), y(c.batch * c.seq);
+  opt.clip_max_norm = c.grad_clip;
+  std::unique_ptr<StepGraph> sg = lm_step_graph(m, opt, c);
+  if (sg) sync.set_active(false);  // one process (refused above otherwise): nothing to average
+  std::vector<int32_t> pos(sg ? x.size() : 0);
+  for (size_t i = 0; i < pos.size(); ++i) pos[i] = static_cast<int32_t>(i % c.seq);  // GPT::positions
   const int64_t last = c.stop_at > 0 ? std::min(c.stop_at, c.steps) : c.steps;
   double last_val = -1;
   using clock = std::chrono::steady_clock;
@@ -199,24 +238,29 @@ LMTrainLog train_lm(Model& m, const std::vector<int32_t>& train, const std::vect
     // Ranks: each trains on its slice of the global batch; the gradients of
     // the last micro-batch's backward go out bucket by bucket as it runs.
     dist::fault_point(s + 1);
-    for (int64_t a = 0; a < c.grad_accum; ++a) {
-      windows.sample_rows(static_cast<int>(global), static_cast<int>(c.seq), static_cast<int>(shard.first),
-                          static_cast<int>(shard.rows), x.data(), y.data());
-      loss += m.loss(x.data(), y.data(), c.batch, c.seq);
-      sync.set_active(a + 1 == c.grad_accum);
-      m.backward(1.0 / static_cast<double>(c.grad_accum));
-    }
-    sync.finish();
-    loss = dist::allreduce_scalar(loss / static_cast<double>(c.grad_accum));
     // Clipping is fused into the update, on the graph's backend (after the
     // ranks' gradients are averaged: every rank sees the same norm); the norm
     // is read back (one double, after the loss's read) only to stop on NaN/Inf.
-    opt.clip_max_norm = c.grad_clip;
-    opt.step();
+    if (sg) {
+      windows.sample_rows(static_cast<int>(global), static_cast<int>(c.seq), static_cast<int>(shard.first),
+                          static_cast<int>(shard.rows), x.data(), y.data());
+      loss = sg->run({x.data(), pos.data(), y.data()});  // forward, backward, update
+    } else {
+      for (int64_t a = 0; a < c.grad_accum; ++a) {
+        windows.sample_rows(static_cast<int>(global), static_cast<int>(c.seq), static_cast<int>(shard.first),
+                            static_cast<int>(shard.rows), x.data(), y.data());
+        loss += m.loss(x.data(), y.data(), c.batch, c.seq);
+        sync.set_active(a + 1 == c.grad_accum);
+        m.backward(1.0 / static_cast<double>(c.grad_accum));
+      }
+      sync.finish();
+      loss = dist::allreduce_scalar(loss / static_cast<double>(c.grad_accum));
+      opt.step();
+    }
     if (c.grad_clip > 0 && !std::isfinite(opt.grad_norm()))
       throw ValueError("train: the gradient norm is not finite at step " + std::to_string(s + 1) +
                        " (NaN or Inf in a gradient); the parameters were left unchanged");
-    m.zero_grad();
+    if (!sg) m.zero_grad();  // a StepGraph zeroes them as its step begins
     log.step_memory = m.graph().memory_report();
     const double secs = std::chrono::duration<double>(clock::now() - t0).count();
     log.train_seconds += secs;

@@ -428,6 +428,64 @@ TEST_CASE("train_lm: N micro-batches of B equal one step at N*B") {
   CHECK_THROWS_WITH_AS(train_lm(b, train, {}, bad), doctest::Contains("grad_accum"), ValueError);
 }
 
+std::vector<char> file_bytes(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  REQUIRE(f != nullptr);
+  std::vector<char> b;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) b.insert(b.end(), buf, buf + n);
+  std::fclose(f);
+  return b;
+}
+
+// On the CPU a StepGraph runs the eager step, so the flag must change nothing
+// in the numbers: the step it records (loss_from, backward, the clipped
+// update) is the plain loop's, and evaluation between its runs is the same.
+TEST_CASE("train_lm: cuda_graph gives the plain run's losses and checkpoint bit for bit") {
+  auto train = pattern_tokens(2000, 3), val = pattern_tokens(400, 5);
+  LMTrainConfig plain = small_run();
+  plain.eval_every = 4;
+  plain.eval_batches = 2;
+  plain.out = temp_file("plain_graph");
+  LMTrainConfig graph = plain;
+  graph.cuda_graph = true;
+  graph.out = temp_file("cuda_graph");
+  GPT a(GPTConfig{6, 8, 1, 2, 16}), b(GPTConfig{6, 8, 1, 2, 16});
+  LMTrainLog la = train_lm(a, train, val, plain), lb = train_lm(b, train, val, graph);
+  CHECK(la.train_loss == lb.train_loss);
+  CHECK(la.val_loss == lb.val_loss);
+  CHECK(la.eval_step == lb.eval_step);
+  CHECK(weights(a) == weights(b));
+  CHECK(file_bytes(plain.out) == file_bytes(graph.out));
+  CHECK(la.step_memory.peak_planned > 0);
+  CHECK(lb.step_memory.peak_planned == 0);  // planning is off under the flag
+
+  SUBCASE("a cuda_graph run resumes a plain checkpoint exactly") {
+    LMTrainConfig first = plain;
+    first.stop_at = 4;
+    first.out = temp_file("graph_resume");
+    GPT p(GPTConfig{6, 8, 1, 2, 16});
+    train_lm(p, train, val, first);
+    LMTrainConfig second = graph;
+    second.resume = first.out;
+    GPT q(GPTConfig{6, 8, 1, 2, 16}, /*seed=*/99);
+    LMTrainLog l2 = train_lm(q, train, val, second);
+    REQUIRE(l2.train_loss.size() == 6);
+    for (size_t i = 0; i < 6; ++i) CHECK(l2.train_loss[i] == la.train_loss[i + 4]);
+    CHECK(weights(q) == weights(a));
+    std::remove(first.out.c_str());
+  }
+  SUBCASE("grad_accum > 1 and the LSTM are refused, naming the flag") {
+    LMTrainConfig acc = graph;
+    acc.grad_accum = 2;
+    CHECK_THROWS_WITH_AS(train_lm(b, train, val, acc), doctest::Contains("cuda_graph"), ValueError);
+    LSTMLM l(tiny_lstm());
+    CHECK_THROWS_WITH_AS(train_lm(l, train, val, graph), doctest::Contains("cuda_graph"), ValueError);
+  }
+  std::remove(plain.out.c_str());
+  std::remove(graph.out.c_str());
+}
+
 TEST_CASE("train_lm: a training checkpoint resumes bit for bit") {
   auto train = pattern_tokens(2000, 3);
   LMTrainConfig c = small_run();

@@ -112,3 +112,22 @@ def test_killed_training_leaves_the_last_complete_checkpoint(tmp_path):
         # A killed writer may leave its temporary file; never a half-written checkpoint.
         assert all(not f.endswith(".safetensors") for f in leftovers)
     assert loads >= 3
+
+
+def test_cuda_graph_flag_gives_the_same_run(tmp_path):
+    """On the CPU --cuda-graph runs each step through a StepGraph's eager path:
+    the loss log and the checkpoint must be the plain run's, byte for byte."""
+    data = tmp_path / "corpus.txt"
+    data.write_text(TEXT)
+    outs = {}
+    for tag, extra in (("plain", []), ("graph", ["--cuda-graph"])):
+        ckpt, log = tmp_path / f"{tag}.safetensors", tmp_path / f"{tag}.log"
+        run("train", "--data", str(data), "--steps", "20", "--out", str(ckpt), "--lr", "3e-3",
+            "--loss-log", str(log), *TINY, *extra)
+        outs[tag] = (log.read_text(), ckpt.read_bytes())
+    assert len(outs["plain"][0].splitlines()) == 20
+    assert outs["graph"] == outs["plain"]
+    r = run("train", "--data", str(data), "--steps", "2", "--out", str(tmp_path / "x.safetensors"),
+            "--grad-accum", "2", "--cuda-graph", *TINY, check=False)
+    assert r.returncode == 2, r.stderr
+    assert "cuda_graph (--cuda-graph) needs grad_accum 1" in r.stderr
