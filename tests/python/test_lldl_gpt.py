@@ -68,9 +68,9 @@ def test_bad_arguments_are_named(tmp_path):
         (["train", "--data", str(data), "--steps", "2", "--out", str(ckpt), "--device", "tpu"],
          "--device must be cpu or cuda"),
         (["train", "--data", str(data), "--steps", "2", "--out", str(ckpt), "--tf32"],
-         "need --device cuda"),
+         "needs --device cuda"),
         (["sample", "--ckpt", str(ckpt), "--prompt", "the", "--precision", "fp8", "--device", "cuda"],
-         "--precision must be fp32 or bf16"),
+         "must be fp32 or bf16"),
     ]
     import cppapi
     if not cppapi.cuda_available():  # the reason, not a crash
